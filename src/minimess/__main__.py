@@ -1,0 +1,5 @@
+"""`python -m minimess` runs the command line."""
+
+from minimess.app.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Adapters: the technologies minimess talks to (WebSocket, the in-memory bus, Kafka)."""

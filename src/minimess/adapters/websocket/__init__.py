@@ -1,0 +1,1 @@
+"""The WebSocket adapter: wire codec, per-connection tasks, and the server."""

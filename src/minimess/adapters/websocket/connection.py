@@ -1,0 +1,161 @@
+"""One client connection: its reader, writer and pinger tasks, from handshake to close."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from minimess.adapters.websocket import codec
+from minimess.adapters.websocket.codec import FrameError, Pub, Sub, SubscribeRequest, Unsub
+from minimess.adapters.websocket.outbound import Outbound
+from minimess.adapters.websocket.rate_limit import TokenBucket
+from minimess.adapters.websocket.stats import ServerStats
+from minimess.app.settings import ServerSettings
+from minimess.app.usecases import Messaging, Session
+from minimess.domain.errors import BrokerUnavailable, TooManyTopics
+
+log = structlog.get_logger(__name__)
+
+SLOW_CONSUMER = 4000
+INTERNAL_ERROR = 1011
+
+
+class ClientConnection:
+    """Runs one accepted WebSocket connection until it closes, whatever the client sends.
+
+    Three tasks with one job each: the reader turns frames into use cases, the writer drains
+    the outbound queue to the socket, the pinger closes a client that stopped answering pings
+    (answering the client's own pings is done by the websockets protocol as frames are read).
+    The first task to end ends the others; the session is always disconnected from the hub.
+    """
+
+    def __init__(
+        self,
+        connection: ServerConnection,
+        request: SubscribeRequest,
+        messaging: Messaging,
+        settings: ServerSettings,
+        stats: ServerStats,
+        node_id: str,
+    ) -> None:
+        self._connection = connection
+        self._request = request
+        self._messaging = messaging
+        self._settings = settings
+        self._stats = stats
+        self._node_id = node_id
+        self._outbound = Outbound(connection, settings.queue_size, self._close_slow_consumer)
+        self._rate = TokenBucket(settings.rate_limit)
+        # Closing handshakes started from a callback; kept so they are not garbage-collected.
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        session = self._messaging.connect(self._request.uid, self._outbound)
+        self._stats.connections_opened += 1
+        log.info("client_connected", uid=str(session.uid), peer=_peer(self._connection))
+        try:
+            # Nothing awaits between connect and the subscriptions: `success` is the first frame.
+            self._outbound.push(codec.success_frame(session.uid, self._node_id, self._request.topics))
+            for topic in self._request.topics:
+                self._messaging.subscribe(session, topic)
+            await self._run_tasks(
+                self._read(session),
+                self._outbound.run_writer(),
+                self._keep_alive(),
+            )
+        finally:
+            self._messaging.disconnect(session)
+            self._stats.connections_closed += 1
+            log.info(
+                "client_disconnected",
+                code=self._connection.close_code,
+                reason=self._connection.close_reason,
+            )
+
+    async def _run_tasks(self, *jobs: Coroutine[Any, Any, None]) -> None:
+        tasks = [asyncio.create_task(job) for job in jobs]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if not task.cancelled() and (error := task.exception()) is not None:
+                self._stats.internal_errors += 1
+                log.error("connection_failed", exc_info=error)
+                await self._connection.close(INTERNAL_ERROR, "internal error")
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def _read(self, session: Session) -> None:
+        try:
+            async for data in self._connection:
+                if not self._rate.allow():
+                    self._stats.rate_limited += 1
+                    self._reply_error("rate_limited", "too many frames; slow down", None)
+                    continue
+                try:
+                    await self._handle(session, codec.parse_client_frame(data))
+                except FrameError as error:
+                    self._reply_error(error.code, error.reason, error.ref)
+        except ConnectionClosed:
+            pass
+
+    async def _handle(self, session: Session, frame: codec.ClientFrame) -> None:
+        if isinstance(frame, Sub):
+            try:
+                self._messaging.subscribe(session, frame.topic)
+            except TooManyTopics as error:
+                raise FrameError("too_many_topics", str(error), frame.ref) from None
+            self._outbound.push(codec.subscribed_frame(frame.topic))
+        elif isinstance(frame, Unsub):
+            self._messaging.unsubscribe(session, frame.topic)
+            self._outbound.push(codec.unsubscribed_frame(frame.topic))
+        elif isinstance(frame, Pub):
+            try:
+                message = await self._messaging.publish(session, frame.topic, frame.body)
+            except BrokerUnavailable as error:
+                raise FrameError("broker_unavailable", str(error), frame.ref) from None
+            self._stats.messages_published += 1
+            self._outbound.push(codec.ack_frame(frame.ref, message.id))
+
+    def _reply_error(self, code: str, reason: str, ref: str | None) -> None:
+        self._stats.error_frames += 1
+        log.debug("error_frame_sent", code=code, reason=reason)
+        self._outbound.push(codec.error_frame(code, reason, ref))
+
+    async def _keep_alive(self) -> None:
+        interval, timeout = self._settings.ping_interval, self._settings.ping_timeout
+        if interval == 0:
+            await asyncio.Event().wait()
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                pong = await self._connection.ping()
+                try:
+                    async with asyncio.timeout(timeout):
+                        await pong
+                except TimeoutError:
+                    self._stats.inactive_closes += 1
+                    log.info("client_inactive", ping_timeout=timeout)
+                    await self._connection.close(INTERNAL_ERROR, "ping timeout")
+                    return
+        except ConnectionClosed:
+            pass
+
+    def _close_slow_consumer(self) -> None:
+        self._stats.slow_consumer_closes += 1
+        log.warning("slow_consumer_closed", queue_size=self._settings.queue_size)
+        task = asyncio.create_task(self._connection.close(SLOW_CONSUMER, "slow consumer"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "unknown"

@@ -1,0 +1,150 @@
+"""The WebSocket server: HTTP routing, the server-wide ticker, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+
+import attrs
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from minimess.adapters.websocket import codec
+from minimess.adapters.websocket.codec import PathError
+from minimess.adapters.websocket.connection import ClientConnection
+from minimess.adapters.websocket.stats import ServerStats
+from minimess.app.hub import Hub
+from minimess.app.settings import ServerSettings
+from minimess.app.usecases import Messaging
+from minimess.domain.ports import Broker, Clock
+
+log = structlog.get_logger(__name__)
+
+
+class WebSocketServer:
+    """Serves protocol v1 on one port until SIGINT or SIGTERM, then drains every client."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        messaging: Messaging,
+        hub: Hub,
+        broker: Broker,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._messaging = messaging
+        self._hub = hub
+        self._broker = broker
+        self._clock = clock
+        self.stats = ServerStats()
+        self._node_id = settings.node_id or ""
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Serve until `stop` is set, or until SIGINT/SIGTERM when no event is given."""
+        if stop is None:
+            stop = _stop_on_signals()
+        settings = self._settings
+        async with self._broker.attach(self._messaging.deliver):
+            server = await serve(
+                self._handle,
+                settings.host,
+                settings.port,
+                process_request=self._route,
+                # Compression is off so that a message's frame is the same bytes for everyone.
+                compression=None,
+                max_size=settings.max_message_bytes,
+                # Keepalive is ours (ClientConnection's pinger), not the library's.
+                ping_interval=None,
+                close_timeout=settings.close_timeout,
+                server_header=None,
+            )
+            port = _bound_port(server)
+            self._node_id = settings.node_id or f"{socket.gethostname()}:{port}"
+            log.info("server_listening", host=settings.host, port=port, node=self._node_id)
+            ticker = asyncio.create_task(self._tick())
+            try:
+                await stop.wait()
+            finally:
+                ticker.cancel()
+                await self._shut_down(server)
+
+    async def _shut_down(self, server: Server) -> None:
+        log.info("server_stopping", connections=self._hub.connection_count)
+        # Stop accepting and close every connection with 1001 so clients reconnect elsewhere.
+        server.close(close_connections=True)
+        try:
+            async with asyncio.timeout(self._settings.shutdown_timeout):
+                await server.wait_closed()
+        except TimeoutError:
+            log.warning("shutdown_timed_out", connections=len(server.connections))
+            for connection in server.connections:
+                connection.transport.abort()
+        log.info("server_stopped", **attrs.asdict(self.stats))
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        with structlog.contextvars.bound_contextvars(connection_id=connection.id.hex[:12]):
+            assert connection.request is not None  # set by the handshake
+            request = codec.parse_subscribe_path(connection.request.path, self._settings.max_topics)
+            client = ClientConnection(
+                connection, request, self._messaging, self._settings, self.stats, self._node_id
+            )
+            await client.run()
+
+    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answer plain HTTP endpoints and bad paths; return None to go on with the upgrade."""
+        path = request.path.partition("?")[0]
+        if path == "/healthz":
+            return connection.respond(200, "ok\n")
+        if path == "/readyz":
+            if self._broker.is_ready():
+                return connection.respond(200, "ready\n")
+            return connection.respond(503, "broker unavailable\n")
+        if path == "/stats":
+            return _json_response(self._stats_document())
+        try:
+            codec.parse_subscribe_path(path, self._settings.max_topics)
+        except PathError as error:
+            log.info("request_rejected", path=path[:200], status=error.status, reason=error.reason)
+            return connection.respond(error.status, error.reason + "\n")
+        return None
+
+    def _stats_document(self) -> dict[str, object]:
+        return {
+            "node": self._node_id,
+            "connections": self._hub.connection_count,
+            "deliveries": self._hub.deliveries,
+            **attrs.asdict(self.stats),
+        }
+
+    async def _tick(self) -> None:
+        """Send every connection a `time` frame every `tick` seconds, encoded once per tick."""
+        if self._settings.tick == 0:
+            return
+        while True:
+            await asyncio.sleep(self._settings.tick)
+            self._hub.broadcast(codec.time_frame(self._clock.now()))
+
+
+def _json_response(document: dict[str, object]) -> Response:
+    body = json.dumps(document).encode()
+    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return Response(200, "OK", headers, body)
+
+
+def _bound_port(server: Server) -> int:
+    for sock in server.sockets:
+        return int(sock.getsockname()[1])
+    raise RuntimeError("server has no listening socket")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop

@@ -1,0 +1,1 @@
+"""The core of minimess: message values, their rules, and the ports the core needs."""

@@ -1,0 +1,58 @@
+"""The ports the core needs from the outside world: a broker, a clock, and local connections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from minimess.domain.model import Message
+
+Frame = bytes
+"""One message, already encoded for the wire; the same bytes serve every recipient."""
+
+Deliver = Callable[[Message], None]
+"""Called by a broker, on the event loop, once for every message on the bus, in bus order."""
+
+RenderFrame = Callable[[Message], Frame]
+"""Encodes a message into its wire frame; called once per message, not once per recipient."""
+
+
+class Broker(Protocol):
+    """The bus between servers: whatever one server publishes, every attached server delivers."""
+
+    def attach(self, deliver: Deliver) -> AbstractAsyncContextManager[None]:
+        """While the context is open, call `deliver` for every message published from now on.
+
+        Entering connects (or starts connecting) to the bus; leaving detaches and flushes.
+        """
+        ...
+
+    async def publish(self, message: Message) -> None:
+        """Return once the bus has accepted `message`; raise BrokerUnavailable otherwise."""
+        ...
+
+    def is_ready(self) -> bool:
+        """Whether publishing is expected to work right now (used by /readyz)."""
+        ...
+
+
+class Clock(Protocol):
+    """Where the current time comes from, so tests can fix it."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware in UTC."""
+        ...
+
+
+class Outbox(Protocol):
+    """One local connection as the core sees it: somewhere to put frames, without waiting."""
+
+    def push(self, frame: Frame) -> None:
+        """Queue `frame` for the connection; never blocks and never raises.
+
+        A connection that cannot keep up closes itself (slow consumer) instead of
+        making the caller wait.
+        """
+        ...
