@@ -30,18 +30,18 @@ async def send_frame(connection: ClientConnection, **frame: Any) -> None:
     await connection.send(json.dumps(frame))
 
 
-async def next_frame(connection: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
+async def next_frame(connection: ClientConnection, within: float = 10.0) -> dict[str, Any]:
     """The next frame of any type, decoded."""
-    async with asyncio.timeout(scaled(timeout)):
+    async with asyncio.timeout(scaled(within)):
         data = await connection.recv()
     document = json.loads(data)
     assert isinstance(document, dict)
     return document
 
 
-async def frame_of_type(connection: ClientConnection, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+async def frame_of_type(connection: ClientConnection, kind: str, within: float = 10.0) -> dict[str, Any]:
     """The next frame of type `kind`, skipping `time` ticks; fail on any other frame."""
-    async with asyncio.timeout(scaled(timeout)):
+    async with asyncio.timeout(scaled(within)):
         while True:
             document = json.loads(await connection.recv())
             if document["type"] == "time":
