@@ -51,13 +51,15 @@ class ClientConnection:
         self._node_id = node_id
         self._outbound = Outbound(connection, settings.queue_size, self._close_slow_consumer)
         self._rate = TokenBucket(settings.rate_limit)
+        # Bound here as well as in the context: a slow-consumer close runs on the publisher's task.
+        self._log = log.bind(connection_id=connection_id(connection))
         # Closing handshakes started from a callback; kept so they are not garbage-collected.
         self._closing: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         session = self._messaging.connect(self._request.uid, self._outbound)
         self._stats.connections_opened += 1
-        log.info("client_connected", uid=str(session.uid), peer=_peer(self._connection))
+        self._log.info("client_connected", uid=str(session.uid), peer=_peer(self._connection))
         try:
             # Nothing awaits between connect and the subscriptions: `success` is the first frame.
             self._outbound.push(codec.success_frame(session.uid, self._node_id, self._request.topics))
@@ -71,7 +73,7 @@ class ClientConnection:
         finally:
             self._messaging.disconnect(session)
             self._stats.connections_closed += 1
-            log.info(
+            self._log.info(
                 "client_disconnected",
                 code=self._connection.close_code,
                 reason=self._connection.close_reason,
@@ -88,7 +90,7 @@ class ClientConnection:
         for task in done:
             if not task.cancelled() and (error := task.exception()) is not None:
                 self._stats.internal_errors += 1
-                log.error("connection_failed", exc_info=error)
+                self._log.error("connection_failed", exc_info=error)
                 await self._connection.close(INTERNAL_ERROR, "internal error")
         await asyncio.gather(*self._closing, return_exceptions=True)
 
@@ -126,7 +128,7 @@ class ClientConnection:
 
     def _reply_error(self, code: str, reason: str, ref: str | None) -> None:
         self._stats.error_frames += 1
-        log.debug("error_frame_sent", code=code, reason=reason)
+        self._log.debug("error_frame_sent", code=code, reason=reason)
         self._outbound.push(codec.error_frame(code, reason, ref))
 
     async def _keep_alive(self) -> None:
@@ -142,7 +144,7 @@ class ClientConnection:
                         await pong
                 except TimeoutError:
                     self._stats.inactive_closes += 1
-                    log.info("client_inactive", ping_timeout=timeout)
+                    self._log.info("client_inactive", ping_timeout=timeout)
                     await self._connection.close(INTERNAL_ERROR, "ping timeout")
                     return
         except ConnectionClosed:
@@ -150,10 +152,15 @@ class ClientConnection:
 
     def _close_slow_consumer(self) -> None:
         self._stats.slow_consumer_closes += 1
-        log.warning("slow_consumer_closed", queue_size=self._settings.queue_size)
+        self._log.warning("slow_consumer_closed", queue_size=self._settings.queue_size)
         task = asyncio.create_task(self._connection.close(SLOW_CONSUMER, "slow consumer"))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+def connection_id(connection: ServerConnection) -> str:
+    """A short id for log lines about one connection."""
+    return connection.id.hex[:12]
 
 
 def _peer(connection: ServerConnection) -> str:

@@ -15,7 +15,7 @@ from websockets.http11 import Request, Response
 
 from minimess.adapters.websocket import codec
 from minimess.adapters.websocket.codec import PathError
-from minimess.adapters.websocket.connection import ClientConnection
+from minimess.adapters.websocket.connection import ClientConnection, connection_id
 from minimess.adapters.websocket.stats import ServerStats
 from minimess.app.hub import Hub
 from minimess.app.settings import ServerSettings
@@ -58,6 +58,9 @@ class WebSocketServer:
                 # Compression is off so that a message's frame is the same bytes for everyone.
                 compression=None,
                 max_size=settings.max_message_bytes,
+                # Incoming frames not yet read; when full, reading from the socket pauses and TCP
+                # pushes back on the client, so a flooding client slows down only itself.
+                max_queue=16,
                 # Keepalive is ours (ClientConnection's pinger), not the library's.
                 ping_interval=None,
                 close_timeout=settings.close_timeout,
@@ -87,7 +90,7 @@ class WebSocketServer:
         log.info("server_stopped", **attrs.asdict(self.stats))
 
     async def _handle(self, connection: ServerConnection) -> None:
-        with structlog.contextvars.bound_contextvars(connection_id=connection.id.hex[:12]):
+        with structlog.contextvars.bound_contextvars(connection_id=connection_id(connection)):
             assert connection.request is not None  # set by the handshake
             request = codec.parse_subscribe_path(connection.request.path, self._settings.max_topics)
             client = ClientConnection(
