@@ -14,7 +14,7 @@ class ServerSettings:
 
     host: str = "127.0.0.1"
     port: int = attrs.field(default=8080, validator=[v.ge(0), v.le(65535)])
-    broker: str = attrs.field(default="memory")
+    broker: str = attrs.field(default="memory", validator=v.in_(BROKER_KINDS))
     # Seconds between `time` frames to every client; 0 turns them off.
     tick: float = attrs.field(default=5.0, validator=v.ge(0))
     # Keepalive: ping every interval, close a client that has not answered within the timeout.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import unquote
 
 import attrs
 from websockets.frames import Frame as WireFrame
@@ -71,7 +72,8 @@ def parse_subscribe_path(path: str, max_topics: int) -> SubscribeRequest:
     path = path.partition("?")[0]
     if not path.startswith(SUBSCRIBE_PREFIX):
         raise PathError(404, f"no such endpoint {path!r}")
-    segments = path[len(SUBSCRIBE_PREFIX) :].removesuffix("/").split("/")
+    # Split before unquoting, so that an escaped "/" stays inside its segment (and is rejected).
+    segments = [unquote(segment) for segment in path[len(SUBSCRIBE_PREFIX) :].removesuffix("/").split("/")]
     usage = "expected /subscribe/id:<uid>[/topic:<topic>...]"
     if not segments[0].startswith("id:"):
         raise PathError(400, usage)
@@ -100,7 +102,9 @@ def parse_client_frame(data: str | bytes) -> ClientFrame:
     if not isinstance(document, dict):
         raise FrameError("bad_frame", "frame must be a JSON object")
     ref = document.get("ref")
-    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF_LENGTH):
+    if ref is not None and (
+        not isinstance(ref, str) or len(ref) > MAX_REF_LENGTH or not _is_unicode_text(ref)
+    ):
         raise FrameError("bad_frame", f"'ref' must be a string of at most {MAX_REF_LENGTH} characters")
     kind = document.get("type")
     if not isinstance(kind, str):
@@ -115,7 +119,20 @@ def parse_client_frame(data: str | bytes) -> ClientFrame:
     body = document.get("body")
     if not isinstance(body, str):
         raise FrameError("bad_frame", "missing string field 'body'", ref)
+    if not _is_unicode_text(body):
+        raise FrameError("bad_frame", "'body' contains an unpaired surrogate escape", ref)
     return Pub(topic, body, ref)
+
+
+def _is_unicode_text(text: str) -> bool:
+    """False for strings with lone surrogates, which JSON escapes allow but UTF-8 cannot carry."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _topic_field(document: dict[str, Any], ref: str | None) -> Topic:
@@ -130,7 +147,7 @@ def _topic_field(document: dict[str, Any], ref: str | None) -> Topic:
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with milliseconds: 2026-11-28T03:55:13.123Z."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def _payload(document: dict[str, Any]) -> bytes:

@@ -61,10 +61,14 @@ class ClientConnection:
         self._stats.connections_opened += 1
         self._log.info("client_connected", uid=str(session.uid), peer=_peer(self._connection))
         try:
-            # Nothing awaits between connect and the subscriptions: `success` is the first frame.
-            self._outbound.push(codec.success_frame(session.uid, self._node_id, self._request.topics))
-            for topic in self._request.topics:
-                self._messaging.subscribe(session, topic)
+            try:
+                # Nothing awaits between connect and here: `success` is the first frame.
+                self._outbound.push(codec.success_frame(session.uid, self._node_id, self._request.topics))
+                for topic in self._request.topics:
+                    self._messaging.subscribe(session, topic)
+            except Exception as error:
+                await self._fail(error)
+                return
             await self._run_tasks(
                 self._read(session),
                 self._outbound.run_writer(),
@@ -89,10 +93,14 @@ class ClientConnection:
             await asyncio.gather(*tasks, return_exceptions=True)
         for task in done:
             if not task.cancelled() and (error := task.exception()) is not None:
-                self._stats.internal_errors += 1
-                self._log.error("connection_failed", exc_info=error)
-                await self._connection.close(INTERNAL_ERROR, "internal error")
+                await self._fail(error)
         await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def _fail(self, error: BaseException) -> None:
+        """A bug met this connection: log it with the connection id, close only this one (1011)."""
+        self._stats.internal_errors += 1
+        self._log.error("connection_failed", exc_info=error)
+        await self._close(INTERNAL_ERROR, "internal error")
 
     async def _read(self, session: Session) -> None:
         try:
@@ -145,15 +153,28 @@ class ClientConnection:
                 except TimeoutError:
                     self._stats.inactive_closes += 1
                     self._log.info("client_inactive", ping_timeout=timeout)
-                    await self._connection.close(INTERNAL_ERROR, "ping timeout")
+                    await self._close(INTERNAL_ERROR, "ping timeout")
                     return
         except ConnectionClosed:
             pass
 
+    async def _close(self, code: int, reason: str) -> None:
+        """Close with `code`, and drop the TCP connection if that takes over the close timeout.
+
+        websockets' close() first waits for the socket to take the close frame, without a time
+        limit; a client that never reads would keep its connection, and its buffers, forever.
+        """
+        try:
+            async with asyncio.timeout(self._settings.close_timeout):
+                await self._connection.close(code, reason)
+        except TimeoutError:
+            self._log.info("connection_dropped", code=code, reason="close timed out")
+            self._connection.transport.abort()
+
     def _close_slow_consumer(self) -> None:
         self._stats.slow_consumer_closes += 1
         self._log.warning("slow_consumer_closed", queue_size=self._settings.queue_size)
-        task = asyncio.create_task(self._connection.close(SLOW_CONSUMER, "slow consumer"))
+        task = asyncio.create_task(self._close(SLOW_CONSUMER, "slow consumer"))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 

@@ -42,6 +42,8 @@ class WebSocketServer:
         self._broker = broker
         self._clock = clock
         self.stats = ServerStats()
+        # Every connection whose handler runs, so a shutdown that times out can drop them all.
+        self._connections: set[ServerConnection] = set()
         self._node_id = settings.node_id or ""
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -84,9 +86,10 @@ class WebSocketServer:
             async with asyncio.timeout(self._settings.shutdown_timeout):
                 await server.wait_closed()
         except TimeoutError:
-            log.warning("shutdown_timed_out", connections=len(server.connections))
-            for connection in server.connections:
+            log.warning("shutdown_timed_out", connections=len(self._connections))
+            for connection in self._connections:
                 connection.transport.abort()
+            await server.wait_closed()
         log.info("server_stopped", **attrs.asdict(self.stats))
 
     async def _handle(self, connection: ServerConnection) -> None:
@@ -96,7 +99,11 @@ class WebSocketServer:
             client = ClientConnection(
                 connection, request, self._messaging, self._settings, self.stats, self._node_id
             )
-            await client.run()
+            self._connections.add(connection)
+            try:
+                await client.run()
+            finally:
+                self._connections.discard(connection)
 
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer plain HTTP endpoints and bad paths; return None to go on with the upgrade."""
