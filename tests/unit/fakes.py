@@ -1,0 +1,43 @@
+"""Stateful fakes for unit tests: an Outbox that records its frames and a Clock that steps predictably."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from minimess.adapters.websocket.codec import message_from_document
+from minimess.domain.model import Message
+from tests.unit.wire import decode_server_frame
+
+
+class RecordingOutbox:
+    """An Outbox that keeps, in order, every frame pushed to it."""
+
+    def __init__(self, name: str = "outbox") -> None:
+        self.name = name
+        self.frames: list[bytes] = []
+
+    def push(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [decode_server_frame(frame) for frame in self.frames]
+
+    def messages(self) -> list[Message]:
+        """The `message` frames received, read back into Messages (timestamps at ms precision)."""
+        return [message_from_document(d) for d in self.documents() if d["type"] == "message"]
+
+    def __repr__(self) -> str:
+        return f"RecordingOutbox({self.name!r}, {len(self.frames)} frames)"
+
+
+class SteppingClock:
+    """A Clock that starts at a fixed UTC instant and moves one millisecond per reading."""
+
+    def __init__(self, start: datetime = datetime(2026, 11, 28, 3, 55, 13, 123000, tzinfo=UTC)) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        moment = self.current
+        self.current += timedelta(milliseconds=1)
+        return moment
