@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
-from websockets.http11 import Response
-from websockets.protocol import Event
-from websockets.uri import parse_uri
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import http_get, next_frame, open_client, send_frame, stats, subscribe_path
+from tests.integration.wire import RawClient, http_get, next_frame, open_client, send_frame, stats
 from tests.timeouts import scaled
 
 # The topic the innocent bystander of every test listens on; bad frames aim at it too, so that
@@ -279,75 +273,13 @@ async def served_again(connection: ClientConnection, frame: dict[str, Any], answ
             assert reply["code"] == "rate_limited", reply
 
 
-class NonReader:
-    """A WebSocket client on a raw socket with a tiny receive buffer, which reads only when told to.
-
-    websockets' sans-I/O ClientProtocol does the handshake; between explicit reads nothing drains
-    the socket, so what the server writes piles up in the kernel buffers and then in the server.
-    """
-
-    def __init__(self, sock: socket.socket, protocol: ClientProtocol) -> None:
-        self._sock = sock
-        self._protocol = protocol
-        # Events parsed from data already read but not handed out yet.
-        self._events: deque[Event] = deque()
-
-    @classmethod
-    async def connect(cls, server: ServerProcess, path: str) -> NonReader:
-        """Connect to `path` and read up to the handshake response, nothing more."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # Set before connecting, so that the advertised window stays small and is not auto-tuned.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        client = cls(sock, ClientProtocol(parse_uri(server.url(path)), max_size=None))
-        async with asyncio.timeout(scaled(10)):
-            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
-            client._protocol.send_request(client._protocol.connect())
-            await client.flush()
-            response = await client.next_event()
-        assert isinstance(response, Response), response
-        assert response.status_code == 101, response
-        return client
-
-    async def next_event(self) -> Event:
-        """The next event, reading from the socket only as much as it takes."""
-        loop = asyncio.get_running_loop()
-        while not self._events:
-            data = await loop.sock_recv(self._sock, 4096)
-            if data:
-                self._protocol.receive_data(data)
-            else:
-                self._protocol.receive_eof()
-            self._events.extend(self._protocol.events_received())
-            if not data and not self._events:
-                raise EOFError("the server ended the TCP connection")
-        return self._events.popleft()
-
-    async def next_text(self) -> dict[str, Any]:
-        """The next frame, which must be a text frame, decoded."""
-        frame = await self.next_event()
-        assert isinstance(frame, Frame), frame
-        assert frame.opcode is Opcode.TEXT, frame
-        document = json.loads(bytes(frame.data))
-        assert isinstance(document, dict)
-        return document
-
-    async def flush(self) -> None:
-        """Send what the protocol has queued: here, only the handshake request."""
-        loop = asyncio.get_running_loop()
-        for data in self._protocol.data_to_send():
-            if data:
-                await loop.sock_sendall(self._sock, data)
-
-    def close(self) -> None:
-        self._sock.close()
-
-
 # Pings off, so that only the slow-consumer path can end a connection that never reads.
 SLOW_CONSUMER_OPTIONS = (
     *("--tick", "0", "--ping-interval", "0", "--queue-size", "8"),
     *("--rate-limit", "0", "--max-message-bytes", "65536"),
 )
+# A tiny receive buffer, so that what `sleepy` does not read piles up in the server, not the kernel.
+SLEEPY_RECEIVE_BUFFER = 4096
 # 12 MB in all: more than a connection's kernel buffers, its write buffer and its queue hold.
 LARGE_BODIES = [f"{i:04d}:" + "x" * (30 * 1024) for i in range(400)]
 
@@ -359,7 +291,7 @@ async def test_client_that_never_reads_is_closed_as_slow_consumer_and_delays_nob
     # A long close timeout: the closing handshake must still be pending when `sleepy` reads at the end.
     server = start_server(*SLOW_CONSUMER_OPTIONS, "--close-timeout", str(scaled(30)))
     bodies, count, window = LARGE_BODIES, len(LARGE_BODIES), 32
-    sleepy = await NonReader.connect(server, subscribe_path("sleepy", ROOM))
+    sleepy = await RawClient.connect(server, "sleepy", ROOM, receive_buffer=SLEEPY_RECEIVE_BUFFER)
     try:
         assert (await sleepy.next_text())["type"] == "success"
         # From here on `sleepy` reads nothing until the end of the test.
@@ -418,7 +350,7 @@ async def test_slow_consumer_that_never_reads_is_dropped_within_close_timeout(
     """A slow consumer that never reads its 4000 close frame is dropped once --close-timeout passes."""
     close_timeout = 0.5
     server = start_server(*SLOW_CONSUMER_OPTIONS, "--close-timeout", str(close_timeout))
-    sleepy = await NonReader.connect(server, subscribe_path("sleepy", ROOM))
+    sleepy = await RawClient.connect(server, "sleepy", ROOM, receive_buffer=SLEEPY_RECEIVE_BUFFER)
     try:
         assert (await sleepy.next_text())["type"] == "success"
         async with await open_client(server, "publisher") as publisher:

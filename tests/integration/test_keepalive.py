@@ -14,11 +14,11 @@ from websockets.protocol import Event
 
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import (
+    RawClient,
     fetch_stats,
     frame_of_type,
     logged,
     open_client,
-    open_silent_client,
     send_frame,
 )
 from tests.timeouts import scaled
@@ -56,13 +56,13 @@ async def test_client_that_never_answers_pings_is_closed_with_1011(
 ) -> None:
     """A client that never answers a ping gets 1011 "ping timeout", then loses its TCP connection."""
     server = start_server(*KEEPALIVE_OPTIONS)
-    frames, writer = await open_silent_client(server, "ghost", "news")
+    ghost = await RawClient.connect(server, "ghost", "news")
     connected_at = time.monotonic()
     try:
         pings = 0
         close: Close | None = None
         async with asyncio.timeout(scaled(PING_INTERVAL + PING_TIMEOUT + MARGIN)):
-            async for frame in frames:
+            async for frame in ghost.frames():
                 if frame.opcode is Opcode.PING:
                     pings += 1
                 elif frame.opcode is Opcode.CLOSE:
@@ -75,10 +75,10 @@ async def test_client_that_never_answers_pings_is_closed_with_1011(
 
         # The close reply never comes, so the server drops the TCP connection after its close timeout.
         async with asyncio.timeout(scaled(CLOSE_TIMEOUT + MARGIN)):
-            after_close = [frame async for frame in frames]
+            after_close = [frame async for frame in ghost.frames()]
         assert after_close == []
     finally:
-        writer.close()
+        ghost.close()
 
     inactive = await logged(server, "client_inactive")
     assert inactive["ping_timeout"] == PING_TIMEOUT

@@ -12,7 +12,7 @@ import pytest
 from websockets.frames import Close, Opcode
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import close_received, logged, open_client, open_silent_client
+from tests.integration.wire import RawClient, close_received, logged, open_client
 from tests.timeouts import scaled
 
 CLIENTS = 20
@@ -66,7 +66,7 @@ async def test_client_that_never_answers_the_close_does_not_delay_exit_past_shut
         *("--close-timeout", "30"),
         *("--shutdown-timeout", str(SHUTDOWN_TIMEOUT)),
     )
-    frames, writer = await open_silent_client(server, "mute", "news")
+    mute = await RawClient.connect(server, "mute", "news")
     polite = await open_client(server, "polite", "news")
     try:
         signalled_at = time.monotonic()
@@ -82,9 +82,9 @@ async def test_client_that_never_answers_the_close_does_not_delay_exit_past_shut
 
         # The silent client was sent its 1001 too, but its TCP connection was cut without a reply.
         async with asyncio.timeout(scaled(MARGIN)):
-            received = [frame async for frame in frames]
+            received = [frame async for frame in mute.frames()]
         closes = [Close.parse(frame.data) for frame in received if frame.opcode is Opcode.CLOSE]
         assert [close.code for close in closes] == [1001]
     finally:
-        writer.close()
+        mute.close()
         await polite.close()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Close, Frame
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import Event, State
 from websockets.uri import parse_uri
@@ -94,44 +96,95 @@ async def close_received(connection: ClientConnection, within: float = 10.0) -> 
             return closed.rcvd
 
 
-async def open_silent_client(
-    server: ServerProcess, uid: str, *topics: str, within: float = 10.0
-) -> tuple[AsyncIterator[Frame], asyncio.StreamWriter]:
-    """Complete the WebSocket handshake over raw TCP, then never write again: no pong, no close reply.
+# The misbehaving peer that keepalive, shutdown and slow-consumer tests need: a websockets client
+# would answer pings and close frames and drain its socket by itself, hiding what the server does.
+class RawClient:
+    """A WebSocket client on raw TCP that does the handshake, then never writes and reads only when asked."""
 
-    The client is driven by websockets' sans-I/O ClientProtocol; what it queues after the handshake
-    is never sent. Frames arrive from the returned iterator until the server ends the TCP connection;
-    the writer is returned so that the test can drop the connection when it is done.
-    """
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    protocol = ClientProtocol(parse_uri(server.url(subscribe_path(uid, *topics))))
-    protocol.send_request(protocol.connect())
-    writer.write(b"".join(protocol.data_to_send()))
-    events: list[Event] = []
-    async with asyncio.timeout(scaled(within)):
-        while not events:
-            data = await reader.read(65536)
-            assert data, "the server closed the connection during the handshake"
-            protocol.receive_data(data)
-            events = protocol.events_received()
-    response, *frames = events
-    assert isinstance(response, Response), response
-    assert response.status_code == 101, response
-    assert protocol.state is State.OPEN, protocol.handshake_exc
-    return _silent_frames(protocol, reader, frames), writer
+    def __init__(self, sock: socket.socket, protocol: ClientProtocol) -> None:
+        self._sock = sock
+        # websockets' sans-I/O protocol only parses here: what it queues after the handshake (pongs,
+        # the close reply) is never sent, which is the whole point of this client.
+        self._protocol = protocol
+        # Events parsed from data already read but not handed out yet.
+        self._events: deque[Event] = deque()
+        self._eof = False
 
+    @classmethod
+    async def connect(
+        cls,
+        server: ServerProcess,
+        uid: str,
+        *topics: str,
+        receive_buffer: int | None = None,
+        within: float = 10.0,
+    ) -> RawClient:
+        """Connect as `uid` on `topics` and read up to the handshake response, nothing more.
 
-async def _silent_frames(
-    protocol: ClientProtocol, reader: asyncio.StreamReader, pending: list[Event]
-) -> AsyncIterator[Frame]:
-    """Frames parsed from `reader` (after `pending` ones), until EOF; nothing is ever sent back."""
-    while True:
-        for event in pending:
+        With `receive_buffer` the socket's SO_RCVBUF is that small, so that what the client does not
+        read piles up in the server rather than in this machine's kernel.
+        """
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            # Set before connecting, so that the advertised window stays small and is not auto-tuned.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        # No size limit: a frame too large would make the protocol fail the connection on its own,
+        # and this client only reports what the server sent.
+        client = cls(sock, ClientProtocol(parse_uri(server.url(subscribe_path(uid, *topics))), max_size=None))
+        try:
+            async with asyncio.timeout(scaled(within)):
+                loop = asyncio.get_running_loop()
+                await loop.sock_connect(sock, ("127.0.0.1", server.port))
+                client._protocol.send_request(client._protocol.connect())
+                # The handshake request is the only data this client ever sends.
+                await loop.sock_sendall(sock, b"".join(client._protocol.data_to_send()))
+                response = await client.next_event()
+            assert isinstance(response, Response), response
+            assert response.status_code == 101, response
+            assert client._protocol.state is State.OPEN, client._protocol.handshake_exc
+        except BaseException:
+            sock.close()
+            raise
+        return client
+
+    async def next_event(self) -> Event:
+        """The next event, reading only as much as it takes; EOFError once the server has hung up."""
+        loop = asyncio.get_running_loop()
+        while not self._events:
+            if self._eof:
+                raise EOFError("the server ended the TCP connection")
+            data = await loop.sock_recv(self._sock, 65536)
+            if data:
+                self._protocol.receive_data(data)
+            else:
+                self._eof = True
+                self._protocol.receive_eof()
+            self._events.extend(self._protocol.events_received())
+        return self._events.popleft()
+
+    async def next_text(self) -> dict[str, Any]:
+        """The next frame, which must be a text frame, decoded."""
+        frame = await self.next_event()
+        assert isinstance(frame, Frame), frame
+        assert frame.opcode is Opcode.TEXT, frame
+        document = json.loads(bytes(frame.data))
+        assert isinstance(document, dict)
+        return document
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Every frame not read yet, until the server ends the TCP connection.
+
+        The state lives in the client, so a loop that breaks out early can call this again to go on.
+        """
+        while True:
+            try:
+                event = await self.next_event()
+            except EOFError:
+                return
             assert isinstance(event, Frame), event
             yield event
-        data = await reader.read(65536)
-        if not data:
-            protocol.receive_eof()
-            return
-        protocol.receive_data(data)
-        pending = protocol.events_received()
+
+    def close(self) -> None:
+        """Drop the TCP connection without a closing handshake."""
+        self._sock.close()
