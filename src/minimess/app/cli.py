@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from minimess.app.container import build_container
+from minimess.app.container import build_client_container, build_container
 from minimess.app.log_config import LogFormat, configure_logging
-from minimess.app.settings import ServerSettings
+from minimess.app.settings import ClientSettings, ServerSettings
 
 app = typer.Typer(
     name="minimess",
@@ -141,6 +141,68 @@ def serve(
     except OSError as error:
         typer.echo(f"minimess: cannot serve on {host}:{port}: {error.strerror or error}", err=True)
         raise typer.Exit(1) from None
+
+
+@app.command()
+def client(
+    uid: Annotated[str, typer.Option(envvar=_env("UID"), help="Who you are: [A-Za-z0-9_.-]{1,64}.")],
+    server: Annotated[
+        str, typer.Option(envvar=_env("SERVER"), help="The server's ws:// or wss:// URL.")
+    ] = "ws://127.0.0.1:8080",
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(envvar=_env("TOPIC"), help="A topic to subscribe to from the start (repeatable)."),
+    ] = None,
+    log_file: Annotated[
+        str | None, typer.Option(envvar=_env("LOG_FILE"), help="The transcript file; default <uid>.mess.")
+    ] = None,
+    print_only: Annotated[
+        bool,
+        typer.Option("--print", envvar=_env("PRINT"), help="No prompt: print messages, status to stderr."),
+    ] = False,
+    retry_first: Annotated[
+        float,
+        typer.Option(envvar=_env("RETRY_FIRST"), min=0.001, help="Upper bound of the first reconnect delay."),
+    ] = 0.5,
+    retry_cap: Annotated[
+        float, typer.Option(envvar=_env("RETRY_CAP"), min=0.001, help="Upper bound of any reconnect delay.")
+    ] = 30.0,
+    ack_timeout: Annotated[
+        float,
+        typer.Option(envvar=_env("ACK_TIMEOUT"), min=0.001, help="Seconds a message may wait for its ack."),
+    ] = 10.0,
+    queue_size: Annotated[
+        int, typer.Option(envvar=_env("QUEUE_SIZE"), min=1, help="Lines kept while disconnected.")
+    ] = 100,
+) -> None:
+    """Chat from the terminal: sub, attach, type; every message is appended to <uid>.mess."""
+    try:
+        settings = ClientSettings(
+            server=server,
+            uid=uid,
+            topics=tuple(topic or ()),
+            log_file=log_file,
+            print_only=print_only,
+            retry_first=retry_first,
+            retry_cap=max(retry_cap, retry_first),
+            ack_timeout=ack_timeout,
+            queue_size=queue_size,
+        )
+    except ValueError as error:
+        typer.echo(f"minimess client: {error}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging("warning", "console")
+    container = build_client_container(settings)
+    transcript = container.transcript()
+    try:
+        transcript.open()
+    except OSError as error:
+        typer.echo(f"minimess client: cannot write {transcript.path}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(container.run()(container.chat(), container.link()))
+    finally:
+        transcript.close()
 
 
 @app.callback()

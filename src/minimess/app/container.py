@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dependency_injector import containers, providers
 
 from minimess.adapters.clock import SystemClock
 from minimess.adapters.memory import MemoryBroker
+from minimess.adapters.terminal import InteractiveDisplay, PrintDisplay, run_interactive, run_printing
 from minimess.adapters.websocket import codec
+from minimess.adapters.websocket.backoff import Backoff
+from minimess.adapters.websocket.client import ServerLink
 from minimess.adapters.websocket.server import WebSocketServer
+from minimess.app.chat_client import ChatClient
 from minimess.app.hub import Hub
-from minimess.app.settings import ServerSettings
+from minimess.app.settings import ClientSettings, ServerSettings
+from minimess.app.transcript import Transcript
 from minimess.app.usecases import Messaging
+from minimess.domain.model import Topic, Uid
 
 
 class Container(containers.DeclarativeContainer):
@@ -49,4 +57,46 @@ def build_container(settings: ServerSettings) -> Container:
     container.config.from_dict(
         {"broker": {"kind": settings.broker}, "server": {"max_topics": settings.max_topics}}
     )
+    return container
+
+
+class ClientContainer(containers.DeclarativeContainer):
+    """One terminal client's object graph: link to the server, transcript, display, session."""
+
+    config = providers.Configuration(strict=True)
+    settings = providers.Dependency(instance_of=ClientSettings)
+
+    uid = providers.Callable(Uid, settings.provided.uid)
+    link = providers.Singleton(
+        ServerLink,
+        server_url=settings.provided.server,
+        uid=uid,
+        topics=providers.Callable(
+            lambda names: tuple(Topic(name) for name in names), settings.provided.topics
+        ),
+        backoff=providers.Factory(
+            Backoff, first=settings.provided.retry_first, cap=settings.provided.retry_cap
+        ),
+        ack_timeout=settings.provided.ack_timeout,
+        queue_size=settings.provided.queue_size,
+    )
+    transcript = providers.Singleton(
+        Transcript, path=providers.Callable(Path, settings.provided.transcript_path)
+    )
+    # --print writes messages to stdout and status to stderr; otherwise an interactive prompt.
+    display = providers.Selector(
+        config.mode,
+        interactive=providers.Singleton(InteractiveDisplay),
+        print=providers.Singleton(PrintDisplay),
+    )
+    run = providers.Selector(
+        config.mode, interactive=providers.Object(run_interactive), print=providers.Object(run_printing)
+    )
+    chat = providers.Singleton(ChatClient, uid=uid, link=link, transcript=transcript, display=display)
+
+
+def build_client_container(settings: ClientSettings) -> ClientContainer:
+    """A container for one client process, configured from its settings."""
+    container = ClientContainer(settings=settings)
+    container.config.from_dict({"mode": "print" if settings.print_only else "interactive"})
     return container

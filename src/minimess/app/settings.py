@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import attrs
 from attrs import validators as v
+
+from minimess.domain.model import Topic, Uid
 
 BROKER_KINDS = ("memory",)
 
@@ -31,3 +35,48 @@ class ServerSettings:
     shutdown_timeout: float = attrs.field(default=10.0, validator=v.gt(0))
     # Name of this server in `success` frames and logs; default host:port.
     node_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ClientSettings:
+    """Everything `minimess client` is told by its flags and MINIMESS_* variables."""
+
+    server: str = attrs.field(default="ws://127.0.0.1:8080")
+    uid: str = attrs.field()
+    topics: tuple[str, ...] = attrs.field(default=())
+    # Transcript file; default `<uid>.mess` in the current directory.
+    log_file: str | None = None
+    print_only: bool = False
+    # Reconnect backoff: the first delay is at most retry_first, no delay more than retry_cap.
+    retry_first: float = attrs.field(default=0.5, validator=v.gt(0))
+    retry_cap: float = attrs.field(default=30.0, validator=v.gt(0))
+    ack_timeout: float = attrs.field(default=10.0, validator=v.gt(0))
+    # Lines kept while disconnected.
+    queue_size: int = attrs.field(default=100, validator=v.ge(1))
+
+    @property
+    def transcript_path(self) -> str:
+        return self.log_file or f"{self.uid}.mess"
+
+    @server.validator
+    def _server_is_a_websocket_url(self, _attribute: attrs.Attribute[str], url: str) -> None:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as error:
+            raise ValueError(f"invalid server URL {url!r}: {error}") from None
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"invalid server URL {url!r}: expected ws://host[:port] or wss://host[:port]")
+        if port == 0 or parts.query or parts.fragment:
+            raise ValueError(f"invalid server URL {url!r}: expected ws://host[:port] or wss://host[:port]")
+
+    @uid.validator
+    def _uid_is_valid(self, _attribute: attrs.Attribute[str], uid: str) -> None:
+        Uid(uid)
+
+    @topics.validator
+    def _topics_are_valid(
+        self, _attribute: attrs.Attribute[tuple[str, ...]], topics: tuple[str, ...]
+    ) -> None:
+        for name in topics:
+            Topic(name)

@@ -229,3 +229,8 @@ def message_from_document(document: dict[str, Any]) -> Message:
         body=document["body"],
         timestamp=parse_timestamp(document["ts"]),
     )
+
+
+def subscribe_path(uid: Uid, topics: tuple[Topic, ...]) -> str:
+    """The request path that connects as `uid` subscribed to `topics` (inverse of parse_subscribe_path)."""
+    return f"{SUBSCRIBE_PREFIX}id:{uid}" + "".join(f"/topic:{topic}" for topic in topics)

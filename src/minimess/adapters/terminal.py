@@ -1,0 +1,71 @@
+"""The terminal: an interactive prompt that notices never garble, or plain printing for scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from minimess.app.chat_client import ChatClient, Link
+
+
+class InteractiveDisplay:
+    """Prints above the prompt: prompt_toolkit's patched stdout redraws the line being typed."""
+
+    def message(self, line: str) -> None:
+        print(line, flush=True)
+
+    def notice(self, line: str) -> None:
+        print(line, flush=True)
+
+    def tick(self, line: str) -> None:
+        """Time ticks would only scroll the conversation away; the interactive client drops them."""
+
+
+class PrintDisplay:
+    """Messages to stdout, one line each; everything else to stderr."""
+
+    def message(self, line: str) -> None:
+        print(line, flush=True)
+
+    def notice(self, line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def tick(self, line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+
+async def run_interactive(client: ChatClient, link: Link) -> None:
+    """Read lines at a `> ` prompt (arrow keys walk the history) until quit, Ctrl-D or Ctrl-C."""
+    session: PromptSession[str] = PromptSession(history=InMemoryHistory())
+    with patch_stdout(raw=True):
+        connection = asyncio.create_task(link.run(client))
+        try:
+            while True:
+                try:
+                    line = await session.prompt_async(client.prompt)
+                except (EOFError, KeyboardInterrupt):
+                    break
+                if not client.handle_line(line):
+                    break
+        finally:
+            link.close()
+            await connection
+
+
+async def run_printing(client: ChatClient, link: Link) -> None:
+    """Receive and print until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    connection = asyncio.create_task(link.run(client))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([connection, stopped], return_when=asyncio.FIRST_COMPLETED)
+    link.close()
+    stopped.cancel()
+    await connection

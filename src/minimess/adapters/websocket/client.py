@@ -1,0 +1,272 @@
+"""The client side of the wire: a connection to a minimess server that comes back by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import deque
+from typing import Any
+
+import attrs
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from minimess.adapters.websocket import codec
+from minimess.adapters.websocket.backoff import Backoff
+from minimess.app.chat_client import LinkEvents
+from minimess.domain.errors import MinimessError
+from minimess.domain.model import Topic, Uid
+
+log = structlog.get_logger(__name__)
+
+GOING_AWAY = 1001
+
+
+@attrs.frozen
+class _Sub:
+    topic: Topic
+    ref: str
+
+
+@attrs.frozen
+class _Unsub:
+    topic: Topic
+    ref: str
+
+
+@attrs.define
+class _Pub:
+    topic: Topic
+    body: str
+    ref: str = ""
+    # Fires when the ack is overdue; set once the frame is on its way.
+    timer: asyncio.TimerHandle | None = None
+
+
+class ServerLink:
+    """Keeps one WebSocket connection to a minimess server up, and the user's topics on it.
+
+    After every (re)connect the topics go in the URL, so the server has resubscribed them before
+    its `success` frame; only then are the lines typed while disconnected sent, in order. Every
+    publish is tracked by its ref until its ack: a refusal, a missing ack past `ack_timeout`, or
+    a connection lost before the ack is reported, never dropped silently.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        uid: Uid,
+        topics: tuple[Topic, ...],
+        backoff: Backoff,
+        ack_timeout: float,
+        queue_size: int,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self._base_url = server_url.rstrip("/")
+        self._uid = uid
+        # The topics the user wants, in the order they asked; resubscribed on every connect.
+        self._topics: dict[Topic, None] = dict.fromkeys(topics)
+        self._backoff = backoff
+        self._ack_timeout = ack_timeout
+        self._queue_size = queue_size
+        self._open_timeout = open_timeout
+        # Frames not sent yet; publishes stay across reconnects, sub/unsub are only for this
+        # connection (the URL of the next one carries the topics). At most queue_size publishes.
+        self._outgoing: deque[_Sub | _Unsub | _Pub] = deque()
+        # Publishes sent and waiting for their ack, by ref.
+        self._awaiting: dict[str, _Pub] = {}
+        # sub requests sent, by ref, so that a refusal can name its topic.
+        self._requests: dict[str, _Sub | _Unsub] = {}
+        self._refs = itertools.count(1)
+        self._connection: ClientConnection | None = None
+        self._events: LinkEvents | None = None
+        self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
+
+    @property
+    def topics(self) -> tuple[Topic, ...]:
+        return tuple(self._topics)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None
+
+    def subscribe(self, topic: Topic) -> None:
+        self._topics[topic] = None
+        if self.is_connected:
+            self._send_later(_Sub(topic, self._next_ref()))
+
+    def unsubscribe(self, topic: Topic) -> None:
+        self._topics.pop(topic, None)
+        if self.is_connected:
+            self._send_later(_Unsub(topic, self._next_ref()))
+
+    def publish(self, topic: Topic, body: str) -> bool:
+        if sum(isinstance(item, _Pub) for item in self._outgoing) >= self._queue_size:
+            return False
+        self._send_later(_Pub(topic, body))
+        return True
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        if self._connection is not None:
+            asyncio.get_running_loop().create_task(self._connection.close())
+
+    async def run(self, events: LinkEvents) -> None:
+        self._events = events
+        while not self._closing.is_set():
+            try:
+                reason = await self._connect_and_serve(events)
+            finally:
+                self._connection = None
+                self._lose_awaiting(events)
+            if self._closing.is_set():
+                return
+            delay = self._backoff.next_delay()
+            events.disconnected(reason, delay)
+            try:
+                async with asyncio.timeout(delay):
+                    await self._closing.wait()
+            except TimeoutError:
+                pass
+
+    async def _connect_and_serve(self, events: LinkEvents) -> str:
+        """Connect once and serve the connection until it ends; why it ended, for the user."""
+        try:
+            async with connect(
+                self._url(), open_timeout=self._open_timeout, close_timeout=2, max_size=2**20
+            ) as connection:
+                async with asyncio.timeout(self._open_timeout):
+                    success = json.loads(await connection.recv())
+                if not isinstance(success, dict) or success.get("type") != "success":
+                    return "the server did not greet with success"
+                self._backoff.reset()
+                self._connection = connection
+                # sub/unsub queued for a previous connection are settled by this one's URL.
+                self._outgoing = deque(item for item in self._outgoing if isinstance(item, _Pub))
+                events.connected(str(success.get("node", "?")), self.topics)
+                sender = asyncio.create_task(self._send_loop(connection))
+                try:
+                    async for data in connection:
+                        self._on_frame(data, events)
+                finally:
+                    sender.cancel()
+        except ConnectionClosed as closed:
+            return _close_reason(closed)
+        except InvalidStatus as error:
+            return f"the server refused the connection: HTTP {error.response.status_code}"
+        except (OSError, InvalidHandshake, TimeoutError) as error:
+            return f"cannot reach {self._base_url}: {_describe(error)}"
+        return _close_reason_of(connection)
+
+    async def _send_loop(self, connection: ClientConnection) -> None:
+        while True:
+            while self._outgoing:
+                item = self._outgoing.popleft()
+                if isinstance(item, _Pub):
+                    item.ref = self._next_ref()
+                    # Tracked before it is sent, so that no ack can arrive for an unknown ref.
+                    self._awaiting[item.ref] = item
+                    item.timer = asyncio.get_running_loop().call_later(
+                        self._ack_timeout, self._ack_overdue, item.ref
+                    )
+                    frame: codec.ClientFrame = codec.Pub(item.topic, item.body, item.ref)
+                elif isinstance(item, _Sub):
+                    self._requests[item.ref] = item
+                    frame = codec.Sub(item.topic, item.ref)
+                else:
+                    self._requests[item.ref] = item
+                    frame = codec.Unsub(item.topic, item.ref)
+                await connection.send(codec.client_frame_text(frame))
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _on_frame(self, data: str | bytes, events: LinkEvents) -> None:
+        try:
+            document: dict[str, Any] = json.loads(data)
+            kind = document["type"]
+            if kind == "message":
+                events.received(codec.message_from_document(document))
+            elif kind == "ack":
+                self._settle(document.get("ref"))
+            elif kind == "error":
+                self._on_error(document, events)
+            elif kind == "subscribed":
+                events.subscribed(Topic(document["topic"]))
+            elif kind == "unsubscribed":
+                events.unsubscribed(Topic(document["topic"]))
+            elif kind == "time":
+                events.ticked(str(document["ts"]))
+        except (ValueError, KeyError, TypeError, MinimessError) as error:
+            log.warning("server_frame_unreadable", error=str(error))
+
+    def _on_error(self, document: dict[str, Any], events: LinkEvents) -> None:
+        ref, reason = document.get("ref"), f"{document.get('code')}: {document.get('reason')}"
+        if (publish := self._settle(ref)) is not None:
+            events.publish_failed(publish.topic, publish.body, reason)
+        elif isinstance(request := self._requests.pop(ref or "", None), _Sub):
+            self._topics.pop(request.topic, None)
+            events.refused(f"cannot subscribe to {request.topic}", reason)
+        else:
+            events.refused("the server says", reason)
+
+    def _settle(self, ref: object) -> _Pub | None:
+        """Stop waiting for `ref`'s ack; the publish it belonged to, if it was still waiting."""
+        self._requests.pop(str(ref), None)
+        publish = self._awaiting.pop(str(ref), None)
+        if publish is not None and publish.timer is not None:
+            publish.timer.cancel()
+        return publish
+
+    def _ack_overdue(self, ref: str) -> None:
+        publish = self._awaiting.pop(ref, None)
+        if publish is not None and self._events is not None:
+            self._events.publish_failed(publish.topic, publish.body, f"no ack within {self._ack_timeout:g} s")
+
+    def _lose_awaiting(self, events: LinkEvents) -> None:
+        for ref in list(self._awaiting):
+            publish = self._settle(ref)
+            assert publish is not None
+            events.publish_failed(
+                publish.topic, publish.body, "connection lost before the ack; it may not have arrived"
+            )
+        self._requests.clear()
+
+    def _send_later(self, item: _Sub | _Unsub | _Pub) -> None:
+        self._outgoing.append(item)
+        self._wake.set()
+
+    def _next_ref(self) -> str:
+        return f"c-{next(self._refs)}"
+
+    def _url(self) -> str:
+        return self._base_url + codec.subscribe_path(self._uid, self.topics)
+
+
+def _close_reason(closed: ConnectionClosed) -> str:
+    if closed.rcvd is None:
+        return "connection lost"
+    if closed.rcvd.code == GOING_AWAY:
+        return "the server is going away"
+    return f"closed by the server: {closed.rcvd.code} {closed.rcvd.reason}".rstrip()
+
+
+def _close_reason_of(connection: ClientConnection) -> str:
+    if connection.close_code is None:
+        return "connection lost"
+    if connection.close_code == GOING_AWAY:
+        return "the server is going away"
+    return f"closed by the server: {connection.close_code} {connection.close_reason or ''}".rstrip()
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__

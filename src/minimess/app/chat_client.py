@@ -1,0 +1,173 @@
+"""The terminal client's use cases: act on typed lines, and report what the server link says."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from minimess.app.client_commands import (
+    HELP,
+    Attach,
+    CommandError,
+    Detach,
+    Help,
+    ListTopics,
+    Publish,
+    Quit,
+    Subscribe,
+    Unsubscribe,
+    parse_line,
+)
+from minimess.app.transcript import Transcript, escape_controls, transcript_line
+from minimess.domain.model import Message, Topic, Uid
+
+
+class LinkEvents(Protocol):
+    """What a server link reports, on the event loop, as it happens."""
+
+    def connected(self, node: str, topics: tuple[Topic, ...]) -> None: ...
+    def disconnected(self, reason: str, retry_in: float) -> None: ...
+    def received(self, message: Message) -> None: ...
+    def subscribed(self, topic: Topic) -> None: ...
+    def unsubscribed(self, topic: Topic) -> None: ...
+    def refused(self, what: str, reason: str) -> None: ...
+    def publish_failed(self, topic: Topic, body: str, reason: str) -> None: ...
+    def ticked(self, timestamp: str) -> None: ...
+
+
+class Link(Protocol):
+    """The client's connection to its server, kept up across server restarts.
+
+    Every method returns at once; what happens on the wire is reported through LinkEvents.
+    """
+
+    @property
+    def topics(self) -> tuple[Topic, ...]: ...
+    @property
+    def is_connected(self) -> bool: ...
+    def subscribe(self, topic: Topic) -> None: ...
+    def unsubscribe(self, topic: Topic) -> None: ...
+    def publish(self, topic: Topic, body: str) -> bool:
+        """Queue a message; False when the queue of unsent lines is full (nothing queued)."""
+        ...
+
+    async def run(self, events: LinkEvents) -> None:
+        """Connect, and reconnect whenever the connection drops, until close()."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Display(Protocol):
+    """Where the user reads: received messages, and notices about everything else."""
+
+    def message(self, line: str) -> None: ...
+    def notice(self, line: str) -> None: ...
+    def tick(self, line: str) -> None: ...
+
+
+class ChatClient:
+    """One user's session: the attached topic, typed lines to the link, messages to the transcript."""
+
+    def __init__(self, uid: Uid, link: Link, transcript: Transcript, display: Display) -> None:
+        self.uid = uid
+        self._link = link
+        self._transcript = transcript
+        self._display = display
+        # Where plain lines go; survives reconnects because it lives here, not in the link.
+        self.attached: Topic | None = None
+        self._was_connected = False
+
+    @property
+    def prompt(self) -> str:
+        return f"[{self.attached}]> " if self.attached else "> "
+
+    def handle_line(self, line: str) -> bool:
+        """Act on one typed line; False when the user asked to quit."""
+        try:
+            command = parse_line(line, self.attached)
+        except CommandError as error:
+            self._display.notice(f"! {error}")
+            return True
+        match command:
+            case None:
+                pass
+            case Quit():
+                return False
+            case Help():
+                self._display.notice(HELP)
+            case ListTopics():
+                self._list_topics()
+            case Subscribe(topic):
+                self._subscribe(topic)
+            case Unsubscribe(topic):
+                if self.attached == topic:
+                    self.attached = None
+                self._link.unsubscribe(topic)
+                if not self._link.is_connected:
+                    self._display.notice(f"* unsubscribed from {topic}")
+            case Attach(topic):
+                if topic not in self._link.topics:
+                    self._subscribe(topic)
+                self.attached = topic
+                self._display.notice(f"* attached to {topic}: what you type goes there; // detaches")
+            case Detach():
+                if self.attached is None:
+                    self._display.notice("* not attached")
+                else:
+                    self._display.notice(f"* detached from {self.attached}")
+                    self.attached = None
+            case Publish(topic, body):
+                if not self._link.publish(topic, body):
+                    self.publish_failed(topic, body, "too many lines waiting to be sent")
+                elif not self._link.is_connected:
+                    self._display.notice("* queued: it will be sent once the connection is back")
+        return True
+
+    def _subscribe(self, topic: Topic) -> None:
+        self._link.subscribe(topic)
+        if not self._link.is_connected:
+            self._display.notice(f"* {topic} will be subscribed once the connection is back")
+
+    def _list_topics(self) -> None:
+        topics = ", ".join(str(topic) for topic in self._link.topics) or "none"
+        attached = f"; attached to {self.attached}" if self.attached else ""
+        self._display.notice(f"* topics: {topics}{attached}")
+
+    # LinkEvents
+
+    def connected(self, node: str, topics: tuple[Topic, ...]) -> None:
+        subscribed = f"; subscribed to {', '.join(str(t) for t in topics)}" if topics else ""
+        self._display.notice(f"* connected to {node} as {self.uid}{subscribed}")
+        self._was_connected = True
+
+    def disconnected(self, reason: str, retry_in: float) -> None:
+        state = "disconnected" if self._was_connected else "not connected"
+        self._was_connected = False
+        self._display.notice(f"* {state} ({reason}); retrying in {retry_in:.1f} s")
+
+    def received(self, message: Message) -> None:
+        line = transcript_line(message)
+        self._transcript.append(line)
+        self._display.message(line)
+
+    def subscribed(self, topic: Topic) -> None:
+        self._display.notice(f"* subscribed to {topic}")
+
+    def unsubscribed(self, topic: Topic) -> None:
+        self._display.notice(f"* unsubscribed from {topic}")
+
+    def refused(self, what: str, reason: str) -> None:
+        if self.attached is not None and self.attached not in self._link.topics:
+            self.attached = None
+        self._display.notice(f"! {what}: {reason}")
+
+    def publish_failed(self, topic: Topic, body: str, reason: str) -> None:
+        self._display.notice(f'! message to {topic} failed: {reason}: "{_excerpt(body)}"')
+
+    def ticked(self, timestamp: str) -> None:
+        self._display.tick(f"* time {timestamp}")
+
+
+def _excerpt(body: str, limit: int = 60) -> str:
+    text = escape_controls(body)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

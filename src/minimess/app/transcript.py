@@ -1,0 +1,57 @@
+"""The client's transcript: one line per message received, appended to `<uid>.mess`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TextIO
+
+from minimess.domain.model import Message
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: all would let one
+# message spill over several lines (or move the cursor) in `tail -f`.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as a visible escape."""
+    return _CONTROL.sub(_escape, text)
+
+
+def transcript_line(message: Message) -> str:
+    """`YYYY/MM/DD HH:MM:SS [r/<topic>]> (@<from>): <body>`, in local time, without a newline."""
+    when = message.timestamp.astimezone().strftime("%Y/%m/%d %H:%M:%S")
+    return f"{when} [r/{message.topic}]> (@{message.sender}): {escape_controls(message.body)}"
+
+
+class Transcript:
+    """Appends transcript lines to a file and flushes each one, so `tail -f` shows it at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: TextIO | None = None
+
+    def open(self) -> None:
+        """Open (creating if needed) for appending; raises OSError when the file cannot be written."""
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def append(self, line: str) -> None:
+        if self._file is None:
+            self.open()
+        assert self._file is not None
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
