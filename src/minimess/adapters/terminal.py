@@ -53,8 +53,15 @@ async def run_interactive(client: ChatClient, link: Link) -> None:
                 if not client.handle_line(line):
                     break
         finally:
-            link.close()
-            await connection
+            await _close(link, connection)
+
+
+async def _close(link: Link, connection: asyncio.Task[None]) -> None:
+    """Close the link; give up on a connection attempt still hanging after a moment."""
+    link.close()
+    _, hanging = await asyncio.wait([connection], timeout=3)
+    for task in hanging:
+        task.cancel()
 
 
 async def run_printing(client: ChatClient, link: Link) -> None:
@@ -66,6 +73,5 @@ async def run_printing(client: ChatClient, link: Link) -> None:
     connection = asyncio.create_task(link.run(client))
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([connection, stopped], return_when=asyncio.FIRST_COMPLETED)
-    link.close()
     stopped.cancel()
-    await connection
+    await _close(link, connection)

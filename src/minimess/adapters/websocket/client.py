@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections import deque
@@ -163,6 +164,11 @@ class ServerLink:
         return _close_reason_of(connection)
 
     async def _send_loop(self, connection: ClientConnection) -> None:
+        # A dropped connection ends sending quietly: the receiving side sees it too and reports it.
+        with contextlib.suppress(ConnectionClosed):
+            await self._send_all(connection)
+
+    async def _send_all(self, connection: ClientConnection) -> None:
         while True:
             while self._outgoing:
                 item = self._outgoing.popleft()
