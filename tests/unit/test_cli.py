@@ -28,6 +28,10 @@ OPTIONS = {
     "--rate-limit": "MINIMESS_RATE_LIMIT",
     "--shutdown-timeout": "MINIMESS_SHUTDOWN_TIMEOUT",
     "--node-id": "MINIMESS_NODE_ID",
+    "--kafka-bootstrap": "MINIMESS_KAFKA_BOOTSTRAP",
+    "--kafka-topic": "MINIMESS_KAFKA_TOPIC",
+    "--kafka-partitions": "MINIMESS_KAFKA_PARTITIONS",
+    "--publish-timeout": "MINIMESS_PUBLISH_TIMEOUT",
     "--log-level": "MINIMESS_LOG_LEVEL",
     "--log-format": "MINIMESS_LOG_FORMAT",
 }

@@ -16,7 +16,7 @@ from minimess.domain.model import Message, Subscription, Topic, Uid
 
 UID_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_.-")
 TOPIC_CHARACTERS = UID_CHARACTERS | {":"}
-NOW = datetime(2026, 11, 28, 3, 55, 13, 123456, tzinfo=UTC)
+NOW = datetime(2026, 11, 28, 3, 55, 13, 123000, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -193,6 +193,12 @@ def test_message_create_keeps_its_fields() -> None:
         "hi",
         NOW,
     )
+
+
+def test_message_create_keeps_milliseconds_only() -> None:
+    """Created messages carry the millisecond the wire and the bus can carry, no finer."""
+    moment = NOW.replace(microsecond=123456)
+    assert Message.create(Topic("news"), Uid("alice"), "hi", moment).timestamp == NOW
 
 
 @pytest.mark.parametrize(

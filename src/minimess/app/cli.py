@@ -22,6 +22,7 @@ app = typer.Typer(
 
 class BrokerKind(StrEnum):
     memory = "memory"
+    kafka = "kafka"
 
 
 class LogLevel(StrEnum):
@@ -104,6 +105,23 @@ def serve(
     node_id: Annotated[
         str | None, typer.Option(envvar=_env("NODE_ID"), help="This server's name; default host:port.")
     ] = None,
+    kafka_bootstrap: Annotated[
+        str, typer.Option(envvar=_env("KAFKA_BOOTSTRAP"), help="--broker kafka: Kafka's host:port list.")
+    ] = "localhost:9092",
+    kafka_topic: Annotated[
+        str,
+        typer.Option(envvar=_env("KAFKA_TOPIC"), help="--broker kafka: the Kafka topic all servers share."),
+    ] = "minimess.messages",
+    kafka_partitions: Annotated[
+        int,
+        typer.Option(
+            envvar=_env("KAFKA_PARTITIONS"), min=1, help="--broker kafka: partitions when creating it."
+        ),
+    ] = 12,
+    publish_timeout: Annotated[
+        float,
+        typer.Option(envvar=_env("PUBLISH_TIMEOUT"), min=0.001, help="Seconds until a publish is refused."),
+    ] = 5.0,
     log_level: Annotated[
         LogLevel, typer.Option(envvar=_env("LOG_LEVEL"), help="Lowest level logged.")
     ] = LogLevel.info,
@@ -134,6 +152,10 @@ def serve(
         rate_limit=rate_limit,
         shutdown_timeout=shutdown_timeout,
         node_id=node_id,
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_topic=kafka_topic,
+        kafka_partitions=kafka_partitions,
+        publish_timeout=publish_timeout,
     )
     server = build_container(settings).server()
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 from dependency_injector import containers, providers
 
 from minimess.adapters.clock import SystemClock
+from minimess.adapters.kafka.broker import KafkaBroker
 from minimess.adapters.memory import MemoryBroker
 from minimess.adapters.terminal import InteractiveDisplay, PrintDisplay, run_interactive, run_printing
 from minimess.adapters.websocket import codec
@@ -29,9 +30,18 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     # The bus between servers, picked by `broker.kind`; an unknown kind fails on first use.
+    # Only the selected one is ever built, so the memory broker never touches Kafka.
     broker = providers.Selector(
         config.broker.kind,
         memory=providers.Singleton(MemoryBroker),
+        kafka=providers.Singleton(
+            KafkaBroker,
+            bootstrap=settings.provided.kafka_bootstrap,
+            topic=settings.provided.kafka_topic,
+            partitions=settings.provided.kafka_partitions,
+            publish_timeout=settings.provided.publish_timeout,
+            node_id=settings.provided.node_name,
+        ),
     )
     hub = providers.Singleton(Hub, render=codec.message_frame)
     messaging = providers.Singleton(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from urllib.parse import urlsplit
 
 import attrs
@@ -9,7 +10,7 @@ from attrs import validators as v
 
 from minimess.domain.model import Topic, Uid
 
-BROKER_KINDS = ("memory",)
+BROKER_KINDS = ("memory", "kafka")
 
 
 @attrs.frozen(kw_only=True)
@@ -33,8 +34,20 @@ class ServerSettings:
     # Frames per second one client may send (with a burst of as many); 0 means no limit.
     rate_limit: float = attrs.field(default=100.0, validator=v.ge(0))
     shutdown_timeout: float = attrs.field(default=10.0, validator=v.gt(0))
-    # Name of this server in `success` frames and logs; default host:port.
+    # Name of this server in `success` frames, logs and Kafka envelopes; default hostname:port.
     node_id: str | None = None
+    # --broker kafka: where Kafka is, the one topic all servers share, and its partition count
+    # (only used when the topic is created).
+    kafka_bootstrap: str = "localhost:9092"
+    kafka_topic: str = "minimess.messages"
+    kafka_partitions: int = attrs.field(default=12, validator=v.ge(1))
+    # A publish ends in an ack or in `broker_unavailable` within this many seconds.
+    publish_timeout: float = attrs.field(default=5.0, validator=v.gt(0))
+
+    @property
+    def node_name(self) -> str:
+        """This server's name: --node-id, or hostname:port."""
+        return self.node_id or f"{socket.gethostname()}:{self.port}"
 
 
 @attrs.frozen(kw_only=True)

@@ -60,8 +60,12 @@ class Message:
 
     @classmethod
     def create(cls, topic: Topic, sender: Uid, body: str, now: datetime) -> Message:
-        """A new message with a fresh unique id, stamped with `now` (UTC)."""
-        return cls(id=uuid.uuid4().hex, topic=topic, sender=sender, body=body, timestamp=now)
+        """A new message with a fresh unique id, stamped with `now` (UTC) to the millisecond.
+
+        Milliseconds are what the wire and the bus carry, so every copy of a message agrees.
+        """
+        stamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        return cls(id=uuid.uuid4().hex, topic=topic, sender=sender, body=body, timestamp=stamp)
 
 
 @attrs.frozen

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 
 import attrs
 import structlog
@@ -69,7 +68,7 @@ class WebSocketServer:
                 server_header=None,
             )
             port = _bound_port(server)
-            self._node_id = settings.node_id or f"{socket.gethostname()}:{port}"
+            self._node_id = attrs.evolve(settings, port=port).node_name
             log.info("server_listening", host=settings.host, port=port, node=self._node_id)
             ticker = asyncio.create_task(self._tick())
             try:

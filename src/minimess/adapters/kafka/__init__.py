@@ -1,0 +1,1 @@
+"""The Kafka adapter: Apache Kafka as the bus between servers, with Thrift-encoded envelopes."""

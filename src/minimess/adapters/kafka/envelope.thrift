@@ -1,0 +1,13 @@
+// The value of every record minimess writes to its Kafka topic: one published message.
+// Evolve it by adding optional fields with new ids; never renumber or remove one, so that
+// servers of different versions can read each other's records during a rolling upgrade.
+
+struct Envelope {
+    1: i32 version,         // schema version of the writer; 1 for these fields
+    2: string id,           // the message id clients see in `message` and `ack` frames
+    3: string topic,        // the minimess topic (also the record key)
+    4: string sender,       // uid of the publisher
+    5: string body,
+    6: i64 timestamp_ms,    // publish time, milliseconds since the Unix epoch, UTC
+    7: string origin_node,  // node id of the server the publisher was connected to
+}
