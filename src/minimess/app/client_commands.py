@@ -109,20 +109,21 @@ def parse_line(line: str, attached: Topic | None) -> Command | None:
 
 
 def _command(text: str) -> Command:
-    word, _, rest = text.partition(" ")
-    rest = rest.strip()
+    word, *rest = text.split(maxsplit=1)
+    arguments = rest[0] if rest else ""
     if word in _BARE_COMMANDS:
-        if rest:
+        if arguments:
             raise CommandError(f"{word} takes no arguments")
         return _BARE_COMMANDS[word]()
     if word == "pub":
-        name, _, body = rest.partition(" ")
-        if not name or not body.strip():
+        parts = arguments.split(maxsplit=1)
+        if len(parts) != 2:
             raise CommandError("usage: pub <topic> <text>")
-        return Publish(_topic(name), body.strip())
-    if not rest or " " in rest:
+        return Publish(_topic(parts[0]), parts[1].strip())
+    names = arguments.split()
+    if len(names) != 1:
         raise CommandError(f"usage: {word} <topic>")
-    return _TOPIC_COMMANDS[word](_topic(rest))
+    return _TOPIC_COMMANDS[word](_topic(names[0]))
 
 
 def _topic(name: str) -> Topic:

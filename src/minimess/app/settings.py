@@ -80,7 +80,7 @@ class ClientSettings:
             raise ValueError(f"invalid server URL {url!r}: {error}") from None
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError(f"invalid server URL {url!r}: expected ws://host[:port] or wss://host[:port]")
-        if port == 0 or parts.query or parts.fragment:
+        if port == 0 or "?" in url or "#" in url:
             raise ValueError(f"invalid server URL {url!r}: expected ws://host[:port] or wss://host[:port]")
 
     @uid.validator

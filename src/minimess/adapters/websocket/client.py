@@ -136,19 +136,22 @@ class ServerLink:
 
     async def _connect_and_serve(self, events: LinkEvents) -> str:
         """Connect once and serve the connection until it ends; why it ended, for the user."""
+        # The server subscribes what the URL names; what changes during the handshake is sent after.
+        url_topics = self.topics
         try:
             async with connect(
-                self._url(), open_timeout=self._open_timeout, close_timeout=2, max_size=2**20
+                self._url(url_topics), open_timeout=self._open_timeout, close_timeout=2, max_size=2**20
             ) as connection:
                 async with asyncio.timeout(self._open_timeout):
-                    success = json.loads(await connection.recv())
-                if not isinstance(success, dict) or success.get("type") != "success":
+                    greeting = await connection.recv()
+                if not _is_success(greeting):
                     return "the server did not greet with success"
+                if self._closing.is_set():
+                    return "closed"
                 self._backoff.reset()
                 self._connection = connection
-                # sub/unsub queued for a previous connection are settled by this one's URL.
-                self._outgoing = deque(item for item in self._outgoing if isinstance(item, _Pub))
-                events.connected(str(success.get("node", "?")), self.topics)
+                self._resume(url_topics)
+                events.connected(_node(greeting), self.topics)
                 sender = asyncio.create_task(self._send_loop(connection))
                 try:
                     async for data in connection:
@@ -201,9 +204,13 @@ class ServerLink:
             elif kind == "error":
                 self._on_error(document, events)
             elif kind == "subscribed":
-                events.subscribed(Topic(document["topic"]))
+                topic = Topic(document["topic"])
+                self._forget_request(_Sub, topic)
+                events.subscribed(topic)
             elif kind == "unsubscribed":
-                events.unsubscribed(Topic(document["topic"]))
+                topic = Topic(document["topic"])
+                self._forget_request(_Unsub, topic)
+                events.unsubscribed(topic)
             elif kind == "time":
                 events.ticked(str(document["ts"]))
         except (ValueError, KeyError, TypeError, MinimessError) as error:
@@ -211,17 +218,24 @@ class ServerLink:
 
     def _on_error(self, document: dict[str, Any], events: LinkEvents) -> None:
         ref, reason = document.get("ref"), f"{document.get('code')}: {document.get('reason')}"
+        request = self._requests.pop(str(ref), None)
         if (publish := self._settle(ref)) is not None:
             events.publish_failed(publish.topic, publish.body, reason)
-        elif isinstance(request := self._requests.pop(ref or "", None), _Sub):
+        elif isinstance(request, _Sub):
             self._topics.pop(request.topic, None)
             events.refused(f"cannot subscribe to {request.topic}", reason)
         else:
             events.refused("the server says", reason)
 
+    def _forget_request(self, kind: type[_Sub | _Unsub], topic: Topic) -> None:
+        """The server answered the oldest request of this kind for `topic` (answers carry no ref)."""
+        for ref, request in self._requests.items():
+            if isinstance(request, kind) and request.topic == topic:
+                del self._requests[ref]
+                return
+
     def _settle(self, ref: object) -> _Pub | None:
         """Stop waiting for `ref`'s ack; the publish it belonged to, if it was still waiting."""
-        self._requests.pop(str(ref), None)
         publish = self._awaiting.pop(str(ref), None)
         if publish is not None and publish.timer is not None:
             publish.timer.cancel()
@@ -248,8 +262,30 @@ class ServerLink:
     def _next_ref(self) -> str:
         return f"c-{next(self._refs)}"
 
-    def _url(self) -> str:
-        return self._base_url + codec.subscribe_path(self._uid, self.topics)
+    def _resume(self, url_topics: tuple[Topic, ...]) -> None:
+        """Queue, ahead of the waiting publishes, the sub/unsub that the URL did not cover."""
+        publishes = [item for item in self._outgoing if isinstance(item, _Pub)]
+        changes: list[_Sub | _Unsub | _Pub] = [
+            _Sub(topic, self._next_ref()) for topic in self._topics if topic not in url_topics
+        ]
+        changes += [_Unsub(topic, self._next_ref()) for topic in url_topics if topic not in self._topics]
+        self._outgoing = deque([*changes, *publishes])
+        self._wake.set()
+
+    def _url(self, topics: tuple[Topic, ...]) -> str:
+        return self._base_url + codec.subscribe_path(self._uid, topics)
+
+
+def _is_success(greeting: str | bytes) -> bool:
+    try:
+        document = json.loads(greeting)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and document.get("type") == "success"
+
+
+def _node(greeting: str | bytes) -> str:
+    return str(json.loads(greeting).get("node", "?"))
 
 
 def _close_reason(closed: ConnectionClosed) -> str:
