@@ -27,6 +27,9 @@ class ServerProcess:
 
     def start(self, port: int | None = None) -> ServerProcess:
         """Start the process (on `port`, or any free one) and wait until it listens."""
+        # A restart must wait for this run's events, not find the previous run's.
+        self.events = []
+        self._new_events = queue.Queue()
         args = list(self.args)
         if port is not None:
             args[1] = str(port)

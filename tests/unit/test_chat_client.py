@@ -324,7 +324,7 @@ def test_connected_after_a_disconnect_lists_the_resubscribed_topics(
     assert display.notices == [
         "* connected to laptop:8080 as afrozalm; subscribed to news",
         "* disconnected (connection lost); retrying in 0.4 s",
-        "* connected to laptop:8080 as afrozalm; subscribed to news, sport",
+        "* connected to laptop:8080 as afrozalm; resubscribed to news, sport",
     ]
 
 

@@ -76,6 +76,7 @@ class ChatClient:
         # Where plain lines go; survives reconnects because it lives here, not in the link.
         self.attached: Topic | None = None
         self._was_connected = False
+        self._ever_connected = False
 
     @property
     def prompt(self) -> str:
@@ -136,9 +137,10 @@ class ChatClient:
     # LinkEvents
 
     def connected(self, node: str, topics: tuple[Topic, ...]) -> None:
-        subscribed = f"; subscribed to {', '.join(str(t) for t in topics)}" if topics else ""
+        verb = "resubscribed" if self._ever_connected else "subscribed"
+        subscribed = f"; {verb} to {', '.join(str(t) for t in topics)}" if topics else ""
         self._display.notice(f"* connected to {node} as {self.uid}{subscribed}")
-        self._was_connected = True
+        self._was_connected = self._ever_connected = True
 
     def disconnected(self, reason: str, retry_in: float) -> None:
         state = "disconnected" if self._was_connected else "not connected"
