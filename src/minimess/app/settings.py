@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 from urllib.parse import urlsplit
 
@@ -39,10 +40,12 @@ class ServerSettings:
     # --broker kafka: where Kafka is, the one topic all servers share, and its partition count
     # (only used when the topic is created).
     kafka_bootstrap: str = "localhost:9092"
-    kafka_topic: str = "minimess.messages"
+    kafka_topic: str = attrs.field(
+        default="minimess.messages", validator=v.matches_re(r"[A-Za-z0-9._-]{1,249}")
+    )
     kafka_partitions: int = attrs.field(default=12, validator=v.ge(1))
     # A publish ends in an ack or in `broker_unavailable` within this many seconds.
-    publish_timeout: float = attrs.field(default=5.0, validator=v.gt(0))
+    publish_timeout: float = attrs.field(default=5.0, validator=[v.gt(0), v.lt(math.inf)])
 
     @property
     def node_name(self) -> str:

@@ -214,7 +214,11 @@ class KafkaBroker:
                 reason=str(error),
             )
             return
-        deliver(message)
+        try:
+            deliver(message)
+        except Exception:
+            # A bug in delivery must not be taken for a Kafka outage and restart the clients.
+            log.exception("delivery_failed", message_id=message.id)
 
     async def _stop_clients(self) -> None:
         producer, consumer = self._producer, self._consumer

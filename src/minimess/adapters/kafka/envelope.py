@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 import thriftpy2
-from thriftpy2.protocol import TCompactProtocolFactory
+from thriftpy2.protocol.compact import TCompactProtocol, TCompactProtocolFactory
 from thriftpy2.utils import deserialize, serialize
 
 from minimess.domain.errors import InvalidName
@@ -17,7 +17,10 @@ from minimess.domain.model import Message, Topic, Uid
 
 SCHEMA_VERSION: Final = 1
 
-_PROTOCOL = TCompactProtocolFactory()
+# strict_decode: a string field that is not UTF-8 is an error, not a bytes value.
+_PROTOCOL = TCompactProtocolFactory(strict_decode=True)
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND: Final = timedelta(milliseconds=1)
 
 
 class EnvelopeError(Exception):
@@ -39,6 +42,40 @@ def _envelope_type() -> Any:
     return schema.Envelope
 
 
+class _BoundedCompactProtocol(TCompactProtocol):
+    """The compact protocol, refusing a list, set or map with more elements than the record has bytes.
+
+    Every element takes at least one byte, so such a size is garbage; thriftpy2 would otherwise
+    skip that many zero-byte elements, which can keep the event loop busy for ages.
+    """
+
+    def __init__(self, trans: Any, limit: int) -> None:
+        super().__init__(trans, strict_decode=True)
+        self._limit = limit
+
+    def _read_collection_begin(self) -> tuple[int, int]:
+        element_type, size = super()._read_collection_begin()
+        self._check(size)
+        return element_type, size
+
+    def _read_map_begin(self) -> tuple[int, int, int]:
+        key_type, value_type, size = super()._read_map_begin()
+        self._check(size)
+        return key_type, value_type, size
+
+    def _check(self, size: int) -> None:
+        if size > self._limit:
+            raise EnvelopeError(f"a collection of {size} elements in a record of {self._limit} bytes")
+
+
+class _BoundedProtocolFactory:
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+
+    def get_protocol(self, trans: Any) -> _BoundedCompactProtocol:
+        return _BoundedCompactProtocol(trans, self._limit)
+
+
 def encode(envelope: Envelope) -> bytes:
     message = envelope.message
     record = _envelope_type()(
@@ -47,7 +84,7 @@ def encode(envelope: Envelope) -> bytes:
         topic=message.topic.name,
         sender=message.sender.value,
         body=message.body,
-        timestamp_ms=round(message.timestamp.timestamp() * 1000),
+        timestamp_ms=(message.timestamp - EPOCH) // MILLISECOND,
         origin_node=envelope.origin_node,
     )
     return bytes(serialize(record, _PROTOCOL))
@@ -56,7 +93,7 @@ def encode(envelope: Envelope) -> bytes:
 def decode(value: bytes) -> Envelope:
     """Read a record value; raise EnvelopeError, and nothing else, when it is not an envelope."""
     try:
-        record = deserialize(_envelope_type()(), value, _PROTOCOL)
+        record = deserialize(_envelope_type()(), value, _BoundedProtocolFactory(len(value)))
     except Exception as error:  # thriftpy2 raises many types on garbage; all mean the same here
         raise EnvelopeError(f"not a Thrift envelope: {error!r}") from None
     missing = [
@@ -70,7 +107,7 @@ def decode(value: bytes) -> Envelope:
             topic=Topic(record.topic),
             sender=Uid(record.sender),
             body=record.body,
-            timestamp=datetime.fromtimestamp(record.timestamp_ms / 1000, UTC),
+            timestamp=EPOCH + record.timestamp_ms * MILLISECOND,
         )
     except (InvalidName, ValueError, TypeError, OverflowError, OSError) as error:
         raise EnvelopeError(f"invalid envelope: {error}") from None
