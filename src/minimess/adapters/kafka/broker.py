@@ -128,7 +128,7 @@ class KafkaBroker:
             fetch_max_wait_ms=100,
         )
         await self._consumer.start()
-        await self._assign_all_partitions(self._consumer)
+        await self._assign_all_partitions(self._consumer, self._producer)
         self._ready = True
         log.info("kafka_connected", bootstrap=self._bootstrap, topic=self._topic)
 
@@ -145,9 +145,9 @@ class KafkaBroker:
         finally:
             await admin.close()
 
-    async def _assign_all_partitions(self, consumer: AIOKafkaConsumer) -> None:
-        await consumer.topics()
-        numbers = consumer.partitions_for_topic(self._topic)
+    async def _assign_all_partitions(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        # The producer's metadata is the one that waits for the topic to be known.
+        numbers = await producer.partitions_for(self._topic)
         if not numbers:
             raise KafkaError(f"topic {self._topic} has no partitions yet")
         partitions = [TopicPartition(self._topic, number) for number in sorted(numbers)]
