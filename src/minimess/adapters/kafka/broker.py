@@ -95,7 +95,7 @@ class KafkaBroker:
         while True:
             try:
                 await self._start_clients()
-                await self._consume(deliver)
+                await self._consume_and_watch(deliver)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -160,47 +160,60 @@ class KafkaBroker:
                 await consumer.seek_to_end(partition)
                 self._positions[partition] = await consumer.position(partition)
 
+    async def _consume_and_watch(self, deliver: Deliver) -> None:
+        """Deliver records, and probe Kafka beside it; return or raise when either fails.
+
+        The probe runs in its own task so that its round trips never delay a delivery.
+        """
+        tasks = [asyncio.create_task(self._consume(deliver)), asyncio.create_task(self._watch())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()
+
     async def _consume(self, deliver: Deliver) -> None:
         assert self._consumer is not None
         consumer = self._consumer
-        loop = asyncio.get_running_loop()
-        next_check = loop.time() + self._probe_interval
-        lagging: dict[TopicPartition, int] = {}
         while True:
-            batches = await consumer.getmany(timeout_ms=round(self._probe_interval * 1000))
+            batches = await consumer.getmany(timeout_ms=1000)
             for partition, records in batches.items():
                 for record in records:
                     self._positions[partition] = record.offset + 1
                     self._deliver_record(record, deliver)
-            if loop.time() >= next_check:
-                next_check = loop.time() + self._probe_interval
-                lagging = await self._check(consumer, lagging)
 
-    async def _check(
-        self, consumer: AIOKafkaConsumer, lagging: dict[TopicPartition, int]
-    ) -> dict[TopicPartition, int]:
-        """Probe Kafka for readiness; raise ConsumerStalled if a lagging partition did not move.
+    async def _watch(self) -> None:
+        """Every probe interval: is Kafka reachable (readiness), and does the consumer move?
 
-        The partitions that lag now, with their positions, are the input of the next check.
+        Raises ConsumerStalled when a partition lagged at the last probe and its position has
+        not moved since.
         """
         assert self._producer is not None
-        try:
-            async with asyncio.timeout(self._probe_interval * 2):
-                await self._producer.client.fetch_all_metadata()
-                ends = await consumer.end_offsets(list(self._positions))
-        except (KafkaError, TimeoutError) as error:
-            if self._ready:
-                log.warning("kafka_unreachable", error=repr(error))
-            self._ready = False
-            return {}
-        if not self._ready:
-            log.info("kafka_reachable_again")
-        self._ready = True
-        now_lagging = {p: self._positions[p] for p, end in ends.items() if end > self._positions[p]}
-        stuck = [p for p, position in now_lagging.items() if lagging.get(p) == position]
-        if stuck:
-            raise ConsumerStalled(f"no progress on {len(stuck)} lagging partitions")
-        return now_lagging
+        assert self._consumer is not None
+        producer, consumer = self._producer, self._consumer
+        lagging: dict[TopicPartition, int] = {}
+        while True:
+            await asyncio.sleep(self._probe_interval)
+            try:
+                async with asyncio.timeout(self._probe_interval * 2):
+                    await producer.client.fetch_all_metadata()
+                    ends = await consumer.end_offsets(list(self._positions))
+            except (KafkaError, TimeoutError) as error:
+                if self._ready:
+                    log.warning("kafka_unreachable", error=repr(error))
+                self._ready = False
+                lagging = {}
+                continue
+            if not self._ready:
+                log.info("kafka_reachable_again")
+            self._ready = True
+            now_lagging = {p: self._positions[p] for p, end in ends.items() if end > self._positions[p]}
+            if any(lagging.get(p) == position for p, position in now_lagging.items()):
+                raise ConsumerStalled("a lagging partition made no progress between two probes")
+            lagging = now_lagging
 
     def _deliver_record(self, record: Any, deliver: Deliver) -> None:
         try:
