@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from minimess.adapters.kafka import broker as kafka_broker
-from minimess.adapters.kafka.broker import KafkaBroker
+from minimess.adapters.kafka.broker import KafkaBroker, _Attachment
 from minimess.adapters.kafka.envelope import Envelope, decode, encode
 from minimess.adapters.memory import MemoryBroker
 from minimess.adapters.websocket.server import WebSocketServer
@@ -194,18 +194,18 @@ def test_kind_kafka_selects_a_kafka_broker_configured_from_the_settings(network:
     )
     broker = build_container(settings).broker()
     assert isinstance(broker, KafkaBroker)
-    assert broker._bootstrap == NOWHERE
-    assert broker._topic == "chat.bus"
-    assert broker._partitions == 3
-    assert broker._publish_timeout == 0.25
-    assert broker._node_id == "eu-1"
+    assert broker._config.bootstrap == NOWHERE
+    assert broker._config.topic == "chat.bus"
+    assert broker._config.partitions == 3
+    assert broker._config.publish_timeout == 0.25
+    assert broker._config.node_id == "eu-1"
 
 
 def test_the_kafka_broker_is_named_hostname_port_without_node_id(hostname: str) -> None:
     """Without --node-id the broker's node id (in envelopes and client ids) is the default node name."""
     broker = build_container(ServerSettings(broker="kafka", port=9001)).broker()
     assert isinstance(broker, KafkaBroker)
-    assert broker._node_id == "box:9001"
+    assert broker._config.node_id == "box:9001"
 
 
 def test_building_the_kafka_graph_does_not_touch_the_network(network: NetworkUse) -> None:
@@ -217,7 +217,7 @@ def test_building_the_kafka_graph_does_not_touch_the_network(network: NetworkUse
     assert server._broker is broker
     assert container.broker() is broker
     assert not broker.is_ready()
-    assert (broker._producer, broker._consumer) == (None, None)
+    assert broker._attachments == []
     assert broker.undecodable_records == 0
     assert network.attempts == []
 
@@ -304,13 +304,18 @@ def test_kafka_flags_reach_the_settings_and_the_broker(served: Served) -> None:
     assert served.settings == [KAFKA_EXPECTED]
     (broker,) = served.brokers
     assert isinstance(broker, KafkaBroker)
-    assert (broker._bootstrap, broker._topic, broker._partitions, broker._publish_timeout) == (
+    assert (
+        broker._config.bootstrap,
+        broker._config.topic,
+        broker._config.partitions,
+        broker._config.publish_timeout,
+    ) == (
         "k1:9092,k2:9093",
         "chat.bus",
         3,
         0.25,
     )
-    assert broker._node_id == "eu-1"
+    assert broker._config.node_id == "eu-1"
     assert not broker.is_ready()
 
 
@@ -405,10 +410,17 @@ class FakeProducer:
 
 
 def _connected(broker: KafkaBroker, producer: FakeProducer) -> KafkaBroker:
-    """`broker` as its supervisor leaves it once the clients work."""
-    broker._producer = producer
-    broker._ready = True
+    """`broker` attached once, as its supervisor leaves it once the clients work."""
+    attachment = _Attachment(broker._config, lambda _message: None, broker)
+    attachment.producer = producer
+    attachment.ready = True
+    broker._attachments.append(attachment)
     return broker
+
+
+def _deliver_record(broker: KafkaBroker, record: Any, deliver: Callable[[Message], None]) -> None:
+    """Hand `record` to a reader of `broker` that delivers to `deliver`."""
+    _Attachment(broker._config, deliver, broker)._deliver_record(record)
 
 
 async def test_publish_sends_one_envelope_keyed_by_the_minimess_topic() -> None:
@@ -443,7 +455,8 @@ async def test_publish_that_kafka_never_acknowledges_ends_at_the_deadline() -> N
 
 
 def _record(value: bytes | None, offset: int = 41, partition: int = 7) -> Any:
-    return SimpleNamespace(value=value, partition=partition, offset=offset)
+    # CreateTime records: the late-record check applies to LogAppendTime only.
+    return SimpleNamespace(value=value, partition=partition, offset=offset, timestamp_type=0, timestamp=0)
 
 
 @pytest.mark.parametrize("value", [b"\xff\x00garbage", b"", None], ids=["garbage", "empty", "tombstone"])
@@ -452,7 +465,7 @@ def test_an_undecodable_record_is_logged_counted_and_skipped(value: bytes | None
     broker = _broker()
     delivered: list[Message] = []
     with capture_logs() as logs:
-        broker._deliver_record(_record(value), delivered.append)
+        _deliver_record(broker, _record(value), delivered.append)
     assert delivered == []
     assert broker.undecodable_records == 1
     (entry,) = [entry for entry in logs if entry["event"] == "kafka_record_skipped"]
@@ -465,8 +478,8 @@ def test_a_good_record_after_a_bad_one_is_delivered() -> None:
     broker = _broker()
     delivered: list[Message] = []
     message = _message()
-    broker._deliver_record(_record(b"junk", offset=1), delivered.append)
-    broker._deliver_record(_record(encode(Envelope(message, "eu-2")), offset=2), delivered.append)
+    _deliver_record(broker, _record(b"junk", offset=1), delivered.append)
+    _deliver_record(broker, _record(encode(Envelope(message, "eu-2")), offset=2), delivered.append)
     assert delivered == [message]
     assert broker.undecodable_records == 1
 
@@ -483,5 +496,5 @@ def test_a_failing_deliver_callback_does_not_escape_the_consumer() -> None:
         raise RuntimeError("server bug")
 
     with capture_logs() as logs:
-        broker._deliver_record(_record(encode(Envelope(_message(), "eu-2"))), failing)
+        _deliver_record(broker, _record(encode(Envelope(_message(), "eu-2"))), failing)
     assert [entry["event"] for entry in logs] == ["delivery_failed"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,22 +24,37 @@ from minimess.domain.ports import Deliver
 log = structlog.get_logger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+LOG_APPEND_TIME = 1
 
 
 class ConsumerStalled(Exception):
-    """The consumer lags behind the end of a partition and has not moved for a whole check."""
+    """The consumer lags behind the end of a partition and has not moved for a whole probe."""
+
+
+@attrs.frozen
+class KafkaConfig:
+    """Where the bus is and how this server uses it."""
+
+    bootstrap: str
+    topic: str
+    partitions: int
+    publish_timeout: float
+    node_id: str
+    probe_interval: float = 1.0
+    retry_interval: float = 1.0
+
+    @property
+    def client_id(self) -> str:
+        return f"minimess-{self.node_id}"
 
 
 class KafkaBroker:
     """The bus between servers on Apache Kafka, behind the same Broker port as the memory one.
 
     Records are keyed by minimess topic, so one topic's messages stay in one partition, in one
-    order. There is no consumer group: every server reads every partition, from the end, and the
-    origin server gets its own publishes back the same way, so everybody sees one order.
-
-    Kafka may be down at start or go away at any time. A supervisor task (re)creates the
-    clients until they work; `is_ready` follows a metadata probe every `probe_interval`; a
-    consumer that lags and stops moving is recreated where it stopped, so nothing is skipped.
+    order. There is no consumer group: every server reads every partition, and the origin server
+    gets its own publishes back the same way, so everybody sees one order. Each `attach` is one
+    reader of the bus (a server attaches once; tests attach twice to play two servers).
     """
 
     def __init__(
@@ -50,122 +67,152 @@ class KafkaBroker:
         probe_interval: float = 1.0,
         retry_interval: float = 1.0,
     ) -> None:
-        self._bootstrap = bootstrap
-        self._topic = topic
-        self._partitions = partitions
-        self._publish_timeout = publish_timeout
-        self._node_id = node_id
-        self._probe_interval = probe_interval
-        self._retry_interval = retry_interval
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._ready = False
-        # Next offset to read per partition, kept across consumer restarts.
-        self._positions: dict[TopicPartition, int] = {}
+        self._config = KafkaConfig(
+            bootstrap, topic, partitions, publish_timeout, node_id, probe_interval, retry_interval
+        )
+        self._attachments: list[_Attachment] = []
         self.undecodable_records = 0
+        self.late_records = 0
 
     @asynccontextmanager
     async def attach(self, deliver: Deliver) -> AsyncIterator[None]:
-        supervisor = asyncio.create_task(self._supervise(deliver))
+        attachment = _Attachment(self._config, deliver, self)
+        self._attachments.append(attachment)
+        supervisor = asyncio.create_task(attachment.supervise())
         try:
             yield
         finally:
+            self._attachments.remove(attachment)
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
 
     async def publish(self, message: Message) -> None:
-        producer = self._producer
-        if producer is None or not self._ready:
+        producer = next((a.producer for a in self._attachments if a.ready and a.producer), None)
+        if producer is None:
             raise BrokerUnavailable("Kafka is not reachable")
-        value = envelope.encode(Envelope(message=message, origin_node=self._node_id))
+        config = self._config
+        value = envelope.encode(Envelope(message=message, origin_node=config.node_id))
         try:
-            async with asyncio.timeout(self._publish_timeout):
-                delivery = await producer.send(self._topic, value=value, key=message.topic.name.encode())
+            async with asyncio.timeout(config.publish_timeout):
+                delivery = await producer.send(config.topic, value=value, key=message.topic.name.encode())
                 await delivery
         except TimeoutError:
-            raise BrokerUnavailable(f"Kafka did not acknowledge within {self._publish_timeout:g} s") from None
+            raise BrokerUnavailable(
+                f"Kafka did not acknowledge within {config.publish_timeout:g} s"
+            ) from None
         except KafkaError as error:
             raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
 
     def is_ready(self) -> bool:
-        return self._ready
+        return any(attachment.ready for attachment in self._attachments)
 
-    async def _supervise(self, deliver: Deliver) -> None:
+
+class _Attachment:
+    """One reader of the bus, with the producer it publishes through, kept alive across outages.
+
+    A supervisor (re)creates the Kafka clients until they work; readiness follows a metadata
+    probe every probe interval; a consumer that lags and stops moving is recreated where it
+    stopped, so nothing is skipped. Reading starts at the attach time, not at the moment the
+    consumer first reaches Kafka, so a message published after attach is never missed.
+    """
+
+    def __init__(self, config: KafkaConfig, deliver: Deliver, broker: KafkaBroker) -> None:
+        self._config = config
+        self._deliver = deliver
+        self._broker = broker
+        # Kafka timestamps are wall-clock milliseconds.
+        self._since_ms = round(time.time() * 1000)
+        self.producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self.ready = False
+        # Next offset to read per partition, kept across consumer restarts.
+        self._positions: dict[TopicPartition, int] = {}
+
+    async def supervise(self) -> None:
         while True:
             try:
                 await self._start_clients()
-                await self._consume_and_watch(deliver)
+                await self._consume_and_watch()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.warning("kafka_unavailable", bootstrap=self._bootstrap, error=repr(error))
+                log.warning("kafka_unavailable", bootstrap=self._config.bootstrap, error=repr(error))
             finally:
-                self._ready = False
+                self.ready = False
                 await self._stop_clients()
-            await asyncio.sleep(self._retry_interval)
+            await asyncio.sleep(self._config.retry_interval)
 
     async def _start_clients(self) -> None:
+        config = self._config
         await self._ensure_topic()
-        timeout_ms = round(self._publish_timeout * 1000)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            client_id=f"minimess-{self._node_id}",
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=config.bootstrap,
+            client_id=config.client_id,
             acks="all",
             enable_idempotence=True,
             # Send at once: a chat message should not wait for a batch to fill.
             linger_ms=0,
-            # Records expire when their publish has failed, so a late write cannot surprise anyone.
-            request_timeout_ms=timeout_ms,
+            request_timeout_ms=round(config.publish_timeout * 1000),
         )
-        await self._producer.start()
+        await self.producer.start()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            client_id=f"minimess-{self._node_id}",
+            bootstrap_servers=config.bootstrap,
+            client_id=config.client_id,
             group_id=None,
             enable_auto_commit=False,
             # A fetch returns as soon as one record is there; this only bounds an idle long poll.
             fetch_max_wait_ms=100,
         )
         await self._consumer.start()
-        await self._assign_all_partitions(self._consumer, self._producer)
-        self._ready = True
-        log.info("kafka_connected", bootstrap=self._bootstrap, topic=self._topic)
+        await self._assign_all_partitions(self._consumer, self.producer)
+        self.ready = True
+        log.info("kafka_connected", bootstrap=config.bootstrap, topic=config.topic)
 
     async def _ensure_topic(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=f"minimess-{self._node_id}")
+        config = self._config
+        admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, client_id=config.client_id)
         await admin.start()
         try:
-            response = await admin.create_topics(
-                [NewTopic(self._topic, num_partitions=self._partitions, replication_factor=1)]
+            new_topic = NewTopic(
+                config.topic,
+                num_partitions=config.partitions,
+                replication_factor=1,
+                # Kafka stamps each record when it appends it, which tells every server alike
+                # whether the record came too late for its publisher (see _is_late).
+                topic_configs={"message.timestamp.type": "LogAppendTime"},
             )
+            response = await admin.create_topics([new_topic])
             for _name, code, *_ in response.topic_errors:
                 if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise KafkaError(f"cannot create topic {self._topic}: error code {code}")
+                    raise KafkaError(f"cannot create topic {config.topic}: error code {code}")
         finally:
             await admin.close()
 
     async def _assign_all_partitions(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         # The producer's metadata is the one that waits for the topic to be known.
-        numbers = await producer.partitions_for(self._topic)
+        numbers = await producer.partitions_for(self._config.topic)
         if not numbers:
-            raise KafkaError(f"topic {self._topic} has no partitions yet")
-        partitions = [TopicPartition(self._topic, number) for number in sorted(numbers)]
+            raise KafkaError(f"topic {self._config.topic} has no partitions yet")
+        partitions = [TopicPartition(self._config.topic, number) for number in sorted(numbers)]
         consumer.assign(partitions)
+        new = [partition for partition in partitions if partition not in self._positions]
+        if new:
+            # The first time: the first record appended at or after the attach time, if any.
+            found = await consumer.offsets_for_times(dict.fromkeys(new, self._since_ms))
+            ends = await consumer.end_offsets(new)
+            for partition in new:
+                hit = found.get(partition)
+                self._positions[partition] = hit.offset if hit is not None else ends[partition]
         for partition in partitions:
-            if partition in self._positions:
-                consumer.seek(partition, self._positions[partition])
-            else:
-                # The first time: only what is published from now on.
-                await consumer.seek_to_end(partition)
-                self._positions[partition] = await consumer.position(partition)
+            consumer.seek(partition, self._positions[partition])
 
-    async def _consume_and_watch(self, deliver: Deliver) -> None:
+    async def _consume_and_watch(self) -> None:
         """Deliver records, and probe Kafka beside it; return or raise when either fails.
 
         The probe runs in its own task so that its round trips never delay a delivery.
         """
-        tasks = [asyncio.create_task(self._consume(deliver)), asyncio.create_task(self._watch())]
+        tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._watch())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -175,7 +222,7 @@ class KafkaBroker:
         for task in done:
             task.result()
 
-    async def _consume(self, deliver: Deliver) -> None:
+    async def _consume(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
         while True:
@@ -183,7 +230,7 @@ class KafkaBroker:
             for partition, records in batches.items():
                 for record in records:
                     self._positions[partition] = record.offset + 1
-                    self._deliver_record(record, deliver)
+                    self._deliver_record(record)
 
     async def _watch(self) -> None:
         """Every probe interval: is Kafka reachable (readiness), and does the consumer move?
@@ -191,53 +238,66 @@ class KafkaBroker:
         Raises ConsumerStalled when a partition lagged at the last probe and its position has
         not moved since.
         """
-        assert self._producer is not None
+        assert self.producer is not None
         assert self._consumer is not None
-        producer, consumer = self._producer, self._consumer
+        producer, consumer = self.producer, self._consumer
         lagging: dict[TopicPartition, int] = {}
         while True:
-            await asyncio.sleep(self._probe_interval)
+            await asyncio.sleep(self._config.probe_interval)
             try:
-                async with asyncio.timeout(self._probe_interval * 2):
+                async with asyncio.timeout(self._config.probe_interval * 2):
                     await producer.client.fetch_all_metadata()
                     ends = await consumer.end_offsets(list(self._positions))
             except (KafkaError, TimeoutError) as error:
-                if self._ready:
+                if self.ready:
                     log.warning("kafka_unreachable", error=repr(error))
-                self._ready = False
+                self.ready = False
                 lagging = {}
                 continue
-            if not self._ready:
+            if not self.ready:
                 log.info("kafka_reachable_again")
-            self._ready = True
+            self.ready = True
             now_lagging = {p: self._positions[p] for p, end in ends.items() if end > self._positions[p]}
             if any(lagging.get(p) == position for p, position in now_lagging.items()):
                 raise ConsumerStalled("a lagging partition made no progress between two probes")
             lagging = now_lagging
 
-    def _deliver_record(self, record: Any, deliver: Deliver) -> None:
+    def _deliver_record(self, record: Any) -> None:
         try:
             message = envelope.decode(record.value or b"").message
         except EnvelopeError as error:
-            self.undecodable_records += 1
+            self._broker.undecodable_records += 1
             log.warning(
-                "kafka_record_skipped",
-                partition=record.partition,
-                offset=record.offset,
-                reason=str(error),
+                "kafka_record_skipped", partition=record.partition, offset=record.offset, reason=str(error)
             )
             return
+        if self._is_late(record, message):
+            self._broker.late_records += 1
+            log.info("kafka_record_late", partition=record.partition, offset=record.offset, id=message.id)
+            return
         try:
-            deliver(message)
+            self._deliver(message)
         except Exception:
             # A bug in delivery must not be taken for a Kafka outage and restart the clients.
             log.exception("delivery_failed", message_id=message.id)
 
+    def _is_late(self, record: Any, message: Message) -> bool:
+        """Whether Kafka appended the record after its publisher's deadline had passed.
+
+        The publisher then told its client `broker_unavailable`, but the producer may still have
+        written the record once Kafka came back. Every server compares the same two timestamps
+        (Kafka's append time and the publish time in the envelope), so all drop it alike.
+        """
+        if record.timestamp_type != LOG_APPEND_TIME:
+            return False
+        published_ms = round(message.timestamp.timestamp() * 1000)
+        return bool(record.timestamp - published_ms > self._config.publish_timeout * 1000)
+
     async def _stop_clients(self) -> None:
-        producer, consumer = self._producer, self._consumer
-        self._producer = self._consumer = None
+        producer, consumer = self.producer, self._consumer
+        self.producer = self._consumer = None
         for client in (producer, consumer):
             if client is not None:
                 with contextlib.suppress(Exception):
-                    async with asyncio.timeout(self._publish_timeout):
+                    async with asyncio.timeout(self._config.publish_timeout):
                         await client.stop()

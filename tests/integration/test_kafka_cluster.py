@@ -1,0 +1,320 @@
+"""Two or three `minimess serve --broker kafka` processes on a real Kafka, as clients see them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from websockets.asyncio.client import ClientConnection
+
+from minimess.adapters.kafka import envelope
+from minimess.adapters.kafka.envelope import Envelope
+from minimess.domain.model import Message, Topic, Uid
+from tests.integration.kafka_process import KafkaProcess
+from tests.integration.server_process import ServerProcess
+from tests.integration.wire import frame_of_type, http_get, next_frame, open_client, send_frame
+from tests.timeouts import scaled
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 3
+TOPIC = "room"
+MESSAGES = 500
+# Until a server answers /readyz 200: it creates the Kafka topic and connects its clients first.
+READY_WITHIN = 20.0
+# Slack on top of --publish-timeout for a refused publish: scheduling, the frame's round trip.
+PUBLISH_MARGIN = 1.5
+# --publish-timeout of the servers in the outage tests.
+PUBLISH_TIMEOUT = 2.0
+
+StartServer = Callable[..., ServerProcess]
+
+
+def kafka_topic() -> str:
+    """A Kafka topic of the test's own, so that no test reads another's records."""
+    return f"minimess-test-{uuid.uuid4().hex}"
+
+
+def start_node(
+    start_server: StartServer, kafka: KafkaProcess, topic: str, node: str, *extra: str
+) -> ServerProcess:
+    return start_server(
+        "--broker",
+        "kafka",
+        "--kafka-bootstrap",
+        kafka.bootstrap,
+        "--kafka-topic",
+        topic,
+        "--kafka-partitions",
+        str(PARTITIONS),
+        "--rate-limit",
+        "0",
+        "--tick",
+        "0",
+        "--node-id",
+        node,
+        *extra,
+    )
+
+
+async def answers(server: ServerProcess, path: str, status: int, within: float) -> None:
+    """Wait until GET `path` answers `status`; fail after `within` seconds (scaled)."""
+    deadline = time.monotonic() + scaled(within)
+    while True:
+        got, body = await asyncio.to_thread(http_get, server, path)
+        if got == status:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{server.http_url(path)} answered {got} {body!r}, not {status}, for {scaled(within)} s; "
+                f"last events: {server.events[-10:]}"
+            )
+        await asyncio.sleep(0.1)  # a poll interval, not a synchronisation
+
+
+async def start_cluster(
+    start_server: StartServer, kafka: KafkaProcess, topic: str, *extra: str
+) -> tuple[ServerProcess, ServerProcess]:
+    """Servers s1 and s2 on one Kafka topic, both ready (/readyz 200)."""
+    servers = (
+        start_node(start_server, kafka, topic, "s1", *extra),
+        start_node(start_server, kafka, topic, "s2", *extra),
+    )
+    for server in servers:
+        await answers(server, "/readyz", 200, READY_WITHIN)
+    return servers
+
+
+async def publish(connection: ClientConnection, body: str, ref: str) -> str:
+    """Publish `body` on TOPIC and wait for its ack; the message id."""
+    await send_frame(connection, type="pub", topic=TOPIC, body=body, ref=ref)
+    ack = await frame_of_type(connection, "ack")
+    assert ack["ref"] == ref, ack
+    return str(ack["id"])
+
+
+async def next_message(connection: ClientConnection, within: float = 15.0) -> dict[str, Any]:
+    return await frame_of_type(connection, "message", within=within)
+
+
+async def close_all(connections: list[ClientConnection]) -> None:
+    await asyncio.gather(*(connection.close() for connection in connections))
+
+
+async def event_logged(server: ServerProcess, name: str, within: float, **fields: Any) -> dict[str, Any]:
+    """The first event called `name` with these field values the server logged, waited for by polling."""
+    deadline = time.monotonic() + scaled(within)
+    while True:
+        for event in list(server.events):
+            if event.get("event") == name and all(event.get(k) == v for k, v in fields.items()):
+                return event
+        if time.monotonic() > deadline:
+            seen = [event for event in server.events if event.get("event") == name]
+            pytest.fail(f"no {name} with {fields} within {scaled(within)} s; {name} events: {seen}")
+        await asyncio.sleep(0.05)  # a poll interval, not a synchronisation
+
+
+async def refused(connection: ClientConnection, body: str, ref: str, deadline: float) -> None:
+    """Publish while Kafka is unusable: the answer must be `broker_unavailable`, within the deadline."""
+    started = time.monotonic()
+    await send_frame(connection, type="pub", topic=TOPIC, body=body, ref=ref)
+    frame = await next_frame(connection, within=deadline + PUBLISH_MARGIN + 5)
+    took = time.monotonic() - started
+    assert frame["type"] == "error", frame
+    assert frame["code"] == "broker_unavailable", frame
+    assert frame["ref"] == ref, frame
+    assert took < deadline + scaled(PUBLISH_MARGIN), f"refused after {took:.2f} s, deadline {deadline} s"
+
+
+def garbage_records() -> list[bytes | None]:
+    """Record values that are not minimess envelopes: noise, a tombstone, and a cut-off envelope."""
+    message = Message.create(Topic(TOPIC), Uid("intruder"), "cut off", datetime.now(UTC))
+    whole = envelope.encode(Envelope(message=message, origin_node="nowhere"))
+    return [b"\xff\x00 this is not thrift \x00\xff", None, whole[: len(whole) // 2]]
+
+
+async def test_500_messages_reach_subscribers_on_both_servers_once_each_in_publish_order(
+    kafka: KafkaProcess, start_server: StartServer
+) -> None:
+    """500 publishes on server 1: 500 acks, and every subscriber on either server gets all 500, in order."""
+    s1, s2 = await start_cluster(start_server, kafka, kafka_topic())
+    subscribers = [await open_client(server, f"sub-{n}", TOPIC) for n, server in enumerate((s1, s2, s1, s2))]
+    publisher = await open_client(s1, "publisher")
+    try:
+
+        async def send_all() -> None:
+            # Pipelined: the server handles a connection's frames one after the other anyway.
+            for number in range(MESSAGES):
+                await send_frame(publisher, type="pub", topic=TOPIC, body=f"m{number}", ref=str(number))
+
+        async def acks() -> list[str]:
+            ids = []
+            for number in range(MESSAGES):
+                ack = await frame_of_type(publisher, "ack")
+                assert ack["ref"] == str(number), ack
+                ids.append(str(ack["id"]))
+            return ids
+
+        async def received(connection: ClientConnection) -> list[dict[str, Any]]:
+            return [await next_message(connection) for _ in range(MESSAGES)]
+
+        async with asyncio.timeout(scaled(90)):
+            _, acked, *deliveries = await asyncio.gather(
+                send_all(), acks(), *(received(connection) for connection in subscribers)
+            )
+        assert len(set(acked)) == MESSAGES
+        bodies = [f"m{number}" for number in range(MESSAGES)]
+        for frames in deliveries:
+            assert [frame["id"] for frame in frames] == acked
+            assert [frame["body"] for frame in frames] == bodies
+            assert {(frame["from"], frame["topic"]) for frame in frames} == {("publisher", TOPIC)}
+        # A duplicate would come after the 500: what follows them must be the next message.
+        marker = await publish(publisher, "marker", "marker")
+        for connection in subscribers:
+            assert (await next_message(connection))["id"] == marker
+    finally:
+        await close_all([*subscribers, publisher])
+
+
+async def test_a_subscriber_or_server_that_joins_later_receives_only_later_messages(
+    kafka: KafkaProcess, start_server: StartServer
+) -> None:
+    """Subscribers joining server 1 or 2 later, and a server started later, get what follows, not history."""
+    topic = kafka_topic()
+    s1, s2 = await start_cluster(start_server, kafka, topic)
+    early = await open_client(s2, "early", TOPIC)
+    publisher = await open_client(s1, "publisher")
+    connections = [early, publisher]
+    try:
+        before = [await publish(publisher, f"before-{n}", f"b{n}") for n in range(3)]
+        assert [(await next_message(early))["id"] for _ in before] == before
+        # Once `early` on server 2 has them, every server has consumed them.
+        s3 = start_node(start_server, kafka, topic, "s3")
+        await answers(s3, "/readyz", 200, READY_WITHIN)
+        late = [await open_client(server, f"late-{n}", TOPIC) for n, server in enumerate((s1, s2, s3))]
+        connections += late
+        after = await publish(publisher, "after", "after")
+        for connection in [early, *late]:
+            frame = await next_message(connection)
+            assert frame["id"] == after, frame
+    finally:
+        await close_all(connections)
+
+
+async def test_kafka_outage_refuses_publishes_in_time_and_delivery_resumes_without_restart(
+    start_kafka: Callable[[], KafkaProcess], start_server: StartServer
+) -> None:
+    """Kafka stopped: publishes refused within --publish-timeout, /readyz 503; Kafka back: all flows again."""
+    kafka = await asyncio.to_thread(start_kafka)
+    s1, s2 = await start_cluster(
+        start_server, kafka, kafka_topic(), "--publish-timeout", str(PUBLISH_TIMEOUT)
+    )
+    watchers = [await open_client(server, f"watcher-{n}", TOPIC) for n, server in enumerate((s1, s2))]
+    publisher = await open_client(s1, "publisher")
+    try:
+        first = await publish(publisher, "before the outage", "before")
+        for watcher in watchers:
+            assert (await next_message(watcher))["id"] == first
+
+        await asyncio.to_thread(kafka.stop)
+        # At once, while the servers may still believe Kafka is there ...
+        await refused(publisher, "refused 1", "during-1", PUBLISH_TIMEOUT)
+        for server in (s1, s2):
+            await answers(server, "/readyz", 503, READY_WITHIN)
+            await answers(server, "/healthz", 200, 5)
+        # ... and once they know it is not.
+        await refused(publisher, "refused 2", "during-2", PUBLISH_TIMEOUT)
+        for server in (s1, s2):
+            assert server.process is not None
+            assert server.process.poll() is None, server.events[-10:]
+
+        await asyncio.to_thread(kafka.start)  # same folder, same port
+        for server in (s1, s2):
+            await answers(server, "/readyz", 200, READY_WITHIN)
+        resumed = await publish(publisher, "after the outage", "after")
+        for watcher in watchers:
+            # Also proves that no refused publish turns up late: its client was told it failed.
+            frame = await next_message(watcher, within=30)
+            assert (frame["body"], frame["id"]) == ("after the outage", resumed)
+        assert s1.process is not None
+        assert s2.process is not None
+        assert s1.process.poll() is None
+        assert s2.process.poll() is None
+    finally:
+        await close_all([*watchers, publisher])
+
+
+async def test_a_publish_refused_while_kafka_hangs_is_not_delivered_when_kafka_comes_back(
+    start_kafka: Callable[[], KafkaProcess], start_server: StartServer
+) -> None:
+    """Kafka frozen: a publish ends in `broker_unavailable` at the deadline and stays undelivered for good."""
+    kafka = await asyncio.to_thread(start_kafka)
+    s1, s2 = await start_cluster(
+        start_server, kafka, kafka_topic(), "--publish-timeout", str(PUBLISH_TIMEOUT)
+    )
+    watchers = [await open_client(server, f"watcher-{n}", TOPIC) for n, server in enumerate((s1, s2))]
+    publisher = await open_client(s1, "publisher")
+    try:
+        first = await publish(publisher, "before the freeze", "before")
+        for watcher in watchers:
+            assert (await next_message(watcher))["id"] == first
+
+        # Frozen rather than stopped, the broker still looks ready for a probe or two: the publish
+        # reaches the Kafka producer and has to end at the deadline.
+        kafka.pause()
+        try:
+            await refused(publisher, "refused while frozen", "frozen", PUBLISH_TIMEOUT)
+            for server in (s1, s2):
+                await answers(server, "/readyz", 503, READY_WITHIN)
+        finally:
+            kafka.resume()
+        for server in (s1, s2):
+            await answers(server, "/readyz", 200, READY_WITHIN)
+        resumed = await publish(publisher, "after the freeze", "after")
+        for watcher in watchers:
+            frame = await next_message(watcher, within=30)
+            assert (frame["body"], frame["id"]) == ("after the freeze", resumed)
+    finally:
+        await close_all([*watchers, publisher])
+
+
+async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturbs_nothing(
+    kafka: KafkaProcess, start_server: StartServer
+) -> None:
+    """Records that are not envelopes, in the topic's partition: both servers log and skip them and go on."""
+    topic = kafka_topic()
+    s1, s2 = await start_cluster(start_server, kafka, topic)
+    subscribers = [await open_client(server, f"sub-{n}", TOPIC) for n, server in enumerate((s1, s2))]
+    publisher = await open_client(s1, "publisher")
+    try:
+        before = await publish(publisher, "before the garbage", "before")
+        for subscriber in subscribers:
+            assert (await next_message(subscriber))["id"] == before
+
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+        await producer.start()
+        try:
+            # Keyed like minimess's own records, so they sit in the partition the next messages use.
+            written = [
+                await producer.send_and_wait(topic, value=value, key=TOPIC.encode())
+                for value in garbage_records()
+            ]
+        finally:
+            await producer.stop()
+
+        after = [await publish(publisher, f"after the garbage {n}", f"after-{n}") for n in range(3)]
+        for subscriber in subscribers:
+            assert [(await next_message(subscriber))["id"] for _ in after] == after
+        for server in (s1, s2):
+            for record in written:
+                await event_logged(
+                    server, "kafka_record_skipped", 10, partition=record.partition, offset=record.offset
+                )
+    finally:
+        await close_all([*subscribers, publisher])
