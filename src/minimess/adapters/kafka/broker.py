@@ -121,8 +121,9 @@ class _Attachment:
         self._config = config
         self._deliver = deliver
         self._broker = broker
-        # Kafka timestamps are wall-clock milliseconds.
-        self._since_ms = round(time.time() * 1000)
+        # Kafka timestamps are wall-clock milliseconds, truncated; rounding up could skip a record
+        # appended within the same millisecond.
+        self._since_ms = int(time.time() * 1000)
         self.producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.ready = False
@@ -195,15 +196,20 @@ class _Attachment:
         if not numbers:
             raise KafkaError(f"topic {self._config.topic} has no partitions yet")
         partitions = [TopicPartition(self._config.topic, number) for number in sorted(numbers)]
-        consumer.assign(partitions)
         new = [partition for partition in partitions if partition not in self._positions]
         if new:
             # The first time: the first record appended at or after the attach time, if any.
-            found = await consumer.offsets_for_times(dict.fromkeys(new, self._since_ms))
+            # The end is asked first: a record appended between the two answers is then found
+            # by time, or lies at or after that end; asked the other way round it could be
+            # neither (a lookup by time only sees records Kafka has already committed).
             ends = await consumer.end_offsets(new)
+            found = await consumer.offsets_for_times(dict.fromkeys(new, self._since_ms))
             for partition in new:
                 hit = found.get(partition)
                 self._positions[partition] = hit.offset if hit is not None else ends[partition]
+        # Assign and seek with no await between: the consumer must never get the chance to
+        # reset a fresh assignment to the end on its own, which would skip records.
+        consumer.assign(partitions)
         for partition in partitions:
             consumer.seek(partition, self._positions[partition])
 
