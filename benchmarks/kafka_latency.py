@@ -121,14 +121,46 @@ def main() -> None:
             subprocess.run(
                 [sys.executable, str(ROOT / "scripts/kafka"), "stop", "--dir", kafka_dir], check=False
             )
+    # Baseline in the same run: the same clients on one server with the memory broker.
+    port = free_port()
+    memory = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "minimess",
+            "serve",
+            "--port",
+            str(port),
+            "--tick",
+            "0",
+            "--rate-limit",
+            "0",
+            "-q",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(port)
+        asyncio.run(measure([port], args.rate, 5, 2 * args.subscribers))
+        baseline = [
+            asyncio.run(measure([port], args.rate, args.seconds, 2 * args.subscribers)) for _ in range(3)
+        ]
+    finally:
+        memory.terminate()
+        memory.wait()
     print(f"{args.rate:g} msg/s for {args.seconds:g} s, {args.subscribers} subscribers per server, 3 rounds")
-    for name, port in zip(("server 1 (publisher's)", "server 2"), ports, strict=True):
-        p50s = [statistics.median(latencies[port]) for latencies in rounds]
-        p99s = [percentile(latencies[port], 0.99) for latencies in rounds]
-        print(
-            f"{name:<24} p50 {' / '.join(f'{v:.1f}' for v in p50s)} ms, "
-            f"p99 {' / '.join(f'{v:.1f}' for v in p99s)} ms (median p99 {statistics.median(p99s):.1f})"
-        )
+    report("memory broker, one server", [latencies[port] for latencies in baseline])
+    for name, kafka_port in zip(("kafka, server 1 (publisher's)", "kafka, server 2"), ports, strict=True):
+        report(name, [latencies[kafka_port] for latencies in rounds])
+
+
+def report(name: str, rounds: list[list[float]]) -> None:
+    p50s = [statistics.median(values) for values in rounds]
+    p99s = [percentile(values, 0.99) for values in rounds]
+    print(
+        f"{name:<30} p50 {' / '.join(f'{v:.1f}' for v in p50s)} ms, "
+        f"p99 {' / '.join(f'{v:.1f}' for v in p99s)} ms (median p99 {statistics.median(p99s):.1f})"
+    )
 
 
 if __name__ == "__main__":
