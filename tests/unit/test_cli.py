@@ -28,6 +28,7 @@ OPTIONS = {
     "--rate-limit": "MINIMESS_RATE_LIMIT",
     "--shutdown-timeout": "MINIMESS_SHUTDOWN_TIMEOUT",
     "--node-id": "MINIMESS_NODE_ID",
+    "--trusted-proxy": "MINIMESS_TRUSTED_PROXY",
     "--kafka-bootstrap": "MINIMESS_KAFKA_BOOTSTRAP",
     "--kafka-topic": "MINIMESS_KAFKA_TOPIC",
     "--kafka-partitions": "MINIMESS_KAFKA_PARTITIONS",

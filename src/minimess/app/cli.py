@@ -105,6 +105,13 @@ def serve(
     node_id: Annotated[
         str | None, typer.Option(envvar=_env("NODE_ID"), help="This server's name; default host:port.")
     ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar=_env("TRUSTED_PROXY"),
+            help="A proxy address or network whose X-Forwarded-For names the client (repeatable).",
+        ),
+    ] = None,
     kafka_bootstrap: Annotated[
         str, typer.Option(envvar=_env("KAFKA_BOOTSTRAP"), help="--broker kafka: Kafka's host:port list.")
     ] = "localhost:9092",
@@ -138,25 +145,30 @@ def serve(
     level = "debug" if verbose else "warning" if quiet else log_level.value
     fmt: LogFormat = log_format.value
     configure_logging(level, fmt)
-    settings = ServerSettings(
-        host=host,
-        port=port,
-        broker=broker.value,
-        tick=tick,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        close_timeout=close_timeout,
-        max_message_bytes=max_message_bytes,
-        queue_size=queue_size,
-        max_topics=max_topics,
-        rate_limit=rate_limit,
-        shutdown_timeout=shutdown_timeout,
-        node_id=node_id,
-        kafka_bootstrap=kafka_bootstrap,
-        kafka_topic=kafka_topic,
-        kafka_partitions=kafka_partitions,
-        publish_timeout=publish_timeout,
-    )
+    try:
+        settings = ServerSettings(
+            host=host,
+            port=port,
+            broker=broker.value,
+            tick=tick,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_message_bytes=max_message_bytes,
+            queue_size=queue_size,
+            max_topics=max_topics,
+            rate_limit=rate_limit,
+            shutdown_timeout=shutdown_timeout,
+            node_id=node_id,
+            trusted_proxies=tuple(trusted_proxy or ()),
+            kafka_bootstrap=kafka_bootstrap,
+            kafka_topic=kafka_topic,
+            kafka_partitions=kafka_partitions,
+            publish_timeout=publish_timeout,
+        )
+    except ValueError as error:
+        typer.echo(f"minimess serve: {error}", err=True)
+        raise typer.Exit(2) from None
     server = build_container(settings).server()
     try:
         asyncio.run(server.run())

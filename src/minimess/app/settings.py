@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import socket
 from urllib.parse import urlsplit
@@ -44,8 +45,22 @@ class ServerSettings:
         default="minimess.messages", validator=v.matches_re(r"[A-Za-z0-9._-]{1,249}")
     )
     kafka_partitions: int = attrs.field(default=12, validator=v.ge(1))
+    # Proxies (addresses or networks) whose X-Forwarded-For header names the real client.
+    trusted_proxies: tuple[str, ...] = attrs.field(default=())
     # A publish ends in an ack or in `broker_unavailable` within this many seconds.
     publish_timeout: float = attrs.field(default=5.0, validator=[v.gt(0), v.lt(math.inf)])
+
+    @trusted_proxies.validator
+    def _proxies_are_addresses(
+        self, _attribute: attrs.Attribute[tuple[str, ...]], specs: tuple[str, ...]
+    ) -> None:
+        for spec in specs:
+            try:
+                ipaddress.ip_network(spec, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"invalid --trusted-proxy {spec!r}: expected an IP address or network"
+                ) from None
 
     @property
     def node_name(self) -> str:

@@ -11,6 +11,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from minimess.adapters.websocket import codec
+from minimess.adapters.websocket.client_address import parse_networks, real_client_address
 from minimess.adapters.websocket.codec import FrameError, Pub, Sub, SubscribeRequest, Unsub
 from minimess.adapters.websocket.outbound import Outbound
 from minimess.adapters.websocket.rate_limit import TokenBucket
@@ -51,6 +52,7 @@ class ClientConnection:
         self._node_id = node_id
         self._outbound = Outbound(connection, settings.queue_size, self._close_slow_consumer)
         self._rate = TokenBucket(settings.rate_limit)
+        self._trusted_proxies = parse_networks(settings.trusted_proxies)
         # Bound here as well as in the context: a slow-consumer close runs on the publisher's task.
         self._log = log.bind(connection_id=connection_id(connection))
         # Closing handshakes started from a callback; kept so they are not garbage-collected.
@@ -59,7 +61,15 @@ class ClientConnection:
     async def run(self) -> None:
         session = self._messaging.connect(self._request.uid, self._outbound)
         self._stats.connections_opened += 1
-        self._log.info("client_connected", uid=str(session.uid), peer=_peer(self._connection))
+        peer = _peer(self._connection)
+        request = self._connection.request
+        forwarded_for = request.headers.get("X-Forwarded-For") if request else None
+        self._log.info(
+            "client_connected",
+            uid=str(session.uid),
+            client=real_client_address(peer, forwarded_for, self._trusted_proxies),
+            peer=peer,
+        )
         try:
             try:
                 # Nothing awaits between connect and here: `success` is the first frame.
@@ -186,4 +196,4 @@ def connection_id(connection: ServerConnection) -> str:
 
 def _peer(connection: ServerConnection) -> str:
     address = connection.remote_address
-    return f"{address[0]}:{address[1]}" if address else "unknown"
+    return str(address[0]) if address else "unknown"

@@ -1,0 +1,36 @@
+"""Who a client really is behind proxies: X-Forwarded-For, believed only from trusted proxies."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(specs: Sequence[str]) -> tuple[Network, ...]:
+    """`10.0.0.5`, `10.0.0.0/8` or `::1` → networks; raises ValueError on anything else."""
+    return tuple(ipaddress.ip_network(spec, strict=False) for spec in specs)
+
+
+def real_client_address(peer: str, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:
+    """The address of the client: the peer, unless the peer is a trusted proxy.
+
+    Walks X-Forwarded-For from the right (the nearest hop) and returns the first address that is
+    not a trusted proxy: anything further left was written by the client and proves nothing.
+    """
+    if not forwarded_for or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
