@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from minimess.adapters.kafka import envelope
 from minimess.adapters.kafka.envelope import Envelope, EnvelopeError
+from minimess.app.task_groups import until_first_ends
 from minimess.domain.errors import BrokerUnavailable
 from minimess.domain.model import Message
 from minimess.domain.ports import Deliver
@@ -218,14 +219,7 @@ class _Attachment:
 
         The probe runs in its own task so that its round trips never delay a delivery.
         """
-        tasks = [asyncio.create_task(self._consume()), asyncio.create_task(self._watch())]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
+        for task in await until_first_ends(self._consume(), self._watch()):
             task.result()
 
     async def _consume(self) -> None:

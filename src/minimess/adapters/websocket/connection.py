@@ -17,6 +17,7 @@ from minimess.adapters.websocket.outbound import Outbound
 from minimess.adapters.websocket.rate_limit import TokenBucket
 from minimess.adapters.websocket.stats import ServerStats
 from minimess.app.settings import ServerSettings
+from minimess.app.task_groups import until_first_ends
 from minimess.app.usecases import Messaging, Session
 from minimess.domain.errors import BrokerUnavailable, TooManyTopics
 
@@ -94,14 +95,7 @@ class ClientConnection:
             )
 
     async def _run_tasks(self, *jobs: Coroutine[Any, Any, None]) -> None:
-        tasks = [asyncio.create_task(job) for job in jobs]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
+        for task in await until_first_ends(*jobs):
             if not task.cancelled() and (error := task.exception()) is not None:
                 await self._fail(error)
         await asyncio.gather(*self._closing, return_exceptions=True)
