@@ -18,7 +18,7 @@ from minimess.adapters.kafka.envelope import Envelope
 from minimess.domain.model import Message, Topic, Uid
 from tests.integration.kafka_process import KafkaProcess
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import frame_of_type, http_get, next_frame, open_client, send_frame
+from tests.integration.wire import fetch_stats, frame_of_type, http_get, next_frame, open_client, send_frame
 from tests.timeouts import scaled
 
 pytestmark = pytest.mark.integration
@@ -316,5 +316,6 @@ async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturb
                 await event_logged(
                     server, "kafka_record_skipped", 10, partition=record.partition, offset=record.offset
                 )
+            assert (await fetch_stats(server))["broker"]["undecodable_records"] == len(written)
     finally:
         await close_all([*subscribers, publisher])

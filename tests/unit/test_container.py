@@ -39,6 +39,9 @@ class RecordingBroker:
     def is_ready(self) -> bool:
         return True
 
+    def counters(self) -> dict[str, int]:
+        return {}
+
 
 def test_the_memory_broker_is_selected_for_kind_memory() -> None:
     """With the default settings the broker is the in-process MemoryBroker."""

@@ -42,3 +42,6 @@ class MemoryBroker:
 
     def is_ready(self) -> bool:
         return True
+
+    def counters(self) -> dict[str, int]:
+        return {}

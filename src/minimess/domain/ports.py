@@ -37,6 +37,10 @@ class Broker(Protocol):
         """Whether publishing is expected to work right now (used by /readyz)."""
         ...
 
+    def counters(self) -> dict[str, int]:
+        """What the broker counted since start (records skipped, ...), for /stats."""
+        ...
+
 
 class Clock(Protocol):
     """Where the current time comes from, so tests can fix it."""

@@ -108,6 +108,9 @@ class KafkaBroker:
     def is_ready(self) -> bool:
         return any(attachment.ready for attachment in self._attachments)
 
+    def counters(self) -> dict[str, int]:
+        return {"undecodable_records": self.undecodable_records, "late_records": self.late_records}
+
 
 class _Attachment:
     """One reader of the bus, with the producer it publishes through, kept alive across outages.

@@ -128,6 +128,7 @@ class WebSocketServer:
             "connections": self._hub.connection_count,
             "deliveries": self._hub.deliveries,
             **attrs.asdict(self.stats),
+            "broker": self._broker.counters(),
         }
 
     async def _tick(self) -> None:
