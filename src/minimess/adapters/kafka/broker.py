@@ -166,6 +166,8 @@ class _Attachment:
             client_id=config.client_id,
             group_id=None,
             enable_auto_commit=False,
+            # A saved position that retention has deleted resumes at the oldest record kept.
+            auto_offset_reset="earliest",
             # A fetch returns as soon as one record is there; this only bounds an idle long poll.
             fetch_max_wait_ms=100,
         )
@@ -177,8 +179,8 @@ class _Attachment:
     async def _ensure_topic(self) -> None:
         config = self._config
         admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, client_id=config.client_id)
-        await admin.start()
         try:
+            await admin.start()
             new_topic = NewTopic(
                 config.topic,
                 num_partitions=config.partitions,
@@ -251,6 +253,11 @@ class _Attachment:
                 async with asyncio.timeout(self._config.probe_interval * 2):
                     await producer.client.fetch_all_metadata()
                     ends = await consumer.end_offsets(list(self._positions))
+                    # The consumer may have moved past records it never returned (deleted by
+                    # retention); its own position is then the one to compare with the end.
+                    for partition in ends:
+                        position = await consumer.position(partition)
+                        self._positions[partition] = max(self._positions[partition], position)
             except (KafkaError, TimeoutError) as error:
                 if self.ready:
                     log.warning("kafka_unreachable", error=repr(error))
