@@ -13,7 +13,15 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import RawClient, http_get, next_frame, open_client, send_frame, stats
+from tests.integration.wire import (
+    RawClient,
+    frame_of_type,
+    http_get,
+    next_frame,
+    open_client,
+    send_frame,
+    stats,
+)
 from tests.timeouts import scaled
 
 # The topic the innocent bystander of every test listens on; bad frames aim at it too, so that
@@ -367,3 +375,17 @@ async def test_slow_consumer_that_never_reads_is_dropped_within_close_timeout(
             assert (await asyncio.to_thread(stats, server))["connections"] == 1
     finally:
         sleepy.close()
+
+
+async def test_several_x_forwarded_for_lines_are_one_list_and_break_nothing(server: ServerProcess) -> None:
+    """A request with two X-Forwarded-For header lines (as HAProxy sends them) is served like any other."""
+    headers = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-For", "198.51.100.7")]
+    client = await open_client(server, "forwarded", additional_headers=headers)
+    try:
+        await send_frame(client, type="sub", topic="xff")
+        assert (await frame_of_type(client, "subscribed"))["topic"] == "xff"
+        await send_frame(client, type="pub", topic="xff", body="still here", ref="x-1")
+        assert (await frame_of_type(client, "message"))["body"] == "still here"
+        assert (await frame_of_type(client, "ack"))["ref"] == "x-1"
+    finally:
+        await client.close()

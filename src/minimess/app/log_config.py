@@ -24,7 +24,12 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> No
     ]
     renderer: structlog.typing.Processor
     if log_format == "json":
-        shared += [structlog.processors.dict_tracebacks]
+        # Tracebacks as data, without local variables: those may hold message bodies.
+        shared += [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        ]
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer()
@@ -35,10 +40,15 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> No
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # The websockets library logs through the standard library; keep its chatter at warning.
-    logging.basicConfig(
-        level=max(numeric_level, logging.WARNING),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
+    # Libraries (websockets, aiokafka) log through the standard library: render their records
+    # like ours, so that a JSON log stays one JSON object per line; keep their chatter at warning.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
     )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric_level, logging.WARNING))

@@ -60,17 +60,15 @@ class ClientConnection:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        session = self._messaging.connect(self._request.uid, self._outbound)
-        self._stats.connections_opened += 1
         peer = _peer(self._connection)
-        request = self._connection.request
-        forwarded_for = request.headers.get("X-Forwarded-For") if request else None
         self._log.info(
             "client_connected",
-            uid=str(session.uid),
-            client=real_client_address(peer, forwarded_for, self._trusted_proxies),
+            uid=str(self._request.uid),
+            client=real_client_address(peer, _forwarded_for(self._connection), self._trusted_proxies),
             peer=peer,
         )
+        session = self._messaging.connect(self._request.uid, self._outbound)
+        self._stats.connections_opened += 1
         try:
             try:
                 # Nothing awaits between connect and here: `success` is the first frame.
@@ -186,6 +184,13 @@ class ClientConnection:
 def connection_id(connection: ServerConnection) -> str:
     """A short id for log lines about one connection."""
     return connection.id.hex[:12]
+
+
+def _forwarded_for(connection: ServerConnection) -> str | None:
+    """The X-Forwarded-For hops; several header lines are one list (RFC 9110 §5.3)."""
+    if connection.request is None:
+        return None
+    return ", ".join(connection.request.headers.get_all("X-Forwarded-For")) or None
 
 
 def _peer(connection: ServerConnection) -> str:
