@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import NoReturn
 
@@ -109,3 +110,21 @@ def kafka_unavailable(reason: str) -> NoReturn:
     if kafka_required():
         pytest.fail(f"Kafka is required (MINIMESS_REQUIRE_KAFKA=1) but cannot start: {reason}")
     pytest.skip(f"Kafka cannot start here (set MINIMESS_REQUIRE_KAFKA=1 to fail instead): {reason}")
+
+
+def fresh_kafka_topic() -> str:
+    """A Kafka topic of the test's own, so that no test reads another's records."""
+    return f"minimess-test-{uuid.uuid4().hex}"
+
+
+def kafka_serve_args(kafka: KafkaProcess, topic: str, node: str, partitions: int = 3) -> tuple[str, ...]:
+    """`minimess serve` options for a server on `kafka`'s bus, named `node`, with no rate limit or ticks."""
+    return (
+        "--broker", "kafka",
+        "--kafka-bootstrap", kafka.bootstrap,
+        "--kafka-topic", topic,
+        "--kafka-partitions", str(partitions),
+        "--rate-limit", "0",
+        "--tick", "0",
+        "--node-id", node,
+    )  # fmt: skip

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +15,7 @@ from websockets.asyncio.client import ClientConnection
 from minimess.adapters.kafka import envelope
 from minimess.adapters.kafka.envelope import Envelope
 from minimess.domain.model import Message, Topic, Uid
-from tests.integration.kafka_process import KafkaProcess
+from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import fetch_stats, frame_of_type, http_get, next_frame, open_client, send_frame
 from tests.timeouts import scaled
@@ -36,31 +35,10 @@ PUBLISH_TIMEOUT = 2.0
 StartServer = Callable[..., ServerProcess]
 
 
-def kafka_topic() -> str:
-    """A Kafka topic of the test's own, so that no test reads another's records."""
-    return f"minimess-test-{uuid.uuid4().hex}"
-
-
 def start_node(
     start_server: StartServer, kafka: KafkaProcess, topic: str, node: str, *extra: str
 ) -> ServerProcess:
-    return start_server(
-        "--broker",
-        "kafka",
-        "--kafka-bootstrap",
-        kafka.bootstrap,
-        "--kafka-topic",
-        topic,
-        "--kafka-partitions",
-        str(PARTITIONS),
-        "--rate-limit",
-        "0",
-        "--tick",
-        "0",
-        "--node-id",
-        node,
-        *extra,
-    )
+    return start_server(*kafka_serve_args(kafka, topic, node, PARTITIONS), *extra)
 
 
 async def answers(server: ServerProcess, path: str, status: int, within: float) -> None:
@@ -143,7 +121,7 @@ async def test_500_messages_reach_subscribers_on_both_servers_once_each_in_publi
     kafka: KafkaProcess, start_server: StartServer
 ) -> None:
     """500 publishes on server 1: 500 acks, and every subscriber on either server gets all 500, in order."""
-    s1, s2 = await start_cluster(start_server, kafka, kafka_topic())
+    s1, s2 = await start_cluster(start_server, kafka, fresh_kafka_topic())
     subscribers = [await open_client(server, f"sub-{n}", TOPIC) for n, server in enumerate((s1, s2, s1, s2))]
     publisher = await open_client(s1, "publisher")
     try:
@@ -186,7 +164,7 @@ async def test_a_subscriber_or_server_that_joins_later_receives_only_later_messa
     kafka: KafkaProcess, start_server: StartServer
 ) -> None:
     """Subscribers joining server 1 or 2 later, and a server started later, get what follows, not history."""
-    topic = kafka_topic()
+    topic = fresh_kafka_topic()
     s1, s2 = await start_cluster(start_server, kafka, topic)
     early = await open_client(s2, "early", TOPIC)
     publisher = await open_client(s1, "publisher")
@@ -213,7 +191,7 @@ async def test_kafka_outage_refuses_publishes_in_time_and_delivery_resumes_witho
     """Kafka stopped: publishes refused within --publish-timeout, /readyz 503; Kafka back: all flows again."""
     kafka = await asyncio.to_thread(start_kafka)
     s1, s2 = await start_cluster(
-        start_server, kafka, kafka_topic(), "--publish-timeout", str(PUBLISH_TIMEOUT)
+        start_server, kafka, fresh_kafka_topic(), "--publish-timeout", str(PUBLISH_TIMEOUT)
     )
     watchers = [await open_client(server, f"watcher-{n}", TOPIC) for n, server in enumerate((s1, s2))]
     publisher = await open_client(s1, "publisher")
@@ -256,7 +234,7 @@ async def test_a_publish_refused_while_kafka_hangs_is_not_delivered_when_kafka_c
     """Kafka frozen: a publish ends in `broker_unavailable` at the deadline and stays undelivered for good."""
     kafka = await asyncio.to_thread(start_kafka)
     s1, s2 = await start_cluster(
-        start_server, kafka, kafka_topic(), "--publish-timeout", str(PUBLISH_TIMEOUT)
+        start_server, kafka, fresh_kafka_topic(), "--publish-timeout", str(PUBLISH_TIMEOUT)
     )
     watchers = [await open_client(server, f"watcher-{n}", TOPIC) for n, server in enumerate((s1, s2))]
     publisher = await open_client(s1, "publisher")
@@ -288,7 +266,7 @@ async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturb
     kafka: KafkaProcess, start_server: StartServer
 ) -> None:
     """Records that are not envelopes, in the topic's partition: both servers log and skip them and go on."""
-    topic = kafka_topic()
+    topic = fresh_kafka_topic()
     s1, s2 = await start_cluster(start_server, kafka, topic)
     subscribers = [await open_client(server, f"sub-{n}", TOPIC) for n, server in enumerate((s1, s2))]
     publisher = await open_client(s1, "publisher")

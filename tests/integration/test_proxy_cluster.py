@@ -8,7 +8,6 @@ import json
 import signal
 import time
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from minimess.adapters.websocket.backoff import Backoff
 from minimess.adapters.websocket.client import ServerLink
 from minimess.domain.model import Message, Topic, Uid
-from tests.integration.kafka_process import KafkaProcess
+from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.proxy_process import (
     PROXIES,
     ProxyProcess,
@@ -232,11 +231,6 @@ class Fleet:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def kafka_topic() -> str:
-    """A Kafka topic of the test's own, so that no test reads another's records."""
-    return f"minimess-proxy-test-{uuid.uuid4().hex}"
-
-
 def wait_ready(server: ServerProcess, within: float) -> None:
     """Wait until the server answers GET /readyz with 200; fail after `within` seconds (scaled)."""
     deadline = time.monotonic() + scaled(within)
@@ -270,26 +264,9 @@ def cluster(
     proxy_kind: str, kafka: KafkaProcess, start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> Iterator[Cluster]:
     """Servers s1 and s2 (ready, on a fresh Kafka topic) behind a fresh proxy of `proxy_kind`."""
-    topic = kafka_topic()
+    topic = fresh_kafka_topic()
     s1, s2 = (
-        start_server(
-            "--broker",
-            "kafka",
-            "--kafka-bootstrap",
-            kafka.bootstrap,
-            "--kafka-topic",
-            topic,
-            "--kafka-partitions",
-            "3",
-            "--rate-limit",
-            "0",
-            "--tick",
-            "0",
-            "--node-id",
-            node,
-            "--trusted-proxy",
-            "127.0.0.1",
-        )
+        start_server(*kafka_serve_args(kafka, topic, node), "--trusted-proxy", "127.0.0.1")
         for node in ("s1", "s2")
     )
     for server in (s1, s2):
