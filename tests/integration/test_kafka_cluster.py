@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection
@@ -185,21 +187,40 @@ async def test_a_subscriber_or_server_that_joins_later_receives_only_later_messa
         await close_all(connections)
 
 
+@attrs.frozen
+class FlowingCluster:
+    """Two servers on one Kafka topic, a watcher on each, and a publisher on the first."""
+
+    s1: ServerProcess
+    s2: ServerProcess
+    watchers: list[ClientConnection]
+    publisher: ClientConnection
+
+
+@asynccontextmanager
+async def flowing_cluster(
+    start_server: StartServer, kafka: KafkaProcess, *extra: str
+) -> AsyncIterator[FlowingCluster]:
+    """A cluster on a fresh Kafka topic, handed over once a first message has reached both watchers."""
+    s1, s2 = await start_cluster(start_server, kafka, fresh_kafka_topic(), *extra)
+    watchers = [await open_client(server, f"watcher-{n}", TOPIC) for n, server in enumerate((s1, s2))]
+    publisher = await open_client(s1, "publisher")
+    try:
+        first = await publish(publisher, "before", "before")
+        for watcher in watchers:
+            assert (await next_message(watcher))["id"] == first
+        yield FlowingCluster(s1, s2, watchers, publisher)
+    finally:
+        await close_all([*watchers, publisher])
+
+
 async def test_kafka_outage_refuses_publishes_in_time_and_delivery_resumes_without_restart(
     start_kafka: Callable[[], KafkaProcess], start_server: StartServer
 ) -> None:
     """Kafka stopped: publishes refused within --publish-timeout, /readyz 503; Kafka back: all flows again."""
     kafka = await asyncio.to_thread(start_kafka)
-    s1, s2 = await start_cluster(
-        start_server, kafka, fresh_kafka_topic(), "--publish-timeout", str(PUBLISH_TIMEOUT)
-    )
-    watchers = [await open_client(server, f"watcher-{n}", TOPIC) for n, server in enumerate((s1, s2))]
-    publisher = await open_client(s1, "publisher")
-    try:
-        first = await publish(publisher, "before the outage", "before")
-        for watcher in watchers:
-            assert (await next_message(watcher))["id"] == first
-
+    async with flowing_cluster(start_server, kafka, "--publish-timeout", str(PUBLISH_TIMEOUT)) as cluster:
+        s1, s2, watchers, publisher = cluster.s1, cluster.s2, cluster.watchers, cluster.publisher
         await asyncio.to_thread(kafka.stop)
         # At once, while the servers may still believe Kafka is there ...
         await refused(publisher, "refused 1", "during-1", PUBLISH_TIMEOUT)
@@ -224,8 +245,6 @@ async def test_kafka_outage_refuses_publishes_in_time_and_delivery_resumes_witho
         assert s2.process is not None
         assert s1.process.poll() is None
         assert s2.process.poll() is None
-    finally:
-        await close_all([*watchers, publisher])
 
 
 async def test_a_publish_refused_while_kafka_hangs_is_not_delivered_when_kafka_comes_back(
@@ -233,16 +252,8 @@ async def test_a_publish_refused_while_kafka_hangs_is_not_delivered_when_kafka_c
 ) -> None:
     """Kafka frozen: a publish ends in `broker_unavailable` at the deadline and stays undelivered for good."""
     kafka = await asyncio.to_thread(start_kafka)
-    s1, s2 = await start_cluster(
-        start_server, kafka, fresh_kafka_topic(), "--publish-timeout", str(PUBLISH_TIMEOUT)
-    )
-    watchers = [await open_client(server, f"watcher-{n}", TOPIC) for n, server in enumerate((s1, s2))]
-    publisher = await open_client(s1, "publisher")
-    try:
-        first = await publish(publisher, "before the freeze", "before")
-        for watcher in watchers:
-            assert (await next_message(watcher))["id"] == first
-
+    async with flowing_cluster(start_server, kafka, "--publish-timeout", str(PUBLISH_TIMEOUT)) as cluster:
+        s1, s2, watchers, publisher = cluster.s1, cluster.s2, cluster.watchers, cluster.publisher
         # Frozen rather than stopped, the broker still looks ready for a probe or two: the publish
         # reaches the Kafka producer and has to end at the deadline.
         kafka.pause()
@@ -258,8 +269,6 @@ async def test_a_publish_refused_while_kafka_hangs_is_not_delivered_when_kafka_c
         for watcher in watchers:
             frame = await next_message(watcher, within=30)
             assert (frame["body"], frame["id"]) == ("after the freeze", resumed)
-    finally:
-        await close_all([*watchers, publisher])
 
 
 async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturbs_nothing(
