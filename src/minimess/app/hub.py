@@ -42,7 +42,8 @@ class Hub:
         if not subscribers:
             return
         frame = self._render(message)
-        # Copy: a push may close a slow consumer, which detaches it while we iterate.
+        # Copy: a push must stay free to change subscriptions (a slow consumer is closed from
+        # inside push) without breaking this loop.
         recipients = list(subscribers)
         for outbox in recipients:
             outbox.push(frame)
