@@ -498,3 +498,11 @@ def test_a_failing_deliver_callback_does_not_escape_the_consumer() -> None:
     with capture_logs() as logs:
         _deliver_record(broker, _record(encode(Envelope(_message(), "eu-2"))), failing)
     assert [entry["event"] for entry in logs] == ["delivery_failed"]
+
+
+def test_the_broker_is_ready_only_when_every_reader_is() -> None:
+    """With two readers attached, one still connecting, the broker is not ready: it would miss messages."""
+    broker = _connected(_broker(), FakeProducer("ack"))
+    assert broker.is_ready()
+    broker._attachments.append(_Attachment(broker._config, lambda _message: None, broker))
+    assert not broker.is_ready()

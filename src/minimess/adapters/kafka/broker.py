@@ -106,7 +106,9 @@ class KafkaBroker:
             raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
 
     def is_ready(self) -> bool:
-        return any(attachment.ready for attachment in self._attachments)
+        # Every reader, not just one: a server (one attach) is ready when its reader is, and
+        # with several attached, ready means each of them receives what is published now.
+        return bool(self._attachments) and all(attachment.ready for attachment in self._attachments)
 
     def counters(self) -> dict[str, int]:
         return {"undecodable_records": self.undecodable_records, "late_records": self.late_records}
