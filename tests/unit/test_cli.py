@@ -33,6 +33,7 @@ OPTIONS = {
     "--kafka-topic": "MINIMESS_KAFKA_TOPIC",
     "--kafka-partitions": "MINIMESS_KAFKA_PARTITIONS",
     "--publish-timeout": "MINIMESS_PUBLISH_TIMEOUT",
+    "--trace": "MINIMESS_TRACE",
     "--log-level": "MINIMESS_LOG_LEVEL",
     "--log-format": "MINIMESS_LOG_FORMAT",
 }
@@ -250,3 +251,21 @@ def test_a_port_that_cannot_be_bound_exits_1_with_a_one_line_reason(
     result = _invoke("serve", "--port=8123")
     assert result.exit_code == 1
     assert result.stderr == "minimess: cannot serve on 127.0.0.1:8123: Address already in use\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "trace"),
+    [
+        ((), {}, False),
+        (("--trace",), {}, True),
+        ((), {"MINIMESS_TRACE": "1"}, True),
+        ((), {"MINIMESS_TRACE": "false"}, False),
+    ],
+)
+def test_trace_is_off_unless_asked_for(
+    served: Served, args: tuple[str, ...], env: dict[str, str], trace: bool
+) -> None:
+    """--trace or a true MINIMESS_TRACE turns on stage stamps; by default they are off."""
+    result = _invoke("serve", *args, env=env)
+    assert result.exit_code == 0, result.output
+    assert [settings.trace for settings in served.settings] == [trace]

@@ -9,6 +9,7 @@ import pytest
 
 from minimess.adapters.websocket.codec import (
     MAX_REF_LENGTH,
+    MAX_SENT_US,
     ClientFrame,
     FrameError,
     PathError,
@@ -155,11 +156,40 @@ def test_a_frame_with_an_escaped_lone_surrogate_can_be_answered(document: dict[s
         Pub(NEWS, "", ""),
         Pub(NEWS, 'quotes " and \\ backslashes\nand\ttabs', "c-2"),
         Pub(NEWS, "héllo wörld 🚀 \u2028 \x00", "réf"),
+        Pub(NEWS, "hi", "c-3", sent=1_764_300_000_123_456),
+        Pub(NEWS, "hi", sent=0),
     ],
 )
 def test_client_frame_text_then_parse_is_identity(frame: ClientFrame) -> None:
     """Encoding a client frame as a client does and parsing it back gives the same frame."""
     assert parse_client_frame(client_frame_text(frame)) == frame
+
+
+@pytest.mark.parametrize("sent", [0, 1, 1_764_300_000_123_456, MAX_SENT_US - 1])
+def test_a_pub_may_say_when_it_was_sent(sent: int) -> None:
+    """An integer `sent` from 0 to 2**53 - 1 microseconds is read into the Pub."""
+    text = json.dumps({"type": "pub", "topic": "news", "body": "hi", "ref": "c-1", "sent": sent})
+    assert parse_client_frame(text) == Pub(NEWS, "hi", "c-1", sent=sent)
+
+
+def test_a_pub_without_sent_or_with_null_sent_has_none() -> None:
+    """`sent` is optional: absent or null, the Pub carries None."""
+    assert parse_client_frame('{"type":"pub","topic":"news","body":"hi"}') == Pub(NEWS, "hi", sent=None)
+    assert parse_client_frame('{"type":"pub","topic":"news","body":"hi","sent":null}') == Pub(NEWS, "hi")
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["true", "false", "-1", str(MAX_SENT_US), "1e15", "1764300000123456.5", '"1764300000123456"', "[1]"],
+    ids=["true", "false", "negative", "2**53", "exponent", "fraction", "string", "list"],
+)
+def test_a_sent_that_is_not_a_small_enough_natural_number_is_a_bad_frame(sent: str) -> None:
+    """A `sent` that is a bool, negative, 2**53 or more, not an integer, or a string: bad_frame with ref."""
+    text = f'{{"type":"pub","topic":"news","body":"hi","ref":"c-1","sent":{sent}}}'
+    with pytest.raises(FrameError) as caught:
+        parse_client_frame(text)
+    assert (caught.value.code, caught.value.ref) == ("bad_frame", "c-1")
+    assert "'sent'" in caught.value.reason
 
 
 def _message(body: str = "hi", moment: datetime = NOW) -> Message:
@@ -217,6 +247,15 @@ def test_message_frame_is_the_same_bytes_every_time() -> None:
         (ack_frame("c-1", "m-1"), {"type": "ack", "ref": "c-1", "id": "m-1"}),
         (ack_frame(None, "m-1"), {"type": "ack", "ref": None, "id": "m-1"}),
         (
+            ack_frame("c-1", "m-1", (1_764_300_000_000_001, 1_764_300_000_000_002)),
+            {
+                "type": "ack",
+                "ref": "c-1",
+                "id": "m-1",
+                "trace": {"received": 1_764_300_000_000_001, "accepted": 1_764_300_000_000_002},
+            },
+        ),
+        (
             error_frame("bad_topic", "invalid topic", "c-1"),
             {"type": "error", "code": "bad_topic", "reason": "invalid topic", "ref": "c-1"},
         ),
@@ -233,6 +272,7 @@ def test_message_frame_is_the_same_bytes_every_time() -> None:
         "unsubscribed",
         "ack",
         "ack-no-ref",
+        "ack-traced",
         "error",
         "error-no-ref",
     ],

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
+import attrs
 import pytest
 import thriftpy2
 from hypothesis import given, settings
@@ -22,7 +23,7 @@ from thriftpy2.utils import deserialize, serialize
 
 from minimess.adapters.kafka import envelope
 from minimess.adapters.kafka.envelope import SCHEMA_VERSION, Envelope, EnvelopeError, decode, encode
-from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Message, Topic, Uid
+from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Message, Topic, Trace, Uid
 from tests.timeouts import scaled
 
 IDL = Path(envelope.__file__).with_name("envelope.thrift")
@@ -48,13 +49,15 @@ struct Envelope {
     5: string body,
     6: i64 timestamp_ms,
     7: string origin_node,
-    8: string reply_to,
-    9: list<string> tags,
-    10: map<string, i64> counts,
-    11: Meta meta,
-    12: bool pinned,
-    13: double score,
-    14: set<binary> blobs,
+    8: i64 trace_sent_us,
+    9: i64 trace_received_us,
+    10: string reply_to,
+    11: list<string> tags,
+    12: map<string, i64> counts,
+    13: Meta meta,
+    14: bool pinned,
+    15: double score,
+    16: set<binary> blobs,
 }
 """
 
@@ -233,6 +236,43 @@ def test_any_message_round_trips(message: Message, origin_node: str) -> None:
     assert decode(encode(Envelope(message=message, origin_node=origin_node))) == Envelope(
         message=message, origin_node=origin_node
     )
+
+
+TRACE = Trace(sent_us=1_764_316_513_123_456, received_us=1_764_316_513_123_789)
+
+
+@pytest.mark.parametrize("trace", [None, TRACE, Trace(sent_us=0, received_us=-1)], ids=["none", "now", "odd"])
+def test_the_trace_round_trips(trace: Trace | None) -> None:
+    """A message's stage times come back as they went, and a message without them comes back without."""
+    message = _message(trace=trace)
+    assert decode(encode(Envelope(message=message, origin_node="n"))).message == message
+
+
+def test_the_trace_travels_in_fields_8_and_9(writer_v1: ModuleType) -> None:
+    """The stage times are the optional i64 fields trace_sent_us and trace_received_us, absent untraced."""
+    traced = deserialize(writer_v1.Envelope(), encode(Envelope(_message(trace=TRACE), "n")), COMPACT)
+    assert (traced.trace_sent_us, traced.trace_received_us) == (TRACE.sent_us, TRACE.received_us)
+    plain = deserialize(writer_v1.Envelope(), encode(Envelope(_message(), "n")), COMPACT)
+    assert (plain.trace_sent_us, plain.trace_received_us) == (None, None)
+
+
+@pytest.mark.parametrize("present", ["trace_sent_us", "trace_received_us"])
+def test_half_a_trace_is_no_trace(writer_v1: ModuleType, present: str) -> None:
+    """A record with only one of the two stage times reads as an untraced message."""
+    message = _message()
+    value = _write(writer_v1, **_v1_fields(message), **{present: 1_764_316_513_123_456})
+    assert decode(value).message == message
+
+
+traces = st.none() | st.builds(Trace, st.integers(-(2**63), 2**63 - 1), st.integers(-(2**63), 2**63 - 1))
+
+
+@settings(max_examples=100)
+@given(message=messages, trace=traces)
+def test_any_traced_message_round_trips(message: Message, trace: Trace | None) -> None:
+    """Any valid message with any i64 stage times, or none, comes back equal."""
+    traced = attrs.evolve(message, trace=trace)
+    assert decode(encode(Envelope(message=traced, origin_node="n"))).message == traced
 
 
 def test_a_typical_message_is_small_on_the_bus() -> None:

@@ -21,6 +21,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.queue_size == 1024
     assert settings.shutdown_timeout == 10
     assert settings.node_id is None
+    assert settings.trace is False
 
 
 @pytest.mark.parametrize(
@@ -38,6 +39,7 @@ def test_defaults_are_the_documented_ones() -> None:
         {"rate_limit": 0},
         {"shutdown_timeout": 0.001},
         {"host": "0.0.0.0", "node_id": "eu-1"},
+        {"trace": True},
     ],
 )
 def test_boundary_values_are_accepted(changes: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from minimess.adapters.websocket import codec
 from minimess.app.hub import Hub
 from minimess.app.usecases import Messaging
 from minimess.domain.errors import TooManyTopics
-from minimess.domain.model import Message, Subscription, Topic, Uid
+from minimess.domain.model import Message, Subscription, Topic, Trace, Uid
 from tests.unit.fakes import RecordingOutbox, SteppingClock
 
 NEWS = Topic("news")
@@ -87,6 +87,29 @@ async def test_publish_returns_the_message_stamped_by_the_clock(messaging: Messa
     now = SteppingClock().now()
     message = await messaging.publish(session, NEWS, "hi")
     assert (message.sender, message.topic, message.body, message.timestamp) == (Uid("alice"), NEWS, "hi", now)
+
+
+async def test_publish_carries_the_trace_into_the_delivered_message(
+    messaging: Messaging, broker: MemoryBroker
+) -> None:
+    """The stage times given to publish are on the returned message and on the one the bus delivers."""
+    trace = Trace(sent_us=1_764_316_513_123_456, received_us=1_764_316_513_123_789)
+    delivered: list[Message] = []
+    async with broker.attach(delivered.append):
+        session = messaging.connect(Uid("alice"), RecordingOutbox())
+        message = await messaging.publish(session, NEWS, "hi", trace)
+    assert message.trace == trace
+    assert delivered == [message]
+
+
+async def test_publish_without_a_trace_delivers_a_message_without_one(
+    messaging: Messaging, broker: MemoryBroker
+) -> None:
+    """Untraced, as without --trace, the message holds no stage times."""
+    delivered: list[Message] = []
+    async with broker.attach(delivered.append):
+        await messaging.publish(messaging.connect(Uid("alice"), RecordingOutbox()), NEWS, "hi")
+    assert [message.trace for message in delivered] == [None]
 
 
 async def test_a_subscriber_receives_a_message_published_after_it_subscribed(messaging: Messaging) -> None:

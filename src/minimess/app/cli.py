@@ -129,6 +129,15 @@ def serve(
         float,
         typer.Option(envvar=_env("PUBLISH_TIMEOUT"), min=0.001, help="Seconds until a publish is refused."),
     ] = 5.0,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            envvar=_env("TRACE"),
+            help="Stamp messages with stage times for a latency breakdown (minimess bench --trace);"
+            " costs CPU, for measuring only.",
+        ),
+    ] = False,
     log_level: Annotated[
         LogLevel, typer.Option(envvar=_env("LOG_LEVEL"), help="Lowest level logged.")
     ] = LogLevel.info,
@@ -165,6 +174,7 @@ def serve(
             kafka_topic=kafka_topic,
             kafka_partitions=kafka_partitions,
             publish_timeout=publish_timeout,
+            trace=trace,
         )
     except ValueError as error:
         typer.echo(f"minimess serve: {error}", err=True)

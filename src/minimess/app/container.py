@@ -43,7 +43,13 @@ class Container(containers.DeclarativeContainer):
             node_id=settings.provided.node_name,
         ),
     )
-    hub = providers.Singleton(Hub, render=codec.message_frame)
+    # How a message becomes its frame, once per message; --trace adds the stage times.
+    render = providers.Selector(
+        config.server.frames,
+        plain=providers.Object(codec.message_frame),
+        traced=providers.Object(codec.traced_message_frame),
+    )
+    hub = providers.Singleton(Hub, render=render)
     messaging = providers.Singleton(
         Messaging,
         broker=broker,
@@ -65,7 +71,13 @@ def build_container(settings: ServerSettings) -> Container:
     """A container for one server process, configured from its settings."""
     container = Container(settings=settings)
     container.config.from_dict(
-        {"broker": {"kind": settings.broker}, "server": {"max_topics": settings.max_topics}}
+        {
+            "broker": {"kind": settings.broker},
+            "server": {
+                "max_topics": settings.max_topics,
+                "frames": "traced" if settings.trace else "plain",
+            },
+        }
     )
     return container
 

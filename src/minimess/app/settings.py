@@ -49,6 +49,8 @@ class ServerSettings:
     trusted_proxies: tuple[str, ...] = attrs.field(default=())
     # A publish ends in an ack or in `broker_unavailable` within this many seconds.
     publish_timeout: float = attrs.field(default=5.0, validator=[v.gt(0), v.lt(math.inf)])
+    # Stamp messages with stage times for a latency breakdown; costs CPU, so for measuring only.
+    trace: bool = False
 
     @trusted_proxies.validator
     def _proxies_are_addresses(

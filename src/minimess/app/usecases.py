@@ -6,7 +6,7 @@ import attrs
 
 from minimess.app.hub import Hub
 from minimess.domain.errors import TooManyTopics
-from minimess.domain.model import Message, Subscription, Topic, Uid
+from minimess.domain.model import Message, Subscription, Topic, Trace, Uid
 from minimess.domain.ports import Broker, Clock, Outbox
 
 
@@ -68,9 +68,9 @@ class Messaging:
         if session.remove(topic):
             self._hub.detach(session.outbox, topic)
 
-    async def publish(self, session: Session, topic: Topic, body: str) -> Message:
+    async def publish(self, session: Session, topic: Topic, body: str, trace: Trace | None = None) -> Message:
         """Publish `body` on `topic` as the session's uid; return once the broker accepted it."""
-        message = Message.create(topic, session.uid, body, self._clock.now())
+        message = Message.create(topic, session.uid, body, self._clock.now(), trace)
         await self._broker.publish(message)
         return message
 

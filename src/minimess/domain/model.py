@@ -1,4 +1,4 @@
-"""Topic, Uid, Message and Subscription: the frozen values of minimess and their invariants."""
+"""Topic, Uid, Message, Trace and Subscription: the frozen values of minimess and their invariants."""
 
 from __future__ import annotations
 
@@ -44,6 +44,18 @@ class Topic:
 
 
 @attrs.frozen
+class Trace:
+    """When the publishing client sent the message and when its server read it, for the latency breakdown.
+
+    Microseconds since the Unix epoch, read from the wall clock, because the stages are compared
+    across the processes of one machine.
+    """
+
+    sent_us: int
+    received_us: int
+
+
+@attrs.frozen
 class Message:
     """One published chat message; immutable from publish to every delivery."""
 
@@ -52,6 +64,8 @@ class Message:
     sender: Uid
     body: str
     timestamp: datetime = attrs.field()
+    # Only when the server runs with --trace.
+    trace: Trace | None = attrs.field(default=None, kw_only=True)
 
     @timestamp.validator
     def _timestamp_is_utc(self, _attribute: attrs.Attribute[datetime], value: datetime) -> None:
@@ -59,13 +73,15 @@ class Message:
             raise ValueError(f"message timestamp must be UTC, got {value!r}")
 
     @classmethod
-    def create(cls, topic: Topic, sender: Uid, body: str, now: datetime) -> Message:
+    def create(
+        cls, topic: Topic, sender: Uid, body: str, now: datetime, trace: Trace | None = None
+    ) -> Message:
         """A new message with a fresh unique id, stamped with `now` (UTC) to the millisecond.
 
         Milliseconds are what the wire and the bus carry, so every copy of a message agrees.
         """
         stamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        return cls(id=uuid.uuid4().hex, topic=topic, sender=sender, body=body, timestamp=stamp)
+        return cls(id=uuid.uuid4().hex, topic=topic, sender=sender, body=body, timestamp=stamp, trace=trace)
 
 
 @attrs.frozen

@@ -10,4 +10,8 @@ struct Envelope {
     5: string body,
     6: i64 timestamp_ms,    // publish time, milliseconds since the Unix epoch, UTC
     7: string origin_node,  // node id of the server the publisher was connected to
+    // Stage times for --trace, absent otherwise: when the client sent the message and when its
+    // server read it, microseconds since the Unix epoch.
+    8: i64 trace_sent_us,
+    9: i64 trace_received_us,
 }

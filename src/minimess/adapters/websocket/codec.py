@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import unquote
@@ -16,6 +17,24 @@ from minimess.domain.model import Message, Topic, Uid
 
 SUBSCRIBE_PREFIX: Final = "/subscribe/"
 MAX_REF_LENGTH: Final = 128
+# Clients read JSON numbers as doubles: a larger `sent` would not come back exact.
+MAX_SENT_US: Final = 2**53
+
+STAMP_DIGITS: Final = 16
+"""Width of a per-subscriber stamp: epoch microseconds have 16 digits until the year 2286."""
+_UNSTAMPED: Final = b"0" * STAMP_DIGITS
+_QUEUED_KEY: Final = b',"queued":'
+_WRITTEN_KEY: Final = b',"written":'
+_TRACE_END: Final = b"}}"
+TRACE_TAIL: Final = _QUEUED_KEY + _UNSTAMPED + _WRITTEN_KEY + _UNSTAMPED + _TRACE_END
+"""How every traced message frame ends before its subscriber's stamps are written in."""
+# Offsets from the end of a traced frame: [-55:-45] queued key, [-45:-29] queued digits,
+# [-29:-18] written key, [-18:-2] written digits, [-2:] the end of the trace and the message.
+_TRACE_END_AT: Final = -len(_TRACE_END)
+_WRITTEN_AT: Final = _TRACE_END_AT - STAMP_DIGITS
+_WRITTEN_KEY_AT: Final = _WRITTEN_AT - len(_WRITTEN_KEY)
+_QUEUED_AT: Final = _WRITTEN_KEY_AT - STAMP_DIGITS
+_QUEUED_KEY_AT: Final = _QUEUED_AT - len(_QUEUED_KEY)
 
 
 class FrameError(Exception):
@@ -62,6 +81,8 @@ class Pub:
     topic: Topic
     body: str
     ref: str | None = None
+    # The client's send time in epoch microseconds, for --trace; read only by a tracing server.
+    sent: int | None = None
 
 
 ClientFrame = Sub | Unsub | Pub
@@ -121,7 +142,13 @@ def parse_client_frame(data: str | bytes) -> ClientFrame:
         raise FrameError("bad_frame", "missing string field 'body'", ref)
     if not _is_unicode_text(body):
         raise FrameError("bad_frame", "'body' contains an unpaired surrogate escape", ref)
-    return Pub(topic, body, ref)
+    sent = document.get("sent")
+    # bool is an int subclass, but `true` is no time.
+    if sent is not None and (type(sent) is not int or not 0 <= sent < MAX_SENT_US):
+        raise FrameError(
+            "bad_frame", "'sent' must be an integer of microseconds since the epoch, below 2**53", ref
+        )
+    return Pub(topic, body, ref, sent)
 
 
 def _is_unicode_text(text: str) -> bool:
@@ -169,19 +196,76 @@ def time_frame(now: datetime) -> bytes:
     return text_frame(_payload({"type": "time", "ts": format_timestamp(now)}))
 
 
+def _message_document(message: Message) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": message.id,
+        "topic": message.topic.name,
+        "from": message.sender.value,
+        "body": message.body,
+        "ts": format_timestamp(message.timestamp),
+    }
+
+
 def message_frame(message: Message) -> bytes:
-    return text_frame(
-        _payload(
-            {
-                "type": "message",
-                "id": message.id,
-                "topic": message.topic.name,
-                "from": message.sender.value,
-                "body": message.body,
-                "ts": format_timestamp(message.timestamp),
-            }
-        )
-    )
+    return text_frame(_payload(_message_document(message)))
+
+
+def now_us() -> int:
+    """The time of a --trace stage: microseconds since the Unix epoch, by the wall clock.
+
+    Wall clock, not monotonic, because stages are compared between processes on one machine.
+    """
+    return time.time_ns() // 1000
+
+
+def traced_message_frame(message: Message) -> bytes:
+    """A message frame with the message's stage times, and `delivered` read now.
+
+    Rendering happens once per message, when the broker hands it to this server. The frame ends
+    with TRACE_TAIL: `queued` and `written` differ per subscriber, so stamp_queued and
+    stamp_written fill them into copies of these shared bytes at fixed width, which keeps the
+    payload length, and so the WebSocket header, valid.
+    """
+    trace = message.trace
+    document = _message_document(message)
+    document["trace"] = {
+        "sent": None if trace is None else trace.sent_us,
+        "received": None if trace is None else trace.received_us,
+        "delivered": now_us(),
+    }
+    return text_frame(_payload(document).removesuffix(_TRACE_END) + TRACE_TAIL)
+
+
+def stamp_queued(frame: bytes, now_us: int) -> bytes:
+    """`frame` with its `queued` placeholder set to `now_us`; any other frame unchanged."""
+    if (
+        frame.endswith(_TRACE_END)
+        and frame[_QUEUED_KEY_AT:_QUEUED_AT] == _QUEUED_KEY
+        and frame[_QUEUED_AT:_WRITTEN_KEY_AT] == _UNSTAMPED
+        and frame[_WRITTEN_KEY_AT:_WRITTEN_AT] == _WRITTEN_KEY
+    ):
+        return frame[:_QUEUED_AT] + _stamp(now_us) + frame[_WRITTEN_KEY_AT:]
+    return frame
+
+
+def stamp_written(frame: bytes, now_us: int) -> bytes:
+    """`frame` with its `written` placeholder set to `now_us`; any other frame unchanged."""
+    if (
+        frame.endswith(_TRACE_END)
+        and frame[_WRITTEN_AT:_TRACE_END_AT] == _UNSTAMPED
+        and frame[_WRITTEN_KEY_AT:_WRITTEN_AT] == _WRITTEN_KEY
+        and frame[_QUEUED_KEY_AT:_QUEUED_AT] == _QUEUED_KEY
+    ):
+        return frame[:_WRITTEN_AT] + _stamp(now_us) + _TRACE_END
+    return frame
+
+
+def _stamp(now_us: int) -> bytes:
+    stamp = b"%016d" % now_us
+    if len(stamp) != STAMP_DIGITS or now_us < 0:
+        raise ValueError(f"a stamp must be 0 <= t < 10**{STAMP_DIGITS}, got {now_us}")
+    return stamp
 
 
 def subscribed_frame(topic: Topic) -> bytes:
@@ -192,8 +276,13 @@ def unsubscribed_frame(topic: Topic) -> bytes:
     return text_frame(_payload({"type": "unsubscribed", "topic": topic.name}))
 
 
-def ack_frame(ref: str | None, message_id: str) -> bytes:
-    return text_frame(_payload({"type": "ack", "ref": ref, "id": message_id}))
+def ack_frame(ref: str | None, message_id: str, trace: tuple[int, int] | None = None) -> bytes:
+    """An ack; with --trace, `trace` is when the server read the pub and when the broker accepted it."""
+    document: dict[str, Any] = {"type": "ack", "ref": ref, "id": message_id}
+    if trace is not None:
+        received, accepted = trace
+        document["trace"] = {"received": received, "accepted": accepted}
+    return text_frame(_payload(document))
 
 
 def error_frame(code: str, reason: str, ref: str | None = None) -> bytes:
@@ -210,6 +299,8 @@ def client_frame_text(frame: ClientFrame) -> str:
     else:
         document["type"] = "pub"
         document["body"] = frame.body
+        if frame.sent is not None:
+            document["sent"] = frame.sent
     if frame.ref is not None:
         document["ref"] = frame.ref
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))

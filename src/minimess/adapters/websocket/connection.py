@@ -20,6 +20,7 @@ from minimess.app.settings import ServerSettings
 from minimess.app.task_groups import until_first_ends
 from minimess.app.usecases import Messaging, Session
 from minimess.domain.errors import BrokerUnavailable, TooManyTopics
+from minimess.domain.model import Trace
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +52,9 @@ class ClientConnection:
         self._settings = settings
         self._stats = stats
         self._node_id = node_id
-        self._outbound = Outbound(connection, settings.queue_size, self._close_slow_consumer)
+        self._outbound = Outbound(
+            connection, settings.queue_size, self._close_slow_consumer, trace=settings.trace
+        )
         self._rate = TokenBucket(settings.rate_limit)
         self._trusted_proxies = parse_networks(settings.trusted_proxies)
         # Bound here as well as in the context: a slow-consumer close runs on the publisher's task.
@@ -105,20 +108,24 @@ class ClientConnection:
         await self._close(INTERNAL_ERROR, "internal error")
 
     async def _read(self, session: Session) -> None:
+        trace = self._settings.trace
         try:
             async for data in self._connection:
+                # Before the rate limit and parsing: `received` is when the frame left the socket.
+                received = codec.now_us() if trace else None
                 if not self._rate.allow():
                     self._stats.rate_limited += 1
                     self._reply_error("rate_limited", "too many frames; slow down", None)
                     continue
                 try:
-                    await self._handle(session, codec.parse_client_frame(data))
+                    await self._handle(session, codec.parse_client_frame(data), received)
                 except FrameError as error:
                     self._reply_error(error.code, error.reason, error.ref)
         except ConnectionClosed:
             pass
 
-    async def _handle(self, session: Session, frame: codec.ClientFrame) -> None:
+    async def _handle(self, session: Session, frame: codec.ClientFrame, received: int | None) -> None:
+        """Act on one frame; `received` is when it was read, with --trace only."""
         if isinstance(frame, Sub):
             try:
                 self._messaging.subscribe(session, frame.topic)
@@ -129,12 +136,18 @@ class ClientConnection:
             self._messaging.unsubscribe(session, frame.topic)
             self._outbound.push(codec.unsubscribed_frame(frame.topic))
         elif isinstance(frame, Pub):
+            trace = None
+            if received is not None:
+                # A client that does not say when it sent counts as sending when the server read.
+                sent = received if frame.sent is None else frame.sent
+                trace = Trace(sent_us=sent, received_us=received)
             try:
-                message = await self._messaging.publish(session, frame.topic, frame.body)
+                message = await self._messaging.publish(session, frame.topic, frame.body, trace)
             except BrokerUnavailable as error:
                 raise FrameError("broker_unavailable", str(error), frame.ref) from None
+            stages = None if received is None else (received, codec.now_us())
             self._stats.messages_published += 1
-            self._outbound.push(codec.ack_frame(frame.ref, message.id))
+            self._outbound.push(codec.ack_frame(frame.ref, message.id, stages))
 
     def _reply_error(self, code: str, reason: str, ref: str | None) -> None:
         self._stats.error_frames += 1

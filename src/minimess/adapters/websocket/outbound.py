@@ -8,6 +8,7 @@ from collections.abc import Callable
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from minimess.adapters.websocket.codec import now_us, stamp_queued, stamp_written
 from minimess.domain.ports import Frame
 
 
@@ -24,6 +25,9 @@ class Outbound:
     Frames are whole unmasked WebSocket frames and bypass the websockets protocol object on
     purpose: server frames are not masked and compression is off, so the bytes encoded once
     per message are exactly what the protocol object would produce for every connection.
+
+    With `trace` (--trace), each traced message frame gets this connection's `queued` time when
+    pushed and its `written` time when handed to the socket; other frames pass unchanged.
     """
 
     def __init__(
@@ -31,6 +35,7 @@ class Outbound:
         connection: ServerConnection,
         queue_size: int,
         on_overflow: Callable[[], None],
+        trace: bool = False,
     ) -> None:
         self._connection = connection
         # Frames waiting for the socket; bounded, and full means slow consumer.
@@ -41,6 +46,8 @@ class Outbound:
         # Set once the connection stops taking frames (overflowed or closing).
         self._stopped = False
         self._on_overflow = on_overflow
+        # --trace: stamp traced message frames; without it, one check per push is all it costs.
+        self._trace = trace
 
     def push(self, frame: Frame) -> None:
         if self._stopped:
@@ -50,8 +57,14 @@ class Outbound:
             self._stopped = True
             return
         if not connection.paused and not self._writer_busy and self._queue.empty():
+            if self._trace:
+                # Queued and written in the same instant: nothing runs between the two.
+                now = now_us()
+                frame = stamp_written(stamp_queued(frame, now), now)
             connection.transport.write(frame)
             return
+        if self._trace:
+            frame = stamp_queued(frame, now_us())
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -75,6 +88,9 @@ class Outbound:
                 frames = [first]
                 while not self._queue.empty():
                     frames.append(self._queue.get_nowait())
+                if self._trace:
+                    now = now_us()
+                    frames = [stamp_written(frame, now) for frame in frames]
                 connection.transport.write(b"".join(frames))
             finally:
                 self._writer_busy = False
