@@ -2,4 +2,7 @@
 
 from minimess.app.cli import main
 
-main()
+# Guarded: `minimess bench` starts its workers with multiprocessing's spawn, which imports
+# the main module again in every worker.
+if __name__ == "__main__":
+    main()

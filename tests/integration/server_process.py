@@ -10,7 +10,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from typing import Any
+
+import pytest
 
 from tests.timeouts import scaled
 
@@ -101,3 +104,20 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def wait_ready(server: ServerProcess, within: float) -> None:
+    """Wait until the server answers GET /readyz with 200; fail after `within` seconds (scaled)."""
+    deadline = time.monotonic() + scaled(within)
+    while True:
+        try:
+            with urllib.request.urlopen(server.http_url("/readyz"), timeout=scaled(5)) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass  # HTTPError (503 until Kafka is there) included
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{server.http_url('/readyz')} not 200 within {scaled(within)} s: {server.events[-10:]}"
+            )
+        time.sleep(0.1)  # a poll interval, not a synchronisation

@@ -7,7 +7,6 @@ import itertools
 import json
 import signal
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from tests.integration.proxy_process import (
     find_executable,
     proxy_unavailable,
 )
-from tests.integration.server_process import ServerProcess
+from tests.integration.server_process import ServerProcess, wait_ready
 from tests.timeouts import scaled
 
 pytestmark = pytest.mark.integration
@@ -229,23 +228,6 @@ class Fleet:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def wait_ready(server: ServerProcess, within: float) -> None:
-    """Wait until the server answers GET /readyz with 200; fail after `within` seconds (scaled)."""
-    deadline = time.monotonic() + scaled(within)
-    while True:
-        try:
-            with urllib.request.urlopen(server.http_url("/readyz"), timeout=scaled(5)) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass  # HTTPError (503 until Kafka is there) included
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{server.http_url('/readyz')} not 200 within {scaled(within)} s: {server.events[-10:]}"
-            )
-        time.sleep(0.1)  # a poll interval, not a synchronisation
 
 
 @pytest.fixture(params=PROXIES)

@@ -1,4 +1,4 @@
-"""The `minimess` command line: `minimess serve` and its options."""
+"""The `minimess` command line: `minimess serve`, `minimess client` and `minimess bench`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from minimess.app.container import build_client_container, build_container
 from minimess.app.log_config import LogFormat, configure_logging
 from minimess.app.settings import ClientSettings, ServerSettings
+from minimess.bench.command import bench
 
 app = typer.Typer(
     name="minimess",
@@ -247,6 +248,9 @@ def client(
         asyncio.run(container.run()(container.chat(), container.link()))
     finally:
         transcript.close()
+
+
+app.command()(bench)
 
 
 @app.callback()

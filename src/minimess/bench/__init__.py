@@ -1,0 +1,1 @@
+"""`minimess bench`: a load generator that measures servers over the wire, against a bare baseline."""

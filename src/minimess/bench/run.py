@@ -1,0 +1,290 @@
+"""A benchmark run: rounds against the baseline and minimess, alternating, and what they measured."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import time
+from array import array
+from collections.abc import Iterator, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from minimess.bench import report
+from minimess.bench.progress import Progress
+from minimess.bench.publisher import PublishPlan, PublishReport, publish
+from minimess.bench.servers import BenchError, Servers, started_baseline, started_minimess, targeted
+from minimess.bench.settings import BenchSettings
+from minimess.bench.workers import CONNECTED, RECEIVED, ConnectReport, DeliveryReport, WorkerPlan, run_worker
+
+# After the last ack, deliveries that stop arriving for this long are not coming.
+QUIET_PERIOD = 3.0
+POLL_INTERVAL = 0.1
+
+
+@attrs.frozen
+class BenchResult:
+    """Every round of every server, and the figures drawn from them."""
+
+    settings: BenchSettings
+    names: dict[str, str]
+    rounds: dict[str, list[report.RoundResult]]
+
+    @property
+    def medians(self) -> dict[str, dict[str, float | None]]:
+        return {key: report.medians(rounds) for key, rounds in self.rounds.items()}
+
+    @property
+    def ratio(self) -> dict[str, float | None] | None:
+        if "baseline" not in self.rounds:
+            return None
+        return report.ratios(self.medians["minimess"], self.medians["baseline"])
+
+    @property
+    def stages(self) -> list[dict[str, Any]]:
+        return report.stage_breakdown(self.rounds["minimess"])
+
+    def table(self) -> str:
+        settings = self.settings
+        load = "flood" if settings.rate == 0 else f"{settings.rate:g} msg/s"
+        title = (
+            f"{settings.subscribers:,} subscribers on {settings.topics:,} topic(s),"
+            f" {settings.messages:,} messages ({load}), median of {settings.rounds} round(s)"
+        )
+        columns = {self.names[key]: summary for key, summary in self.medians.items()}
+        text = report.render_table(title, columns, self.ratio)
+        if self.stages:
+            text += "\n\n" + report.render_stages(self.stages)
+        return text
+
+    def document(self) -> dict[str, Any]:
+        """Everything, as JSON-ready data for comparisons between runs."""
+        return {
+            "settings": attrs.asdict(self.settings),
+            "servers": {
+                key: {
+                    "name": self.names[key],
+                    "median": self.medians[key],
+                    "rounds": [r.metrics for r in rounds],
+                }
+                for key, rounds in self.rounds.items()
+            },
+            "ratio": self.ratio,
+            "stages": self.stages,
+        }
+
+
+def run_bench(settings: BenchSettings, progress: Progress, log_dir: Path) -> BenchResult:
+    """Run every round, the baseline and minimess in turn, each round on freshly started servers."""
+    keys = ["baseline", "minimess"] if settings.baseline else ["minimess"]
+    rounds: dict[str, list[report.RoundResult]] = {key: [] for key in keys}
+    names: dict[str, str] = {}
+    for number in range(1, settings.rounds + 1):
+        # Alternate, so that whatever drifts on the machine hits both alike.
+        for key in keys:
+            with _servers(key, settings, log_dir) as servers:
+                names[key] = servers.name
+                progress.phase(f"round {number}/{settings.rounds}, {servers.name}")
+                rounds[key].append(_Round(settings, servers, progress).run())
+    progress.clear()
+    return BenchResult(settings, names, rounds)
+
+
+@contextlib.contextmanager
+def _servers(key: str, settings: BenchSettings, log_dir: Path) -> Iterator[Servers]:
+    if key == "baseline":
+        with started_baseline(log_dir) as servers:
+            yield servers
+    elif settings.target is not None:
+        with targeted(settings.target, settings.stats_urls) as servers:
+            yield servers
+    else:
+        with started_minimess(
+            settings.broker, settings.trace, settings.kafka_bootstrap, settings.kafka_topic, log_dir
+        ) as servers:
+            yield servers
+
+
+class _Round:
+    """One round against one set of servers: connect, publish, wait for the deliveries, measure."""
+
+    def __init__(self, settings: BenchSettings, servers: Servers, progress: Progress) -> None:
+        self._settings = settings
+        self._servers = servers
+        self._progress = progress
+
+    def run(self) -> report.RoundResult:
+        settings, servers = self._settings, self._servers
+        plans, expected = self._plans()
+        context = multiprocessing.get_context("spawn")
+        before = servers.read_sample()
+        controls: list[Connection] = []
+        counters = []
+        processes = []
+        for plan in plans:
+            parent_end, worker_end = context.Pipe()
+            counter = context.Array("q", 2, lock=False)
+            process = context.Process(target=run_worker, args=(plan, worker_end, counter), daemon=True)
+            process.start()
+            controls.append(parent_end)
+            counters.append(counter)
+            processes.append(process)
+        try:
+            connects: list[ConnectReport] = self._gather(controls, "connected", counters)
+            after_connect = servers.read_sample()
+            metrics = _connect_metrics(connects, before.rss_bytes, after_connect.rss_bytes)
+            result = report.RoundResult(metrics)
+            if settings.messages and metrics["connections"]:
+                cpu_start = servers.read_sample().cpu_seconds
+                published = asyncio.run(self._publish(counters, expected))
+                self._wait_for_deliveries(counters, expected)
+                cpu = servers.read_sample().cpu_seconds - cpu_start
+            for control in controls:
+                control.send("finish")
+            deliveries: list[DeliveryReport] = self._gather(controls, "delivered", counters)
+        finally:
+            for process in processes:
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.kill()
+        if settings.messages and metrics["connections"]:
+            result.metrics.update(_delivery_metrics(deliveries, published, expected, cpu))
+            result.stages_us = _stages(deliveries, published)
+        return result
+
+    def _plans(self) -> tuple[list[WorkerPlan], int]:
+        settings = self._settings
+        topics = topic_names(settings.topics)
+        per_worker = subscriber_urls(self._servers.urls, topics, settings.subscribers, settings.workers)
+        plans = [
+            WorkerPlan(tuple(urls), settings.connect_concurrency, settings.trace)
+            for urls in per_worker
+            if urls
+        ]
+        per_topic = messages_per_topic(settings.messages, settings.topics)
+        expected = sum(per_topic[i % settings.topics] for i in range(settings.subscribers))
+        return plans, expected
+
+    def _gather(self, controls: list[Connection], kind: str, counters: list[Any]) -> list[Any]:
+        """Wait for every worker's `kind` report, showing progress; a dead worker is an error."""
+        reports: dict[int, Any] = {}
+        while len(reports) < len(controls):
+            for index, control in enumerate(controls):
+                if index in reports or not control.poll(POLL_INTERVAL / len(controls)):
+                    continue
+                try:
+                    message, payload = control.recv()
+                except EOFError:
+                    raise BenchError("a load-generator worker died; see its traceback above") from None
+                if message != kind:
+                    raise BenchError(f"worker sent {message!r}, expected {kind!r}")
+                reports[index] = payload
+            connected = sum(counter[CONNECTED] for counter in counters)
+            self._progress.update(f"{connected:,}/{self._settings.subscribers:,} connected")
+        return [reports[index] for index in range(len(controls))]
+
+    async def _publish(self, counters: list[Any], expected: int) -> PublishReport:
+        settings = self._settings
+        plan = PublishPlan(
+            topics=topic_names(settings.topics),
+            messages=settings.messages,
+            rate=settings.rate,
+            body_bytes=settings.body_bytes,
+            window=settings.window,
+            answer_timeout=settings.drain_timeout,
+        )
+        task = asyncio.create_task(publish(self._servers.urls[0], plan))
+        while not task.done():
+            received = sum(counter[RECEIVED] for counter in counters)
+            self._progress.update(f"publishing, {received:,}/{expected:,} deliveries")
+            await asyncio.wait({task}, timeout=POLL_INTERVAL * 2.5)
+        return task.result()
+
+    def _wait_for_deliveries(self, counters: list[Any], expected: int) -> None:
+        deadline = time.monotonic() + self._settings.drain_timeout
+        last, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            received = sum(counter[RECEIVED] for counter in counters)
+            self._progress.update(f"draining, {received:,}/{expected:,} deliveries")
+            if received >= expected:
+                return
+            if received != last:
+                last, quiet_since = received, time.monotonic()
+            elif time.monotonic() - quiet_since > QUIET_PERIOD:
+                return
+            time.sleep(POLL_INTERVAL)
+
+
+def topic_names(count: int) -> list[str]:
+    return [f"t{number}" for number in range(count)]
+
+
+def messages_per_topic(messages: int, topics: int) -> list[int]:
+    """How many of a round's messages land on each topic, published round-robin."""
+    return [messages // topics + (1 if k < messages % topics else 0) for k in range(topics)]
+
+
+def subscriber_urls(
+    servers: Sequence[str], topics: Sequence[str], subscribers: int, workers: int
+) -> list[list[str]]:
+    """Each worker's subscribe URLs: subscriber i takes topic i mod T and server (i div T) mod S.
+
+    Dividing by T for the server gives every topic subscribers on every server, so that with
+    two Kafka servers each message reaches subscribers on both sides of the bus.
+    """
+    per_worker: list[list[str]] = [[] for _ in range(workers)]
+    for i in range(subscribers):
+        topic = topics[i % len(topics)]
+        server = servers[(i // len(topics)) % len(servers)]
+        per_worker[i % workers].append(f"{server}/subscribe/id:b{i}/topic:{topic}")
+    return per_worker
+
+
+def _connect_metrics(
+    connects: list[ConnectReport], rss_before: int, rss_after: int
+) -> dict[str, float | None]:
+    connected = sum(c.connected for c in connects)
+    window = max(c.finished for c in connects) - min(c.started for c in connects)
+    return {
+        "connections": connected,
+        "connect_failures": sum(c.failed for c in connects),
+        "connections_per_s": connected / window if connected and window > 0 else None,
+        "rss_kib_per_connection": (rss_after - rss_before) / 1024 / connected if connected else None,
+    }
+
+
+def _delivery_metrics(
+    deliveries: list[DeliveryReport], published: PublishReport, expected: int, cpu_seconds: float
+) -> dict[str, float | None]:
+    received = sum(d.received for d in deliveries)
+    closes: dict[int, int] = {}
+    for d in deliveries:
+        for code, count in d.close_codes.items():
+            closes[code] = closes.get(code, 0) + count
+    last = max((d.last_received for d in deliveries), default=0.0)
+    elapsed = last - published.started
+    return {
+        "messages_acked": published.acked,
+        "publish_errors": published.errors.total() + published.unanswered,
+        "deliveries": received,
+        "expected_deliveries": expected,
+        "deliveries_per_s": received / elapsed if received and elapsed > 0 else None,
+        "cpu_us_per_delivery": cpu_seconds / received * 1e6 if received else None,
+        **report.latency_metrics(latency for d in deliveries for latency in d.latencies_us),
+        "slow_consumer_closes": closes.pop(4000, 0),
+        "other_closes": sum(closes.values()),
+    }
+
+
+def _stages(deliveries: list[DeliveryReport], published: PublishReport) -> dict[str, array[int]]:
+    stages: dict[str, array[int]] = {}
+    for d in deliveries:
+        for stage, values in d.stages_us.items():
+            stages.setdefault(stage, array("q")).extend(values)
+    if published.accept_us:
+        stages["received->accepted"] = published.accept_us
+    return stages

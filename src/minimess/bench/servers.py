@@ -1,0 +1,197 @@
+"""The servers under test: started as child processes or targeted by URL, and their CPU and memory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import attrs
+
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+class BenchError(Exception):
+    """A reason the benchmark cannot go on, said in one line."""
+
+
+@attrs.frozen
+class Sample:
+    """What the servers under test have used so far, all of them together."""
+
+    cpu_seconds: float
+    rss_bytes: int
+
+
+@attrs.frozen
+class Servers:
+    """Where the benchmark's clients connect, and how to read the servers' resource use.
+
+    Subscribers are spread over `urls` round-robin; the publisher uses the first one, so with
+    two Kafka servers every message crosses the bus to reach half of the subscribers.
+    """
+
+    name: str
+    urls: tuple[str, ...]
+    read_sample: Callable[[], Sample]
+
+
+@contextlib.contextmanager
+def started_baseline(log_dir: Path) -> Iterator[Servers]:
+    """One bare websockets broadcast server (minimess.bench.baseline) for the time of the block."""
+    port = _free_port()
+    command = [sys.executable, "-m", "minimess.bench.baseline", str(port)]
+    with _running([command], [port], log_dir / "baseline", ready_path=None) as processes:
+        yield Servers("baseline", (f"ws://{HOST}:{port}",), lambda: _proc_sample(processes))
+
+
+@contextlib.contextmanager
+def started_minimess(
+    broker: str, trace: bool, kafka_bootstrap: str, kafka_topic: str, log_dir: Path
+) -> Iterator[Servers]:
+    """One `minimess serve` on the memory broker, or two on Kafka, for the time of the block."""
+    count = 2 if broker == "kafka" else 1
+    ports = [_free_port() for _ in range(count)]
+    commands = []
+    for number, port in enumerate(ports, start=1):
+        command = [
+            sys.executable,
+            "-m",
+            "minimess",
+            "serve",
+            "--port",
+            str(port),
+            "--broker",
+            broker,
+            "--node-id",
+            f"bench-s{number}",
+            # The benchmark's own publisher and subscribers must not be throttled or ticked at.
+            "--rate-limit",
+            "0",
+            "--tick",
+            "0",
+            "--log-level",
+            "warning",
+            "--log-format",
+            "json",
+        ]
+        if trace:
+            command.append("--trace")
+        if broker == "kafka":
+            command += ["--kafka-bootstrap", kafka_bootstrap, "--kafka-topic", kafka_topic]
+        commands.append(command)
+    with _running(commands, ports, log_dir / "minimess", ready_path="/readyz") as processes:
+        urls = tuple(f"ws://{HOST}:{port}" for port in ports)
+        yield Servers(f"minimess ({broker})", urls, lambda: _proc_sample(processes))
+
+
+@contextlib.contextmanager
+def targeted(url: str, stats_urls: Sequence[str]) -> Iterator[Servers]:
+    """A server (or a proxy in front of several) that runs already; figures come from /stats."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise BenchError(f"--target must be a ws:// or wss:// URL, got {url!r}")
+    if not stats_urls:
+        scheme = "https" if parts.scheme == "wss" else "http"
+        stats_urls = [f"{scheme}://{parts.netloc}/stats"]
+    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    sample = _stats_sample(stats_urls)
+    sample()  # fail now, not after connecting thousands of clients
+    yield Servers(f"minimess at {base}", (base,), sample)
+
+
+@contextlib.contextmanager
+def _running(
+    commands: list[list[str]], ports: list[int], log_stem: Path, ready_path: str | None
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = [Path(f"{log_stem}-{number}.log") for number in range(1, len(commands) + 1)]
+    try:
+        for command, log in zip(commands, logs, strict=True):
+            with log.open("wb") as output:
+                processes.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT))
+        for process, port, log in zip(processes, ports, logs, strict=True):
+            _wait_until_serving(process, port, log, ready_path)
+        yield processes
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_serving(
+    process: subprocess.Popen[bytes], port: int, log: Path, ready_path: str | None
+) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise BenchError(f"server on port {port} exited with {process.returncode}: " + " | ".join(tail))
+        if _serves(port, ready_path):
+            return
+        time.sleep(0.05)
+    raise BenchError(f"server on port {port} was not ready within {STARTUP_TIMEOUT:.0f} s; see {log}")
+
+
+def _serves(port: int, ready_path: str | None) -> bool:
+    try:
+        if ready_path is None:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return True
+        with urllib.request.urlopen(f"http://{HOST}:{port}{ready_path}", timeout=1) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _proc_sample(processes: list[subprocess.Popen[bytes]]) -> Sample:
+    cpu, rss = 0.0, 0
+    for process in processes:
+        # Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks.
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        resident_pages = int(Path(f"/proc/{process.pid}/statm").read_text().split()[1])
+        rss += resident_pages * os.sysconf("SC_PAGE_SIZE")
+    return Sample(cpu, rss)
+
+
+def _stats_sample(stats_urls: Sequence[str]) -> Callable[[], Sample]:
+    def sample() -> Sample:
+        cpu, rss = 0.0, 0
+        for url in stats_urls:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    process = json.load(response).get("process") or {}
+            except (OSError, ValueError, urllib.error.URLError) as error:
+                raise BenchError(f"cannot read {url}: {error}") from None
+            if not isinstance(process.get("cpu_seconds"), float | int) or not isinstance(
+                process.get("rss_bytes"), int
+            ):
+                raise BenchError(f"{url} does not report the server's CPU time and RSS")
+            cpu += process["cpu_seconds"]
+            rss += process["rss_bytes"]
+        return Sample(cpu, rss)
+
+    return sample
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])

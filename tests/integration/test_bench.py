@@ -1,0 +1,205 @@
+"""`minimess bench` as a user runs it: short runs against real servers, Kafka and a proxy.
+
+These are smoke tests: they check that every figure is there and consistent, never how fast
+anything was (that is what the benchmark itself reports, in docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
+from tests.integration.proxy_process import ProxyProcess, ProxyUnavailable, find_executable, proxy_unavailable
+from tests.integration.server_process import ServerProcess, wait_ready
+from tests.timeouts import scaled
+
+pytestmark = pytest.mark.integration
+
+# A short run: 20 subscribers on 2 topics, 20 messages, so 10 x 10 deliveries per topic.
+SHORT = ("--subscribers", "20", "--topics", "2", "--messages", "20", "--rounds", "1", "--workers", "2")
+SHORT_DELIVERIES = 200
+BENCH_WITHIN = 120.0
+# Until a Kafka server answers /readyz 200: it creates the Kafka topic and connects first.
+READY_WITHIN = 20.0
+LATENCIES = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_max_ms")
+STAGES = [
+    "sent->received",
+    "received->accepted",
+    "received->delivered",
+    "delivered->queued",
+    "queued->written",
+    "written->client",
+]
+
+
+def bench(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
+    """Run `minimess bench ... --json -`; its JSON document and the table it printed on stderr."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minimess",
+            "bench",
+            *args,
+            "--json",
+            "-",
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=scaled(BENCH_WITHIN),
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout), completed.stderr
+
+
+def assert_sane_delivery_figures(median: dict[str, Any], deliveries: int) -> None:
+    assert median["deliveries"] == median["expected_deliveries"] == deliveries
+    assert median["publish_errors"] == 0
+    assert median["slow_consumer_closes"] == 0
+    assert median["other_closes"] == 0
+    assert median["deliveries_per_s"] > 0
+    assert median["cpu_us_per_delivery"] >= 0
+    latencies = [median[name] for name in LATENCIES]
+    assert 0 <= latencies[0] <= latencies[1] <= latencies[2] <= latencies[3]
+
+
+def test_memory_broker_against_the_baseline(tmp_path: Path) -> None:
+    """A short run reports every figure for both servers and minimess/baseline ratios, as JSON and a table."""
+    document, table = bench(tmp_path, *SHORT)
+    servers = document["servers"]
+    assert set(servers) == {"baseline", "minimess"}
+    for server in servers.values():
+        median = server["median"]
+        assert median["connections"] == 20
+        assert median["connect_failures"] == 0
+        assert median["connections_per_s"] > 0
+        assert median["messages_acked"] == 20
+        assert_sane_delivery_figures(median, SHORT_DELIVERIES)
+        assert len(server["rounds"]) == 1
+    assert document["ratio"]["deliveries"] == 1.0
+    assert document["ratio"]["deliveries_per_s"] > 0
+    assert document["stages"] == []
+    header = next(line for line in table.splitlines() if line.rstrip().endswith("ratio"))
+    assert header.split() == ["baseline", "minimess", "(memory)", "ratio"]
+    assert "server CPU per delivery µs" in table
+
+
+def test_trace_breaks_latency_down_by_stage(tmp_path: Path) -> None:
+    """With --trace, every delivery is timed at each stage, and the stages add up to the latency."""
+    document, table = bench(tmp_path, *SHORT, "--trace", "--no-baseline")
+    assert set(document["servers"]) == {"minimess"}
+    assert document["ratio"] is None
+    median = document["servers"]["minimess"]["median"]
+    assert_sane_delivery_figures(median, SHORT_DELIVERIES)
+    stages = {row["stage"]: row for row in document["stages"]}
+    assert list(stages) == STAGES
+    for stage, row in stages.items():
+        expected_samples = 20 if stage == "received->accepted" else SHORT_DELIVERIES
+        assert row["samples"] == expected_samples, stage
+        assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+    # Per delivery the five delivery stages are consecutive slices of send -> receive.
+    path = [s for s in STAGES if s != "received->accepted"]
+    assert sum(stages[s]["mean_ms"] for s in path) <= median["latency_max_ms"] + 0.001
+    assert "where the time goes" in table
+    assert "queued -> written to the socket" in table
+
+
+def test_idle_connections_measure_memory_per_connection(tmp_path: Path) -> None:
+    """With no messages the run only connects, and reports set-up rate and RSS per connection."""
+    document, _ = bench(tmp_path, "--subscribers", "200", "--messages", "0", "--rounds", "1")
+    for server in document["servers"].values():
+        median = server["median"]
+        assert median["connections"] == 200
+        assert median["connections_per_s"] > 0
+        assert median["rss_kib_per_connection"] is not None
+        assert median["deliveries"] is None
+
+
+def test_two_kafka_servers(tmp_path: Path, kafka: KafkaProcess) -> None:
+    """--broker kafka starts two servers on the Kafka given; every subscriber on either gets every message."""
+    document, _ = bench(
+        tmp_path,
+        *SHORT,
+        "--broker",
+        "kafka",
+        "--kafka-bootstrap",
+        kafka.bootstrap,
+        "--kafka-topic",
+        fresh_kafka_topic(),
+        "--no-baseline",
+        "--trace",
+    )
+    server = document["servers"]["minimess"]
+    assert server["name"] == "minimess (kafka)"
+    assert_sane_delivery_figures(server["median"], SHORT_DELIVERIES)
+    assert [row["stage"] for row in document["stages"]] == STAGES
+
+
+@pytest.fixture(params=["haproxy", "nginx"])
+def proxy_kind(request: pytest.FixtureRequest) -> str:
+    kind = str(request.param)
+    try:
+        find_executable(kind)
+    except ProxyUnavailable as error:
+        proxy_unavailable(str(error))
+    return kind
+
+
+def test_through_a_proxy_in_front_of_two_servers(
+    tmp_path: Path, kafka: KafkaProcess, start_server: Callable[..., ServerProcess], proxy_kind: str
+) -> None:
+    """--target measures servers the bench did not start, reading CPU and RSS from each one's /stats."""
+    topic = fresh_kafka_topic()
+    s1, s2 = (
+        start_server(*kafka_serve_args(kafka, topic, node), "--rate-limit", "0") for node in ("s1", "s2")
+    )
+    for server in (s1, s2):
+        wait_ready(server, READY_WITHIN)
+    proxy = ProxyProcess(proxy_kind, tmp_path / proxy_kind, [s1.port, s2.port]).start()
+    try:
+        document, _ = bench(
+            tmp_path,
+            *SHORT,
+            "--target",
+            proxy.url(),
+            "--stats",
+            f"http://127.0.0.1:{s1.port}/stats",
+            "--stats",
+            f"http://127.0.0.1:{s2.port}/stats",
+        )
+    finally:
+        proxy.stop()
+    median = document["servers"]["minimess"]["median"]
+    assert_sane_delivery_figures(median, SHORT_DELIVERIES)
+    assert median["cpu_us_per_delivery"] > 0  # read from the servers' /stats, at nanosecond resolution
+    assert document["ratio"]["deliveries"] == 1.0
+
+
+def test_bad_options_are_refused_with_a_reason(tmp_path: Path) -> None:
+    """More topics than subscribers, or an unreachable target, end with a one-line reason."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "minimess", "bench", "--subscribers", "2", "--topics", "3"],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+    )
+    assert completed.returncode == 2
+    assert "--topics 3 is more than --subscribers 2" in completed.stderr
+    completed = subprocess.run(
+        [sys.executable, "-m", "minimess", "bench", "--target", "ws://127.0.0.1:9/", "--no-baseline"],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+    )
+    assert completed.returncode == 1
+    assert "cannot read http://127.0.0.1:9/stats" in completed.stderr

@@ -1,0 +1,73 @@
+"""How `minimess bench` spreads its load: subscribers over topics, servers and workers."""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+
+import pytest
+
+from minimess.bench.run import messages_per_topic, subscriber_urls, topic_names
+from minimess.bench.settings import BenchSettings
+from minimess.bench.workers import STAGES, _add_stages
+
+
+def test_messages_go_round_robin_over_topics() -> None:
+    """10 messages over 3 topics: 4, 3, 3, and never more than were published."""
+    assert messages_per_topic(10, 3) == [4, 3, 3]
+    assert messages_per_topic(0, 2) == [0, 0]
+    assert sum(messages_per_topic(7, 7)) == 7
+
+
+def test_every_topic_has_subscribers_on_every_server() -> None:
+    """With 2 servers and an even number of topics, each topic still spans both servers."""
+    servers = ["ws://a", "ws://b"]
+    per_worker = subscriber_urls(servers, topic_names(2), subscribers=8, workers=3)
+    urls = [url for worker in per_worker for url in worker]
+    assert len(urls) == len(set(urls)) == 8
+    pairs = Counter((url.split("/subscribe")[0], url.rsplit("topic:", 1)[1]) for url in urls)
+    assert pairs == {("ws://a", "t0"): 2, ("ws://a", "t1"): 2, ("ws://b", "t0"): 2, ("ws://b", "t1"): 2}
+
+
+def test_workers_get_equal_shares() -> None:
+    """Subscribers are dealt to workers in turn, so shares differ by one at most."""
+    per_worker = subscriber_urls(["ws://a"], topic_names(1), subscribers=10, workers=3)
+    assert [len(worker) for worker in per_worker] == [4, 3, 3]
+    assert per_worker[0][0] == "ws://a/subscribe/id:b0/topic:t0"
+
+
+def test_more_topics_than_subscribers_is_refused() -> None:
+    """A topic nobody subscribes to would only measure publishing; say so instead."""
+    with pytest.raises(ValueError, match="--topics"):
+        BenchSettings(subscribers=2, topics=3)
+
+
+def test_unknown_broker_is_refused() -> None:
+    """Only memory and kafka can be started."""
+    with pytest.raises(ValueError, match="broker"):
+        BenchSettings(broker="redis")
+
+
+def test_a_traced_delivery_adds_one_sample_per_stage() -> None:
+    """Stamps sent..written and the receive time give five intervals, in order."""
+    stages: dict[str, array[int]] = {stage: array("q") for stage in STAGES}
+    trace = {"sent": 100, "received": 150, "delivered": 160, "queued": 170, "written": 200}
+    _add_stages(stages, trace, now_us=260)
+    assert {stage: list(values) for stage, values in stages.items()} == {
+        "sent->received": [50],
+        "received->delivered": [10],
+        "delivered->queued": [10],
+        "queued->written": [30],
+        "written->client": [60],
+    }
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [None, "x", {"sent": None, "received": 1, "delivered": 2, "queued": 3, "written": 4}, {"sent": 1}],
+)
+def test_an_incomplete_trace_adds_nothing(trace: object) -> None:
+    """A message without every stamp (published by an untraced server) is left out of the breakdown."""
+    stages: dict[str, array[int]] = {stage: array("q") for stage in STAGES}
+    _add_stages(stages, trace, now_us=10)
+    assert all(not values for values in stages.values())

@@ -1,0 +1,128 @@
+"""The arithmetic and the rendering of `minimess bench` figures."""
+
+from __future__ import annotations
+
+import io
+from array import array
+
+import pytest
+
+from minimess.bench import report
+from minimess.bench.progress import Progress
+from minimess.bench.report import RoundResult
+
+
+def test_percentile_is_nearest_rank() -> None:
+    """p50 of 1..100 is 50, p99 is 99, p100 is the maximum; one value is every percentile."""
+    values = list(range(1, 101))
+    assert report.percentile(values, 0.50) == 50
+    assert report.percentile(values, 0.99) == 99
+    assert report.percentile(values, 1.0) == 100
+    assert report.percentile([7], 0.99) == 7
+
+
+def test_percentile_of_nothing_is_an_error() -> None:
+    """An empty sample has no percentile rather than a made-up zero."""
+    with pytest.raises(ValueError, match="no values"):
+        report.percentile([], 0.5)
+
+
+def test_latency_metrics_are_in_milliseconds_and_ordered() -> None:
+    """Microsecond latencies come out as ms, p50 <= p90 <= p99 <= max."""
+    metrics = report.latency_metrics([1000, 2000, 3000, 4000, 100_000])
+    assert metrics["latency_p50_ms"] == 3.0
+    assert metrics["latency_max_ms"] == 100.0
+    values = [metrics[f"latency_{name}_ms"] for name in ("p50", "p90", "p99", "max")]
+    assert values == sorted(values)  # type: ignore[type-var]
+
+
+def test_latency_metrics_without_deliveries_are_absent() -> None:
+    """No delivery, no latency: None, which the table shows as '-'."""
+    assert set(report.latency_metrics([]).values()) == {None}
+
+
+def test_medians_skip_rounds_without_the_metric() -> None:
+    """Each metric is the median over the rounds that measured it."""
+    rounds = [
+        RoundResult({"deliveries_per_s": 10.0, "cpu_us_per_delivery": None}),
+        RoundResult({"deliveries_per_s": 30.0, "cpu_us_per_delivery": 4.0}),
+        RoundResult({"deliveries_per_s": 20.0}),
+    ]
+    summary = report.medians(rounds)
+    assert summary["deliveries_per_s"] == 20.0
+    assert summary["cpu_us_per_delivery"] == 4.0
+    assert summary["latency_p99_ms"] is None
+
+
+def test_ratios_are_minimess_over_baseline() -> None:
+    """A ratio below 1 means minimess used less; a zero or missing baseline gives no ratio."""
+    ratio = report.ratios(
+        {"cpu_us_per_delivery": 6.0, "deliveries_per_s": 90.0, "slow_consumer_closes": 0},
+        {"cpu_us_per_delivery": 8.0, "deliveries_per_s": 75.0, "slow_consumer_closes": 0},
+    )
+    assert ratio["cpu_us_per_delivery"] == pytest.approx(0.75)
+    assert ratio["deliveries_per_s"] == pytest.approx(1.2)
+    assert ratio["slow_consumer_closes"] is None
+    assert ratio["latency_p50_ms"] is None
+
+
+def test_stage_breakdown_pools_every_round_in_stage_order() -> None:
+    """Stages come out in the order a message passes them, over the deliveries of all rounds."""
+    rounds = [
+        RoundResult({}, {"written->client": array("q", [300]), "sent->received": array("q", [100, 200])}),
+        RoundResult({}, {"sent->received": array("q", [300]), "received->accepted": array("q", [50])}),
+    ]
+    rows = report.stage_breakdown(rounds)
+    assert [row["stage"] for row in rows] == ["sent->received", "received->accepted", "written->client"]
+    assert rows[0]["samples"] == 3
+    assert rows[0]["p50_ms"] == 0.2
+    assert rows[0]["mean_ms"] == pytest.approx(0.2)
+
+
+def test_table_shows_every_measured_metric_with_its_ratio() -> None:
+    """One row per metric either server measured; '-' where a value or ratio is missing."""
+    baseline = {"deliveries_per_s": 1000.0, "rss_kib_per_connection": None}
+    ours = {"deliveries_per_s": 1500.0, "rss_kib_per_connection": 12.5}
+    table = report.render_table(
+        "title", {"baseline": baseline, "minimess": ours}, report.ratios(ours, baseline)
+    )
+    lines = table.splitlines()
+    assert lines[0] == "title"
+    assert lines[1].split() == ["baseline", "minimess", "ratio"]
+    deliveries = next(line for line in lines if line.startswith("deliveries /s"))
+    assert deliveries.split()[-3:] == ["1,000", "1,500", "1.50"]
+    rss = next(line for line in lines if line.startswith("server RSS per connection"))
+    assert rss.split()[-3:] == ["-", "12.5", "-"]
+    assert not any(line.startswith("latency") for line in lines)
+
+
+def test_stage_table_lists_each_stage_in_milliseconds() -> None:
+    """The breakdown table has one line per stage with p50, p90, p99 and mean."""
+    rows = report.stage_breakdown([RoundResult({}, {"queued->written": array("q", [1500, 2500])})])
+    text = report.render_stages(rows)
+    line = next(line for line in text.splitlines() if line.startswith("queued -> written"))
+    assert line.split()[-4:] == ["1.500", "2.500", "2.500", "2.000"]
+
+
+def test_progress_off_a_terminal_prints_phases_only() -> None:
+    """In a log or a pipe, live counters would be noise: only phase lines appear."""
+    stream = io.StringIO()
+    progress = Progress(stream)
+    progress.phase("round 1/1, baseline")
+    progress.update("10/100 connected")
+    progress.clear()
+    assert stream.getvalue() == "round 1/1, baseline\n"
+
+
+def test_progress_on_a_terminal_rewrites_one_line() -> None:
+    """On a terminal each update replaces the line in place."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = Progress(stream)
+    progress.phase("round 1/1")
+    progress.update("5/10 connected")
+    assert stream.getvalue() == "\r\x1b[Kround 1/1\r\x1b[Kround 1/1: 5/10 connected"
