@@ -73,11 +73,13 @@ def assert_sane_delivery_figures(median: dict[str, Any], deliveries: int) -> Non
     assert 0 <= latencies[0] <= latencies[1] <= latencies[2] <= latencies[3]
 
 
-def test_memory_broker_against_the_baseline(tmp_path: Path) -> None:
+@pytest.mark.parametrize("design", ["broadcast", "queued"])
+def test_memory_broker_against_a_baseline(tmp_path: Path, design: str) -> None:
     """A short run reports every figure for both servers and minimess/baseline ratios, as JSON and a table."""
-    document, table = bench(tmp_path, *SHORT)
+    document, table = bench(tmp_path, *SHORT, "--baseline", design)
     servers = document["servers"]
     assert set(servers) == {"baseline", "minimess"}
+    assert servers["baseline"]["name"] == f"bare {design}"
     for server in servers.values():
         median = server["median"]
         assert median["connections"] == 20
@@ -90,13 +92,13 @@ def test_memory_broker_against_the_baseline(tmp_path: Path) -> None:
     assert document["ratio"]["deliveries_per_s"] > 0
     assert document["stages"] == []
     header = next(line for line in table.splitlines() if line.rstrip().endswith("ratio"))
-    assert header.split() == ["baseline", "minimess", "(memory)", "ratio"]
+    assert header.split() == ["bare", design, "minimess", "(memory)", "ratio"]
     assert "server CPU per delivery µs" in table
 
 
 def test_trace_breaks_latency_down_by_stage(tmp_path: Path) -> None:
     """With --trace, every delivery is timed at each stage, and the stages add up to the latency."""
-    document, table = bench(tmp_path, *SHORT, "--trace", "--no-baseline")
+    document, table = bench(tmp_path, *SHORT, "--trace", "--baseline", "none")
     assert set(document["servers"]) == {"minimess"}
     assert document["ratio"] is None
     median = document["servers"]["minimess"]["median"]
@@ -136,7 +138,8 @@ def test_two_kafka_servers(tmp_path: Path, kafka: KafkaProcess) -> None:
         kafka.bootstrap,
         "--kafka-topic",
         fresh_kafka_topic(),
-        "--no-baseline",
+        "--baseline",
+        "none",
         "--trace",
     )
     server = document["servers"]["minimess"]
@@ -196,7 +199,7 @@ def test_bad_options_are_refused_with_a_reason(tmp_path: Path) -> None:
     assert completed.returncode == 2
     assert "--topics 3 is more than --subscribers 2" in completed.stderr
     completed = subprocess.run(
-        [sys.executable, "-m", "minimess", "bench", "--target", "ws://127.0.0.1:9/", "--no-baseline"],
+        [sys.executable, "-m", "minimess", "bench", "--target", "ws://127.0.0.1:9/", "--baseline", "none"],
         capture_output=True,
         text=True,
         timeout=scaled(30),

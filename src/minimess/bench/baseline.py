@@ -1,59 +1,105 @@
-"""The yardstick: a bare `websockets.broadcast` server that speaks the frames minimess speaks.
+"""The yardsticks: bare websockets servers that speak the frames minimess speaks, in two designs.
 
-    python -m minimess.bench.baseline PORT
+    python -m minimess.bench.baseline PORT [broadcast|queued]
 
-It does the least a server of protocol v1 must do for the benchmark's clients — subscribe
-through the URL, answer `pub` with a `message` to every subscriber of the topic and an `ack` —
-and nothing else: no validation, no bounded queues, no keepalive, no broker.
+`broadcast` (the default, what ratios are against) hands each message to `websockets.broadcast`,
+which frames it for every connection and writes it at once. `queued` is the literal translation
+of a goroutine-and-channel design: every subscriber gets its own encoding of the message on its
+own queue, and a writer task per connection wakes up and awaits `send` for each one.
+
+Both do the least a protocol v1 server must do for the benchmark's clients — subscribe through
+the URL, answer `pub` with a `message` to every subscriber of the topic and an `ack` — and
+nothing else: no validation, no broker, and (for broadcast) no bound on what waits for a socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-# Topic -> the connections subscribed to it.
+DESIGNS = ("broadcast", "queued")
+# queued: frames one connection may have waiting; a full queue drops the frame (no slow-consumer
+# policy: the yardstick only has to be as simple as possible, and the bench counts deliveries).
+QUEUE_SIZE = 1024
+
+# Topic -> the connections subscribed to it, and (queued) each connection's frames to write.
 subscribers: dict[str, set[ServerConnection]] = {}
+queues: dict[ServerConnection, asyncio.Queue[str]] = {}
 
 
 def _topics(path: str) -> list[str]:
     return [segment.removeprefix("topic:") for segment in path.split("/") if segment.startswith("topic:")]
 
 
-async def handle(connection: ServerConnection) -> None:
-    assert connection.request is not None  # set by the handshake
-    topics = _topics(connection.request.path)
-    for topic in topics:
-        subscribers.setdefault(topic, set()).add(connection)
-    await connection.send(json.dumps({"type": "success", "uid": "x", "node": "baseline", "topics": topics}))
-    try:
-        async for data in connection:
-            frame = json.loads(data)
-            message_id = uuid.uuid4().hex
-            message = {
-                "type": "message",
-                "id": message_id,
-                "topic": frame["topic"],
-                "from": "publisher",
-                "body": frame["body"],
-                "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            }
-            broadcast(subscribers.get(frame["topic"], ()), json.dumps(message))
-            await connection.send(json.dumps({"type": "ack", "ref": frame.get("ref"), "id": message_id}))
-    finally:
+def fan_out_broadcast(topic: str, message: dict[str, Any]) -> None:
+    broadcast(subscribers.get(topic, ()), json.dumps(message))
+
+
+def fan_out_queued(topic: str, message: dict[str, Any]) -> None:
+    for connection in subscribers.get(topic, ()):
+        with contextlib.suppress(asyncio.QueueFull):
+            queues[connection].put_nowait(json.dumps(message))
+
+
+async def write_queued(connection: ServerConnection, frames: asyncio.Queue[str]) -> None:
+    while True:
+        await connection.send(await frames.get())
+
+
+def handler(fan_out: Callable[[str, dict[str, Any]], None], queued: bool) -> Any:
+    async def handle(connection: ServerConnection) -> None:
+        assert connection.request is not None  # set by the handshake
+        topics = _topics(connection.request.path)
+        writer = None
+        if queued:
+            queues[connection] = asyncio.Queue(QUEUE_SIZE)
+            writer = asyncio.create_task(write_queued(connection, queues[connection]))
         for topic in topics:
-            subscribers[topic].discard(connection)
+            subscribers.setdefault(topic, set()).add(connection)
+        await connection.send(
+            json.dumps({"type": "success", "uid": "x", "node": "baseline", "topics": topics})
+        )
+        try:
+            async for data in connection:
+                frame = json.loads(data)
+                message_id = uuid.uuid4().hex
+                message = {
+                    "type": "message",
+                    "id": message_id,
+                    "topic": frame["topic"],
+                    "from": "publisher",
+                    "body": frame["body"],
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                }
+                fan_out(frame["topic"], message)
+                await connection.send(json.dumps({"type": "ack", "ref": frame.get("ref"), "id": message_id}))
+        finally:
+            for topic in topics:
+                subscribers[topic].discard(connection)
+            if writer is not None:
+                writer.cancel()
+                del queues[connection]
+
+    return handle
 
 
-async def main(port: int) -> None:
+async def main(port: int, design: str) -> None:
+    queued = design == "queued"
+    handle = handler(fan_out_queued if queued else fan_out_broadcast, queued)
     async with serve(handle, "127.0.0.1", port, compression=None, max_queue=None):
         await asyncio.Future()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    design = sys.argv[2] if len(sys.argv) > 2 else "broadcast"
+    if design not in DESIGNS:
+        sys.exit(f"usage: python -m minimess.bench.baseline PORT [{'|'.join(DESIGNS)}]")
+    asyncio.run(main(int(sys.argv[1]), design))

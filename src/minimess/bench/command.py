@@ -48,8 +48,12 @@ def bench(
     kafka_bootstrap: Annotated[str, typer.Option(help="Kafka for --broker kafka.")] = "localhost:9092",
     kafka_topic: Annotated[str, typer.Option(help="Kafka topic for --broker kafka.")] = "minimess.bench",
     baseline: Annotated[
-        bool, typer.Option(help="Also run the bare websockets baseline and report ratios against it.")
-    ] = True,
+        str,
+        typer.Option(
+            help="The bare websockets server run in the same rounds, for ratios: broadcast, queued"
+            " (a writer task per connection, woken for each message) or none."
+        ),
+    ] = "broadcast",
     trace: Annotated[
         bool, typer.Option(help="Start servers with --trace and report where the time goes, stage by stage.")
     ] = False,

@@ -80,7 +80,7 @@ class BenchResult:
 
 def run_bench(settings: BenchSettings, progress: Progress, log_dir: Path) -> BenchResult:
     """Run every round, the baseline and minimess in turn, each round on freshly started servers."""
-    keys = ["baseline", "minimess"] if settings.baseline else ["minimess"]
+    keys = ["minimess"] if settings.baseline == "none" else ["baseline", "minimess"]
     rounds: dict[str, list[report.RoundResult]] = {key: [] for key in keys}
     names: dict[str, str] = {}
     for number in range(1, settings.rounds + 1):
@@ -97,7 +97,7 @@ def run_bench(settings: BenchSettings, progress: Progress, log_dir: Path) -> Ben
 @contextlib.contextmanager
 def _servers(key: str, settings: BenchSettings, log_dir: Path) -> Iterator[Servers]:
     if key == "baseline":
-        with started_baseline(log_dir) as servers:
+        with started_baseline(settings.baseline, log_dir) as servers:
             yield servers
     elif settings.target is not None:
         with targeted(settings.target, settings.stats_urls) as servers:

@@ -48,12 +48,12 @@ class Servers:
 
 
 @contextlib.contextmanager
-def started_baseline(log_dir: Path) -> Iterator[Servers]:
-    """One bare websockets broadcast server (minimess.bench.baseline) for the time of the block."""
+def started_baseline(design: str, log_dir: Path) -> Iterator[Servers]:
+    """One bare websockets server of `design` (minimess.bench.baseline) for the time of the block."""
     port = _free_port()
-    command = [sys.executable, "-m", "minimess.bench.baseline", str(port)]
+    command = [sys.executable, "-m", "minimess.bench.baseline", str(port), design]
     with _running([command], [port], log_dir / "baseline", ready_path=None) as processes:
-        yield Servers("baseline", (f"ws://{HOST}:{port}",), lambda: _proc_sample(processes))
+        yield Servers(f"bare {design}", (f"ws://{HOST}:{port}",), lambda: _proc_sample(processes))
 
 
 @contextlib.contextmanager

@@ -29,7 +29,8 @@ class BenchSettings:
     stats_urls: tuple[str, ...] = ()
     kafka_bootstrap: str = "localhost:9092"
     kafka_topic: str = "minimess.bench"
-    baseline: bool = True
+    # The yardstick server run in the same rounds (minimess.bench.baseline), or "none".
+    baseline: str = attrs.field(default="broadcast", validator=v.in_(("broadcast", "queued", "none")))
     trace: bool = False
     # Seconds to wait for the last deliveries after the last ack.
     drain_timeout: float = attrs.field(default=30.0, validator=v.gt(0))
