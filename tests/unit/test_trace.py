@@ -226,7 +226,7 @@ def _stages(frame: bytes) -> dict[str, Any]:
     return trace
 
 
-def test_a_direct_write_is_stamped_queued_then_written() -> None:
+async def test_a_direct_write_is_stamped_queued_then_written() -> None:
     """On an idle socket push writes the frame at once, with queued <= written, both taken during push."""
     connection = FakeConnection()
     frame = traced_message_frame(_message())
@@ -237,6 +237,23 @@ def test_a_direct_write_is_stamped_queued_then_written() -> None:
     assert len(written) == len(frame)
     stages = _stages(written)
     assert stages["delivered"] <= before <= stages["queued"] <= stages["written"] <= after
+
+
+async def test_frames_collected_in_a_turn_are_stamped_written_at_its_end() -> None:
+    """After the turn's direct write, later frames are queued when pushed and written when the turn ends."""
+    connection = FakeConnection()
+    outbound = _outbound(connection)
+    outbound.push(traced_message_frame(_message("first")))
+    frame = traced_message_frame(_message())
+    outbound.push(frame)
+    pushed = now_us()
+    connection.transport.written.clear()
+    async with asyncio.timeout(scaled(5)):
+        await connection.transport.written.wait()
+    first, second = connection.transport.writes
+    assert len(second) == len(frame)
+    stages = _stages(second)
+    assert _stages(first)["written"] <= stages["queued"] <= pushed <= stages["written"]
 
 
 async def test_frames_drained_by_the_writer_are_stamped_when_written() -> None:
@@ -251,6 +268,7 @@ async def test_frames_drained_by_the_writer_are_stamped_when_written() -> None:
     connection.paused = True
     for frame in frames:
         outbound.push(frame)
+    outbound.flush()  # the socket is paused: the frames go to the writer's queue
     pushed = now_us()
     assert connection.transport.writes == []
     connection.paused = False
@@ -269,11 +287,13 @@ async def test_frames_drained_by_the_writer_are_stamped_when_written() -> None:
     assert _stages(one)["written"] == _stages(two)["written"]
 
 
-def test_without_trace_outbound_writes_the_frame_as_pushed() -> None:
+async def test_without_trace_outbound_writes_the_frame_as_pushed() -> None:
     """Without --trace the very bytes pushed are written: no stamping, no copy."""
     connection = FakeConnection()
     frame = traced_message_frame(_message())
     _outbound(connection, trace=False).push(frame)
+    async with asyncio.timeout(scaled(5)):
+        await connection.transport.written.wait()
     assert connection.transport.writes[0] is frame
 
 

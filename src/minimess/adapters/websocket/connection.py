@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from minimess.adapters.websocket import codec
 from minimess.adapters.websocket.client_address import parse_networks, real_client_address
 from minimess.adapters.websocket.codec import FrameError, Pub, Sub, SubscribeRequest, Unsub
-from minimess.adapters.websocket.outbound import Outbound
+from minimess.adapters.websocket.outbound import Flusher, Outbound
 from minimess.adapters.websocket.rate_limit import TokenBucket
 from minimess.adapters.websocket.stats import ServerStats
 from minimess.app.settings import ServerSettings
@@ -45,6 +45,7 @@ class ClientConnection:
         settings: ServerSettings,
         stats: ServerStats,
         node_id: str,
+        flusher: Flusher,
     ) -> None:
         self._connection = connection
         self._request = request
@@ -53,7 +54,7 @@ class ClientConnection:
         self._stats = stats
         self._node_id = node_id
         self._outbound = Outbound(
-            connection, settings.queue_size, self._close_slow_consumer, trace=settings.trace
+            connection, settings.queue_size, self._close_slow_consumer, flusher, trace=settings.trace
         )
         self._rate = TokenBucket(settings.rate_limit)
         self._trusted_proxies = parse_networks(settings.trusted_proxies)

@@ -1,25 +1,70 @@
-"""The outbound path of one connection: frames go straight to an idle socket, else to a writer."""
+"""The outbound path of connections: frames collected per turn, written at its end or by a writer."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
+import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from minimess.adapters.websocket.codec import now_us, stamp_queued, stamp_written
 from minimess.domain.ports import Frame
 
+log = structlog.get_logger(__name__)
+
+
+class Flusher:
+    """Ends every turn of the event loop in which frames were sent: writes what was collected.
+
+    One server-wide callback per turn, never one per delivery. A connection's first frame in a
+    turn goes straight to its socket; frames that follow it in the same turn (a flood of
+    publishes, a burst from the broker) are collected and written together when the turn ends,
+    in one write, which is one system call. Nothing waits for a timer, as with Nagle's algorithm:
+    the turn ends as soon as the code that pushed the frames returns to the event loop.
+    """
+
+    def __init__(self) -> None:
+        # Counts ended turns; an outbound compares it with the turn of its last direct write.
+        self.turn = 0
+        # The outbounds with collected frames, each once, in the order they got their first.
+        self._pending: list[Outbound] = []
+        self._scheduled = False
+
+    def end_turn_later(self) -> None:
+        """Make sure this turn ends with a flush (so that `turn` moves on)."""
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._end_turn)
+
+    def schedule(self, outbound: Outbound) -> None:
+        """Flush `outbound` when this turn ends."""
+        self._pending.append(outbound)
+        self.end_turn_later()
+
+    def _end_turn(self) -> None:
+        self._scheduled = False
+        self.turn += 1
+        pending, self._pending = self._pending, []
+        for outbound in pending:
+            try:
+                outbound.flush()
+            except Exception:
+                # One broken connection must not keep the frames of the others from their sockets.
+                log.exception("flush_failed")
+
 
 class Outbound:
     """Delivers pre-encoded frames to one connection, in order, without ever blocking the caller.
 
-    Waking a task for every delivery costs about as much as the delivery itself, so `push`
-    writes a frame straight to the socket when nothing is waiting ahead of it. Only when the
-    socket pushes back (its write buffer is over the high-water mark) or frames are already
-    queued does a frame go to the bounded queue, which the writer task drains in one write.
-    A full queue means the client does not keep up: `on_overflow` is called once and every
+    Waking a task for every delivery costs about twice as much as the delivery itself, so
+    `push` writes a connection's first frame of a turn straight to an idle socket, and collects
+    the frames that follow it in the same turn for the server-wide Flusher, which writes them
+    together when the turn ends. Only when the socket pushes back (its write buffer is over the
+    high-water mark) or frames are already queued do frames go to the bounded queue, which the
+    writer task drains in one write. Collected and queued frames together are bounded by
+    `queue_size`: past it the client does not keep up, `on_overflow` is called once and every
     later frame is dropped, so a slow consumer never delays the publisher or anyone else.
 
     Frames are whole unmasked WebSocket frames and bypass the websockets protocol object on
@@ -35,13 +80,20 @@ class Outbound:
         connection: ServerConnection,
         queue_size: int,
         on_overflow: Callable[[], None],
+        flusher: Flusher | None = None,
         trace: bool = False,
     ) -> None:
         self._connection = connection
-        # Frames waiting for the socket; bounded, and full means slow consumer.
+        self._queue_size = queue_size
+        # Frames pushed in this turn of the event loop after a direct write, written at its end.
+        self._collected: list[Frame] = []
+        self._flusher = flusher if flusher is not None else Flusher()
+        # The flusher's turn in which this connection last wrote directly; -1: never.
+        self._direct_turn = -1
+        # Frames waiting for the socket to take more; bounded (with the collected ones).
         self._queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=queue_size)
         # True while the writer holds frames it took from the queue but has not written yet,
-        # so that push cannot overtake them.
+        # so that a flush cannot overtake them.
         self._writer_busy = False
         # Set once the connection stops taking frames (overflowed or closing).
         self._stopped = False
@@ -56,20 +108,51 @@ class Outbound:
         if connection.protocol.state is not State.OPEN:
             self._stopped = True
             return
-        if not connection.paused and not self._writer_busy and self._queue.empty():
+        collected = self._collected
+        flusher = self._flusher
+        if (
+            self._direct_turn != flusher.turn
+            and not collected
+            and not connection.paused
+            and not self._writer_busy
+            and self._queue.empty()
+        ):
+            # The first frame of this turn, and nothing ahead of it: to the socket at once.
+            self._direct_turn = flusher.turn
+            flusher.end_turn_later()
             if self._trace:
                 # Queued and written in the same instant: nothing runs between the two.
                 now = now_us()
                 frame = stamp_written(stamp_queued(frame, now), now)
             connection.transport.write(frame)
             return
-        if self._trace:
-            frame = stamp_queued(frame, now_us())
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(collected) + self._queue.qsize() >= self._queue_size:
             self._stopped = True
             self._on_overflow()
+            return
+        if self._trace:
+            frame = stamp_queued(frame, now_us())
+        collected.append(frame)
+        if len(collected) == 1:
+            flusher.schedule(self)
+
+    def flush(self) -> None:
+        """Hand this turn's frames to the socket in one write, or to the writer if it is busy."""
+        frames, self._collected = self._collected, []
+        connection = self._connection
+        if not frames:
+            return  # flushed early by a caller; the scheduled flush finds nothing left
+        if self._stopped or connection.protocol.state is not State.OPEN:
+            return  # closing: the close frame may already be out, and no data may follow it
+        if connection.paused or self._writer_busy or not self._queue.empty():
+            for frame in frames:
+                # Never full: push counted the collected frames against the same bound.
+                self._queue.put_nowait(frame)
+            return
+        if self._trace:
+            now = now_us()
+            frames = [stamp_written(frame, now) for frame in frames]
+        connection.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     async def run_writer(self) -> None:
         """Drain queued frames to the socket, several at a time, as fast as it takes them."""
@@ -97,4 +180,4 @@ class Outbound:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._collected) + self._queue.qsize()

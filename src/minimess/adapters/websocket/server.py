@@ -19,6 +19,7 @@ from websockets.http11 import Request, Response
 from minimess.adapters.websocket import codec
 from minimess.adapters.websocket.codec import PathError
 from minimess.adapters.websocket.connection import ClientConnection, connection_id
+from minimess.adapters.websocket.outbound import Flusher
 from minimess.adapters.websocket.stats import ServerStats
 from minimess.app.hub import Hub
 from minimess.app.settings import ServerSettings
@@ -45,6 +46,8 @@ class WebSocketServer:
         self._broker = broker
         self._clock = clock
         self.stats = ServerStats()
+        # Writes what every connection got in one turn of the event loop, at the end of the turn.
+        self._flusher = Flusher()
         # Every connection whose handler runs, so a shutdown that times out can drop them all.
         self._connections: set[ServerConnection] = set()
         self._node_id = settings.node_id or ""
@@ -101,7 +104,7 @@ class WebSocketServer:
             assert connection.request is not None  # set by the handshake
             request = codec.parse_subscribe_path(connection.request.path, self._settings.max_topics)
             client = ClientConnection(
-                connection, request, self._messaging, self._settings, self.stats, self._node_id
+                connection, request, self._messaging, self._settings, self.stats, self._node_id, self._flusher
             )
             self._connections.add(connection)
             try:
