@@ -1,0 +1,229 @@
+"""What each of minimess's speed measures buys: minimess with one of them undone, against itself.
+
+usage: uv run python -m benchmarks.variants [--variant NAME ...] [--rounds 3] [--rate 20]
+                                            [--messages 200] [--subscribers 1000]
+
+Each variant is the real server with one thing changed at start-up (`serve VARIANT` below):
+
+    encode-per-subscriber  the hub renders the message's frame again for every recipient
+    no-coalescing          every frame goes straight to an idle socket, one write each, even when a
+                           connection gets several in one turn of the event loop
+    writer-wakeup          every frame goes through the writer task (no direct write to an idle socket)
+    nagle                  TCP_NODELAY off on client sockets (asyncio turns it on for every TCP transport)
+    log-per-delivery       one structlog line (JSON, to a file) for every delivery, at info level
+
+Every round starts the unchanged server and each variant in turn, and measures each with
+`minimess bench --target` (same subscribers, same publisher); the table shows medians over the
+rounds and each variant's ratio to the unchanged server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+VARIANTS = ("encode-per-subscriber", "no-coalescing", "writer-wakeup", "nagle", "log-per-delivery")
+METRICS = (
+    ("cpu_us_per_delivery", "CPU/delivery µs"),
+    ("deliveries_per_s", "deliveries/s"),
+    ("latency_p50_ms", "p50 ms"),
+    ("latency_p99_ms", "p99 ms"),
+)
+
+
+def encode_per_subscriber() -> None:
+    from minimess.app.hub import Hub
+    from minimess.domain.model import Message
+
+    def fan_out(self: Hub, message: Message) -> None:
+        subscribers = self._subscribers.get(message.topic)
+        if not subscribers:
+            return
+        recipients = list(subscribers)
+        for outbox in recipients:
+            outbox.push(self._render(message))
+        self.deliveries += len(recipients)
+
+    Hub.fan_out = fan_out  # type: ignore[method-assign]
+
+
+def no_coalescing() -> None:
+    from websockets.protocol import State
+
+    from minimess.adapters.websocket.outbound import Outbound
+
+    collect = Outbound.push
+
+    def push(self: Outbound, frame: bytes) -> None:
+        connection = self._connection
+        idle = not connection.paused and not self._writer_busy and self._queue.empty()
+        if idle and not self._stopped and not self._collected and connection.protocol.state is State.OPEN:
+            connection.transport.write(frame)
+            return
+        collect(self, frame)
+
+    Outbound.push = push  # type: ignore[method-assign]
+
+
+def writer_wakeup() -> None:
+    from websockets.protocol import State
+
+    from minimess.adapters.websocket.outbound import Outbound
+
+    def push(self: Outbound, frame: bytes) -> None:
+        if self._stopped:
+            return
+        if self._connection.protocol.state is not State.OPEN:
+            self._stopped = True
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._stopped = True
+            self._on_overflow()
+
+    Outbound.push = push  # type: ignore[method-assign]
+
+
+def nagle() -> None:
+    from asyncio import base_events
+
+    # The one place asyncio turns Nagle off for every TCP transport; undoing it is the point here.
+    base_events._set_nodelay = lambda sock: None  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+def log_per_delivery() -> None:
+    import structlog
+
+    from minimess.app.hub import Hub
+    from minimess.domain.model import Message
+
+    log = structlog.get_logger("minimess.app.hub")
+
+    def fan_out(self: Hub, message: Message) -> None:
+        subscribers = self._subscribers.get(message.topic)
+        if not subscribers:
+            return
+        frame = self._render(message)
+        recipients = list(subscribers)
+        for outbox in recipients:
+            outbox.push(frame)
+            log.info("message_delivered", message_id=message.id, topic=message.topic.name)
+        self.deliveries += len(recipients)
+
+    Hub.fan_out = fan_out  # type: ignore[method-assign]
+
+
+PATCHES: dict[str, Callable[[], None]] = {
+    "none": lambda: None,
+    "encode-per-subscriber": encode_per_subscriber,
+    "no-coalescing": no_coalescing,
+    "writer-wakeup": writer_wakeup,
+    "nagle": nagle,
+    "log-per-delivery": log_per_delivery,
+}
+
+
+def serve(variant: str, port: int) -> None:
+    """Run `minimess serve` with the variant's patch applied."""
+    PATCHES[variant]()
+    from minimess.app.cli import main
+
+    level = "info" if variant == "log-per-delivery" else "warning"
+    sys.argv = ["minimess", "serve", "--port", str(port), "--tick", "0", "--rate-limit", "0"]
+    sys.argv += ["--log-level", level, "--log-format", "json"]
+    main()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def started(variant: str, log: Path) -> Iterator[int]:
+    port = free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.variants", "serve", variant, str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{variant} did not start; see {log}") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def measure(port: int, args: argparse.Namespace) -> dict[str, float]:
+    command = [sys.executable, "-m", "minimess", "bench", "--target", f"ws://127.0.0.1:{port}"]
+    command += ["--baseline", "none", "--rounds", "1", "--json", "-"]
+    command += ["--subscribers", str(args.subscribers), "--messages", str(args.messages)]
+    command += ["--rate", str(args.rate)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    median: dict[str, float] = json.loads(output)["servers"]["minimess"]["median"]
+    return median
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "serve":
+        serve(sys.argv[2], int(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--variant", action="append", choices=VARIANTS)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    args = parser.parse_args()
+    variants = ["none", *(args.variant or VARIANTS)]
+    runs: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
+    with tempfile.TemporaryDirectory() as folder:
+        for number in range(1, args.rounds + 1):
+            for variant in variants:  # alternate, so that drift hits every variant alike
+                print(f"round {number}/{args.rounds}: {variant}", file=sys.stderr, flush=True)
+                with started(variant, Path(folder) / f"{variant}.log") as port:
+                    runs[variant].append(measure(port, args))
+    load = "flood" if args.rate == 0 else f"{args.rate:g} msg/s"
+    print(
+        f"\n{args.subscribers} subscribers, {args.messages} messages ({load}), median of {args.rounds} rounds"
+    )
+    print(f"{'variant':<24}" + "".join(f"{label:>16}{'ratio':>7}" for _, label in METRICS))
+    medians = {
+        variant: {key: statistics.median(run[key] for run in rounds) for key, _ in METRICS}
+        for variant, rounds in runs.items()
+    }
+    for variant in variants:
+        line = f"{variant:<24}"
+        for key, _ in METRICS:
+            value, unchanged = medians[variant][key], medians["none"][key]
+            line += f"{value:>16,.2f}{value / unchanged:>7.2f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
