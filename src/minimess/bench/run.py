@@ -183,8 +183,11 @@ class _Round:
                 if message != kind:
                     raise BenchError(f"worker sent {message!r}, expected {kind!r}")
                 reports[index] = payload
-            connected = sum(counter[CONNECTED] for counter in counters)
-            self._progress.update(f"{connected:,}/{self._settings.subscribers:,} connected")
+            if kind == "connected":
+                connected = sum(counter[CONNECTED] for counter in counters)
+                self._progress.update(f"{connected:,}/{self._settings.subscribers:,} connected")
+            else:
+                self._progress.update("collecting the workers' figures")
         return [reports[index] for index in range(len(controls))]
 
     async def _publish(self, counters: list[Any], expected: int) -> PublishReport:
