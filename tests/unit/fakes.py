@@ -1,9 +1,13 @@
-"""Stateful fakes for unit tests: an Outbox that records its frames and a Clock that steps predictably."""
+"""Stateful fakes for unit tests: an Outbox that records its frames, a Clock that steps predictably,
+and the parts of a websockets ServerConnection that the outbound path uses."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from websockets.protocol import State
 
 from minimess.adapters.websocket.codec import message_from_document
 from minimess.domain.model import Message
@@ -41,3 +45,32 @@ class SteppingClock:
         moment = self.current
         self.current += timedelta(milliseconds=1)
         return moment
+
+
+class FakeTransport:
+    """A transport that keeps every write; `broken` makes write raise, like a bug would."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.written = asyncio.Event()
+        self.broken = False
+
+    def write(self, data: bytes) -> None:
+        if self.broken:
+            raise RuntimeError("broken transport")
+        self.writes.append(data)
+        self.written.set()
+
+
+class FakeConnection:
+    """What Outbound uses of a ServerConnection; `paused`, `drained` and the state are set by hand."""
+
+    def __init__(self) -> None:
+        self.protocol = type("Protocol", (), {"state": State.OPEN})()
+        self.paused = False
+        self.transport = FakeTransport()
+        self.drained = asyncio.Event()
+        self.drained.set()
+
+    async def drain(self) -> None:
+        await self.drained.wait()

@@ -12,37 +12,9 @@ from websockets.protocol import State
 from minimess.adapters.websocket.codec import text_frame
 from minimess.adapters.websocket.outbound import Flusher, Outbound
 from tests.timeouts import scaled
+from tests.unit.fakes import FakeConnection
 
 QUEUE_SIZE = 4
-
-
-class FakeTransport:
-    """A transport that keeps every write; `broken` makes write raise, like a bug would."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.written = asyncio.Event()
-        self.broken = False
-
-    def write(self, data: bytes) -> None:
-        if self.broken:
-            raise RuntimeError("broken transport")
-        self.writes.append(data)
-        self.written.set()
-
-
-class FakeConnection:
-    """What Outbound uses of a ServerConnection; `paused` and the state are set by hand."""
-
-    def __init__(self) -> None:
-        self.protocol = type("Protocol", (), {"state": State.OPEN})()
-        self.paused = False
-        self.transport = FakeTransport()
-        self.drained = asyncio.Event()
-        self.drained.set()
-
-    async def drain(self) -> None:
-        await self.drained.wait()
 
 
 class Overflows:

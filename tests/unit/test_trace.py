@@ -13,7 +13,6 @@ import structlog
 from structlog.testing import capture_logs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
 
 from minimess.adapters.websocket import codec
 from minimess.adapters.websocket.codec import (
@@ -33,6 +32,7 @@ from minimess.app.container import build_container
 from minimess.app.settings import ServerSettings
 from minimess.domain.model import Message, Topic, Trace, Uid
 from tests.timeouts import scaled
+from tests.unit.fakes import FakeConnection
 from tests.unit.wire import decode_server_frame
 
 NEWS = Topic("news")
@@ -176,30 +176,6 @@ def test_a_body_holding_the_tail_text_is_not_stamped_in_a_traced_frame() -> None
 
 
 # --- Outbound ------------------------------------------------------------------------------------
-
-
-class FakeTransport:
-    """A transport that keeps every write."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.written = asyncio.Event()
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-        self.written.set()
-
-
-class FakeConnection:
-    """What Outbound uses of a ServerConnection; `paused` is set by hand to pick push's path."""
-
-    def __init__(self) -> None:
-        self.protocol = type("Protocol", (), {"state": State.OPEN})()
-        self.paused = False
-        self.transport = FakeTransport()
-
-    async def drain(self) -> None:
-        return None
 
 
 def _outbound(connection: FakeConnection, trace: bool = True) -> Outbound:
