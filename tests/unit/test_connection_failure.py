@@ -1,65 +1,28 @@
 """An unexpected error in one connection is logged with its id and closes only that connection (1011)."""
 
-# The server runs in the test's event loop and clients connect over loopback: the one unit test
-# module that uses sockets, because the rule is about a live connection's tasks.
+# The server runs in the test's event loop (tests/unit/running_server.py) and clients connect over
+# loopback: the rule is about a live connection's tasks.
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator
 
-import attrs
 import pytest
-import structlog
-from structlog.testing import capture_logs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from minimess.adapters.websocket.server import WebSocketServer
-from minimess.app.container import build_container
 from minimess.app.settings import ServerSettings
 from minimess.app.usecases import Messaging, Session
 from minimess.domain.model import Subscription, Topic
 from tests.timeouts import scaled
+from tests.unit.running_server import RunningServer, next_frame, running_server
 
 BOOM = "boom"
 """Subscribing to this topic raises RuntimeError: the stand-in for a bug in the server."""
 
 INTERNAL_ERROR = 1011
-
-
-@attrs.define
-class RunningServer:
-    """A server serving in this event loop, and every log event since it started."""
-
-    server: WebSocketServer
-    port: int
-    logs: list[MutableMapping[str, Any]]
-
-    def events(self, name: str) -> list[MutableMapping[str, Any]]:
-        return [entry for entry in self.logs if entry["event"] == name]
-
-    def connection_id(self, uid: str) -> str:
-        (connected,) = [entry for entry in self.events("client_connected") if entry["uid"] == uid]
-        connection_id = connected["connection_id"]
-        assert isinstance(connection_id, str)
-        return connection_id
-
-    async def client(self, uid: str, *topics: str) -> ClientConnection:
-        """Connect as `uid` on `topics` and consume the `success` frame."""
-        path = f"/subscribe/id:{uid}" + "".join(f"/topic:{topic}" for topic in topics)
-        connection = await connect(f"ws://127.0.0.1:{self.port}{path}", open_timeout=scaled(10))
-        assert (await next_frame(connection))["type"] == "success"
-        return connection
-
-
-async def next_frame(connection: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(scaled(10)):
-        document = json.loads(await connection.recv())
-    assert isinstance(document, dict)
-    return document
 
 
 async def close_code(connection: ClientConnection) -> int | None:
@@ -89,21 +52,8 @@ def failing_subscribe(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 async def running(failing_subscribe: None) -> AsyncIterator[RunningServer]:
     """A server on a free loopback port, ticks and pings off, stopped after the test."""
-    server = build_container(ServerSettings(port=0, tick=0, ping_interval=0, node_id="unit")).server()
-    stop = asyncio.Event()
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        task = asyncio.create_task(server.run(stop))
-        async with asyncio.timeout(scaled(10)):
-            while not any(entry["event"] == "server_listening" for entry in logs):
-                assert not task.done(), task
-                await asyncio.sleep(0.01)
-        (listening,) = [entry for entry in logs if entry["event"] == "server_listening"]
-        try:
-            yield RunningServer(server=server, port=int(listening["port"]), logs=logs)
-        finally:
-            stop.set()
-            async with asyncio.timeout(scaled(15)):
-                await task
+    async with running_server(ServerSettings(port=0, tick=0, ping_interval=0, node_id="unit")) as running:
+        yield running
 
 
 async def test_a_failing_connection_is_closed_with_1011_and_the_others_keep_working(

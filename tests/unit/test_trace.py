@@ -9,9 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
-import structlog
-from structlog.testing import capture_logs
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 
 from minimess.adapters.websocket import codec
@@ -33,6 +31,7 @@ from minimess.app.settings import ServerSettings
 from minimess.domain.model import Message, Topic, Trace, Uid
 from tests.timeouts import scaled
 from tests.unit.fakes import FakeConnection
+from tests.unit.running_server import next_frame, running_server
 from tests.unit.wire import decode_server_frame
 
 NEWS = Topic("news")
@@ -286,36 +285,16 @@ def test_the_container_picks_the_renderer_by_the_trace_setting(trace: bool, rend
 async def port(request: pytest.FixtureRequest) -> AsyncIterator[int]:
     """A server on a free loopback port, traced as the test's parameter says, stopped afterwards."""
     settings = ServerSettings(port=0, tick=0, ping_interval=0, node_id="unit", trace=request.param)
-    server = build_container(settings).server()
-    stop = asyncio.Event()
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        task = asyncio.create_task(server.run(stop))
-        async with asyncio.timeout(scaled(10)):
-            while not any(entry["event"] == "server_listening" for entry in logs):
-                assert not task.done(), task
-                await asyncio.sleep(0.01)
-        (listening,) = [entry for entry in logs if entry["event"] == "server_listening"]
-        try:
-            yield int(listening["port"])
-        finally:
-            stop.set()
-            async with asyncio.timeout(scaled(15)):
-                await task
-
-
-async def _next(connection: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(scaled(10)):
-        document = json.loads(await connection.recv())
-    assert isinstance(document, dict)
-    return document
+    async with running_server(settings) as running:
+        yield running.port
 
 
 async def _publish_to_self(port: int, **fields: object) -> tuple[dict[str, Any], dict[str, Any]]:
     """Connect subscribed to news, publish on news, and return the message frame and the ack."""
     async with connect(f"ws://127.0.0.1:{port}/subscribe/id:alice/topic:news") as alice:
-        assert (await _next(alice))["type"] == "success"
+        assert (await next_frame(alice))["type"] == "success"
         await alice.send(json.dumps({"type": "pub", "topic": "news", "body": "hi", "ref": "a-1", **fields}))
-        message, ack = await _next(alice), await _next(alice)
+        message, ack = await next_frame(alice), await next_frame(alice)
     assert (message["type"], ack["type"]) == ("message", "ack")
     return message, ack
 
