@@ -137,12 +137,13 @@ class _Round:
             connects: list[ConnectReport] = self._gather(controls, "connected", counters)
             after_connect = servers.read_sample()
             metrics = _connect_metrics(connects, before.rss_bytes, after_connect.rss_bytes)
-            result = report.RoundResult(metrics)
+            # What the publishing phase measured: the publisher's report and the servers' CPU time.
+            published: tuple[PublishReport, float] | None = None
             if settings.messages and metrics["connections"]:
                 cpu_start = servers.read_sample().cpu_seconds
-                published = asyncio.run(self._publish(counters, expected))
+                publish_report = asyncio.run(self._publish(counters, expected))
                 self._wait_for_deliveries(counters, expected)
-                cpu = servers.read_sample().cpu_seconds - cpu_start
+                published = (publish_report, servers.read_sample().cpu_seconds - cpu_start)
             for control in controls:
                 control.send("finish")
             deliveries: list[DeliveryReport] = self._gather(controls, "delivered", counters)
@@ -151,9 +152,11 @@ class _Round:
                 process.join(timeout=10)
                 if process.is_alive():
                     process.kill()
-        if settings.messages and metrics["connections"]:
-            result.metrics.update(_delivery_metrics(deliveries, published, expected, cpu))
-            result.stages_us = _stages(deliveries, published)
+        result = report.RoundResult(metrics)
+        if published is not None:
+            publish_report, cpu = published
+            result.metrics.update(_delivery_metrics(deliveries, publish_report, expected, cpu))
+            result.stages_us = _stages(deliveries, publish_report)
         return result
 
     def _plans(self) -> tuple[list[WorkerPlan], int]:
