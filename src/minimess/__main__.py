@@ -1,6 +1,6 @@
 """`python -m minimess` runs the command line."""
 
-from minimess.app.cli import main
+from minimess.entrypoints.cli import main
 
 # Guarded: `minimess bench` starts its workers with multiprocessing's spawn, which imports
 # the main module again in every worker.

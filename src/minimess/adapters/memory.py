@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import structlog
@@ -14,26 +14,26 @@ log = structlog.get_logger(__name__)
 
 
 class MemoryBroker:
-    """A bus inside one process: publish hands the message to every attached server at once.
+    """A bus inside one process: publish hands the message to every receiving server at once.
 
     Delivery is synchronous, on the publisher's turn of the event loop, so the bus order is
-    the publish order and a subscriber attached before a publish always sees it. Nothing is
+    the publish order and a receiver that started before a publish always sees it. Nothing is
     queued, so there is nothing to bound and nothing to lose.
     """
 
     def __init__(self) -> None:
-        self._attached: list[Deliver] = []
+        self._receivers: list[Deliver] = []
 
     @asynccontextmanager
-    async def attach(self, deliver: Deliver) -> AsyncIterator[None]:
-        self._attached.append(deliver)
+    async def receiving(self, deliver: Deliver) -> AsyncIterator[None]:
+        self._receivers.append(deliver)
         try:
             yield
         finally:
-            self._attached.remove(deliver)
+            self._receivers.remove(deliver)
 
     async def publish(self, message: Message) -> None:
-        for deliver in tuple(self._attached):
+        for deliver in tuple(self._receivers):
             try:
                 deliver(message)
             except Exception:
@@ -43,5 +43,5 @@ class MemoryBroker:
     def is_ready(self) -> bool:
         return True
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> Mapping[str, int]:
         return {}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from minimess.domain.model import Message, Topic
-from minimess.domain.ports import Frame, Outbox, RenderFrame
+from minimess.domain.ports import Frame, Outbox
 
 
 class Hub:
     """The one shared registry of a server; only the event loop touches it, so it needs no lock."""
 
-    def __init__(self, render: RenderFrame) -> None:
+    def __init__(self, render: Callable[[Message], Frame]) -> None:
         self._render = render
         # Topic -> the outboxes subscribed to it; a dict keeps subscription order for fan-out.
         self._subscribers: dict[Topic, dict[Outbox, None]] = {}
@@ -23,12 +25,12 @@ class Hub:
     def disconnect(self, outbox: Outbox, topics: frozenset[Topic]) -> None:
         self._connected.pop(outbox, None)
         for topic in topics:
-            self.detach(outbox, topic)
+            self.unsubscribe(outbox, topic)
 
-    def attach(self, outbox: Outbox, topic: Topic) -> None:
+    def subscribe(self, outbox: Outbox, topic: Topic) -> None:
         self._subscribers.setdefault(topic, {})[outbox] = None
 
-    def detach(self, outbox: Outbox, topic: Topic) -> None:
+    def unsubscribe(self, outbox: Outbox, topic: Topic) -> None:
         subscribers = self._subscribers.get(topic)
         if subscribers is None:
             return

@@ -1,11 +1,12 @@
-"""Topic, Uid, Message, Trace and Subscription: the frozen values of minimess and their invariants."""
+"""Topic, Uid, Message and Subscription: the frozen values of minimess and their invariants."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 import attrs
 
@@ -13,6 +14,7 @@ from minimess.domain.errors import InvalidName
 
 UID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 TOPIC_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 def _matches(pattern: re.Pattern[str], kind: str) -> Callable[[object, attrs.Attribute[str], str], None]:
@@ -44,18 +46,6 @@ class Topic:
 
 
 @attrs.frozen
-class Trace:
-    """When the publishing client sent the message and when its server read it, for the latency breakdown.
-
-    Microseconds since the Unix epoch, read from the wall clock, because the stages are compared
-    across the processes of one machine.
-    """
-
-    sent_us: int
-    received_us: int
-
-
-@attrs.frozen
 class Message:
     """One published chat message; immutable from publish to every delivery."""
 
@@ -64,8 +54,9 @@ class Message:
     sender: Uid
     body: str
     timestamp: datetime = attrs.field()
-    # Only when the server runs with --trace.
-    trace: Trace | None = attrs.field(default=None, kw_only=True)
+    # Set by the edge (for example stage times for a latency breakdown), carried unchanged by
+    # every broker; the core never reads them.
+    headers: Mapping[str, str] = attrs.field(default=NO_HEADERS, kw_only=True, hash=False)
 
     @timestamp.validator
     def _timestamp_is_utc(self, _attribute: attrs.Attribute[datetime], value: datetime) -> None:
@@ -74,14 +65,16 @@ class Message:
 
     @classmethod
     def create(
-        cls, topic: Topic, sender: Uid, body: str, now: datetime, trace: Trace | None = None
+        cls, topic: Topic, sender: Uid, body: str, now: datetime, headers: Mapping[str, str] = NO_HEADERS
     ) -> Message:
         """A new message with a fresh unique id, stamped with `now` (UTC) to the millisecond.
 
         Milliseconds are what the wire and the bus carry, so every copy of a message agrees.
         """
         stamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        return cls(id=uuid.uuid4().hex, topic=topic, sender=sender, body=body, timestamp=stamp, trace=trace)
+        return cls(
+            id=uuid.uuid4().hex, topic=topic, sender=sender, body=body, timestamp=stamp, headers=headers
+        )
 
 
 @attrs.frozen

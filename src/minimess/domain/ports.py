@@ -1,8 +1,8 @@
-"""The ports the core needs from the outside world: a broker, a clock, and local connections."""
+"""The ports the core needs from the outside world: a bus and its health, a clock, local connections."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -15,17 +15,14 @@ Frame = bytes
 Deliver = Callable[[Message], None]
 """Called by a broker, on the event loop, once for every message on the bus, in bus order."""
 
-RenderFrame = Callable[[Message], Frame]
-"""Encodes a message into its wire frame; called once per message, not once per recipient."""
-
 
 class Broker(Protocol):
-    """The bus between servers: whatever one server publishes, every attached server delivers."""
+    """The bus between servers: whatever one server publishes, every receiving server delivers."""
 
-    def attach(self, deliver: Deliver) -> AbstractAsyncContextManager[None]:
+    def receiving(self, deliver: Deliver) -> AbstractAsyncContextManager[None]:
         """While the context is open, call `deliver` for every message published from now on.
 
-        Entering connects (or starts connecting) to the bus; leaving detaches and flushes.
+        Entering connects (or starts connecting) to the bus; leaving stops receiving and flushes.
         """
         ...
 
@@ -33,13 +30,24 @@ class Broker(Protocol):
         """Return once the bus has accepted `message`; raise BrokerUnavailable otherwise."""
         ...
 
+
+class BusHealth(Protocol):
+    """What the bus tells operators about itself."""
+
     def is_ready(self) -> bool:
-        """Whether publishing is expected to work right now (used by /readyz)."""
+        """Whether publishing and receiving are expected to work right now."""
         ...
 
-    def counters(self) -> dict[str, int]:
-        """What the broker counted since start (records skipped, ...), for /stats."""
+    def counters(self) -> Mapping[str, int]:
+        """What the bus counted since start (records skipped, ...), by name."""
         ...
+
+
+class Renderer(Protocol):
+    """Encodes what the core sends to every local subscriber into wire frames, once per frame."""
+
+    def message(self, message: Message) -> Frame: ...
+    def time(self, now: datetime) -> Frame: ...
 
 
 class Clock(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -54,8 +54,8 @@ class KafkaBroker:
 
     Records are keyed by minimess topic, so one topic's messages stay in one partition, in one
     order. There is no consumer group: every server reads every partition, and the origin server
-    gets its own publishes back the same way, so everybody sees one order. Each `attach` is one
-    reader of the bus (a server attaches once; tests attach twice to play two servers).
+    gets its own publishes back the same way, so everybody sees one order. Each `receiving` is one
+    reader of the bus (a server receives once; tests receive twice to play two servers).
     """
 
     def __init__(
@@ -71,25 +71,25 @@ class KafkaBroker:
         self._config = KafkaConfig(
             bootstrap, topic, partitions, publish_timeout, node_id, probe_interval, retry_interval
         )
-        self._attachments: list[_Attachment] = []
+        self._readers: list[_Reader] = []
         self.undecodable_records = 0
         self.late_records = 0
 
     @asynccontextmanager
-    async def attach(self, deliver: Deliver) -> AsyncIterator[None]:
-        attachment = _Attachment(self._config, deliver, self)
-        self._attachments.append(attachment)
-        supervisor = asyncio.create_task(attachment.supervise())
+    async def receiving(self, deliver: Deliver) -> AsyncIterator[None]:
+        reader = _Reader(self._config, deliver, self)
+        self._readers.append(reader)
+        supervisor = asyncio.create_task(reader.supervise())
         try:
             yield
         finally:
-            self._attachments.remove(attachment)
+            self._readers.remove(reader)
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
 
     async def publish(self, message: Message) -> None:
-        producer = next((a.producer for a in self._attachments if a.ready and a.producer), None)
+        producer = next((r.producer for r in self._readers if r.ready and r.producer), None)
         if producer is None:
             raise BrokerUnavailable("Kafka is not reachable")
         config = self._config
@@ -106,21 +106,21 @@ class KafkaBroker:
             raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
 
     def is_ready(self) -> bool:
-        # Every reader, not just one: a server (one attach) is ready when its reader is, and
-        # with several attached, ready means each of them receives what is published now.
-        return bool(self._attachments) and all(attachment.ready for attachment in self._attachments)
+        # Every reader, not just one: a server (one reader) is ready when its reader is, and
+        # with several, ready means each of them receives what is published now.
+        return bool(self._readers) and all(reader.ready for reader in self._readers)
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> Mapping[str, int]:
         return {"undecodable_records": self.undecodable_records, "late_records": self.late_records}
 
 
-class _Attachment:
+class _Reader:
     """One reader of the bus, with the producer it publishes through, kept alive across outages.
 
     A supervisor (re)creates the Kafka clients until they work; readiness follows a metadata
     probe every probe interval; a consumer that lags and stops moving is recreated where it
-    stopped, so nothing is skipped. Reading starts at the attach time, not at the moment the
-    consumer first reaches Kafka, so a message published after attach is never missed.
+    stopped, so nothing is skipped. Reading starts when the reader is made, not at the moment the
+    consumer first reaches Kafka, so a message published after that is never missed.
     """
 
     def __init__(self, config: KafkaConfig, deliver: Deliver, broker: KafkaBroker) -> None:
@@ -206,7 +206,7 @@ class _Attachment:
         partitions = [TopicPartition(self._config.topic, number) for number in sorted(numbers)]
         new = [partition for partition in partitions if partition not in self._positions]
         if new:
-            # The first time: the first record appended at or after the attach time, if any.
+            # The first time: the first record appended at or after the reader was made, if any.
             # The end is asked first: a record appended between the two answers is then found
             # by time, or lies at or after that end; asked the other way round it could be
             # neither (a lookup by time only sees records Kafka has already committed).

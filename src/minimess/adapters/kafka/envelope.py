@@ -13,7 +13,7 @@ from thriftpy2.protocol.compact import TCompactProtocol, TCompactProtocolFactory
 from thriftpy2.utils import deserialize, serialize
 
 from minimess.domain.errors import InvalidName
-from minimess.domain.model import Message, Topic, Trace, Uid
+from minimess.domain.model import NO_HEADERS, Message, Topic, Uid
 
 SCHEMA_VERSION: Final = 1
 
@@ -78,7 +78,6 @@ class _BoundedProtocolFactory:
 
 def encode(envelope: Envelope) -> bytes:
     message = envelope.message
-    trace = message.trace
     record = _envelope_type()(
         version=SCHEMA_VERSION,
         id=message.id,
@@ -87,8 +86,7 @@ def encode(envelope: Envelope) -> bytes:
         body=message.body,
         timestamp_ms=(message.timestamp - EPOCH) // MILLISECOND,
         origin_node=envelope.origin_node,
-        trace_sent_us=None if trace is None else trace.sent_us,
-        trace_received_us=None if trace is None else trace.received_us,
+        headers=dict(message.headers) if message.headers else None,
     )
     return bytes(serialize(record, _PROTOCOL))
 
@@ -111,15 +109,8 @@ def decode(value: bytes) -> Envelope:
             sender=Uid(record.sender),
             body=record.body,
             timestamp=EPOCH + record.timestamp_ms * MILLISECOND,
-            trace=_trace(record),
+            headers=record.headers or NO_HEADERS,
         )
     except (InvalidName, ValueError, TypeError, OverflowError, OSError) as error:
         raise EnvelopeError(f"invalid envelope: {error}") from None
     return Envelope(message=message, origin_node=record.origin_node or "")
-
-
-def _trace(record: Any) -> Trace | None:
-    """The stage times, when the writer traced; half a trace is no trace."""
-    if record.trace_sent_us is None or record.trace_received_us is None:
-        return None
-    return Trace(sent_us=record.trace_sent_us, received_us=record.trace_received_us)

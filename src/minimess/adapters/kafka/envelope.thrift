@@ -10,8 +10,9 @@ struct Envelope {
     5: string body,
     6: i64 timestamp_ms,    // publish time, milliseconds since the Unix epoch, UTC
     7: string origin_node,  // node id of the server the publisher was connected to
-    // Stage times for --trace, absent otherwise: when the client sent the message and when its
-    // server read it, microseconds since the Unix epoch.
+    // Retired: stage times of the first version; no longer written or read. Kept so that the
+    // ids are never reused with another meaning.
     8: i64 trace_sent_us,
     9: i64 trace_received_us,
+    10: map<string, string> headers,  // what the publishing edge attached; absent when empty
 }

@@ -6,10 +6,28 @@ import logging
 import sys
 from typing import Literal
 
+import attrs
 import structlog
 
 LogFormat = Literal["auto", "console", "json"]
 LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("auto", "console", "json")
+
+
+@attrs.frozen(kw_only=True)
+class LogSettings:
+    """How a server logs; `-v` and `-q` are shorthands for the level."""
+
+    log_level: str = attrs.field(
+        default="info",
+        validator=attrs.validators.in_(LEVELS),
+        metadata={"help": "Lowest level logged.", "choices": LEVELS},
+    )
+    log_format: LogFormat = attrs.field(
+        default="auto",
+        validator=attrs.validators.in_(FORMATS),
+        metadata={"help": "console on a terminal, json otherwise, unless set.", "choices": FORMATS},
+    )
 
 
 def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> None:

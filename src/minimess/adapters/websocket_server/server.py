@@ -1,4 +1,4 @@
-"""The WebSocket server: HTTP routing, the server-wide ticker, and graceful shutdown."""
+"""The WebSocket server: HTTP routing, accepting connections, and graceful shutdown."""
 
 from __future__ import annotations
 
@@ -16,15 +16,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from minimess.adapters.websocket import codec
-from minimess.adapters.websocket.codec import PathError
-from minimess.adapters.websocket.connection import ClientConnection, connection_id
-from minimess.adapters.websocket.outbound import Flusher
-from minimess.adapters.websocket.stats import ServerStats
-from minimess.app.hub import Hub
-from minimess.app.settings import ServerSettings
-from minimess.app.usecases import Messaging
-from minimess.domain.ports import Broker, Clock
+from minimess.adapters.websocket_server.connection import AcceptedConnection, connection_id
+from minimess.adapters.websocket_server.outbound import Flusher
+from minimess.adapters.websocket_server.settings import WebSocketSettings
+from minimess.adapters.websocket_server.stats import ServerStats
+from minimess.adapters.wire.paths import PathError, parse_subscribe_path
+from minimess.app.messaging import MessagingService
 
 log = structlog.get_logger(__name__)
 
@@ -32,19 +29,11 @@ log = structlog.get_logger(__name__)
 class WebSocketServer:
     """Serves protocol v1 on one port until SIGINT or SIGTERM, then drains every client."""
 
-    def __init__(
-        self,
-        settings: ServerSettings,
-        messaging: Messaging,
-        hub: Hub,
-        broker: Broker,
-        clock: Clock,
-    ) -> None:
+    def __init__(self, settings: WebSocketSettings, service: MessagingService, trace: bool = False) -> None:
         self._settings = settings
-        self._messaging = messaging
-        self._hub = hub
-        self._broker = broker
-        self._clock = clock
+        self._service = service
+        # --trace: stage times on every publish and message frame (for minimess bench --trace).
+        self._trace = trace
         self.stats = ServerStats()
         # Writes what every connection got in one turn of the event loop, at the end of the turn.
         self._flusher = Flusher()
@@ -58,7 +47,7 @@ class WebSocketServer:
             stop = _stop_on_signals()
         settings = self._settings
         _raise_file_limit()
-        async with self._broker.attach(self._messaging.deliver):
+        async with self._service.running():
             server = await serve(
                 self._handle,
                 settings.host,
@@ -78,15 +67,13 @@ class WebSocketServer:
             port = _bound_port(server)
             self._node_id = attrs.evolve(settings, port=port).node_name
             log.info("server_listening", host=settings.host, port=port, node=self._node_id)
-            ticker = asyncio.create_task(self._tick())
             try:
                 await stop.wait()
             finally:
-                ticker.cancel()
                 await self._shut_down(server)
 
     async def _shut_down(self, server: Server) -> None:
-        log.info("server_stopping", connections=self._hub.connection_count)
+        log.info("server_stopping", connections=self._service.counters().connections)
         # Stop accepting and close every connection with 1001 so clients reconnect elsewhere.
         server.close(close_connections=True)
         try:
@@ -102,9 +89,16 @@ class WebSocketServer:
     async def _handle(self, connection: ServerConnection) -> None:
         with structlog.contextvars.bound_contextvars(connection_id=connection_id(connection)):
             assert connection.request is not None  # set by the handshake
-            request = codec.parse_subscribe_path(connection.request.path, self._settings.max_topics)
-            client = ClientConnection(
-                connection, request, self._messaging, self._settings, self.stats, self._node_id, self._flusher
+            request = parse_subscribe_path(connection.request.path, self._service.max_topics)
+            client = AcceptedConnection(
+                connection,
+                request,
+                self._service,
+                self._settings,
+                self.stats,
+                self._node_id,
+                self._flusher,
+                self._trace,
             )
             self._connections.add(connection)
             try:
@@ -118,36 +112,29 @@ class WebSocketServer:
         if path == "/healthz":
             return connection.respond(200, "ok\n")
         if path == "/readyz":
-            if self._broker.is_ready():
+            if self._service.is_ready():
                 return connection.respond(200, "ready\n")
             return connection.respond(503, "broker unavailable\n")
         if path == "/stats":
             return _json_response(self._stats_document())
         try:
-            codec.parse_subscribe_path(path, self._settings.max_topics)
+            parse_subscribe_path(path, self._service.max_topics)
         except PathError as error:
             log.info("request_rejected", path=path[:200], status=error.status, reason=error.reason)
             return connection.respond(error.status, error.reason + "\n")
         return None
 
     def _stats_document(self) -> dict[str, object]:
+        counters = self._service.counters()
         return {
             "node": self._node_id,
-            "connections": self._hub.connection_count,
-            "deliveries": self._hub.deliveries,
+            "connections": counters.connections,
+            "deliveries": counters.deliveries,
             **attrs.asdict(self.stats),
-            "broker": self._broker.counters(),
+            "broker": dict(counters.bus),
             # Read by `minimess bench --stats` to measure a server it did not start itself.
             "process": {"cpu_seconds": time.process_time(), "rss_bytes": _rss_bytes()},
         }
-
-    async def _tick(self) -> None:
-        """Send every connection a `time` frame every `tick` seconds, encoded once per tick."""
-        if self._settings.tick == 0:
-            return
-        while True:
-            await asyncio.sleep(self._settings.tick)
-            self._hub.broadcast(codec.time_frame(self._clock.now()))
 
 
 def _json_response(document: dict[str, object]) -> Response:

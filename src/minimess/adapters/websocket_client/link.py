@@ -14,8 +14,10 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from minimess.adapters.websocket import codec
-from minimess.adapters.websocket.backoff import Backoff
+from minimess.adapters.websocket_client.backoff import Backoff
+from minimess.adapters.wire import client_frames
+from minimess.adapters.wire.paths import subscribe_path
+from minimess.adapters.wire.server_frames import message_from_document
 from minimess.app.chat_client import LinkEvents
 from minimess.domain.errors import MinimessError
 from minimess.domain.model import Topic, Uid
@@ -182,14 +184,14 @@ class ServerLink:
                     item.timer = asyncio.get_running_loop().call_later(
                         self._ack_timeout, self._ack_overdue, item.ref
                     )
-                    frame: codec.ClientFrame = codec.Pub(item.topic, item.body, item.ref)
+                    frame: client_frames.ClientFrame = client_frames.Pub(item.topic, item.body, item.ref)
                 elif isinstance(item, _Sub):
                     self._requests[item.ref] = item
-                    frame = codec.Sub(item.topic, item.ref)
+                    frame = client_frames.Sub(item.topic, item.ref)
                 else:
                     self._requests[item.ref] = item
-                    frame = codec.Unsub(item.topic, item.ref)
-                await connection.send(codec.client_frame_text(frame))
+                    frame = client_frames.Unsub(item.topic, item.ref)
+                await connection.send(client_frames.client_frame_text(frame))
             self._wake.clear()
             await self._wake.wait()
 
@@ -198,7 +200,7 @@ class ServerLink:
             document: dict[str, Any] = json.loads(data)
             kind = document["type"]
             if kind == "message":
-                events.received(codec.message_from_document(document))
+                events.received(message_from_document(document))
             elif kind == "ack":
                 self._settle(document.get("ref"))
             elif kind == "error":
@@ -273,7 +275,7 @@ class ServerLink:
         self._wake.set()
 
     def _url(self, topics: tuple[Topic, ...]) -> str:
-        return self._base_url + codec.subscribe_path(self._uid, topics)
+        return self._base_url + subscribe_path(self._uid, topics)
 
 
 def _is_success(greeting: str | bytes) -> bool:

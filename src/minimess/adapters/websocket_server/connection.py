@@ -10,17 +10,18 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from minimess.adapters.websocket import codec
-from minimess.adapters.websocket.client_address import parse_networks, real_client_address
-from minimess.adapters.websocket.codec import FrameError, Pub, Sub, SubscribeRequest, Unsub
-from minimess.adapters.websocket.outbound import Flusher, Outbound
-from minimess.adapters.websocket.rate_limit import TokenBucket
-from minimess.adapters.websocket.stats import ServerStats
-from minimess.app.settings import ServerSettings
+from minimess.adapters.websocket_server import tracing
+from minimess.adapters.websocket_server.client_address import real_client_address
+from minimess.adapters.websocket_server.outbound import Flusher, Outbound
+from minimess.adapters.websocket_server.rate_limit import TokenBucket
+from minimess.adapters.websocket_server.settings import WebSocketSettings
+from minimess.adapters.websocket_server.stats import ServerStats
+from minimess.adapters.wire import server_frames
+from minimess.adapters.wire.client_frames import ClientFrame, FrameError, Pub, Sub, Unsub, parse_client_frame
+from minimess.adapters.wire.paths import SubscribeRequest
+from minimess.app.messaging import MessagingService, Session
 from minimess.app.task_groups import until_first_ends
-from minimess.app.usecases import Messaging, Session
 from minimess.domain.errors import BrokerUnavailable, TooManyTopics
-from minimess.domain.model import Trace
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +29,7 @@ SLOW_CONSUMER = 4000
 INTERNAL_ERROR = 1011
 
 
-class ClientConnection:
+class AcceptedConnection:
     """Runs one accepted WebSocket connection until it closes, whatever the client sends.
 
     Three tasks with one job each: the reader turns frames into use cases, the writer drains
@@ -41,23 +42,24 @@ class ClientConnection:
         self,
         connection: ServerConnection,
         request: SubscribeRequest,
-        messaging: Messaging,
-        settings: ServerSettings,
+        service: MessagingService,
+        settings: WebSocketSettings,
         stats: ServerStats,
         node_id: str,
         flusher: Flusher,
+        trace: bool = False,
     ) -> None:
         self._connection = connection
         self._request = request
-        self._messaging = messaging
+        self._service = service
         self._settings = settings
         self._stats = stats
         self._node_id = node_id
-        self._outbound = Outbound(
-            connection, settings.queue_size, self._close_slow_consumer, flusher, trace=settings.trace
-        )
+        # --trace: stage times on publishes, acks and every frame this connection writes.
+        self._trace = trace
+        stamps = tracing.OutboundStamps() if trace else None
+        self._outbound = Outbound(connection, settings.queue_size, self._close_slow_consumer, flusher, stamps)
         self._rate = TokenBucket(settings.rate_limit)
-        self._trusted_proxies = parse_networks(settings.trusted_proxies)
         # Bound here as well as in the context: a slow-consumer close runs on the publisher's task.
         self._log = log.bind(connection_id=connection_id(connection))
         # Closing handshakes started from a callback; kept so they are not garbage-collected.
@@ -68,17 +70,21 @@ class ClientConnection:
         self._log.info(
             "client_connected",
             uid=str(self._request.uid),
-            client=real_client_address(peer, _forwarded_for(self._connection), self._trusted_proxies),
+            client=real_client_address(
+                peer, _forwarded_for(self._connection), self._settings.trusted_proxies
+            ),
             peer=peer,
         )
-        session = self._messaging.connect(self._request.uid, self._outbound)
+        session = self._service.connect(self._request.uid, self._outbound)
         self._stats.connections_opened += 1
         try:
             try:
                 # Nothing awaits between connect and here: `success` is the first frame.
-                self._outbound.push(codec.success_frame(session.uid, self._node_id, self._request.topics))
+                self._outbound.push(
+                    server_frames.success_frame(session.uid, self._node_id, self._request.topics)
+                )
                 for topic in self._request.topics:
-                    self._messaging.subscribe(session, topic)
+                    self._service.subscribe(session, topic)
             except Exception as error:
                 await self._fail(error)
                 return
@@ -88,7 +94,7 @@ class ClientConnection:
                 self._keep_alive(),
             )
         finally:
-            self._messaging.disconnect(session)
+            self._service.disconnect(session)
             self._stats.connections_closed += 1
             self._log.info(
                 "client_disconnected",
@@ -109,51 +115,52 @@ class ClientConnection:
         await self._close(INTERNAL_ERROR, "internal error")
 
     async def _read(self, session: Session) -> None:
-        trace = self._settings.trace
+        trace = self._trace
         try:
             async for data in self._connection:
                 # Before the rate limit and parsing: `received` is when the frame left the socket.
-                received = codec.now_us() if trace else None
+                received = tracing.now_us() if trace else None
                 if not self._rate.allow():
                     self._stats.rate_limited += 1
                     self._reply_error("rate_limited", "too many frames; slow down", None)
                     continue
                 try:
-                    await self._handle(session, codec.parse_client_frame(data), received)
+                    await self._handle(session, parse_client_frame(data), received)
                 except FrameError as error:
                     self._reply_error(error.code, error.reason, error.ref)
         except ConnectionClosed:
             pass
 
-    async def _handle(self, session: Session, frame: codec.ClientFrame, received: int | None) -> None:
+    async def _handle(self, session: Session, frame: ClientFrame, received: int | None) -> None:
         """Act on one frame; `received` is when it was read, with --trace only."""
         if isinstance(frame, Sub):
             try:
-                self._messaging.subscribe(session, frame.topic)
+                self._service.subscribe(session, frame.topic)
             except TooManyTopics as error:
                 raise FrameError("too_many_topics", str(error), frame.ref) from None
-            self._outbound.push(codec.subscribed_frame(frame.topic))
+            self._outbound.push(server_frames.subscribed_frame(frame.topic))
         elif isinstance(frame, Unsub):
-            self._messaging.unsubscribe(session, frame.topic)
-            self._outbound.push(codec.unsubscribed_frame(frame.topic))
+            self._service.unsubscribe(session, frame.topic)
+            self._outbound.push(server_frames.unsubscribed_frame(frame.topic))
         elif isinstance(frame, Pub):
-            trace = None
-            if received is not None:
-                # A client that does not say when it sent counts as sending when the server read.
-                sent = received if frame.sent is None else frame.sent
-                trace = Trace(sent_us=sent, received_us=received)
             try:
-                message = await self._messaging.publish(session, frame.topic, frame.body, trace)
+                if received is None:
+                    message = await self._service.publish(session, frame.topic, frame.body)
+                else:
+                    headers = tracing.publish_headers(frame, received)
+                    message = await self._service.publish(session, frame.topic, frame.body, headers)
             except BrokerUnavailable as error:
                 raise FrameError("broker_unavailable", str(error), frame.ref) from None
-            stages = None if received is None else (received, codec.now_us())
             self._stats.messages_published += 1
-            self._outbound.push(codec.ack_frame(frame.ref, message.id, stages))
+            if received is None:
+                self._outbound.push(server_frames.ack_frame(frame.ref, message.id))
+            else:
+                self._outbound.push(tracing.traced_ack_frame(frame.ref, message.id, received))
 
     def _reply_error(self, code: str, reason: str, ref: str | None) -> None:
         self._stats.error_frames += 1
         self._log.debug("error_frame_sent", code=code, reason=reason)
-        self._outbound.push(codec.error_frame(code, reason, ref))
+        self._outbound.push(server_frames.error_frame(code, reason, ref))
 
     async def _keep_alive(self) -> None:
         interval, timeout = self._settings.ping_interval, self._settings.ping_timeout

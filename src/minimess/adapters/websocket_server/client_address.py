@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(specs: Sequence[str]) -> tuple[Network, ...]:
+def parse_networks(specs: Iterable[str | Network]) -> tuple[Network, ...]:
     """`10.0.0.5`, `10.0.0.0/8` or `::1` → networks; raises ValueError on anything else."""
-    return tuple(ipaddress.ip_network(spec, strict=False) for spec in specs)
+    networks = []
+    for spec in specs:
+        try:
+            networks.append(ipaddress.ip_network(spec, strict=False))
+        except ValueError:
+            raise ValueError(f"invalid --trusted-proxy {spec!r}: expected an IP address or network") from None
+    return tuple(networks)
 
 
 def real_client_address(peer: str, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:

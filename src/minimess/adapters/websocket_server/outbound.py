@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from minimess.adapters.websocket.codec import now_us, stamp_queued, stamp_written
 from minimess.domain.ports import Frame
 
 log = structlog.get_logger(__name__)
+
+
+class Stamps(Protocol):
+    """Marks put on frames as they pass (--trace); a server without them runs no such code."""
+
+    def queued(self, frame: Frame) -> Frame: ...
+    def written(self, frames: list[Frame]) -> list[Frame]: ...
 
 
 class Flusher:
@@ -71,8 +78,7 @@ class Outbound:
     purpose: server frames are not masked and compression is off, so the bytes encoded once
     per message are exactly what the protocol object would produce for every connection.
 
-    With `trace` (--trace), each traced message frame gets this connection's `queued` time when
-    pushed and its `written` time when handed to the socket; other frames pass unchanged.
+    With `stamps` (--trace), each frame is stamped when pushed and when handed to the socket.
     """
 
     def __init__(
@@ -81,7 +87,7 @@ class Outbound:
         queue_size: int,
         on_overflow: Callable[[], None],
         flusher: Flusher | None = None,
-        trace: bool = False,
+        stamps: Stamps | None = None,
     ) -> None:
         self._connection = connection
         self._queue_size = queue_size
@@ -98,8 +104,8 @@ class Outbound:
         # Set once the connection stops taking frames (overflowed or closing).
         self._stopped = False
         self._on_overflow = on_overflow
-        # --trace: stamp traced message frames; without it, one check per push is all it costs.
-        self._trace = trace
+        # --trace: stamp frames; without it, one check per push is all it costs.
+        self._stamps = stamps
 
     def push(self, frame: Frame) -> None:
         if self._stopped:
@@ -120,18 +126,16 @@ class Outbound:
             # The first frame of this turn, and nothing ahead of it: to the socket at once.
             self._direct_turn = flusher.turn
             flusher.end_turn_later()
-            if self._trace:
-                # Queued and written in the same instant: nothing runs between the two.
-                now = now_us()
-                frame = stamp_written(stamp_queued(frame, now), now)
+            if self._stamps is not None:
+                frame = self._stamps.written([self._stamps.queued(frame)])[0]
             connection.transport.write(frame)
             return
         if len(collected) + self._queue.qsize() >= self._queue_size:
             self._stopped = True
             self._on_overflow()
             return
-        if self._trace:
-            frame = stamp_queued(frame, now_us())
+        if self._stamps is not None:
+            frame = self._stamps.queued(frame)
         collected.append(frame)
         if len(collected) == 1:
             flusher.schedule(self)
@@ -149,9 +153,8 @@ class Outbound:
                 # Never full: push counted the collected frames against the same bound.
                 self._queue.put_nowait(frame)
             return
-        if self._trace:
-            now = now_us()
-            frames = [stamp_written(frame, now) for frame in frames]
+        if self._stamps is not None:
+            frames = self._stamps.written(frames)
         connection.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     async def run_writer(self) -> None:
@@ -171,9 +174,8 @@ class Outbound:
                 frames = [first]
                 while not self._queue.empty():
                     frames.append(self._queue.get_nowait())
-                if self._trace:
-                    now = now_us()
-                    frames = [stamp_written(frame, now) for frame in frames]
+                if self._stamps is not None:
+                    frames = self._stamps.written(frames)
                 connection.transport.write(b"".join(frames))
             finally:
                 self._writer_busy = False

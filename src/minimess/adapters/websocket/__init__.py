@@ -1,1 +1,0 @@
-"""The WebSocket adapter: wire codec, per-connection tasks, and the server."""

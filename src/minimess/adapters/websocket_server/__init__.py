@@ -1,0 +1,1 @@
+"""The WebSocket server: HTTP routes, accepted connections, the outbound path, tracing."""

@@ -1,0 +1,82 @@
+"""Frames a server sends, encoded once as whole WebSocket frames, and the client's reading of `message`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
+
+from minimess.adapters.wire.timestamps import format_timestamp, parse_timestamp
+from minimess.domain.model import Message, Topic, Uid
+
+
+def payload(document: dict[str, Any]) -> bytes:
+    """A frame's JSON text: compact, and UTF-8 as it is rather than \\u escapes."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A whole unmasked WebSocket text frame: what a server writes, the same for every client."""
+    return WireFrame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+
+
+def success_frame(uid: Uid, node: str, topics: tuple[Topic, ...]) -> bytes:
+    return text_frame(
+        payload({"type": "success", "uid": uid.value, "node": node, "topics": [t.name for t in topics]})
+    )
+
+
+def time_frame(now: datetime) -> bytes:
+    return text_frame(payload({"type": "time", "ts": format_timestamp(now)}))
+
+
+def message_document(message: Message) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": message.id,
+        "topic": message.topic.name,
+        "from": message.sender.value,
+        "body": message.body,
+        "ts": format_timestamp(message.timestamp),
+    }
+
+
+def message_frame(message: Message) -> bytes:
+    return text_frame(payload(message_document(message)))
+
+
+def subscribed_frame(topic: Topic) -> bytes:
+    return text_frame(payload({"type": "subscribed", "topic": topic.name}))
+
+
+def unsubscribed_frame(topic: Topic) -> bytes:
+    return text_frame(payload({"type": "unsubscribed", "topic": topic.name}))
+
+
+def ack_frame(ref: str | None, message_id: str) -> bytes:
+    return text_frame(payload({"type": "ack", "ref": ref, "id": message_id}))
+
+
+def error_frame(code: str, reason: str, ref: str | None = None) -> bytes:
+    return text_frame(payload({"type": "error", "code": code, "reason": reason, "ref": ref}))
+
+
+def message_from_document(document: dict[str, Any]) -> Message:
+    """Read a decoded `message` frame back into a Message (what a client does)."""
+    return Message(
+        id=document["id"],
+        topic=Topic(document["topic"]),
+        sender=Uid(document["from"]),
+        body=document["body"],
+        timestamp=parse_timestamp(document["ts"]),
+    )
+
+
+class FrameRenderer:
+    """The Renderer port: what the core sends to every subscriber, as protocol v1 frames."""
+
+    message = staticmethod(message_frame)
+    time = staticmethod(time_frame)

@@ -1,0 +1,148 @@
+"""The only place that names concrete adapters: it builds a server's and a client's object graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+from dependency_injector import containers, providers
+
+from minimess.adapters.clock import SystemClock
+from minimess.adapters.kafka.broker import KafkaBroker
+from minimess.adapters.kafka.settings import KafkaSettings
+from minimess.adapters.memory import MemoryBroker
+from minimess.adapters.terminal import InteractiveDisplay, PrintDisplay, run_interactive, run_printing
+from minimess.adapters.websocket_client.backoff import Backoff
+from minimess.adapters.websocket_client.link import ServerLink
+from minimess.adapters.websocket_server.server import WebSocketServer
+from minimess.adapters.websocket_server.settings import WebSocketSettings
+from minimess.adapters.websocket_server.tracing import TracedRenderer
+from minimess.adapters.wire.server_frames import FrameRenderer
+from minimess.app.chat_client import ChatClient
+from minimess.app.messaging import MessagingService
+from minimess.app.settings import ClientSettings, MessagingSettings
+from minimess.app.transcript import Transcript
+from minimess.domain.model import Topic, Uid
+
+
+@attrs.frozen(kw_only=True)
+class ServeSettings:
+    """Everything `minimess serve` is told, grouped by the part that uses it."""
+
+    broker: str = attrs.field(
+        default="memory",
+        validator=lambda _settings, _attribute, kind: _check_broker(kind),
+        metadata={"help": "The bus between servers.", "choices": lambda: BROKERS},
+    )
+    trace: bool = attrs.field(
+        default=False,
+        metadata={
+            "help": "Stamp messages with stage times for a latency breakdown (minimess bench --trace);"
+            " costs CPU, for measuring only."
+        },
+    )
+    server: WebSocketSettings = attrs.field(factory=WebSocketSettings)
+    messaging: MessagingSettings = attrs.field(factory=MessagingSettings)
+    kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
+
+
+class Container(containers.DeclarativeContainer):
+    """One server's object graph; tests and benchmarks override providers instead of patching."""
+
+    config = providers.Configuration(strict=True)
+    settings = providers.Dependency(instance_of=ServeSettings)
+
+    clock = providers.Singleton(SystemClock)
+    # The bus between servers, picked by `broker`; only the selected one is ever built, so the
+    # memory broker never touches Kafka.
+    broker = providers.Selector(
+        config.broker,
+        memory=providers.Singleton(MemoryBroker),
+        kafka=providers.Singleton(
+            KafkaBroker,
+            bootstrap=settings.provided.kafka.kafka_bootstrap,
+            topic=settings.provided.kafka.kafka_topic,
+            partitions=settings.provided.kafka.kafka_partitions,
+            publish_timeout=settings.provided.kafka.publish_timeout,
+            node_id=settings.provided.server.node_name,
+        ),
+    )
+    # How messages and ticks become frames; --trace adds the stage times.
+    renderer = providers.Selector(
+        config.frames,
+        plain=providers.Object(FrameRenderer()),
+        traced=providers.Object(TracedRenderer()),
+    )
+    service = providers.Singleton(
+        MessagingService,
+        broker=broker,
+        health=broker,
+        renderer=renderer,
+        clock=clock,
+        max_topics=settings.provided.messaging.max_topics,
+        tick=settings.provided.messaging.tick,
+    )
+    server = providers.Singleton(
+        WebSocketServer,
+        settings=settings.provided.server,
+        service=service,
+        trace=settings.provided.trace,
+    )
+
+
+BROKERS: tuple[str, ...] = tuple(Container.broker.providers)
+"""The buses a server can run on, listed once: the keys of the broker selector."""
+
+
+def _check_broker(kind: str) -> None:
+    if kind not in BROKERS:
+        raise ValueError(f"unknown broker {kind!r}; expected one of {', '.join(BROKERS)}")
+
+
+def build_container(settings: ServeSettings) -> Container:
+    """A container for one server process, configured from its settings."""
+    container = Container(settings=settings)
+    container.config.from_dict({"broker": settings.broker, "frames": "traced" if settings.trace else "plain"})
+    return container
+
+
+class ClientContainer(containers.DeclarativeContainer):
+    """One terminal client's object graph: link to the server, transcript, display, session."""
+
+    config = providers.Configuration(strict=True)
+    settings = providers.Dependency(instance_of=ClientSettings)
+
+    uid = providers.Callable(Uid, settings.provided.uid)
+    link = providers.Singleton(
+        ServerLink,
+        server_url=settings.provided.server,
+        uid=uid,
+        topics=providers.Callable(
+            lambda names: tuple(Topic(name) for name in names), settings.provided.topics
+        ),
+        backoff=providers.Factory(
+            Backoff, first=settings.provided.retry_first, cap=settings.provided.retry_cap
+        ),
+        ack_timeout=settings.provided.ack_timeout,
+        queue_size=settings.provided.queue_size,
+    )
+    transcript = providers.Singleton(
+        Transcript, path=providers.Callable(Path, settings.provided.transcript_path)
+    )
+    # --print writes messages to stdout and status to stderr; otherwise an interactive prompt.
+    display = providers.Selector(
+        config.mode,
+        interactive=providers.Singleton(InteractiveDisplay),
+        print=providers.Singleton(PrintDisplay),
+    )
+    run = providers.Selector(
+        config.mode, interactive=providers.Object(run_interactive), print=providers.Object(run_printing)
+    )
+    chat = providers.Singleton(ChatClient, uid=uid, link=link, transcript=transcript, display=display)
+
+
+def build_client_container(settings: ClientSettings) -> ClientContainer:
+    """A container for one client process, configured from its settings."""
+    container = ClientContainer(settings=settings)
+    container.config.from_dict({"mode": "print" if settings.print_only else "interactive"})
+    return container

@@ -1,0 +1,115 @@
+"""The `minimess` command line: `minimess serve`, `minimess client` and `minimess bench`."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
+
+import attrs
+import typer
+
+from minimess.app.settings import ClientSettings
+from minimess.bench.command import bench
+from minimess.bootstrap import ServeSettings, build_client_container, build_container
+from minimess.entrypoints import options
+from minimess.entrypoints.log_setup import LogSettings, configure_logging
+
+F = TypeVar("F", bound=Callable[..., None])
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="minimess",
+    help="A real-time messaging server: WebSocket clients, topics and fan-out.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _derive_options(*groups: type, extra: tuple[inspect.Parameter, ...] = ()) -> Callable[[F], F]:
+    """Give a command the options of `groups`' fields (see minimess.entrypoints.options)."""
+
+    def decorate(command: F) -> F:
+        params = [parameter for group in groups for parameter in options.parameters(group)]
+        command.__signature__ = inspect.Signature([*params, *extra])  # type: ignore[attr-defined]
+        return command
+
+    return decorate
+
+
+_SHORTHANDS = (
+    inspect.Parameter(
+        "verbose",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option("--verbose", "-v", help="Log at debug level.")],
+    ),
+    inspect.Parameter(
+        "quiet",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")],
+    ),
+)
+
+
+@app.command()
+@_derive_options(ServeSettings, LogSettings, extra=_SHORTHANDS)
+def serve(**values: Any) -> None:
+    """Run a minimess server until SIGINT or SIGTERM."""
+    if values["verbose"] and values["quiet"]:
+        raise typer.BadParameter("--verbose and --quiet exclude each other")
+    logging = _settings("serve", LogSettings, values)
+    level = "debug" if values["verbose"] else "warning" if values["quiet"] else logging.log_level
+    configure_logging(level, logging.log_format)
+    settings = _settings("serve", ServeSettings, values)
+    server = build_container(settings).server()
+    try:
+        asyncio.run(server.run())
+    except OSError as error:
+        address = f"{settings.server.host}:{settings.server.port}"
+        typer.echo(f"minimess: cannot serve on {address}: {error.strerror or error}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+@_derive_options(ClientSettings)
+def client(**values: Any) -> None:
+    """Chat from the terminal: sub, attach, type; every message is appended to <uid>.mess."""
+    settings = _settings("client", ClientSettings, values)
+    if settings.retry_cap < settings.retry_first:
+        settings = attrs.evolve(settings, retry_cap=settings.retry_first)
+    configure_logging("warning", "console")
+    container = build_client_container(settings)
+    transcript = container.transcript()
+    try:
+        transcript.open()
+    except OSError as error:
+        typer.echo(f"minimess client: cannot write {transcript.path}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(container.run()(container.chat(), container.link()))
+    finally:
+        transcript.close()
+
+
+def _settings(command: str, settings_class: type[T], values: dict[str, Any]) -> T:
+    """Settings from option values; a value no validator accepts is a usage error (exit 2)."""
+    try:
+        return cast(T, options.build(settings_class, values))
+    except (ValueError, TypeError) as error:
+        typer.echo(f"minimess {command}: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+app.command()(bench)
+
+
+@app.callback()
+def _root() -> None:
+    """minimess: real-time messaging over WebSocket."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,122 @@
+"""Command-line options derived from settings classes: an option's default, range and help live on its field.
+
+A field becomes `--field-name` (or `--<metadata flag>`), read from `MINIMESS_FIELD_NAME` too, with
+the field's default and its `help` metadata; its validators are checked when the option is
+parsed, so a bad value is a usage error that names the option. A field whose type is itself a
+settings class contributes that class's options.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+import attrs
+import typer
+
+ENV_PREFIX = "MINIMESS_"
+
+
+def option_name(field: attrs.Attribute[Any]) -> str:
+    """The Python name of a field's option (its flag with `_` for `-`)."""
+    return str(field.metadata.get("flag", field.name))
+
+
+def parameters(settings_class: type) -> list[inspect.Parameter]:
+    """One keyword-only parameter per option of `settings_class`, in field order."""
+    attrs.resolve_types(settings_class)
+    result: list[inspect.Parameter] = []
+    for field in attrs.fields(settings_class):
+        if isinstance(field.type, type) and attrs.has(field.type):
+            result += parameters(field.type)
+        else:
+            result.append(_parameter(field))
+    return result
+
+
+def build(settings_class: type, values: Mapping[str, Any]) -> Any:
+    """An instance of `settings_class` from parsed option values (missing ones keep their defaults)."""
+    arguments: dict[str, Any] = {}
+    for field in attrs.fields(settings_class):
+        if isinstance(field.type, type) and attrs.has(field.type):
+            arguments[field.name] = build(field.type, values)
+            continue
+        value = values.get(option_name(field))
+        if value is None:
+            continue
+        if isinstance(value, enum.Enum):
+            value = value.value
+        arguments[field.name] = tuple(value) if isinstance(value, list) else value
+    return settings_class(**arguments)
+
+
+def _parameter(field: attrs.Attribute[Any]) -> inspect.Parameter:
+    name = option_name(field)
+    flag = "--" + name.replace("_", "-")
+    annotation, default = _cli_type(field)
+    closed = {check.compare_op: check.bound for check in _bounds(field) if check.compare_op in ("<=", ">=")}
+    option = typer.Option(
+        flag,
+        envvar=ENV_PREFIX + name.upper(),
+        help=str(field.metadata.get("help", "")) + _open_bounds_text(field),
+        # Closed bounds are click's ranges (shown in --help); open ones are checked on parsing.
+        min=closed.get(">="),
+        max=closed.get("<="),
+        callback=_checker(field),
+        show_default=field.type is not bool,
+    )
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, option]
+    )
+
+
+def _cli_type(field: attrs.Attribute[Any]) -> tuple[Any, Any]:
+    """The type the command line parses a field as, and its default there."""
+    default: Any = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    choices = field.metadata.get("choices")
+    if choices is not None:
+        names = choices() if callable(choices) else choices
+        kind = enum.Enum(field.name.title().replace("_", ""), {choice: choice for choice in names}, type=str)  # type: ignore[misc]
+        return kind, kind(default)
+    if isinstance(default, tuple):
+        return list[str] | None, None
+    if field.type in (int, float, bool, str):
+        return field.type, default
+    return str | None, default
+
+
+def _bounds(field: attrs.Attribute[Any]) -> list[Any]:
+    """The number validators of a field (attrs' ge, gt, le, lt), alone or within a list."""
+    validator = field.validator
+    if validator is None:
+        return []
+    inner = getattr(validator, "_validators", (validator,))
+    return [check for check in inner if hasattr(check, "compare_op") and hasattr(check, "bound")]
+
+
+def _open_bounds(field: attrs.Attribute[Any]) -> list[Any]:
+    return [
+        check for check in _bounds(field) if check.compare_op in ("<", ">") and check.bound != float("inf")
+    ]
+
+
+def _open_bounds_text(field: attrs.Attribute[Any]) -> str:
+    bounds = [f"{check.compare_op} {check.bound:g}" for check in _open_bounds(field)]
+    return f" (must be {' and '.join(bounds)})" if bounds else ""
+
+
+def _checker(field: attrs.Attribute[Any]) -> Callable[[Any], Any]:
+    """A parse-time check of one option's value against the field's open bounds (> and <)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            for bound in _open_bounds(field):
+                if not bound.compare_func(value, bound.bound):
+                    raise typer.BadParameter(f"{value:g} is not {bound.compare_op} {bound.bound:g}.")
+        return value
+
+    return check
