@@ -1,0 +1,271 @@
+"""MessagingService through its public methods, on the real memory broker, with recording fakes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+
+import pytest
+
+from minimess.adapters.memory import MemoryBroker
+from minimess.app.messaging import MessagingCounters, MessagingService
+from minimess.domain.errors import TooManyTopics
+from minimess.domain.model import Message, Subscription, Topic, Uid
+from tests.timeouts import scaled
+
+NEWS, SPORT = Topic("news"), Topic("sport")
+MAX_TOPICS = 3
+NOW = datetime(2026, 11, 28, 3, 55, 13, 123000, tzinfo=UTC)
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+class RecordingRenderer:
+    """Renders a message as its body and a tick as b"tick", keeping every message it rendered."""
+
+    def __init__(self) -> None:
+        self.rendered: list[Message] = []
+
+    def message(self, message: Message) -> bytes:
+        self.rendered.append(message)
+        return message.body.encode()
+
+    def time(self, now: datetime) -> bytes:
+        return b"tick"
+
+
+class RecordingOutbox:
+    """Keeps every frame pushed to it; `pushed` is set by each push."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.pushed = asyncio.Event()
+
+    def push(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        self.pushed.set()
+
+    async def until_frames(self, count: int) -> None:
+        async with asyncio.timeout(scaled(5)):
+            while len(self.frames) < count:
+                self.pushed.clear()
+                await self.pushed.wait()
+
+
+class StubHealth:
+    def __init__(self, ready: bool, counters: Mapping[str, int]) -> None:
+        self.ready, self.counted = ready, counters
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+    def counters(self) -> Mapping[str, int]:
+        return self.counted
+
+
+def new_service(
+    broker: MemoryBroker,
+    renderer: RecordingRenderer | None = None,
+    tick: float = 0,
+    health: StubHealth | None = None,
+) -> MessagingService:
+    return MessagingService(
+        broker=broker,
+        health=health or broker,
+        renderer=renderer or RecordingRenderer(),
+        clock=FixedClock(),
+        max_topics=MAX_TOPICS,
+        tick=tick,
+    )
+
+
+@pytest.fixture
+def broker() -> MemoryBroker:
+    return MemoryBroker()
+
+
+@pytest.fixture
+def renderer() -> RecordingRenderer:
+    return RecordingRenderer()
+
+
+@pytest.fixture
+async def service(broker: MemoryBroker, renderer: RecordingRenderer) -> AsyncIterator[MessagingService]:
+    service = new_service(broker, renderer)
+    async with service.running():
+        yield service
+
+
+async def test_publish_stamps_the_message_and_hands_it_to_the_bus(
+    service: MessagingService, renderer: RecordingRenderer
+) -> None:
+    """The message carries the session's uid, the topic, the body, the clock's time and the headers."""
+    alice = service.connect(Uid("alice"), RecordingOutbox())
+    service.subscribe(alice, NEWS)
+    message = await service.publish(alice, NEWS, "hi", {"h": "1"})
+    assert (message.sender, message.topic, message.body, message.timestamp) == (Uid("alice"), NEWS, "hi", NOW)
+    assert message.headers == {"h": "1"}
+    assert renderer.rendered == [message]
+
+
+async def test_a_message_reaches_exactly_the_subscribers_of_its_topic(service: MessagingService) -> None:
+    """Subscribers of news get it, the publisher too when subscribed; a sport subscriber does not."""
+    boxes = {uid: RecordingOutbox() for uid in ("alice", "bob", "carol")}
+    alice, bob, carol = (service.connect(Uid(uid), box) for uid, box in boxes.items())
+    service.subscribe(alice, NEWS)
+    service.subscribe(bob, SPORT)
+    service.subscribe(carol, NEWS)
+    await service.publish(carol, NEWS, "hello")
+    assert {uid: box.frames for uid, box in boxes.items()} == {
+        "alice": [b"hello"],
+        "bob": [],
+        "carol": [b"hello"],
+    }
+
+
+async def test_only_messages_published_after_subscribing_arrive(service: MessagingService) -> None:
+    box = RecordingOutbox()
+    alice = service.connect(Uid("alice"), box)
+    await service.publish(alice, NEWS, "too early")
+    service.subscribe(alice, NEWS)
+    await service.publish(alice, NEWS, "in time")
+    assert box.frames == [b"in time"]
+
+
+async def test_every_subscriber_sees_the_one_publish_order(service: MessagingService) -> None:
+    boxes = [RecordingOutbox() for _ in range(3)]
+    sessions = [service.connect(Uid(f"s{i}"), box) for i, box in enumerate(boxes)]
+    for session in sessions:
+        service.subscribe(session, NEWS)
+    for i in range(12):
+        await service.publish(sessions[i % 3], NEWS, f"m{i}")
+    assert [box.frames for box in boxes] == [[f"m{i}".encode() for i in range(12)]] * 3
+
+
+async def test_a_message_is_rendered_once_for_all_subscribers_and_never_without_one(
+    service: MessagingService, renderer: RecordingRenderer
+) -> None:
+    """Three subscribers get the very same frame object; a topic nobody holds here costs no render."""
+    boxes = [RecordingOutbox() for _ in range(3)]
+    for i, box in enumerate(boxes):
+        service.subscribe(service.connect(Uid(f"s{i}"), box), NEWS)
+    publisher = service.connect(Uid("pub"), RecordingOutbox())
+    await service.publish(publisher, SPORT, "unheard")
+    await service.publish(publisher, NEWS, "hi")
+    assert [message.body for message in renderer.rendered] == ["hi"]
+    assert boxes[0].frames[0] is boxes[1].frames[0] is boxes[2].frames[0]
+    assert service.counters().deliveries == 3
+
+
+async def test_subscribe_returns_the_subscription_and_lists_topics_in_order(
+    service: MessagingService,
+) -> None:
+    alice = service.connect(Uid("alice"), RecordingOutbox())
+    assert service.subscribe(alice, SPORT) == Subscription(Uid("alice"), SPORT)
+    service.subscribe(alice, NEWS)
+    assert alice.topics == (SPORT, NEWS)
+
+
+async def test_subscribe_and_unsubscribe_are_idempotent(service: MessagingService) -> None:
+    """Subscribing twice delivers once; unsubscribing twice, or from a topic not held, changes nothing."""
+    box = RecordingOutbox()
+    alice = service.connect(Uid("alice"), box)
+    assert service.subscribe(alice, NEWS) == service.subscribe(alice, NEWS)
+    await service.publish(alice, NEWS, "once")
+    service.unsubscribe(alice, SPORT)
+    service.unsubscribe(alice, NEWS)
+    service.unsubscribe(alice, NEWS)
+    await service.publish(alice, NEWS, "after")
+    assert box.frames == [b"once"]
+    assert alice.topics == ()
+
+
+async def test_unsubscribe_keeps_the_other_topics_and_subscribers(service: MessagingService) -> None:
+    """Alice leaving news keeps her on sport and keeps Bob on news."""
+    alice_box, bob_box = RecordingOutbox(), RecordingOutbox()
+    alice, bob = service.connect(Uid("alice"), alice_box), service.connect(Uid("bob"), bob_box)
+    for session, topic in ((alice, NEWS), (alice, SPORT), (bob, NEWS)):
+        service.subscribe(session, topic)
+    service.unsubscribe(alice, NEWS)
+    await service.publish(bob, NEWS, "n")
+    await service.publish(bob, SPORT, "s")
+    assert (alice_box.frames, bob_box.frames, alice.topics) == ([b"s"], [b"n"], (SPORT,))
+
+
+async def test_a_session_holds_at_most_max_topics(service: MessagingService) -> None:
+    """Past the limit subscribing raises; a held topic, a freed slot or another session is fine."""
+    alice, bob = (service.connect(Uid(uid), RecordingOutbox()) for uid in ("alice", "bob"))
+    held = [Topic(f"t{i}") for i in range(MAX_TOPICS)]
+    for topic in held:
+        service.subscribe(alice, topic)
+        service.subscribe(bob, topic)
+    with pytest.raises(TooManyTopics, match=str(MAX_TOPICS)):
+        service.subscribe(alice, Topic("extra"))
+    service.subscribe(alice, held[0])
+    service.unsubscribe(alice, held[1])
+    service.subscribe(alice, Topic("extra"))
+    assert alice.topics == (held[0], held[2], Topic("extra"))
+    assert service.max_topics == MAX_TOPICS
+
+
+async def test_disconnect_forgets_the_session_and_its_topics(service: MessagingService) -> None:
+    box = RecordingOutbox()
+    alice, bob = service.connect(Uid("alice"), box), service.connect(Uid("bob"), RecordingOutbox())
+    service.subscribe(alice, NEWS)
+    service.subscribe(alice, SPORT)
+    service.disconnect(alice)
+    await service.publish(bob, NEWS, "n")
+    await service.publish(bob, SPORT, "s")
+    assert (box.frames, alice.topics) == ([], ())
+    assert service.counters() == MessagingCounters(connections=1, deliveries=0, bus={})
+
+
+async def test_readiness_and_bus_counters_come_from_the_bus_health(broker: MemoryBroker) -> None:
+    health = StubHealth(ready=False, counters={"skipped": 2})
+    service = new_service(broker, health=health)
+    async with service.running():
+        alice = service.connect(Uid("alice"), RecordingOutbox())
+        service.subscribe(alice, NEWS)
+        await service.publish(alice, NEWS, "hi")
+    assert not service.is_ready()
+    assert service.counters() == MessagingCounters(connections=1, deliveries=1, bus={"skipped": 2})
+
+
+async def test_ticks_reach_every_connection_and_none_when_tick_is_0(broker: MemoryBroker) -> None:
+    """With a tick, connected sessions get `time` frames, subscribed or not; disconnected ones do not."""
+    ticking, silent = new_service(broker, tick=0.001), new_service(broker, tick=0)
+    boxes = [RecordingOutbox() for _ in range(3)]
+    idle, gone, unticked = RecordingOutbox(), RecordingOutbox(), RecordingOutbox()
+    for i, box in enumerate(boxes):
+        ticking.subscribe(ticking.connect(Uid(f"c{i}"), box), NEWS)
+    ticking.connect(Uid("idle"), idle)
+    ticking.disconnect(ticking.connect(Uid("gone"), gone))
+    silent.connect(Uid("unticked"), unticked)
+    async with ticking.running(), silent.running():
+        await idle.until_frames(3)
+    assert all(box.frames[:3] == [b"tick"] * 3 for box in [*boxes, idle])
+    assert (gone.frames, unticked.frames) == ([], [])
+
+
+async def test_services_on_one_bus_deliver_to_each_others_subscribers(broker: MemoryBroker) -> None:
+    first, second = new_service(broker), new_service(broker)
+    box = RecordingOutbox()
+    second.subscribe(second.connect(Uid("alice"), box), NEWS)
+    async with first.running(), second.running():
+        await first.publish(first.connect(Uid("bob"), RecordingOutbox()), NEWS, "hi")
+    assert box.frames == [b"hi"]
+
+
+async def test_a_service_stops_receiving_when_running_ends_even_by_an_error(broker: MemoryBroker) -> None:
+    stopped, publisher = new_service(broker), new_service(broker)
+    box = RecordingOutbox()
+    stopped.subscribe(stopped.connect(Uid("alice"), box), NEWS)
+    with pytest.raises(RuntimeError, match="crashed"):
+        async with stopped.running():
+            raise RuntimeError("crashed")
+    await publisher.publish(publisher.connect(Uid("bob"), RecordingOutbox()), NEWS, "after")
+    assert box.frames == []
