@@ -1,0 +1,44 @@
+"""What build_container wires from the settings: the bus it selects, and the service on that bus."""
+
+from __future__ import annotations
+
+import pytest
+
+from minimess.adapters.kafka.broker import KafkaBroker
+from minimess.adapters.memory import MemoryBroker
+from minimess.app.settings import MessagingSettings
+from minimess.bootstrap import BROKERS, ServeSettings, build_container
+from minimess.domain.errors import TooManyTopics
+from minimess.domain.model import Message, Topic, Uid
+
+BUSES = {"memory": MemoryBroker, "kafka": KafkaBroker}
+
+
+class Discard:
+    def push(self, frame: bytes) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", BROKERS)
+def test_the_broker_setting_selects_the_bus_and_the_server_builds_on_it(kind: str) -> None:
+    """Building connects to nothing, so this holds without a Kafka too."""
+    container = build_container(ServeSettings(broker=kind))
+    assert isinstance(container.broker(), BUSES[kind])
+    container.server()
+
+
+async def test_the_service_publishes_on_the_containers_bus() -> None:
+    container = build_container(ServeSettings(broker="memory"))
+    service = container.service()
+    received: list[Message] = []
+    async with container.broker().receiving(received.append):
+        message = await service.publish(service.connect(Uid("alice"), Discard()), Topic("news"), "hi")
+    assert received == [message]
+
+
+def test_max_topics_reaches_the_service() -> None:
+    service = build_container(ServeSettings(messaging=MessagingSettings(max_topics=1))).service()
+    session = service.connect(Uid("alice"), Discard())
+    service.subscribe(session, Topic("a"))
+    with pytest.raises(TooManyTopics):
+        service.subscribe(session, Topic("b"))
