@@ -1,17 +1,13 @@
-"""The wire seen from the client's side: server frames decoded, and the replies a frame gets."""
+"""The wire seen from the client's side: a server frame decoded as a client decodes it."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
 from websockets.streams import StreamReader
-
-from minimess.adapters.websocket import codec
-from minimess.domain.model import Message, Uid
 
 
 def decode_server_frame(data: bytes) -> dict[str, Any]:
@@ -32,24 +28,3 @@ def decode_server_frame(data: bytes) -> dict[str, Any]:
     document = json.loads(bytes(frame.data).decode())
     assert isinstance(document, dict), document
     return document
-
-
-def replies_to(data: str | bytes) -> list[dict[str, Any]]:
-    """The frames the server encodes in answer to one client frame, decoded (broker and hub aside).
-
-    An accepted pub is encoded as a message frame and acknowledged; an accepted sub or unsub is
-    confirmed; a rejected frame gets an error frame.
-    """
-    try:
-        frame = codec.parse_client_frame(data)
-    except codec.FrameError as error:
-        return [decode_server_frame(codec.error_frame(error.code, error.reason, error.ref))]
-    if isinstance(frame, codec.Sub):
-        return [decode_server_frame(codec.subscribed_frame(frame.topic))]
-    if isinstance(frame, codec.Unsub):
-        return [decode_server_frame(codec.unsubscribed_frame(frame.topic))]
-    message = Message.create(frame.topic, Uid("client"), frame.body, datetime.now(UTC))
-    return [
-        decode_server_frame(codec.message_frame(message)),
-        decode_server_frame(codec.ack_frame(frame.ref, message.id)),
-    ]

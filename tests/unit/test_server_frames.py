@@ -1,0 +1,102 @@
+"""Frames a server sends: whole unmasked text frames holding the documented JSON, read back by a client."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from minimess.adapters.wire.server_frames import (
+    ack_frame,
+    error_frame,
+    message_frame,
+    message_from_document,
+    subscribed_frame,
+    success_frame,
+    time_frame,
+    unsubscribed_frame,
+)
+from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Message, Topic, Uid
+from tests.unit.wire import decode_server_frame
+
+NEWS = Topic("news")
+NOW = datetime(2026, 11, 28, 3, 55, 13, 123456, tzinfo=UTC)
+MESSAGE = Message(id="m-1", topic=Topic("a:b"), sender=Uid("alice"), body="héllo 🚀", timestamp=NOW)
+
+
+@pytest.mark.parametrize(
+    ("data", "document"),
+    [
+        (
+            success_frame(Uid("bob"), "node-1", (NEWS, Topic("a:b"))),
+            {"type": "success", "uid": "bob", "node": "node-1", "topics": ["news", "a:b"]},
+        ),
+        (time_frame(NOW), {"type": "time", "ts": "2026-11-28T03:55:13.123Z"}),
+        (
+            message_frame(MESSAGE),
+            {
+                "type": "message",
+                "id": "m-1",
+                "topic": "a:b",
+                "from": "alice",
+                "body": "héllo 🚀",
+                "ts": "2026-11-28T03:55:13.123Z",
+            },
+        ),
+        (subscribed_frame(NEWS), {"type": "subscribed", "topic": "news"}),
+        (unsubscribed_frame(NEWS), {"type": "unsubscribed", "topic": "news"}),
+        (ack_frame("c-1", "m-1"), {"type": "ack", "ref": "c-1", "id": "m-1"}),
+        (ack_frame(None, "m-1"), {"type": "ack", "ref": None, "id": "m-1"}),
+        (
+            error_frame("bad_topic", "invalid topic", "c-1"),
+            {"type": "error", "code": "bad_topic", "reason": "invalid topic", "ref": "c-1"},
+        ),
+        (
+            error_frame("bad_frame", "not JSON"),
+            {"type": "error", "code": "bad_frame", "reason": "not JSON", "ref": None},
+        ),
+    ],
+    ids=[
+        "success",
+        "time",
+        "message",
+        "subscribed",
+        "unsubscribed",
+        "ack",
+        "ack-no-ref",
+        "error",
+        "error-no-ref",
+    ],
+)
+def test_every_server_frame_is_one_text_frame_holding_the_documented_object(
+    data: bytes, document: dict[str, object]
+) -> None:
+    assert decode_server_frame(data) == document
+
+
+# Timestamps as a clock gives them: UTC, in the years RFC 3339 writes with four digits.
+timestamps = st.datetimes(
+    min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59), timezones=st.just(UTC)
+)
+
+
+@given(
+    st.uuids().map(lambda u: u.hex),
+    st.from_regex(TOPIC_PATTERN, fullmatch=True).map(Topic),
+    st.from_regex(UID_PATTERN, fullmatch=True).map(Uid),
+    st.text(),
+    timestamps,
+)
+# Bodies whose frames need the 7-bit, 16-bit and 64-bit WebSocket payload lengths.
+@example("m-1", NEWS, Uid("alice"), "x" * 100, NOW)
+@example("m-1", NEWS, Uid("alice"), "x" * 200, NOW)
+@example("m-1", NEWS, Uid("alice"), "x" * 70_000, NOW)
+def test_a_client_reads_a_message_frame_back_into_the_message_at_millisecond_precision(
+    message_id: str, topic: Topic, sender: Uid, body: str, moment: datetime
+) -> None:
+    message = Message(id=message_id, topic=topic, sender=sender, body=body, timestamp=moment)
+    read_back = message_from_document(decode_server_frame(message_frame(message)))
+    at_ms = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    assert read_back == Message(id=message_id, topic=topic, sender=sender, body=body, timestamp=at_ms)
