@@ -9,7 +9,7 @@ from typing import Any
 
 from websockets.protocol import State
 
-from minimess.adapters.websocket.codec import message_from_document
+from minimess.adapters.wire.server_frames import message_from_document
 from minimess.domain.model import Message
 from tests.unit.wire import decode_server_frame
 
@@ -62,11 +62,16 @@ class FakeTransport:
         self.written.set()
 
 
+class FakeProtocol:
+    def __init__(self) -> None:
+        self.state = State.OPEN
+
+
 class FakeConnection:
     """What Outbound uses of a ServerConnection; `paused`, `drained` and the state are set by hand."""
 
     def __init__(self) -> None:
-        self.protocol = type("Protocol", (), {"state": State.OPEN})()
+        self.protocol = FakeProtocol()
         self.paused = False
         self.transport = FakeTransport()
         self.drained = asyncio.Event()

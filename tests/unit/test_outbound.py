@@ -9,8 +9,8 @@ from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from minimess.adapters.websocket.codec import text_frame
-from minimess.adapters.websocket.outbound import Flusher, Outbound
+from minimess.adapters.websocket_server.outbound import Flusher, Outbound
+from minimess.adapters.wire.server_frames import text_frame
 from tests.timeouts import scaled
 from tests.unit.fakes import FakeConnection
 
@@ -27,14 +27,34 @@ class Overflows:
         self.count += 1
 
 
+class MarkingStamps:
+    """Stamps that append their name to each frame and log each call, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def queued(self, frame: bytes) -> bytes:
+        self.calls.append("queued")
+        return frame + b"+queued"
+
+    def written(self, frames: list[bytes]) -> list[bytes]:
+        self.calls.append(f"written {len(frames)}")
+        return [frame + b"+written" for frame in frames]
+
+
 def frames(count: int) -> list[bytes]:
     return [text_frame(f"frame {number}".encode()) for number in range(count)]
 
 
 def outbound_for(
-    connection: FakeConnection, flusher: Flusher, overflows: Overflows | None = None
+    connection: FakeConnection,
+    flusher: Flusher | None = None,
+    overflows: Overflows | None = None,
+    stamps: MarkingStamps | None = None,
 ) -> Outbound:
-    return Outbound(cast(ServerConnection, connection), QUEUE_SIZE, overflows or Overflows(), flusher)
+    return Outbound(
+        cast(ServerConnection, connection), QUEUE_SIZE, overflows or Overflows(), flusher or Flusher(), stamps
+    )
 
 
 async def next_turn() -> None:
@@ -46,19 +66,26 @@ async def next_turn() -> None:
     await asyncio.sleep(0)
 
 
-async def next_write(connection: FakeConnection) -> None:
-    async with asyncio.timeout(scaled(5)):
-        await connection.transport.written.wait()
-    connection.transport.written.clear()
+async def drain_with_writer(connection: FakeConnection, outbound: Outbound) -> None:
+    """Let the socket take frames again, and wait until the writer has written."""
+    writer = asyncio.create_task(outbound.run_writer())
+    try:
+        connection.paused = False
+        connection.drained.set()
+        async with asyncio.timeout(scaled(5)):
+            await connection.transport.written.wait()
+    finally:
+        writer.cancel()
 
 
 async def test_the_first_frame_of_a_turn_goes_at_once_and_the_rest_in_one_write_at_its_end() -> None:
-    """Four pushes in one turn: the first is written during push, the other three together after."""
+    """Four pushes in one turn: the first is written during push, as pushed, the other three after."""
     connection = FakeConnection()
-    outbound = outbound_for(connection, Flusher())
+    outbound = outbound_for(connection)
     first, *rest = frames(4)
     outbound.push(first)
     assert connection.transport.writes == [first]
+    assert connection.transport.writes[0] is first
     for frame in rest:
         outbound.push(frame)
     assert connection.transport.writes == [first]
@@ -68,10 +95,9 @@ async def test_the_first_frame_of_a_turn_goes_at_once_and_the_rest_in_one_write_
     assert outbound.queued == 0
 
 
-async def test_a_frame_per_turn_is_written_at_once_every_time() -> None:
-    """At a steady chat rate every frame is the first of its turn: each is written during its push."""
+async def test_at_one_frame_per_turn_every_frame_is_written_during_its_push() -> None:
     connection = FakeConnection()
-    outbound = outbound_for(connection, Flusher())
+    outbound = outbound_for(connection)
     pushed = frames(3)
     for number, frame in enumerate(pushed, start=1):
         outbound.push(frame)
@@ -80,7 +106,6 @@ async def test_a_frame_per_turn_is_written_at_once_every_time() -> None:
 
 
 async def test_one_flusher_writes_every_connection_of_the_turn() -> None:
-    """A fan-out to several connections: each gets its own write at the end of the same turn."""
     flusher = Flusher()
     connections = [FakeConnection() for _ in range(3)]
     outbounds = [outbound_for(connection, flusher) for connection in connections]
@@ -93,11 +118,11 @@ async def test_one_flusher_writes_every_connection_of_the_turn() -> None:
         assert connection.transport.writes == [first, second]
 
 
-async def test_collected_frames_count_against_the_bound() -> None:
-    """More frames in one turn than the queue holds: overflow once, drop the rest, write nothing more."""
+async def test_past_the_bound_the_outbound_overflows_once_and_drops_the_rest() -> None:
+    """Collected frames count against the bound like queued ones."""
     connection = FakeConnection()
     overflows = Overflows()
-    outbound = outbound_for(connection, Flusher(), overflows)
+    outbound = outbound_for(connection, overflows=overflows)
     direct, *pushed = frames(QUEUE_SIZE + 3)
     outbound.push(direct)
     for frame in pushed:
@@ -107,10 +132,9 @@ async def test_collected_frames_count_against_the_bound() -> None:
     assert connection.transport.writes == [direct]
 
 
-async def test_a_paused_socket_hands_the_frames_to_the_writer() -> None:
-    """While the socket pushes back, the turn's frames go to the writer, which writes them in one go."""
+async def test_a_paused_socket_hands_the_frames_to_the_writer_which_writes_them_together() -> None:
     connection = FakeConnection()
-    outbound = outbound_for(connection, Flusher())
+    outbound = outbound_for(connection)
     connection.paused = True
     connection.drained.clear()
     pushed = frames(2)
@@ -118,20 +142,14 @@ async def test_a_paused_socket_hands_the_frames_to_the_writer() -> None:
         outbound.push(frame)
     await next_turn()
     assert connection.transport.writes == []
-    writer = asyncio.create_task(outbound.run_writer())
-    try:
-        connection.paused = False
-        connection.drained.set()
-        await next_write(connection)
-    finally:
-        writer.cancel()
+    await drain_with_writer(connection, outbound)
     assert connection.transport.writes == [b"".join(pushed)]
 
 
 async def test_a_closing_connection_gets_no_data_after_its_close_frame() -> None:
     """Frames still collected when the connection starts closing are dropped, never written."""
     connection = FakeConnection()
-    outbound = outbound_for(connection, Flusher())
+    outbound = outbound_for(connection)
     direct, collected = frames(2)
     outbound.push(direct)
     outbound.push(collected)
@@ -155,3 +173,37 @@ async def test_one_broken_connection_does_not_keep_the_others_from_their_frames(
         await next_turn()
     assert healthy.transport.writes == [first, second]
     assert [entry["event"] for entry in logs] == ["flush_failed"]
+
+
+async def test_stamps_mark_a_frame_queued_when_pushed_and_written_when_it_goes_to_the_socket() -> None:
+    """A direct write gets both at once; frames collected in the turn get `written` at its end."""
+    connection = FakeConnection()
+    stamps = MarkingStamps()
+    outbound = outbound_for(connection, stamps=stamps)
+    direct, *collected = frames(3)
+    outbound.push(direct)
+    for frame in collected:
+        outbound.push(frame)
+    assert stamps.calls == ["queued", "written 1", "queued", "queued"]
+    await next_turn()
+    assert stamps.calls[-1] == "written 2"
+    assert connection.transport.writes == [
+        direct + b"+queued+written",
+        b"".join(frame + b"+queued+written" for frame in collected),
+    ]
+
+
+async def test_stamps_mark_frames_the_writer_drains_when_it_writes_them() -> None:
+    connection = FakeConnection()
+    stamps = MarkingStamps()
+    outbound = outbound_for(connection, stamps=stamps)
+    connection.paused = True
+    connection.drained.clear()
+    pushed = frames(2)
+    for frame in pushed:
+        outbound.push(frame)
+    await next_turn()
+    assert stamps.calls == ["queued", "queued"]
+    await drain_with_writer(connection, outbound)
+    assert stamps.calls == ["queued", "queued", "written 2"]
+    assert connection.transport.writes == [b"".join(frame + b"+queued+written" for frame in pushed)]
