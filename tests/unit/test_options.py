@@ -1,0 +1,99 @@
+"""Typer options derived from a settings class: names, MINIMESS_* variables, help, and parse-time ranges."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import attrs
+import pytest
+import typer
+from attrs import validators as v
+from typer.testing import CliRunner, Result
+
+from minimess.entrypoints import options
+
+
+@attrs.frozen(kw_only=True)
+class Inner:
+    depth: int = attrs.field(default=1, validator=v.ge(1), metadata={"help": "How deep."})
+
+
+@attrs.frozen(kw_only=True)
+class Knobs:
+    count: int = attrs.field(default=1, validator=[v.ge(1), v.le(10)], metadata={"help": "How many."})
+    ratio: float = attrs.field(default=0.5, validator=[v.gt(0), v.lt(1)], metadata={"help": "How much."})
+    colour: str = attrs.field(default="red", metadata={"choices": ("red", "blue")})
+    names: tuple[str, ...] = attrs.field(default=(), metadata={"flag": "name"})
+    label: str | None = None
+    loud: bool = False
+    inner: Inner = attrs.field(factory=Inner)
+
+
+def command_app(built: list[Knobs]) -> typer.Typer:
+    """An app whose one command has the options of Knobs and records the Knobs they build."""
+
+    def command(**values: Any) -> None:
+        built.append(options.build(Knobs, values))
+
+    command.__signature__ = inspect.Signature(options.parameters(Knobs))  # type: ignore[attr-defined]
+    app = typer.Typer()
+    app.command()(command)
+    return app
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[Result, list[Knobs]]:
+    built: list[Knobs] = []
+    wide = {"COLUMNS": "250"}
+    return CliRunner().invoke(command_app(built), list(args), env={**wide, **(env or {})}), built
+
+
+def test_flags_build_the_settings_and_missing_ones_keep_the_field_defaults() -> None:
+    """Nested classes are flattened, a `flag` renames, a tuple is repeatable, a choice becomes its text."""
+    result, built = invoke("--count=3", "--colour=blue", "--name=a", "--name=b", "--loud", "--depth=4")
+    assert result.exit_code == 0, result.output
+    assert built == [Knobs(count=3, colour="blue", names=("a", "b"), loud=True, inner=Inner(depth=4))]
+    result, built = invoke()
+    assert built == [Knobs()]
+
+
+def test_each_option_is_read_from_its_minimess_variable() -> None:
+    env = {"MINIMESS_RATIO": "0.25", "MINIMESS_NAME": "a b", "MINIMESS_LABEL": "x", "MINIMESS_DEPTH": "2"}
+    result, built = invoke(env=env)
+    assert result.exit_code == 0, result.output
+    assert built == [Knobs(ratio=0.25, names=("a", "b"), label="x", inner=Inner(depth=2))]
+
+
+@pytest.mark.parametrize(
+    ("value", "option"),
+    [("--count=0", "--count"), ("--count=11", "--count"), ("--ratio=0", "--ratio"), ("--ratio=1", "--ratio")],
+)
+def test_a_value_outside_a_fields_bounds_is_a_usage_error_naming_the_option(value: str, option: str) -> None:
+    """ge, le, gt and lt are checked while parsing: exit 2 before any settings are built."""
+    result, built = invoke(value)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}'" in result.output
+    assert built == []
+
+
+@pytest.mark.parametrize("value", ["--count=1", "--count=10", "--ratio=0.001", "--ratio=0.999"])
+def test_a_value_on_or_inside_the_bounds_is_accepted(value: str) -> None:
+    assert invoke(value)[0].exit_code == 0
+
+
+def test_a_value_outside_the_choices_is_a_usage_error() -> None:
+    result, built = invoke("--colour=green")
+    assert (result.exit_code, built) == (2, [])
+    assert "Invalid value for '--colour'" in result.output
+
+
+def test_help_shows_each_fields_help_variable_default_and_open_bounds() -> None:
+    help_text = invoke("--help")[0].output
+    for expected in (
+        "How many.",
+        "MINIMESS_COUNT",
+        "x<=10",
+        "How much. (must be > 0 and < 1)",
+        "[default: 0.5]",
+    ):
+        assert expected in help_text
