@@ -1,4 +1,4 @@
-"""The Thrift envelope on Kafka records: it round-trips, reads newer writers, and rejects garbage."""
+"""The Thrift envelope on Kafka records: it round-trips, reads other writers, and rejects garbage."""
 
 from __future__ import annotations
 
@@ -16,66 +16,49 @@ from typing import Any
 import attrs
 import pytest
 import thriftpy2
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from thriftpy2.protocol import TCompactProtocolFactory
 from thriftpy2.utils import deserialize, serialize
 
 from minimess.adapters.kafka import envelope
 from minimess.adapters.kafka.envelope import SCHEMA_VERSION, Envelope, EnvelopeError, decode, encode
-from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Message, Topic, Trace, Uid
+from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Message, Topic, Uid
 from tests.timeouts import scaled
 
 IDL = Path(envelope.__file__).with_name("envelope.thrift")
 REQUIRED = ("id", "topic", "sender", "body", "timestamp_ms")
 """The fields without which decode cannot build a Message."""
 
-DECODE_WITHIN = 1.0
-"""Seconds (before scaling) one decode of a small value may take; more means it hangs."""
-
-# A newer writer: the same struct with fields of every kind added under new ids, as envelope.thrift
-# says the schema evolves. A v1 reader must skip them all.
-IDL_V2 = """
-struct Meta {
-    1: string client,
-    2: list<i32> hops,
-}
-
-struct Envelope {
-    1: i32 version,
-    2: string id,
-    3: string topic,
-    4: string sender,
-    5: string body,
-    6: i64 timestamp_ms,
-    7: string origin_node,
-    8: i64 trace_sent_us,
-    9: i64 trace_received_us,
-    10: string reply_to,
-    11: list<string> tags,
-    12: map<string, i64> counts,
-    13: Meta meta,
-    14: bool pinned,
-    15: double score,
-    16: set<binary> blobs,
+# A newer writer: this version's struct with fields of every kind added under new ids, as
+# envelope.thrift says the schema evolves. This version's reader must skip them all.
+IDL_V2 = (
+    "struct Meta { 1: string client, 2: list<i32> hops }\n"
+    + IDL.read_text().rstrip().removesuffix("}")
+    + """
+    11: string reply_to,
+    12: list<string> tags,
+    13: map<string, i64> counts,
+    14: Meta meta,
+    15: bool pinned,
+    16: double score,
+    17: set<binary> blobs,
 }
 """
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The writers' protocol, made here rather than borrowed from the module under test.
 COMPACT = TCompactProtocolFactory()  # type: ignore[no-untyped-call]  # thriftpy2 is untyped
 WHEN = datetime(2026, 11, 28, 3, 55, 13, 123000, tzinfo=UTC)
-
-
-def _message(body: str = "hello, world", **changes: Any) -> Message:
-    fields: dict[str, Any] = {
-        "id": "0f8c3b2a9d7e4c1b8a6f5e4d3c2b1a09",
-        "topic": Topic("news"),
-        "sender": Uid("alice"),
-        "body": body,
-        "timestamp": WHEN,
-    }
-    return Message(**{**fields, **changes})
+HEADERS = {"trace-sent-us": "1764316513123456", "ünïcode": "välue"}
+MESSAGE = Message(
+    id="0f8c3b2a9d7e4c1b8a6f5e4d3c2b1a09",
+    topic=Topic("news"),
+    sender=Uid("alice"),
+    body="hello, world",
+    timestamp=WHEN,
+)
 
 
 @contextmanager
@@ -90,17 +73,14 @@ def _load(tmp_path: Path, idl: str, module_name: str) -> Iterator[ModuleType]:
 
 
 @pytest.fixture(scope="module")
-def writer_v1() -> Iterator[ModuleType]:
+def writer_v1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """Another server of this version, with its own copy of the repository's IDL."""
-    try:
-        yield thriftpy2.load(str(IDL), module_name="writer_v1_thrift")
-    finally:
-        sys.modules.pop("writer_v1_thrift", None)
+    with _load(tmp_path_factory.mktemp("v1"), IDL.read_text(), "writer_v1_thrift") as schema:
+        yield schema
 
 
 @pytest.fixture(scope="module")
 def writer_v2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    """A server of a later version whose Envelope has more fields."""
     with _load(tmp_path_factory.mktemp("v2"), IDL_V2, "writer_v2_thrift") as schema:
         yield schema
 
@@ -110,7 +90,12 @@ def _write(schema: ModuleType, **fields: Any) -> bytes:
     return bytes(serialize(schema.Envelope(**fields), COMPACT))
 
 
-def _v1_fields(message: Message, origin_node: str = "eu-1:8080") -> dict[str, Any]:
+def _read(schema: ModuleType, value: bytes) -> Any:
+    return deserialize(schema.Envelope(), value, COMPACT)
+
+
+def _fields(message: Message = MESSAGE, origin_node: str = "eu-1:8080") -> dict[str, Any]:
+    """The fields this version writes for `message`, headers aside."""
     return {
         "version": 1,
         "id": message.id,
@@ -123,7 +108,8 @@ def _v1_fields(message: Message, origin_node: str = "eu-1:8080") -> dict[str, An
 
 
 class Hung(BaseException):
-    """A call ran past its deadline. A BaseException, so that decode's `except Exception` lets it by."""
+    """A call ran past its deadline. A BaseException, so that neither decode's `except Exception`
+    nor Hypothesis (which would shrink by calling again) catches it."""
 
 
 @contextmanager
@@ -147,37 +133,40 @@ def _returns_within(seconds: float) -> Iterator[None]:
 
 
 def _decode_in_time(value: bytes) -> Envelope:
-    with _returns_within(scaled(DECODE_WITHIN)):
+    """Decode `value`, which must take well under a second: more means it hangs."""
+    with _returns_within(scaled(1.0)):
         return decode(value)
 
 
 # --- round trips ---------------------------------------------------------------------------------
 
-
-@pytest.mark.parametrize(
-    "message",
-    [
-        _message(),
-        _message(""),
-        _message("x" * 100_000),
-        _message("héllo wörld — 你好 👋🏽 \u200d\x00 \n\t"),
-        _message(topic=Topic("a:b.c-d_e"), sender=Uid("Z.9-_")),
-        _message(id="", body="an empty id is still a string"),
-    ],
-    ids=["typical", "empty-body", "long-body", "unicode", "odd-names", "empty-id"],
+topics = st.from_regex(TOPIC_PATTERN, fullmatch=True).map(Topic)
+uids = st.from_regex(UID_PATTERN, fullmatch=True).map(Uid)
+# Any four-digit year the wire carries, at the millisecond precision of the bus.
+ms_timestamps = st.datetimes(
+    min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59), timezones=st.just(UTC)
+).map(lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000))
+messages = st.builds(
+    Message,
+    id=st.text(),
+    topic=topics,
+    sender=uids,
+    body=st.text(),
+    timestamp=ms_timestamps,
+    headers=st.dictionaries(st.text(), st.text(), max_size=4),
 )
-def test_encode_then_decode_gives_the_same_message(message: Message) -> None:
-    """Every field of the message, and the origin node, survive encode → decode unchanged."""
-    decoded = decode(encode(Envelope(message=message, origin_node="eu-1:8080")))
-    assert decoded == Envelope(message=message, origin_node="eu-1:8080")
 
 
-def test_a_fresh_message_keeps_its_millisecond_timestamp() -> None:
-    """Message.create stamps to the millisecond, and that instant is what comes back."""
-    message = Message.create(Topic("news"), Uid("alice"), "now", datetime.now(UTC))
-    decoded = decode(encode(Envelope(message=message, origin_node="n")))
-    assert decoded.message.timestamp == message.timestamp
-    assert decoded.message.timestamp.utcoffset() == timedelta(0)
+@settings(max_examples=300)
+@given(message=messages, origin_node=st.text())
+@example(message=attrs.evolve(MESSAGE, body="x" * 100_000, headers=HEADERS), origin_node="eu-1:8080")
+@example(
+    message=attrs.evolve(MESSAGE, timestamp=datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)),
+    origin_node="",
+)
+def test_any_message_and_origin_node_round_trip(message: Message, origin_node: str) -> None:
+    """Headers included, and the timestamp to the millisecond however far from 1970."""
+    assert decode(encode(Envelope(message, origin_node))) == Envelope(message, origin_node)
 
 
 @pytest.mark.parametrize(
@@ -186,93 +175,28 @@ def test_a_fresh_message_keeps_its_millisecond_timestamp() -> None:
         datetime(1970, 1, 1, tzinfo=UTC),
         datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
         datetime(2038, 1, 19, 3, 14, 8, 1000, tzinfo=UTC),
-        WHEN,
     ],
 )
-def test_timestamps_travel_as_milliseconds_since_the_epoch(
+def test_the_timestamp_travels_as_milliseconds_since_the_epoch(
     writer_v1: ModuleType, timestamp: datetime
 ) -> None:
-    """The wire field is integer ms since 1970 UTC, as the IDL says, and reads back to the same instant."""
-    value = encode(Envelope(message=_message(timestamp=timestamp), origin_node="n"))
-    record = deserialize(writer_v1.Envelope(), value, COMPACT)
+    record = _read(writer_v1, encode(Envelope(attrs.evolve(MESSAGE, timestamp=timestamp), "n")))
     assert record.timestamp_ms == (timestamp - EPOCH) // timedelta(milliseconds=1)
     assert record.version == SCHEMA_VERSION
-    assert decode(value).message.timestamp == timestamp
 
 
-@pytest.mark.parametrize(
-    "timestamp",
-    [
-        datetime(1000, 1, 1, 0, 0, 0, 1000, tzinfo=UTC),
-        datetime(2300, 6, 1, 12, 0, 0, 999000, tzinfo=UTC),
-        datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
-    ],
-)
-def test_timestamps_far_from_now_keep_their_millisecond(timestamp: datetime) -> None:
-    """Any four-digit year the wire codec carries comes back to the millisecond, not a float's nearest µs."""
-    decoded = decode(encode(Envelope(message=_message(timestamp=timestamp), origin_node="n")))
-    assert decoded.message.timestamp == timestamp
+def test_headers_travel_in_field_10_which_is_absent_when_there_are_none(writer_v1: ModuleType) -> None:
+    """The retired stage times of fields 8 and 9 are never written."""
+    headed = _read(writer_v1, encode(Envelope(attrs.evolve(MESSAGE, headers=HEADERS), "n")))
+    plain = _read(writer_v1, encode(Envelope(MESSAGE, "n")))
+    assert (headed.headers, plain.headers) == (HEADERS, None)
+    for record in (headed, plain):
+        assert (record.trace_sent_us, record.trace_received_us) == (None, None)
 
 
-def _to_ms(t: datetime) -> datetime:
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
-
-
-topics = st.from_regex(TOPIC_PATTERN, fullmatch=True).map(Topic)
-uids = st.from_regex(UID_PATTERN, fullmatch=True).map(Uid)
-# Instants a server's clock gives, from 1970 to 2200, at the millisecond precision of the bus.
-ms_timestamps = st.datetimes(
-    min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
-).map(_to_ms)
-messages = st.builds(
-    Message, id=st.text(), topic=topics, sender=uids, body=st.text(), timestamp=ms_timestamps
-)
-
-
-@settings(max_examples=300)
-@given(message=messages, origin_node=st.text())
-def test_any_message_round_trips(message: Message, origin_node: str) -> None:
-    """Any valid message with a millisecond timestamp, and any origin node, comes back equal."""
-    assert decode(encode(Envelope(message=message, origin_node=origin_node))) == Envelope(
-        message=message, origin_node=origin_node
-    )
-
-
-TRACE = Trace(sent_us=1_764_316_513_123_456, received_us=1_764_316_513_123_789)
-
-
-@pytest.mark.parametrize("trace", [None, TRACE, Trace(sent_us=0, received_us=-1)], ids=["none", "now", "odd"])
-def test_the_trace_round_trips(trace: Trace | None) -> None:
-    """A message's stage times come back as they went, and a message without them comes back without."""
-    message = _message(trace=trace)
-    assert decode(encode(Envelope(message=message, origin_node="n"))).message == message
-
-
-def test_the_trace_travels_in_fields_8_and_9(writer_v1: ModuleType) -> None:
-    """The stage times are the optional i64 fields trace_sent_us and trace_received_us, absent untraced."""
-    traced = deserialize(writer_v1.Envelope(), encode(Envelope(_message(trace=TRACE), "n")), COMPACT)
-    assert (traced.trace_sent_us, traced.trace_received_us) == (TRACE.sent_us, TRACE.received_us)
-    plain = deserialize(writer_v1.Envelope(), encode(Envelope(_message(), "n")), COMPACT)
-    assert (plain.trace_sent_us, plain.trace_received_us) == (None, None)
-
-
-@pytest.mark.parametrize("present", ["trace_sent_us", "trace_received_us"])
-def test_half_a_trace_is_no_trace(writer_v1: ModuleType, present: str) -> None:
-    """A record with only one of the two stage times reads as an untraced message."""
-    message = _message()
-    value = _write(writer_v1, **_v1_fields(message), **{present: 1_764_316_513_123_456})
-    assert decode(value).message == message
-
-
-traces = st.none() | st.builds(Trace, st.integers(-(2**63), 2**63 - 1), st.integers(-(2**63), 2**63 - 1))
-
-
-@settings(max_examples=100)
-@given(message=messages, trace=traces)
-def test_any_traced_message_round_trips(message: Message, trace: Trace | None) -> None:
-    """Any valid message with any i64 stage times, or none, comes back equal."""
-    traced = attrs.evolve(message, trace=trace)
-    assert decode(encode(Envelope(message=traced, origin_node="n"))).message == traced
+def test_the_retired_stage_times_of_an_older_writer_are_not_read(writer_v1: ModuleType) -> None:
+    value = _write(writer_v1, **_fields(), trace_sent_us=1_764_316_513_123_456, trace_received_us=1)
+    assert decode(value) == Envelope(MESSAGE, "eu-1:8080")
 
 
 def test_a_typical_message_is_small_on_the_bus() -> None:
@@ -288,56 +212,37 @@ def test_a_typical_message_is_small_on_the_bus() -> None:
 # --- other writers -------------------------------------------------------------------------------
 
 
-def test_a_record_from_a_newer_writer_decodes_to_the_same_message(writer_v2: ModuleType) -> None:
-    """A v2 record with added string, list, map, struct, bool, double and set fields reads as v1 did."""
-    message = _message()
-    value = _write(
-        writer_v2,
-        **{**_v1_fields(message), "version": 2},
-        reply_to="8d5e0c1f",
-        tags=["urgent", "ünïcode", ""],
-        counts={"seen": 3, "liked": -1},
-        meta=writer_v2.Meta(client="web/2.0", hops=[1, 2, 3]),
-        pinned=True,
-        score=0.5,
-        blobs={b"\x00\xff", b""},
-    )
-    assert decode(value) == Envelope(message=message, origin_node="eu-1:8080")
-
-
 @settings(max_examples=100)
 @given(
     message=messages,
+    version=st.integers(-(2**31), 2**31 - 1),
     reply_to=st.none() | st.text(),
     tags=st.none() | st.lists(st.text(), max_size=20),
+    counts=st.none() | st.dictionaries(st.text(), st.integers(-(2**63), 2**63 - 1), max_size=3),
+    meta=st.none() | st.tuples(st.text(), st.lists(st.integers(-(2**31), 2**31 - 1), max_size=3)),
     pinned=st.none() | st.booleans(),
-    version=st.integers(-(2**31), 2**31 - 1),
+    score=st.none() | st.floats(allow_nan=False),
+    blobs=st.none() | st.sets(st.binary(max_size=4), max_size=3),
 )
-def test_any_newer_record_decodes_to_its_message(
-    writer_v2: ModuleType,
-    message: Message,
-    reply_to: str | None,
-    tags: list[str] | None,
-    pinned: bool | None,
-    version: int,
+def test_a_newer_writers_record_decodes_to_its_message(
+    writer_v2: ModuleType, message: Message, version: int, meta: tuple[str, list[int]] | None, **added: Any
 ) -> None:
-    """Whatever a v2 writer puts in its new fields, and whatever version it claims, the message reads."""
-    fields = {**_v1_fields(message), "version": version}
-    value = _write(writer_v2, **fields, reply_to=reply_to, tags=tags, pinned=pinned)
+    """Whatever it puts in fields of every kind added under new ids, and whatever version it claims."""
+    value = _write(
+        writer_v2,
+        **{**_fields(message), "version": version},
+        headers=dict(message.headers) or None,
+        meta=None if meta is None else writer_v2.Meta(client=meta[0], hops=meta[1]),
+        **added,
+    )
     assert decode(value).message == message
 
 
-def test_a_record_from_this_version_decodes(writer_v1: ModuleType) -> None:
-    """What another server of this version writes with the repository's IDL is read back."""
-    message = _message()
-    assert decode(_write(writer_v1, **_v1_fields(message))) == Envelope(message, "eu-1:8080")
-
-
 def test_a_record_without_origin_node_or_version_still_decodes(writer_v1: ModuleType) -> None:
-    """origin_node and version are informative: without them the message reads, from origin ''."""
-    message = _message()
-    fields = {**_v1_fields(message), "origin_node": None, "version": None}
-    assert decode(_write(writer_v1, **fields)) == Envelope(message, "")
+    """They are informative: without them the message reads, from origin ''."""
+    assert decode(_write(writer_v1, **{**_fields(), "origin_node": None, "version": None})) == Envelope(
+        MESSAGE, ""
+    )
 
 
 def _idl_without(field: str) -> str:
@@ -349,23 +254,19 @@ def _idl_without(field: str) -> str:
 
 
 @pytest.mark.parametrize("field", REQUIRED)
-def test_a_record_from_a_writer_without_a_required_field_is_an_envelope_error(
-    tmp_path: Path, field: str
-) -> None:
-    """A writer whose schema lacks id, topic, sender, body or timestamp_ms: EnvelopeError naming the field."""
+def test_a_record_lacking_a_required_field_is_an_envelope_error_naming_it(tmp_path: Path, field: str) -> None:
     with _load(tmp_path, _idl_without(field), f"writer_without_{field}_thrift") as schema:
-        fields = {name: value for name, value in _v1_fields(_message()).items() if name != field}
+        fields = {name: value for name, value in _fields().items() if name != field}
         with pytest.raises(EnvelopeError, match=field):
             decode(_write(schema, **fields))
 
 
 @pytest.mark.parametrize("field", REQUIRED)
-def test_a_required_field_of_another_type_is_an_envelope_error(tmp_path: Path, field: str) -> None:
-    """A writer that declares a required field with another type is read as lacking it."""
+def test_a_required_field_of_another_type_is_read_as_lacking(tmp_path: Path, field: str) -> None:
     other = "double" if field == "timestamp_ms" else "i64"
     idl = re.sub(rf"(\d+): \w+ {field},", rf"\1: {other} {field},", IDL.read_text())
     with _load(tmp_path, idl, f"writer_retyped_{field}_thrift") as schema:
-        fields = {**_v1_fields(_message()), field: 7 if other == "i64" else 7.5}
+        fields = {**_fields(), field: 7 if other == "i64" else 7.5}
         with pytest.raises(EnvelopeError, match=field):
             decode(_write(schema, **fields))
 
@@ -374,34 +275,28 @@ def test_a_required_field_of_another_type_is_an_envelope_error(tmp_path: Path, f
     ("field", "value"),
     [
         ("topic", ""),
-        ("topic", "has space"),
-        ("topic", "x" * 129),
         ("topic", "slash/topic"),
         ("sender", ""),
         ("sender", "colon:not-in-uids"),
-        ("sender", "y" * 65),
         ("timestamp_ms", 2**63 - 1),
         ("timestamp_ms", -(2**63)),
         ("timestamp_ms", 10**15),
+        # Thrift strings are UTF-8; bytes that are not must not come out as a Message holding bytes.
+        ("id", b"caf\xe9 \xff"),
+        ("topic", b"caf\xe9 \xff"),
+        ("sender", b"caf\xe9 \xff"),
+        ("body", b"caf\xe9 \xff"),
+        ("origin_node", b"caf\xe9 \xff"),
+        ("headers", {b"caf\xe9": "x"}),
+        ("headers", {"x": b"caf\xe9"}),
     ],
 )
 def test_a_record_with_an_invalid_value_is_an_envelope_error(
     writer_v1: ModuleType, field: str, value: object
 ) -> None:
-    """A topic or uid breaking the naming rules, or a time outside datetime's range: EnvelopeError."""
+    """A name breaking the naming rules, a time outside datetime's range, or text that is not UTF-8."""
     with pytest.raises(EnvelopeError):
-        decode(_write(writer_v1, **{**_v1_fields(_message()), field: value}))
-
-
-@pytest.mark.parametrize("field", ["id", "topic", "sender", "body", "origin_node"])
-def test_a_string_field_that_is_not_utf8_is_an_envelope_error(writer_v1: ModuleType, field: str) -> None:
-    """Thrift strings are UTF-8; bytes that are not must not come out as a Message holding `bytes`."""
-    value = _write(writer_v1, **{**_v1_fields(_message()), field: b"caf\xe9 \xff"})
-    try:
-        decoded = decode(value)
-    except EnvelopeError:
-        return
-    pytest.fail(f"decoded without error: {decoded!r}")
+        decode(_write(writer_v1, **{**_fields(), field: value}))
 
 
 # --- garbage -------------------------------------------------------------------------------------
@@ -409,18 +304,7 @@ def test_a_string_field_that_is_not_utf8_is_an_envelope_error(writer_v1: ModuleT
 # Field 1 (an i32) arrives as a list, set or map whose element type is STOP and whose size is 2**62:
 # a reader that skips it element by element, reading nothing per element, never finishes.
 _HUGE = bytes([0x80] * 8 + [0x40])  # varint 2**62
-ENDLESS_SKIPS = {
-    "list-of-stop": bytes([0x19, 0xF0]) + _HUGE,
-    "set-of-stop": bytes([0x1A, 0xF0]) + _HUGE,
-    "map-of-stop": bytes([0x1B]) + _HUGE + bytes([0x00]),
-}
-
-
-@pytest.mark.parametrize("value", ENDLESS_SKIPS.values(), ids=ENDLESS_SKIPS.keys())
-def test_a_huge_collection_of_nothing_is_rejected_at_once(value: bytes) -> None:
-    """A few bytes claiming 2**62 empty elements are an EnvelopeError, not a consumer stuck for ever."""
-    with pytest.raises(EnvelopeError):
-        _decode_in_time(value)
+VALID = encode(Envelope(MESSAGE, "eu-1:8080"))
 
 
 @pytest.mark.parametrize(
@@ -430,14 +314,27 @@ def test_a_huge_collection_of_nothing_is_rejected_at_once(value: bytes) -> None:
         b"\x00",
         b"\xff" * 16,
         b'{"type":"message"}',
-        encode(Envelope(_message(), "n"))[:-1],
-        encode(Envelope(_message(), "n"))[:10],
-        bytes([0x1C] * 2000),  # structs nested 2000 deep
+        VALID[:-1],
+        VALID[:10],
+        bytes([0x1C] * 2000),
+        bytes([0x19, 0xF0]) + _HUGE,
+        bytes([0x1A, 0xF0]) + _HUGE,
+        bytes([0x1B]) + _HUGE + bytes([0x00]),
     ],
-    ids=["empty", "stop-only", "ff", "json", "truncated-by-one", "truncated", "deep-nesting"],
+    ids=[
+        "empty",
+        "stop-only",
+        "ff",
+        "json",
+        "truncated-by-one",
+        "truncated",
+        "structs-nested-2000-deep",
+        "list-of-2**62-stops",
+        "set-of-2**62-stops",
+        "map-of-2**62-stops",
+    ],
 )
-def test_known_garbage_is_an_envelope_error(value: bytes) -> None:
-    """Empty, truncated, foreign and deeply nested values are EnvelopeErrors."""
+def test_garbage_is_an_envelope_error_at_once(value: bytes) -> None:
     with pytest.raises(EnvelopeError):
         _decode_in_time(value)
 
@@ -457,12 +354,8 @@ def _mutations(value: bytes) -> st.SearchStrategy[bytes]:
     )
 
 
-VALID = encode(Envelope(_message("hi"), "eu-1:8080"))
-
-
 @settings(max_examples=500, deadline=None)
 @given(value=st.binary(max_size=64) | _mutations(VALID))
-def test_decode_raises_only_envelope_error_on_any_bytes(value: bytes) -> None:
-    """Arbitrary or damaged bytes decode, or raise EnvelopeError; nothing else, and within a second."""
+def test_any_bytes_decode_or_raise_envelope_error_and_nothing_else_at_once(value: bytes) -> None:
     with suppress(EnvelopeError):
         _decode_in_time(value)
