@@ -13,9 +13,8 @@ import structlog
 from structlog.testing import capture_logs
 from websockets.asyncio.client import ClientConnection, connect
 
-from minimess.adapters.websocket.server import WebSocketServer
-from minimess.app.container import build_container
-from minimess.app.settings import ServerSettings
+from minimess.adapters.websocket_server.server import WebSocketServer
+from minimess.bootstrap import Container
 from tests.timeouts import scaled
 
 
@@ -53,9 +52,12 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def running_server(settings: ServerSettings) -> AsyncIterator[RunningServer]:
-    """Serve with `settings` (use port 0) until the block ends, then stop and wait for the server."""
-    server = build_container(settings).server()
+async def running_server(container: Container) -> AsyncIterator[RunningServer]:
+    """Serve `container`'s server (give it port 0) until the block ends, then stop and wait for it.
+
+    Build the container with bootstrap.build_container; override its providers to put fakes in.
+    """
+    server = container.server()
     stop = asyncio.Event()
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         task = asyncio.create_task(server.run(stop))
