@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import tzinfo
 from pathlib import Path
 from typing import TextIO
 
@@ -27,9 +28,9 @@ def escape_controls(text: str) -> str:
     return _CONTROL.sub(_escape, text)
 
 
-def transcript_line(message: Message) -> str:
-    """`YYYY/MM/DD HH:MM:SS [r/<topic>]> (@<from>): <body>`, in local time, without a newline."""
-    when = message.timestamp.astimezone().strftime("%Y/%m/%d %H:%M:%S")
+def transcript_line(message: Message, zone: tzinfo | None = None) -> str:
+    """`YYYY/MM/DD HH:MM:SS [r/<topic>]> (@<from>): <body>`, in `zone` (default local), no newline."""
+    when = message.timestamp.astimezone(zone).strftime("%Y/%m/%d %H:%M:%S")
     return f"{when} [r/{message.topic}]> (@{message.sender}): {escape_controls(message.body)}"
 
 
