@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
 
+from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.tracing import (
     RECEIVED_HEADER,
     SENT_HEADER,
@@ -22,7 +24,10 @@ from minimess.adapters.websocket_server.tracing import (
 )
 from minimess.adapters.wire.client_frames import Pub
 from minimess.adapters.wire.server_frames import ack_frame, message_frame, subscribed_frame, time_frame
+from minimess.app.settings import MessagingSettings
+from minimess.bootstrap import ServeSettings, build_container
 from minimess.domain.model import Message, Topic, Uid
+from tests.unit.running_server import next_frame, running_server
 from tests.unit.wire import decode_server_frame
 
 NEWS = Topic("news")
@@ -170,3 +175,23 @@ def test_outbound_stamps_take_the_time_once_per_call() -> None:
     stages = [decode_server_frame(frame)["trace"] for frame in (one, two)]
     assert all(before <= trace["queued"] <= between <= trace["written"] <= after for trace in stages)
     assert stages[0]["written"] == stages[1]["written"]
+
+
+async def test_a_server_started_with_trace_takes_the_stages_in_order() -> None:
+    """The ack and the message agree on when the pub was read; the memory bus delivers before it
+    accepts. (tests/integration/test_bench.py checks that every delivery carries every stage.)"""
+    settings = ServeSettings(
+        trace=True,
+        server=WebSocketSettings(port=0, ping_interval=0, node_id="unit"),
+        messaging=MessagingSettings(tick=0),
+    )
+    async with running_server(build_container(settings)) as server:
+        alice = await server.client("alice", "news")
+        sent = now_us()
+        await alice.send(json.dumps({"type": "pub", "topic": "news", "body": "hi", "sent": sent}))
+        message, ack = await next_frame(alice), await next_frame(alice)
+        await alice.close()
+    stages, ack_stages = message["trace"], ack["trace"]
+    assert sent == stages["sent"] <= stages["received"] == ack_stages["received"]
+    assert stages["received"] <= stages["delivered"] <= stages["queued"] <= stages["written"] <= now_us()
+    assert stages["delivered"] <= ack_stages["accepted"]
