@@ -44,8 +44,8 @@ def command_app(built: list[Knobs]) -> typer.Typer:
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[Result, list[Knobs]]:
     built: list[Knobs] = []
-    wide = {"COLUMNS": "250"}
-    return CliRunner().invoke(command_app(built), list(args), env={**wide, **(env or {})}), built
+    # Wide, so that help and error boxes do not fold a line in the middle of a name.
+    return CliRunner().invoke(command_app(built), list(args), env={"COLUMNS": "250", **(env or {})}), built
 
 
 def test_flags_build_the_settings_and_missing_ones_keep_the_field_defaults() -> None:
@@ -64,16 +64,12 @@ def test_each_option_is_read_from_its_minimess_variable() -> None:
     assert built == [Knobs(ratio=0.25, names=("a", "b"), label="x", inner=Inner(depth=2))]
 
 
-@pytest.mark.parametrize(
-    ("value", "option"),
-    [("--count=0", "--count"), ("--count=11", "--count"), ("--ratio=0", "--ratio"), ("--ratio=1", "--ratio")],
-)
-def test_a_value_outside_a_fields_bounds_is_a_usage_error_naming_the_option(value: str, option: str) -> None:
+@pytest.mark.parametrize("value", ["--count=0", "--count=11", "--ratio=0", "--ratio=1", "--colour=green"])
+def test_a_value_outside_a_fields_bounds_or_choices_is_a_usage_error_naming_the_option(value: str) -> None:
     """ge, le, gt and lt are checked while parsing: exit 2 before any settings are built."""
     result, built = invoke(value)
-    assert result.exit_code == 2
-    assert f"Invalid value for '{option}'" in result.output
-    assert built == []
+    assert (result.exit_code, built) == (2, [])
+    assert f"Invalid value for '{value.partition('=')[0]}'" in result.output
 
 
 @pytest.mark.parametrize("value", ["--count=1", "--count=10", "--ratio=0.001", "--ratio=0.999"])
@@ -81,19 +77,7 @@ def test_a_value_on_or_inside_the_bounds_is_accepted(value: str) -> None:
     assert invoke(value)[0].exit_code == 0
 
 
-def test_a_value_outside_the_choices_is_a_usage_error() -> None:
-    result, built = invoke("--colour=green")
-    assert (result.exit_code, built) == (2, [])
-    assert "Invalid value for '--colour'" in result.output
-
-
-def test_help_shows_each_fields_help_variable_default_and_open_bounds() -> None:
+def test_help_shows_each_fields_help_variable_default_and_bounds() -> None:
     help_text = invoke("--help")[0].output
-    for expected in (
-        "How many.",
-        "MINIMESS_COUNT",
-        "x<=10",
-        "How much. (must be > 0 and < 1)",
-        "[default: 0.5]",
-    ):
-        assert expected in help_text
+    shown = ["How many.", "MINIMESS_COUNT", "x<=10", "How much. (must be > 0 and < 1)", "[default: 0.5]"]
+    assert [text for text in shown if text not in help_text] == []
