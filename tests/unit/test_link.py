@@ -1,8 +1,8 @@
 """ServerLink against a scripted WebSocket server in this event loop: URL, acks, failures, reconnects."""
 
-# Like test_connection_failure, this module uses loopback sockets: the link's rules are about a
-# live connection. The server is a script rather than minimess's own, so that a test decides
-# when it greets, what it acknowledges and when it drops the connection.
+# The link's rules are about a live connection, hence loopback sockets. The server is a script
+# rather than minimess's own, so that a test decides when it greets, what it acknowledges and
+# when it drops the connection.
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from minimess.adapters.websocket import codec
-from minimess.adapters.websocket.backoff import Backoff
-from minimess.adapters.websocket.client import ServerLink
+from minimess.adapters.websocket_client.backoff import Backoff
+from minimess.adapters.websocket_client.link import ServerLink
+from minimess.adapters.wire.paths import subscribe_path
 from minimess.domain.model import Message, Topic, Uid
 from tests.timeouts import scaled
 
@@ -29,40 +29,38 @@ NEWS = Topic("news")
 SPORT = Topic("sport")
 CHAT = Topic("afrozalm:mala:zorfa")
 LOST = "connection lost before the ack; it may not have arrived"
+TICK = {"type": "time", "ts": "2026-11-28T03:55:14.000Z"}
 
 Document = dict[str, Any]
 Reply = Callable[[ServerConnection, Document], Awaitable[None]]
 
 
-class Changes:
-    """One event set whenever the server or the link reports anything, so a test can wait for it."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-
-    async def next(self) -> None:
-        self._event.clear()
-        await self._event.wait()
-
-
 async def ack_pubs(connection: ServerConnection, document: Document) -> None:
-    """What a minimess server does with a good pub: acknowledge its ref."""
+    """What a minimess server does with a good pub."""
     if document["type"] == "pub":
-        await connection.send(json.dumps({"type": "ack", "ref": document.get("ref"), "id": "m-1"}))
+        await connection.send(json.dumps({"type": "ack", "ref": document["ref"], "id": "m-1"}))
 
 
 async def ignore(_connection: ServerConnection, _document: Document) -> None:
-    """Acknowledge nothing."""
+    pass
+
+
+def refuse(kind: str, code: str, reason: str) -> Reply:
+    """Answer every frame of `kind` with an error naming its ref."""
+
+    async def reply(connection: ServerConnection, document: Document) -> None:
+        if document["type"] == kind:
+            error = {"type": "error", "code": code, "reason": reason, "ref": document["ref"]}
+            await connection.send(json.dumps(error))
+
+    return reply
 
 
 class ScriptedServer:
     """Greets each connection with `success` (when allowed), records what arrives, replies as told."""
 
-    def __init__(self, changes: Changes) -> None:
-        self._changes = changes
+    def __init__(self, notify: Callable[[], None]) -> None:
+        self._notify = notify
         self.port = 0
         # ("connected", path), ("greeted", path), ("frame", document) and ("closed", close code),
         # in the order they happened.
@@ -102,18 +100,13 @@ class ScriptedServer:
     def bodies(self) -> list[str]:
         return [document["body"] for document in self.frames("pub")]
 
-    async def send(self, document: Document) -> None:
+    async def send(self, document: Document | str) -> None:
         """Send `document` on the latest connection."""
-        await self.connections[-1].send(json.dumps(document))
-
-    async def round_trip(self) -> None:
-        """Ping the latest connection and wait for its pong: whatever the client sent before is in."""
-        async with asyncio.timeout(scaled(5)):
-            await (await self.connections[-1].ping())
+        await self.connections[-1].send(document if isinstance(document, str) else json.dumps(document))
 
     def _record(self, kind: str, item: Any) -> None:
         self.timeline.append((kind, item))
-        self._changes.notify()
+        self._notify()
 
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None
@@ -134,20 +127,18 @@ class ScriptedServer:
         self._record("closed", connection.close_code)
 
     async def _read(self, connection: ServerConnection) -> None:
-        try:
+        with contextlib.suppress(ConnectionClosed):
             async for data in connection:
                 document = json.loads(data)
                 self._record("frame", document)
                 await self.reply(connection, document)
-        except ConnectionClosed:
-            pass
 
 
 class RecordingEvents:
     """LinkEvents that keeps every report, in order, as (kind, arguments)."""
 
-    def __init__(self, changes: Changes) -> None:
-        self._changes = changes
+    def __init__(self, notify: Callable[[], None]) -> None:
+        self._notify = notify
         self.reports: list[tuple[str, tuple[Any, ...]]] = []
 
     def of(self, kind: str) -> list[tuple[Any, ...]]:
@@ -158,7 +149,7 @@ class RecordingEvents:
 
     def _record(self, kind: str, *arguments: Any) -> None:
         self.reports.append((kind, arguments))
-        self._changes.notify()
+        self._notify()
 
     def connected(self, node: str, topics: tuple[Topic, ...]) -> None:
         self._record("connected", node, topics)
@@ -189,9 +180,9 @@ class Harness:
     """A scripted server, one ServerLink running against it, and what the link reported."""
 
     def __init__(self) -> None:
-        self.changes = Changes()
-        self.server = ScriptedServer(self.changes)
-        self.events = RecordingEvents(self.changes)
+        self._changed = asyncio.Event()
+        self.server = ScriptedServer(self._changed.set)
+        self.events = RecordingEvents(self._changed.set)
         self.task: asyncio.Task[None] | None = None
         self._link: ServerLink | None = None
 
@@ -225,7 +216,7 @@ class Harness:
 
     def run(self) -> None:
         self.task = asyncio.create_task(self.link.run(self.events))
-        self.task.add_done_callback(lambda _task: self.changes.notify())
+        self.task.add_done_callback(lambda _task: self._changed.set())
 
     async def start(self, topics: tuple[Topic, ...] = (), **options: Any) -> ServerLink:
         """Make a link with `options`, run it, and wait until it is connected."""
@@ -235,19 +226,33 @@ class Harness:
         return self.link
 
     async def until(self, predicate: Callable[[], bool], what: str, *, after_run: bool = False) -> None:
-        """Wait, with a scaled timeout, until `predicate` holds; fail at once if run() ended, unless
-        `after_run` says that it may have."""
+        """Wait until `predicate` holds; fail at once if run() ended, unless `after_run` says it may have."""
         try:
             async with asyncio.timeout(scaled(5)):
                 while not predicate():
                     if self.task is not None and self.task.done() and not after_run:
                         raise AssertionError(f"run() ended while waiting for {what}: {self.task!r}")
-                    await self.changes.next()
+                    self._changed.clear()
+                    await self._changed.wait()
         except TimeoutError:
             raise AssertionError(
                 f"timed out waiting for {what}\nlink reported: {self.events.reports}\n"
                 f"server saw: {self.server.timeline}"
             ) from None
+
+    async def reported(self, kind: str, count: int = 1) -> list[tuple[Any, ...]]:
+        """Wait until the link has reported `count` events of `kind`; all of that kind so far."""
+        await self.until(lambda: len(self.events.of(kind)) >= count, f"{count} {kind} report(s)")
+        return self.events.of(kind)
+
+    async def run_ends(self) -> None:
+        """Wait until run() has returned, and re-raise what it raised."""
+        assert self.task is not None
+        try:
+            async with asyncio.timeout(scaled(5)):
+                await asyncio.shield(self.task)
+        except TimeoutError:
+            raise AssertionError(f"run() did not end; link reported: {self.events.reports}") from None
 
     async def stop(self) -> None:
         """Close the link, cancel run() if that did not end it, and stop the server."""
@@ -259,15 +264,6 @@ class Harness:
             # Retrieves what run() raised, so that it is not logged again when the task is collected.
             await asyncio.gather(self.task, return_exceptions=True)
         await self.server.stop()
-
-    async def run_ends(self) -> None:
-        """Wait until run() has returned, and re-raise what it raised."""
-        assert self.task is not None
-        try:
-            async with asyncio.timeout(scaled(5)):
-                await asyncio.shield(self.task)
-        except TimeoutError:
-            raise AssertionError(f"run() did not end; link reported: {self.events.reports}") from None
 
 
 @pytest.fixture
@@ -295,21 +291,17 @@ def _free_port() -> int:
     return port
 
 
-async def test_the_topics_are_in_the_url_path(harness: Harness) -> None:
-    """The link connects to /subscribe/id:<uid>/topic:<t>..., its topics in the order given."""
-    await harness.start((NEWS, CHAT))
-    assert harness.server.paths == ["/subscribe/id:afrozalm/topic:news/topic:afrozalm:mala:zorfa"]
+@pytest.mark.parametrize("suffix", ["", "/"])
+async def test_the_link_connects_with_its_topics_in_the_url_in_order(harness: Harness, suffix: str) -> None:
+    await harness.start((NEWS, CHAT), url=harness.server.url + suffix)
+    assert harness.server.paths == [subscribe_path(UID, (NEWS, CHAT))]
     assert harness.events.of("connected") == [("unit:1", (NEWS, CHAT))]
 
 
-async def test_a_trailing_slash_on_the_server_url_is_ignored(harness: Harness) -> None:
-    """ws://host:port/ and ws://host:port lead to the same path."""
-    await harness.start((NEWS,), url=harness.server.url + "/")
-    assert harness.server.paths == ["/subscribe/id:afrozalm/topic:news"]
-
-
-async def test_publishes_are_sent_in_order_with_refs_and_settled_by_acks(harness: Harness) -> None:
-    """Each publish is a pub frame with a fresh ref, in order; acknowledged ones are never reported."""
+async def test_publishes_go_in_order_with_fresh_refs_and_only_an_unacked_one_is_reported(
+    harness: Harness,
+) -> None:
+    """After ack_timeout, and the link stays connected."""
     server = harness.server
 
     async def ack_all_but_the_last(connection: ServerConnection, document: Document) -> None:
@@ -321,8 +313,8 @@ async def test_publishes_are_sent_in_order_with_refs_and_settled_by_acks(harness
     for body in ("one", "two", "three"):
         assert link.publish(NEWS, body)
     link.publish(CHAT, "unacked")
-    await harness.until(lambda: len(server.frames("pub")) == 4, "four pub frames")
-
+    # The acked publishes' timers were due first: had they not been cancelled, they would be here too.
+    assert await harness.reported("publish_failed") == [(CHAT, "unacked", "no ack within 0.2 s")]
     pubs = server.frames("pub")
     assert [(d["topic"], d["body"]) for d in pubs] == [
         ("news", "one"),
@@ -333,61 +325,41 @@ async def test_publishes_are_sent_in_order_with_refs_and_settled_by_acks(harness
     refs = [d["ref"] for d in pubs]
     assert all(isinstance(ref, str) and ref for ref in refs)
     assert len(set(refs)) == 4
-    # The acked publishes' timers were due first: had they not been cancelled, they would be here too.
-    await harness.until(lambda: bool(harness.events.of("publish_failed")), "the unacked publish to fail")
-    assert harness.events.of("publish_failed") == [(CHAT, "unacked", "no ack within 0.2 s")]
-
-
-async def test_an_error_frame_with_the_ref_reports_publish_failed(harness: Harness) -> None:
-    """An `error` naming a publish's ref reports that publish as failed, with code and reason."""
-    server = harness.server
-
-    async def refuse(connection: ServerConnection, document: Document) -> None:
-        if document["type"] == "pub":
-            error = {"type": "error", "code": "rate_limited", "reason": "slow down", "ref": document["ref"]}
-            await connection.send(json.dumps(error))
-
-    server.reply = refuse
-    link = await harness.start((NEWS,), ack_timeout=0.2)
-    link.publish(NEWS, "too fast")
-    await harness.until(lambda: bool(harness.events.of("publish_failed")), "the refusal")
-    assert harness.events.of("publish_failed") == [(NEWS, "too fast", "rate_limited: slow down")]
-
-    # Settled by the error: its ack timer is gone, so a later missing ack is the only other failure.
-    server.reply = ignore
-    link.publish(NEWS, "later")
-    await harness.until(lambda: len(harness.events.of("publish_failed")) == 2, "the later publish to fail")
-    assert harness.events.of("publish_failed")[1] == (NEWS, "later", "no ack within 0.2 s")
-    assert "refused" not in harness.events.kinds()
-
-
-async def test_no_ack_within_the_ack_timeout_reports_publish_failed(harness: Harness) -> None:
-    """A publish the server never acknowledges is reported once its ack_timeout has passed."""
-    harness.server.reply = ignore
-    link = await harness.start((NEWS,), ack_timeout=0.2)
-    link.publish(NEWS, "into the void")
-    await harness.until(lambda: bool(harness.events.of("publish_failed")), "the overdue ack")
-    assert harness.events.of("publish_failed") == [(NEWS, "into the void", "no ack within 0.2 s")]
     assert link.is_connected
 
 
-async def test_a_late_ack_after_the_timeout_is_ignored(harness: Harness) -> None:
-    """An ack arriving after the publish was reported as failed changes nothing and breaks nothing."""
+async def test_an_error_naming_a_publishs_ref_reports_it_failed_and_settles_it(harness: Harness) -> None:
+    """Settled: no `no ack` report follows for it."""
+    server = harness.server
+    server.reply = refuse("pub", "rate_limited", "slow down")
+    link = await harness.start((NEWS,), ack_timeout=0.2)
+    link.publish(NEWS, "too fast")
+    assert await harness.reported("publish_failed") == [(NEWS, "too fast", "rate_limited: slow down")]
+    server.reply = ignore
+    link.publish(NEWS, "later")
+    failures = await harness.reported("publish_failed", 2)
+    assert failures[1:] == [(NEWS, "later", "no ack within 0.2 s")]
+    assert "refused" not in harness.events.kinds()
+
+
+async def test_an_ack_after_the_timeout_changes_nothing(harness: Harness) -> None:
     server = harness.server
     server.reply = ignore
     link = await harness.start((NEWS,), ack_timeout=0.2)
     link.publish(NEWS, "slow")
-    await harness.until(lambda: bool(harness.events.of("publish_failed")), "the overdue ack")
+    await harness.reported("publish_failed")
     (pub,) = server.frames("pub")
     await server.send({"type": "ack", "ref": pub["ref"], "id": "m-1"})
-    await server.send({"type": "time", "ts": "2026-11-28T03:55:13.123Z"})
-    await harness.until(lambda: bool(harness.events.of("ticked")), "the tick after the late ack")
+    await server.send(TICK)
+    await harness.reported("ticked")
     assert len(harness.events.of("publish_failed")) == 1
     assert link.is_connected
 
 
-async def test_a_connection_closed_before_the_ack_reports_publish_failed(harness: Harness) -> None:
-    """A publish sent on a connection that dies before its ack is reported, then the disconnect."""
+async def test_a_publish_whose_connection_dies_before_the_ack_is_reported_and_not_sent_again(
+    harness: Harness,
+) -> None:
+    """Reported before the disconnect."""
     server = harness.server
 
     async def die(connection: ServerConnection, document: Document) -> None:
@@ -397,13 +369,11 @@ async def test_a_connection_closed_before_the_ack_reports_publish_failed(harness
     server.reply = die
     link = await harness.start((NEWS,))
     link.publish(NEWS, "last words")
-    await harness.until(lambda: bool(harness.events.of("disconnected")), "the disconnect")
+    ((reason, _delay),) = await harness.reported("disconnected")
+    assert reason == "connection lost"
     assert harness.events.of("publish_failed") == [(NEWS, "last words", LOST)]
     assert harness.events.kinds()[-2:] == ["publish_failed", "disconnected"]
-    (reason, _delay) = harness.events.of("disconnected")[0]
-    assert reason == "connection lost"
 
-    # It was sent once and reported: the next connection does not send it again.
     server.reply = ack_pubs
     await harness.until(lambda: link.is_connected, "the reconnect")
     link.publish(NEWS, "back")
@@ -411,15 +381,13 @@ async def test_a_connection_closed_before_the_ack_reports_publish_failed(harness
     assert server.bodies() == ["last words", "back"]
 
 
-async def test_a_publish_queued_while_the_server_is_down_is_sent_after_the_success_frame(
+async def test_lines_queued_while_no_server_listens_go_out_in_order_after_the_next_success(
     idle: Harness,
 ) -> None:
-    """Lines queued while no server listens go out, in order, on the next connection, after `success`."""
     harness, server, port = idle, idle.server, _free_port()
     link = harness.make_link((NEWS,), url=f"ws://127.0.0.1:{port}")
     harness.run()
-    await harness.until(lambda: bool(harness.events.of("disconnected")), "the failed first attempt")
-    reason, _ = harness.events.of("disconnected")[0]
+    ((reason, _),) = await harness.reported("disconnected")
     assert reason == f"cannot reach ws://127.0.0.1:{port}: connection refused"
     assert not link.is_connected
     assert link.publish(NEWS, "one")
@@ -428,7 +396,9 @@ async def test_a_publish_queued_while_the_server_is_down_is_sent_after_the_succe
     server.may_greet.clear()
     await server.start(port)
     await harness.until(lambda: bool(server.paths), "the server to be reached")
-    await server.round_trip()
+    async with asyncio.timeout(scaled(5)):
+        # A ping's pong comes after whatever the link sent before it.
+        await (await server.connections[-1].ping())
     assert server.frames() == []
     assert not link.is_connected
     server.may_greet.set()
@@ -442,7 +412,6 @@ async def test_a_publish_queued_while_the_server_is_down_is_sent_after_the_succe
 async def test_a_restarted_server_gets_the_current_topics_and_the_lines_typed_meanwhile(
     harness: Harness,
 ) -> None:
-    """After the server goes away (1001) the link reconnects with its topics and sends what was queued."""
     server = harness.server
     link = await harness.start((NEWS,))
     link.subscribe(SPORT)
@@ -453,139 +422,101 @@ async def test_a_restarted_server_gets_the_current_topics_and_the_lines_typed_me
 
     port = server.port
     await server.stop()
-    await harness.until(lambda: bool(harness.events.of("disconnected")), "the disconnect")
-    assert harness.events.of("disconnected")[0][0] == "the server is going away"
+    ((reason, _),) = await harness.reported("disconnected")
+    assert reason == "the server is going away"
     link.subscribe(CHAT)
     assert link.publish(CHAT, "while you were out")
 
     await server.start(port)
     await harness.until(lambda: "while you were out" in server.bodies(), "the queued line")
-    assert server.paths[-1] == "/subscribe/id:afrozalm/topic:sport/topic:afrozalm:mala:zorfa"
+    assert server.paths[-1] == subscribe_path(UID, (SPORT, CHAT))
     assert harness.events.of("connected")[-1] == ("unit:1", (SPORT, CHAT))
     # The sub typed while down is carried by the URL, not sent again as a frame.
     assert [d["type"] for d in server.frames()] == ["sub", "unsub", "pub"]
 
 
-async def test_disconnected_is_reported_with_the_backoff_delay(idle: Harness) -> None:
-    """Each failed attempt reports the backoff's delay: growing, and from `first` again after a success."""
+async def test_each_failed_attempt_reports_the_backoffs_delay_which_a_success_resets(idle: Harness) -> None:
     harness, server, port = idle, idle.server, _free_port()
-    bounds: list[float] = []
-
-    def uniform(_low: float, high: float) -> float:
-        bounds.append(high)
-        return high / 2
-
-    link = harness.make_link(url=f"ws://127.0.0.1:{port}", first=0.04, cap=0.16, uniform=uniform)
+    link = harness.make_link(
+        url=f"ws://127.0.0.1:{port}", first=0.04, cap=0.16, uniform=lambda _, high: high / 2
+    )
     harness.run()
-    await harness.until(lambda: len(harness.events.of("disconnected")) >= 4, "four failed attempts")
-    delays = [delay for _, delay in harness.events.of("disconnected")[:4]]
-    assert delays == [0.02, 0.04, 0.08, 0.08]
-    assert bounds[:4] == [0.04, 0.08, 0.16, 0.16]
+    failures = await harness.reported("disconnected", 4)
+    assert [delay for _, delay in failures[:4]] == [0.02, 0.04, 0.08, 0.08]
 
     await server.start(port)
     await harness.until(lambda: link.is_connected, "the connection")
-    reported = len(harness.events.of("disconnected"))
+    count = len(harness.events.of("disconnected"))
     await server.stop()
-    await harness.until(
-        lambda: len(harness.events.of("disconnected")) > reported, "the disconnect after the success"
-    )
-    assert harness.events.of("disconnected")[reported] == ("the server is going away", 0.02)
+    failures = await harness.reported("disconnected", count + 1)
+    assert failures[count] == ("the server is going away", 0.02)
 
 
 async def test_a_refused_sub_is_reported_and_the_topic_dropped(harness: Harness) -> None:
-    """An `error` naming a sub's ref reports the refusal and removes the topic from the link."""
-    server = harness.server
-
-    async def refuse_subs(connection: ServerConnection, document: Document) -> None:
-        if document["type"] == "sub":
-            error = {
-                "type": "error",
-                "code": "too_many_topics",
-                "reason": "at most 1",
-                "ref": document["ref"],
-            }
-            await connection.send(json.dumps(error))
-
-    server.reply = refuse_subs
+    harness.server.reply = refuse("sub", "too_many_topics", "at most 1")
     link = await harness.start((NEWS,))
     link.subscribe(SPORT)
     wanted = link.topics
     assert wanted == (NEWS, SPORT)
-    await harness.until(lambda: bool(harness.events.of("refused")), "the refusal")
-    assert harness.events.of("refused") == [("cannot subscribe to sport", "too_many_topics: at most 1")]
+    assert await harness.reported("refused") == [("cannot subscribe to sport", "too_many_topics: at most 1")]
     assert link.topics == (NEWS,)
 
 
-async def test_server_frames_are_reported_as_events(harness: Harness) -> None:
-    """message, subscribed, unsubscribed, time and a ref-less error become their LinkEvents."""
+async def test_server_frames_are_reported_as_their_events_and_unreadable_ones_skipped(
+    harness: Harness,
+) -> None:
+    """A ref-less error is a refusal of its own."""
     server = harness.server
     await harness.start((NEWS,))
     sent = datetime(2026, 11, 28, 3, 55, 13, 123000, tzinfo=UTC)
-    await server.send(
+    frames: list[Document | str] = [
+        "not json",
+        {"type": "message", "topic": "news"},
         {
             "type": "message",
             "id": "m-9",
             "topic": "news",
             "from": "mala",
             "body": "hi\n",
-            "ts": codec.format_timestamp(sent),
-        }
-    )
-    await server.send({"type": "subscribed", "topic": "sport"})
-    await server.send({"type": "unsubscribed", "topic": "sport"})
-    await server.send({"type": "error", "code": "bad_frame", "reason": "nope", "ref": None})
-    await server.send({"type": "time", "ts": "2026-11-28T03:55:14.000Z"})
-    await harness.until(lambda: bool(harness.events.of("ticked")), "the tick")
+            "ts": "2026-11-28T03:55:13.123Z",
+        },
+        {"type": "subscribed", "topic": "sport"},
+        {"type": "unsubscribed", "topic": "sport"},
+        {"type": "error", "code": "bad_frame", "reason": "nope", "ref": None},
+        TICK,
+    ]
+    for frame in frames:
+        await server.send(frame)
+    await harness.reported("ticked")
     assert harness.events.reports[1:] == [
         ("received", (Message(id="m-9", topic=NEWS, sender=Uid("mala"), body="hi\n", timestamp=sent),)),
         ("subscribed", (SPORT,)),
         ("unsubscribed", (SPORT,)),
         ("refused", ("the server says", "bad_frame: nope")),
-        ("ticked", ("2026-11-28T03:55:14.000Z",)),
+        ("ticked", (TICK["ts"],)),
     ]
 
 
-async def test_an_unreadable_frame_is_skipped(harness: Harness) -> None:
-    """A frame that is not JSON, or lacks its fields, is ignored and the connection goes on."""
-    server = harness.server
-    await harness.start((NEWS,))
-    await server.connections[-1].send("not json")
-    await server.send({"type": "message", "topic": "news"})
-    await server.send({"type": "time", "ts": "2026-11-28T03:55:14.000Z"})
-    await harness.until(lambda: bool(harness.events.of("ticked")), "the tick")
-    assert harness.events.kinds() == ["connected", "ticked"]
-
-
-async def test_a_greeting_other_than_success_is_a_failed_attempt(harness: Harness) -> None:
-    """A server that does not start with `success` is reported and retried, not trusted."""
-    harness.server.greeting = json.dumps({"type": "hello"})
+@pytest.mark.parametrize("greeting", [json.dumps({"type": "hello"}), "Welcome to another WebSocket service"])
+async def test_a_server_that_does_not_greet_with_success_is_not_trusted_and_retried(
+    harness: Harness, greeting: str
+) -> None:
+    harness.server.greeting = greeting
     harness.make_link((NEWS,))
     harness.run()
-    await harness.until(lambda: bool(harness.events.of("disconnected")), "the failed attempt")
-    assert harness.events.of("disconnected")[0][0] == "the server did not greet with success"
+    failures = await harness.reported("disconnected", 2)
+    assert {reason for reason, _ in failures} == {"the server did not greet with success"}
     assert "connected" not in harness.events.kinds()
 
 
-async def test_a_greeting_that_is_not_json_is_a_failed_attempt_too(harness: Harness) -> None:
-    """A first frame that is not JSON at all (not a minimess server) is retried, and run() goes on."""
-    harness.server.greeting = "Welcome to some other WebSocket service"
-    harness.make_link((NEWS,))
-    harness.run()
-    await harness.until(lambda: len(harness.events.of("disconnected")) >= 2, "two failed attempts")
-    assert harness.events.of("disconnected")[0][0] == "the server did not greet with success"
-
-
-async def test_a_full_queue_refuses_a_publish_while_disconnected(idle: Harness) -> None:
-    """Past queue_size unsent lines, publish returns False and keeps nothing more."""
+async def test_past_queue_size_unsent_lines_publish_refuses_and_keeps_nothing(idle: Harness) -> None:
     link = idle.make_link(url=f"ws://127.0.0.1:{_free_port()}", queue_size=2)
-    assert link.publish(NEWS, "one")
-    assert link.publish(NEWS, "two")
-    assert not link.publish(NEWS, "three")
-    assert not link.is_connected
+    assert [link.publish(NEWS, body) for body in ("one", "two", "three")] == [True, True, False]
 
 
-async def test_close_ends_run_while_connected(harness: Harness) -> None:
-    """close() on a live connection ends run() without reporting a disconnect."""
+async def test_close_ends_run_while_connected_with_a_close_handshake_and_no_disconnect_report(
+    harness: Harness,
+) -> None:
     link = await harness.start((NEWS,))
     link.close()
     await harness.run_ends()
@@ -596,28 +527,23 @@ async def test_close_ends_run_while_connected(harness: Harness) -> None:
     )
 
 
-async def test_close_ends_run_while_waiting_to_retry(idle: Harness) -> None:
-    """close() during the backoff delay ends run() at once, not after the delay."""
-    harness = idle
-    link = harness.make_link(url=f"ws://127.0.0.1:{_free_port()}", first=3600, cap=3600)
-    harness.run()
-    await harness.until(lambda: bool(harness.events.of("disconnected")), "the failed attempt")
+async def test_close_ends_run_at_once_while_it_waits_to_retry(idle: Harness) -> None:
+    link = idle.make_link(url=f"ws://127.0.0.1:{_free_port()}", first=3600, cap=3600)
+    idle.run()
+    await idle.reported("disconnected")
     link.close()
-    await harness.run_ends()
+    await idle.run_ends()
 
 
-async def test_close_before_run_means_run_returns_at_once(idle: Harness) -> None:
-    """A link closed before it ran does not connect at all."""
-    harness = idle
-    link = harness.make_link(url=f"ws://127.0.0.1:{_free_port()}")
+async def test_a_link_closed_before_it_runs_never_connects(idle: Harness) -> None:
+    link = idle.make_link(url=f"ws://127.0.0.1:{_free_port()}")
     link.close()
-    harness.run()
-    await harness.run_ends()
-    assert harness.events.reports == []
+    idle.run()
+    await idle.run_ends()
+    assert idle.events.reports == []
 
 
-async def test_close_ends_run_while_waiting_for_the_greeting(harness: Harness) -> None:
-    """close() while the server has not greeted yet ends run(), even if the greeting comes later."""
+async def test_close_ends_run_while_the_greeting_is_awaited_even_if_it_comes_later(harness: Harness) -> None:
     server = harness.server
     server.may_greet.clear()
     link = harness.make_link((NEWS,))
@@ -629,37 +555,20 @@ async def test_close_ends_run_while_waiting_for_the_greeting(harness: Harness) -
     assert not link.is_connected
 
 
-async def test_a_sub_typed_while_the_greeting_is_awaited_reaches_the_server(harness: Harness) -> None:
-    """A topic subscribed after the URL was sent but before `success` still gets subscribed."""
+@pytest.mark.parametrize("change", ["subscribe", "unsubscribe"])
+async def test_a_topic_changed_while_the_greeting_is_awaited_is_changed_on_the_server(
+    harness: Harness, change: str
+) -> None:
+    """The URL was sent before the change, so the change follows as a frame."""
     server = harness.server
     server.may_greet.clear()
-    link = harness.make_link((NEWS,))
+    link = harness.make_link((NEWS,) if change == "subscribe" else (NEWS, SPORT))
     harness.run()
     await harness.until(lambda: bool(server.paths), "the connection attempt")
-    link.subscribe(SPORT)
+    getattr(link, change)(SPORT)
     server.may_greet.set()
     await harness.until(lambda: link.is_connected, "the connection")
     link.publish(NEWS, "marker")
     await harness.until(lambda: "marker" in server.bodies(), "the marker publish")
-    subscribed = "topic:sport" in server.paths[-1] or any(
-        d["type"] == "sub" and d["topic"] == "sport" for d in server.frames()
-    )
-    assert subscribed, f"the server never heard of sport: {server.timeline}"
-
-
-async def test_an_unsub_typed_while_the_greeting_is_awaited_reaches_the_server(harness: Harness) -> None:
-    """A topic unsubscribed after the URL was sent but before `success` still gets unsubscribed."""
-    server = harness.server
-    server.may_greet.clear()
-    link = harness.make_link((NEWS, SPORT))
-    harness.run()
-    await harness.until(lambda: bool(server.paths), "the connection attempt")
-    link.unsubscribe(SPORT)
-    server.may_greet.set()
-    await harness.until(lambda: link.is_connected, "the connection")
-    link.publish(NEWS, "marker")
-    await harness.until(lambda: "marker" in server.bodies(), "the marker publish")
-    unsubscribed = "topic:sport" not in server.paths[-1] or any(
-        d["type"] == "unsub" and d["topic"] == "sport" for d in server.frames()
-    )
-    assert unsubscribed, f"the server still has sport: {server.timeline}"
+    kind = "sub" if change == "subscribe" else "unsub"
+    assert [(d["type"], d["topic"]) for d in server.frames()] == [(kind, "sport"), ("pub", "news")]
