@@ -23,12 +23,12 @@ import signal
 import statistics
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+from devtools import processes
 from tests.integration.kafka_process import KafkaProcess
 from tests.integration.proxy_process import PROXIES, ProxyProcess
 from tests.integration.server_process import ServerProcess
@@ -193,16 +193,8 @@ async def one_round(
 
 def wait_ready(server: ServerProcess) -> None:
     """Poll GET /readyz until 200 (the server has created the Kafka topic and connected to it)."""
-    deadline = time.monotonic() + WITHIN
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(server.http_url("/readyz"), timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server on port {server.port} not ready within {WITHIN} s")
+    if not processes.wait_until(lambda: processes.http_status(server.http_url("/readyz")) == 200, WITHIN):
+        raise RuntimeError(f"server on port {server.port} not ready within {WITHIN} s")
 
 
 def quantiles(values: list[float]) -> str:

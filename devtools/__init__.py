@@ -1,1 +1,1 @@
-"""Developer tools: a local Kafka, a local cluster behind a proxy, and the process helpers they and the tests share."""
+"""Developer tools: a local Kafka, a local cluster behind a proxy, and process helpers the tests share."""

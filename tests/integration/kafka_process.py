@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from devtools import kafka
 
 from tests.timeouts import scaled
 
@@ -34,6 +35,7 @@ class KafkaProcess:
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
+        self.pid_file = kafka.Layout(directory).pid_file
         # 0 until the first start has picked a free port.
         self.port = 0
         # Frozen by `pause`: a stop has to let it go on first, or SIGTERM would wait for a SIGCONT.
@@ -65,7 +67,7 @@ class KafkaProcess:
 
     def stop(self) -> None:
         """Stop the broker (SIGTERM, SIGKILL if it lingers); a no-op when it does not run."""
-        if not (self.dir / "kafka.pid").exists():
+        if not self.pid_file.exists():
             return  # never started, or already stopped: scripts/kafka removes the file on both paths
         if self._paused:
             self.resume()
@@ -84,7 +86,7 @@ class KafkaProcess:
         self._paused = False
 
     def _pid(self) -> int:
-        return int((self.dir / "kafka.pid").read_text().strip())
+        return int(self.pid_file.read_text().strip())
 
     def _run(self, command: str, *args: str, within: float) -> subprocess.CompletedProcess[str]:
         try:

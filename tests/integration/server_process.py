@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import pytest
+from devtools import processes
 
 from tests.timeouts import scaled
 
@@ -98,26 +97,13 @@ class ServerProcess:
         """SIGTERM, then SIGKILL if it does not exit in time; safe to call twice."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=scaled(15))
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        processes.terminate([self.process.pid], scaled(15))
+        self.process.wait()
 
 
 def wait_ready(server: ServerProcess, within: float) -> None:
     """Wait until the server answers GET /readyz with 200; fail after `within` seconds (scaled)."""
-    deadline = time.monotonic() + scaled(within)
-    while True:
-        try:
-            with urllib.request.urlopen(server.http_url("/readyz"), timeout=scaled(5)) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass  # HTTPError (503 until Kafka is there) included
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{server.http_url('/readyz')} not 200 within {scaled(within)} s: {server.events[-10:]}"
-            )
-        time.sleep(0.1)  # a poll interval, not a synchronisation
+    url = server.http_url("/readyz")
+    # 503 until Kafka is there.
+    if not processes.wait_until(lambda: processes.http_status(url, scaled(5)) == 200, scaled(within)):
+        pytest.fail(f"{url} not 200 within {scaled(within)} s: {server.events[-10:]}")

@@ -1,0 +1,489 @@
+"""A local minimess cluster without Docker: Kafka, N servers and HAProxy or nginx, up, down, status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from devtools import kafka, templates
+from devtools.processes import (
+    HOST,
+    alive,
+    command_line,
+    find_executable,
+    free_ports,
+    has_proc,
+    http_status,
+    last_lines,
+    launch,
+    port_free,
+    terminate,
+)
+from devtools.templates import PROXIES
+
+REPO = Path(__file__).resolve().parent.parent
+KAFKA_SCRIPT = REPO / "scripts" / "kafka"
+DEFAULT_PORT = 8080
+DEFAULT_SERVERS = 2
+# A proxy stops at once on SIGTERM (both take it as a fast stop); a server first drains its clients
+# for up to its --shutdown-timeout (10 s).
+PROXY_STOP_TIMEOUT = 5.0
+SERVER_STOP_TIMEOUT = 15.0
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class Failure(Exception):
+    """A reason to stop with a one-line message (and maybe some log lines after it)."""
+
+
+# --- the files in --dir ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `up` starts, kept in cluster.json so that status and down find every piece."""
+
+    proxy: str
+    public: str  # host:port
+    kafka: str  # bootstrap host:port
+    servers: dict[str, str]  # node id -> host:port
+
+
+class Layout:
+    """Where one cluster keeps its files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.plan_file = directory / "cluster.json"
+        # scripts/kafka's --dir.
+        self.kafka = kafka.Layout(directory / "kafka")
+
+    def pid_file(self, name: str) -> Path:
+        return self.dir / f"{name}.pid"
+
+    def config(self, proxy: str) -> Path:
+        return self.dir / templates.config_name(proxy)
+
+    def log(self, name: str) -> Path:
+        if name == "kafka":
+            return self.kafka.log
+        if name == "nginx":
+            return self.dir / "nginx-error.log"
+        return self.dir / f"{name}.log"
+
+    def read_plan(self) -> Plan | None:
+        try:
+            return Plan(**json.loads(self.plan_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def write_plan(self, plan: Plan) -> None:
+        self.plan_file.write_text(json.dumps(asdict(plan), indent=2) + "\n")
+
+
+# --- components and their processes ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str  # kafka, s1, s2, ..., haproxy or nginx
+    kind: str  # kafka, server or proxy
+    address: str
+    pid_file: Path
+    # Words its command line must hold: after a crash or a reboot the pid in the file may belong to
+    # an unrelated process by now.
+    marks: tuple[str, ...] = ()
+
+
+def components(layout: Layout, plan: Plan | None) -> list[Component]:
+    """Every component of the cluster in --dir, in start order; from the plan, else the pid files."""
+    if plan is None:
+        # cluster.json is gone (deleted by hand?): down still finds what the pid files name.
+        servers = {path.stem: "?" for path in sorted(layout.dir.glob("s[0-9]*.pid"))}
+        proxies = [name for name in PROXIES if layout.pid_file(name).exists()]
+        plan = Plan(proxy=proxies[0] if proxies else "", public="?", kafka="?", servers=servers)
+    found = [Component("kafka", "kafka", plan.kafka, layout.kafka.pid_file)]
+    for name, address in plan.servers.items():
+        marks: tuple[str, ...] = ("-m minimess serve", f"--node-id {name}")
+        if address != "?":
+            marks += (f"--port {address.rpartition(':')[2]}",)
+        found.append(Component(name, "server", address, layout.pid_file(name), marks))
+    if plan.proxy:
+        found.append(proxy_component(layout, plan.proxy, plan.public))
+    return found
+
+
+def proxy_component(layout: Layout, proxy: str, address: str) -> Component:
+    # Its config's path is on its command line, and names this --dir.
+    return Component(proxy, "proxy", address, layout.pid_file(proxy), (str(layout.config(proxy)),))
+
+
+def running_pid(component: Component, layout: Layout) -> int | None:
+    """The component's pid when it runs; None when not (no pid file, or a stale one)."""
+    if component.kind == "kafka":
+        # devtools.kafka owns Kafka, and knows how to tell its JVM from any other process.
+        return kafka.running_pid(layout.kafka)
+    try:
+        pid = int(component.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not alive(pid):
+        return None
+    words = command_line(pid)
+    if words is None:
+        return None if has_proc() else pid  # no /proc (macOS): trust the file
+    cmdline = " ".join(words)
+    # Padded, so that --port 80 does not match --port 8080. nginx rewrites its title into one word.
+    return pid if all(f" {mark} " in f" {cmdline} " for mark in component.marks) else None
+
+
+def orphans(pid_file: Path, proxy: str) -> list[int]:
+    """The proxy's processes left running after its leader died: nginx's workers outlive a SIGKILL
+    of their master and keep serving the public port. Found by their process group (the leader's
+    pid, from `start_new_session`) and their name (Linux only)."""
+    try:
+        group = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return []
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _parent, pgid = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue
+        pid = int(stat.parent.name)
+        if int(pgid) == group and state != "Z" and " ".join(command_line(pid) or []).startswith(proxy):
+            found.append(pid)
+    return found
+
+
+def stop_processes(names: dict[int, str], timeout: float) -> None:
+    """SIGTERM all at once (servers drain in parallel), SIGKILL whatever still runs after timeout."""
+    started = time.monotonic()
+    killed = terminate(names, timeout)
+    for pid, name in names.items():
+        if pid in killed:
+            say(f"{name} (pid {pid}) killed after {timeout:g} s")
+        else:
+            say(f"{name} stopped (pid {pid}) in {time.monotonic() - started:.1f} s")
+
+
+def kafka_script(command: str, layout: Layout, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(KAFKA_SCRIPT), command, "--dir", str(layout.kafka.dir), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# --- up ------------------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    layout = Layout(args.dir)
+    plan = layout.read_plan()
+    if already_up(layout, plan, args):
+        return 0
+    proxy = args.proxy or "haproxy"
+    port = args.port if args.port is not None else DEFAULT_PORT
+    count = args.servers if args.servers is not None else DEFAULT_SERVERS
+    if count < 1:
+        raise Failure("--servers must be at least 1")
+    # Everything that can be known wrong is checked before Kafka takes its seconds to start.
+    binary = find_binary(proxy)
+    python = project_python()
+    layout.dir.mkdir(parents=True, exist_ok=True)
+    # Nothing of this --dir runs (already_up said so) but maybe what a killed nginx master left
+    # behind, holding the port.
+    stop_proxies(layout)
+    for stale in layout.dir.glob("*.pid"):
+        stale.unlink()
+    if not port_free(port):
+        raise Failure(f"port {port} on {HOST} is in use; pick another with --port")
+
+    started = time.monotonic()
+    try:
+        bootstrap = start_kafka(layout, args.timeout)
+        servers = {f"s{n}": f"{HOST}:{port}" for n, port in enumerate(free_ports(count), 1)}
+        plan = Plan(proxy=proxy, public=f"{HOST}:{port}", kafka=bootstrap, servers=servers)
+        layout.write_plan(plan)
+        start_servers(layout, plan, python, args.timeout)
+        start_proxy(layout, plan, binary, args.timeout)
+    except BaseException:
+        # A half-started cluster is of no use, but its logs are: stop the processes, keep the files.
+        say(f"stopping what had started; the logs stay in {layout.dir}")
+        stop_all(layout)
+        raise
+    say(f"up in {time.monotonic() - started:.1f} s; logs in {layout.dir}")
+    print_components(layout, plan)
+    return 0
+
+
+def already_up(layout: Layout, plan: Plan | None, args: argparse.Namespace) -> bool:
+    """True when --dir's cluster runs as asked; a Failure when it runs otherwise or only in part."""
+    found = components(layout, plan)
+    pids = {component.name: running_pid(component, layout) for component in found}
+    if not any(pids.values()):
+        return False
+    missing = [name for name, pid in pids.items() if pid is None]
+    if plan is None or missing:
+        what = f"{', '.join(missing)} not running" if missing else "no cluster.json"
+        raise Failure(f"the cluster in {layout.dir} is partly up ({what}); run `scripts/cluster down` first")
+    port = int(plan.public.rpartition(":")[2])
+    for option, asked, running in (
+        ("--proxy", args.proxy, plan.proxy),
+        ("--port", args.port, port),
+        ("--servers", args.servers, len(plan.servers)),
+    ):
+        if asked is not None and asked != running:
+            raise Failure(
+                f"already up with {plan.proxy} on {plan.public} and {len(plan.servers)} servers; "
+                f"run `scripts/cluster down` first to change {option}"
+            )
+    say(f"already up from {layout.dir}")
+    print_components(layout, plan)
+    return True
+
+
+def find_binary(proxy: str) -> str:
+    binary = find_executable(proxy)
+    if binary is None:
+        raise Failure(f"{proxy} not found: install it (Debian, Ubuntu: sudo apt-get install {proxy})")
+    return binary
+
+
+def project_python() -> Path:
+    venv = Path(os.environ.get("UV_PROJECT_ENVIRONMENT") or ".venv")
+    python = (REPO / venv / "bin" / "python").absolute()  # an absolute venv stays as it is
+    if not python.exists():
+        raise Failure(f"no {python}: run `uv sync` in {REPO} first")
+    return python
+
+
+def start_kafka(layout: Layout, timeout: float) -> str:
+    """Start Kafka in layout.kafka.dir on a free port; its bootstrap address."""
+    started = time.monotonic()
+    # --port 0: a free port, so that a Kafka of one's own on 9092 is no obstacle.
+    result = kafka_script("start", layout, "--port", "0", "--timeout", f"{timeout:g}")
+    if result.returncode != 0:
+        # scripts/kafka's message already names the reason and ends with its log's last lines.
+        reason = result.stderr.rpartition("kafka: error: ")[2].strip() or f"exit status {result.returncode}"
+        raise Failure(f"Kafka did not start: {reason}")
+    bootstrap = result.stdout.strip()
+    say(f"kafka serving on {bootstrap} after {time.monotonic() - started:.1f} s")
+    return bootstrap
+
+
+def start_servers(layout: Layout, plan: Plan, python: Path, timeout: float) -> None:
+    """Start every server at once, then wait until each answers /readyz with 200 (Kafka reached)."""
+    started = time.monotonic()
+    processes = {}
+    for name, address in plan.servers.items():
+        command = [
+            str(python), "-m", "minimess", "serve",
+            "--host", HOST,
+            "--port", address.rpartition(":")[2],
+            "--node-id", name,
+            "--broker", "kafka",
+            "--kafka-bootstrap", plan.kafka,
+            # The proxy connects from loopback; only its X-Forwarded-For names the real client.
+            "--trusted-proxy", HOST,
+            "--log-format", "json",
+        ]  # fmt: skip
+        processes[name] = launch(command, layout.log(name), pid_file=layout.pid_file(name))
+    waiting = dict(plan.servers)
+    deadline = started + timeout
+    while waiting:
+        for name, address in list(waiting.items()):
+            if processes[name].poll() is not None:
+                raise Failure(
+                    f"{name} exited with status {processes[name].returncode} while starting; "
+                    f"last lines of {layout.log(name)}:\n{last_lines(layout.log(name))}"
+                )
+            if http_status(f"http://{address}/readyz") == 200:
+                del waiting[name]
+        if not waiting:
+            break
+        if time.monotonic() > deadline:
+            name = next(iter(waiting))
+            raise Failure(
+                f"{name} did not answer /readyz with 200 within {timeout:g} s; "
+                f"last lines of {layout.log(name)}:\n{last_lines(layout.log(name))}"
+            )
+        time.sleep(0.1)
+    say(f"{len(plan.servers)} servers ready after {time.monotonic() - started:.1f} s")
+
+
+def start_proxy(layout: Layout, plan: Plan, binary: str, timeout: float) -> None:
+    """Render the proxy's config, start it, and wait until GET /healthz through it answers 200."""
+    started = time.monotonic()
+    config = layout.config(plan.proxy)
+    host, _, port = plan.public.rpartition(":")
+    try:
+        config.write_text(templates.render(plan.proxy, layout.dir, host, int(port), plan.servers))
+    except ValueError as error:
+        raise Failure(str(error)) from None
+    log = layout.log(plan.proxy)
+    if plan.proxy == "nginx":
+        log.unlink(missing_ok=True)
+        (layout.dir / "nginx-access.log").unlink(missing_ok=True)
+    command = templates.prepare(plan.proxy, binary, config, layout.dir, log)
+    # nginx writes to its error log itself too: our descriptor appends, or the two overwrite each other.
+    process = launch(command, log, pid_file=layout.pid_file(plan.proxy), append=plan.proxy == "nginx")
+    deadline = started + timeout
+    while http_status(f"http://{plan.public}/healthz") != 200:
+        if process.poll() is not None:
+            raise Failure(
+                f"{plan.proxy} exited with status {process.returncode} while starting; "
+                f"last lines of {log}:\n{last_lines(log)}"
+            )
+        if time.monotonic() > deadline:
+            raise Failure(
+                f"{plan.proxy} did not answer /healthz on {plan.public} with 200 within {timeout:g} s; "
+                f"last lines of {log}:\n{last_lines(log)}"
+            )
+        time.sleep(0.05)
+    say(f"{plan.proxy} serving on {plan.public} after {time.monotonic() - started:.1f} s")
+
+
+# --- down and status -----------------------------------------------------------------------------
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    layout = Layout(args.dir)
+    if not layout.dir.is_dir():
+        say(f"nothing to stop: no {layout.dir}")
+        return 0
+    stop_all(layout, args.timeout)
+    return 0
+
+
+def stop_all(layout: Layout, server_timeout: float = SERVER_STOP_TIMEOUT) -> None:
+    """Stop the proxy (clients leave at once), then the servers, then Kafka; whatever runs of them."""
+    stop_proxies(layout)
+    servers = [c for c in components(layout, layout.read_plan()) if c.kind == "server"]
+    pids = {server.name: running_pid(server, layout) for server in servers}
+    stop_processes({pid: name for name, pid in pids.items() if pid is not None}, server_timeout)
+    for server in servers:
+        server.pid_file.unlink(missing_ok=True)
+    stop_kafka(layout)
+    layout.plan_file.unlink(missing_ok=True)
+
+
+def stop_proxies(layout: Layout) -> None:
+    # Both: a partial `up` with the other proxy may have left one behind.
+    for name in PROXIES:
+        component = proxy_component(layout, name, "?")
+        pid = running_pid(component, layout)
+        if pid is not None:
+            stop_processes({pid: name}, PROXY_STOP_TIMEOUT)  # its whole group, workers too
+        else:
+            left = dict.fromkeys(orphans(component.pid_file, name), f"{name} (left over)")
+            stop_processes(left, PROXY_STOP_TIMEOUT)
+        component.pid_file.unlink(missing_ok=True)
+
+
+def stop_kafka(layout: Layout) -> None:
+    if not layout.kafka.dir.is_dir():
+        return
+    result = kafka_script("stop", layout)
+    message = result.stderr.strip().removeprefix("kafka: ")
+    if result.returncode != 0:
+        raise Failure(f"scripts/kafka stop failed: {message}")
+    say(message[:1].lower() + message[1:])
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    layout = Layout(args.dir)
+    plan = layout.read_plan()
+    if plan is None:
+        print(f"no cluster in {layout.dir} (no cluster.json): `scripts/cluster up` starts one")
+        return 1
+    all_run = True
+    for component in components(layout, plan):
+        pid = running_pid(component, layout)
+        all_run = all_run and pid is not None
+        state = "running" if pid is not None else "not running"
+        if component.kind == "server" and pid is not None:
+            status = http_status(f"http://{component.address}/readyz")
+            state += ", ready" if status == 200 else f", not ready ({status or 'no answer'})"
+        print(row(component.name, pid, component.address, state))
+    print(f"{'public':8} ws://{plan.public}/subscribe/id:<uid>/topic:<topic>")
+    return 0 if all_run else 1
+
+
+def print_components(layout: Layout, plan: Plan) -> None:
+    for component in components(layout, plan):
+        print(row(component.name, running_pid(component, layout), component.address))
+    print(f"{'public':8} ws://{plan.public}/subscribe/id:<uid>/topic:<topic>")
+
+
+def row(name: str, pid: int | None, address: str, state: str = "") -> str:
+    pid_text = f"pid {pid}" if pid is not None else "pid -"
+    return f"{name:8} {pid_text:10} {address:21} {state}".rstrip()
+
+
+# --- small things --------------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(f"cluster: {message}", file=sys.stderr, flush=True)
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/cluster", description="A local minimess cluster: Kafka, servers, HAProxy or nginx."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(run=run)
+        sub.add_argument(
+            "--dir",
+            type=lambda text: Path(text).resolve(),
+            default=REPO / "var" / "cluster",
+            help="configs, pids and every log (default: var/cluster in the repository)",
+        )
+        return sub
+
+    # Defaults of None: `up` on a running cluster must tell an option asked for from a default.
+    up = command("up", cmd_up, "start Kafka, the servers and the proxy; wait until each serves")
+    up.add_argument("--proxy", choices=PROXIES, help="the proxy in front (default haproxy)")
+    up.add_argument("--port", type=int, help=f"the proxy's public port (default {DEFAULT_PORT})")
+    up.add_argument("--servers", type=int, help=f"how many servers (default {DEFAULT_SERVERS})")
+    up.add_argument("--timeout", type=float, default=60, help="seconds each stage may take (default 60)")
+    command("status", cmd_status, "say what runs (exit 0 when everything does, 1 when not)")
+    down = command("down", cmd_down, "stop the proxy, the servers, then Kafka")
+    down.add_argument(
+        "--timeout",
+        type=float,
+        default=SERVER_STOP_TIMEOUT,
+        help=f"seconds a server may drain before a SIGKILL (default {SERVER_STOP_TIMEOUT:g})",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse(argv)
+    try:
+        return int(args.run(args))
+    except Failure as failure:
+        print(f"cluster: error: {failure}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
