@@ -74,10 +74,8 @@ def new_service(
     tick: float = 0,
     health: BusHealth | None = None,
 ) -> MessagingService:
-    renderer = renderer or RecordingRenderer()
-    return MessagingService(
-        broker, health or broker, renderer, FixedClock(), max_topics=MAX_TOPICS, tick=tick
-    )
+    health, renderer = health or broker, renderer or RecordingRenderer()
+    return MessagingService(broker, health, renderer, FixedClock(), max_topics=MAX_TOPICS, tick=tick)
 
 
 @pytest.fixture
@@ -235,21 +233,21 @@ async def test_ticks_reach_every_connection_and_none_when_tick_is_0(broker: Memo
     assert (gone.frames, unticked.frames) == ([], [])
 
 
-async def test_services_on_one_bus_deliver_to_each_others_subscribers(broker: MemoryBroker) -> None:
-    first, second = new_service(broker), new_service(broker)
+async def test_a_service_delivers_what_any_server_publishes_until_running_ends_even_by_an_error(
+    broker: MemoryBroker,
+) -> None:
+    receiver, publisher = new_service(broker), new_service(broker)
     box = RecordingOutbox()
-    second.subscribe(second.connect(Uid("alice"), box), NEWS)
-    async with first.running(), second.running():
-        await first.publish(first.connect(Uid("bob"), RecordingOutbox()), NEWS, "hi")
-    assert box.frames == [b"hi"]
+    receiver.subscribe(receiver.connect(Uid("alice"), box), NEWS)
+    bob = publisher.connect(Uid("bob"), RecordingOutbox())
 
-
-async def test_a_service_stops_receiving_when_running_ends_even_by_an_error(broker: MemoryBroker) -> None:
-    stopped, publisher = new_service(broker), new_service(broker)
-    box = RecordingOutbox()
-    stopped.subscribe(stopped.connect(Uid("alice"), box), NEWS)
-    with pytest.raises(RuntimeError, match="crashed"):
-        async with stopped.running():
+    async def receive_one_then_crash() -> None:
+        async with receiver.running():
+            await publisher.publish(bob, NEWS, "while running")
             raise RuntimeError("crashed")
-    await publisher.publish(publisher.connect(Uid("bob"), RecordingOutbox()), NEWS, "after")
-    assert box.frames == []
+
+    async with publisher.running():
+        with pytest.raises(RuntimeError, match="crashed"):
+            await receive_one_then_crash()
+        await publisher.publish(bob, NEWS, "after")
+    assert box.frames == [b"while running"]
