@@ -31,37 +31,36 @@ def test_a_ws_or_wss_url_with_a_host_is_a_server(url: str) -> None:
     assert ClientSettings(uid="bob", server=url).server == url
 
 
+FORM = "expected ws://host[:port] or wss://host[:port]"
+
+
 @pytest.mark.parametrize(
-    "url",
+    ("url", "reason"),
     [
-        "http://127.0.0.1:8080",
-        "tcp://127.0.0.1:8080",
-        "127.0.0.1:8080",
-        "",
-        "ws://",
-        "ws://:8080",
-        "ws:///subscribe",
+        ("http://127.0.0.1:8080", FORM),
+        ("tcp://127.0.0.1:8080", FORM),
+        ("127.0.0.1:8080", FORM),
+        ("", FORM),
+        ("ws://", FORM),
+        ("ws://:8080", FORM),
+        ("ws:///subscribe", FORM),
+        ("ws://127.0.0.1:0", FORM),
         # The link appends its path to the URL: a query or a fragment, even empty, would break it.
-        "ws://127.0.0.1:8080?x=1",
-        "ws://127.0.0.1:8080/#top",
-        "wss://h/?",
-        "ws://127.0.0.1:8080#",
+        ("ws://127.0.0.1:8080?x=1", FORM),
+        ("ws://127.0.0.1:8080/#top", FORM),
+        ("wss://h/?", FORM),
+        ("ws://127.0.0.1:8080#", FORM),
+        ("ws://127.0.0.1:65536", "Port"),
+        ("ws://127.0.0.1:port", "Port"),
+        ("ws://h:-1", "Port"),
     ],
 )
-def test_anything_but_ws_or_wss_host_port_is_refused_with_the_form_expected(url: str) -> None:
+def test_anything_but_ws_or_wss_host_and_port_is_refused_in_one_line_saying_why(
+    url: str, reason: str
+) -> None:
     with pytest.raises(ValueError, match="invalid server URL") as raised:
         ClientSettings(uid="bob", server=url)
-    assert repr(url) in str(raised.value)
-    assert "ws://host[:port]" in str(raised.value)
-
-
-@pytest.mark.parametrize(
-    "url", ["ws://127.0.0.1:0", "ws://127.0.0.1:65536", "ws://127.0.0.1:port", "ws://h:-1"]
-)
-def test_a_port_that_is_0_too_large_or_no_number_is_refused(url: str) -> None:
-    with pytest.raises(ValueError, match="invalid server URL") as raised:
-        ClientSettings(uid="bob", server=url)
-    assert repr(url) in str(raised.value)
+    assert str(raised.value).startswith(f"invalid server URL {url!r}: {reason}")
     assert "\n" not in str(raised.value)
 
 
