@@ -13,7 +13,6 @@ from minimess.bench.workers import STAGES, _add_stages
 
 
 def test_messages_go_round_robin_over_topics() -> None:
-    """10 messages over 3 topics: 4, 3, 3, and never more than were published."""
     assert messages_per_topic(10, 3) == [4, 3, 3]
     assert messages_per_topic(0, 2) == [0, 0]
     assert sum(messages_per_topic(7, 7)) == 7

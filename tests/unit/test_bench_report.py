@@ -13,7 +13,6 @@ from minimess.bench.report import RoundResult
 
 
 def test_percentile_is_nearest_rank() -> None:
-    """p50 of 1..100 is 50, p99 is 99, p100 is the maximum; one value is every percentile."""
     values = list(range(1, 101))
     assert report.percentile(values, 0.50) == 50
     assert report.percentile(values, 0.99) == 99
@@ -28,7 +27,6 @@ def test_percentile_of_nothing_is_an_error() -> None:
 
 
 def test_latency_metrics_are_in_milliseconds_and_ordered() -> None:
-    """Microsecond latencies come out as ms, p50 <= p90 <= p99 <= max."""
     metrics = report.latency_metrics([1000, 2000, 3000, 4000, 100_000])
     assert metrics["latency_p50_ms"] == 3.0
     assert metrics["latency_max_ms"] == 100.0
@@ -42,7 +40,6 @@ def test_latency_metrics_without_deliveries_are_absent() -> None:
 
 
 def test_medians_skip_rounds_without_the_metric() -> None:
-    """Each metric is the median over the rounds that measured it."""
     rounds = [
         RoundResult({"deliveries_per_s": 10.0, "cpu_us_per_delivery": None}),
         RoundResult({"deliveries_per_s": 30.0, "cpu_us_per_delivery": 4.0}),
