@@ -33,8 +33,8 @@ from tests.integration.kafka_process import KafkaProcess
 from tests.integration.proxy_process import PROXIES, ProxyProcess
 from tests.integration.server_process import ServerProcess
 
-from minimess.adapters.websocket.backoff import Backoff
-from minimess.adapters.websocket.client import ServerLink
+from minimess.adapters.websocket_client.backoff import Backoff
+from minimess.adapters.websocket_client.link import ServerLink
 from minimess.domain.model import Message, Topic, Uid
 
 TOPIC = Topic("room")

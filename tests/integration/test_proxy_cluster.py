@@ -17,8 +17,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from minimess.adapters.websocket.backoff import Backoff
-from minimess.adapters.websocket.client import ServerLink
+from minimess.adapters.websocket_client.backoff import Backoff
+from minimess.adapters.websocket_client.link import ServerLink
 from minimess.domain.model import Message, Topic, Uid
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.proxy_process import (
