@@ -59,12 +59,7 @@ class Container(containers.DeclarativeContainer):
         config.broker,
         memory=providers.Singleton(MemoryBroker),
         kafka=providers.Singleton(
-            KafkaBroker,
-            bootstrap=settings.provided.kafka.kafka_bootstrap,
-            topic=settings.provided.kafka.kafka_topic,
-            partitions=settings.provided.kafka.kafka_partitions,
-            publish_timeout=settings.provided.kafka.publish_timeout,
-            node_id=settings.provided.server.node_name,
+            KafkaBroker, settings=settings.provided.kafka, node_id=settings.provided.server.node_name
         ),
     )
     # How messages and ticks become frames; --trace adds the stage times.

@@ -7,16 +7,23 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 import attrs
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from minimess.adapters.kafka import envelope
+from minimess.adapters.kafka.clients import (
+    LOG_APPEND_TIME,
+    AiokafkaClients,
+    Consumer,
+    KafkaClients,
+    Producer,
+    Record,
+)
 from minimess.adapters.kafka.envelope import Envelope, EnvelopeError
+from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.app.task_groups import until_first_ends
 from minimess.domain.errors import BrokerUnavailable
 from minimess.domain.model import Message
@@ -24,25 +31,20 @@ from minimess.domain.ports import Deliver
 
 log = structlog.get_logger(__name__)
 
-TOPIC_ALREADY_EXISTS = 36
-LOG_APPEND_TIME = 1
-
 
 class ConsumerStalled(Exception):
     """The consumer lags behind the end of a partition and has not moved for a whole probe."""
 
 
 @attrs.frozen
-class KafkaConfig:
-    """Where the bus is and how this server uses it."""
+class _Setup:
+    """What every reader of one broker shares: the bus, this server's name, its clients and pace."""
 
-    bootstrap: str
-    topic: str
-    partitions: int
-    publish_timeout: float
+    settings: KafkaSettings
     node_id: str
-    probe_interval: float = 1.0
-    retry_interval: float = 1.0
+    clients: KafkaClients
+    probe_interval: float
+    retry_interval: float
 
     @property
     def client_id(self) -> str:
@@ -60,16 +62,18 @@ class KafkaBroker:
 
     def __init__(
         self,
-        bootstrap: str,
-        topic: str,
-        partitions: int,
-        publish_timeout: float,
+        settings: KafkaSettings,
         node_id: str,
+        clients: KafkaClients | None = None,
         probe_interval: float = 1.0,
         retry_interval: float = 1.0,
     ) -> None:
-        self._config = KafkaConfig(
-            bootstrap, topic, partitions, publish_timeout, node_id, probe_interval, retry_interval
+        self._setup = _Setup(
+            settings,
+            node_id,
+            AiokafkaClients() if clients is None else clients,
+            probe_interval,
+            retry_interval,
         )
         self._readers: list[_Reader] = []
         self.undecodable_records = 0
@@ -77,7 +81,7 @@ class KafkaBroker:
 
     @asynccontextmanager
     async def receiving(self, deliver: Deliver) -> AsyncIterator[None]:
-        reader = _Reader(self._config, deliver, self)
+        reader = _Reader(self._setup, deliver, self)
         self._readers.append(reader)
         supervisor = asyncio.create_task(reader.supervise())
         try:
@@ -92,15 +96,17 @@ class KafkaBroker:
         producer = next((r.producer for r in self._readers if r.ready and r.producer), None)
         if producer is None:
             raise BrokerUnavailable("Kafka is not reachable")
-        config = self._config
-        value = envelope.encode(Envelope(message=message, origin_node=config.node_id))
+        settings = self._setup.settings
+        value = envelope.encode(Envelope(message=message, origin_node=self._setup.node_id))
         try:
-            async with asyncio.timeout(config.publish_timeout):
-                delivery = await producer.send(config.topic, value=value, key=message.topic.name.encode())
+            async with asyncio.timeout(settings.publish_timeout):
+                delivery = await producer.send(
+                    settings.kafka_topic, value=value, key=message.topic.name.encode()
+                )
                 await delivery
         except TimeoutError:
             raise BrokerUnavailable(
-                f"Kafka did not acknowledge within {config.publish_timeout:g} s"
+                f"Kafka did not acknowledge within {settings.publish_timeout:g} s"
             ) from None
         except KafkaError as error:
             raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
@@ -123,15 +129,16 @@ class _Reader:
     consumer first reaches Kafka, so a message published after that is never missed.
     """
 
-    def __init__(self, config: KafkaConfig, deliver: Deliver, broker: KafkaBroker) -> None:
-        self._config = config
+    def __init__(self, setup: _Setup, deliver: Deliver, broker: KafkaBroker) -> None:
+        self._setup = setup
+        self._settings = setup.settings
         self._deliver = deliver
         self._broker = broker
         # Kafka timestamps are wall-clock milliseconds, truncated; rounding up could skip a record
         # appended within the same millisecond.
         self._since_ms = int(time.time() * 1000)
-        self.producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self.producer: Producer | None = None
+        self._consumer: Consumer | None = None
         self.ready = False
         # Next offset to read per partition, kept across consumer restarts.
         self._positions: dict[TopicPartition, int] = {}
@@ -144,66 +151,31 @@ class _Reader:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.warning("kafka_unavailable", bootstrap=self._config.bootstrap, error=repr(error))
+                log.warning("kafka_unavailable", bootstrap=self._settings.kafka_bootstrap, error=repr(error))
             finally:
                 self.ready = False
                 await self._stop_clients()
-            await asyncio.sleep(self._config.retry_interval)
+            await asyncio.sleep(self._setup.retry_interval)
 
     async def _start_clients(self) -> None:
-        config = self._config
-        await self._ensure_topic()
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=config.bootstrap,
-            client_id=config.client_id,
-            acks="all",
-            enable_idempotence=True,
-            # Send at once: a chat message should not wait for a batch to fill.
-            linger_ms=0,
-            request_timeout_ms=round(config.publish_timeout * 1000),
-        )
+        settings, clients, client_id = self._settings, self._setup.clients, self._setup.client_id
+        # The topic's records are stamped by Kafka when appended, which _is_late relies on.
+        await clients.create_topic(settings, client_id)
+        self.producer = clients.producer(settings, client_id)
         await self.producer.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.bootstrap,
-            client_id=config.client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            # A saved position that retention has deleted resumes at the oldest record kept.
-            auto_offset_reset="earliest",
-            # A fetch returns as soon as one record is there; this only bounds an idle long poll.
-            fetch_max_wait_ms=100,
-        )
+        self._consumer = clients.consumer(settings, client_id)
         await self._consumer.start()
         await self._assign_all_partitions(self._consumer, self.producer)
         self.ready = True
-        log.info("kafka_connected", bootstrap=config.bootstrap, topic=config.topic)
+        log.info("kafka_connected", bootstrap=settings.kafka_bootstrap, topic=settings.kafka_topic)
 
-    async def _ensure_topic(self) -> None:
-        config = self._config
-        admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, client_id=config.client_id)
-        try:
-            await admin.start()
-            new_topic = NewTopic(
-                config.topic,
-                num_partitions=config.partitions,
-                replication_factor=1,
-                # Kafka stamps each record when it appends it, which tells every server alike
-                # whether the record came too late for its publisher (see _is_late).
-                topic_configs={"message.timestamp.type": "LogAppendTime"},
-            )
-            response = await admin.create_topics([new_topic])
-            for _name, code, *_ in response.topic_errors:
-                if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise KafkaError(f"cannot create topic {config.topic}: error code {code}")
-        finally:
-            await admin.close()
-
-    async def _assign_all_partitions(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+    async def _assign_all_partitions(self, consumer: Consumer, producer: Producer) -> None:
+        topic = self._settings.kafka_topic
         # The producer's metadata is the one that waits for the topic to be known.
-        numbers = await producer.partitions_for(self._config.topic)
+        numbers = await producer.partitions_for(topic)
         if not numbers:
-            raise KafkaError(f"topic {self._config.topic} has no partitions yet")
-        partitions = [TopicPartition(self._config.topic, number) for number in sorted(numbers)]
+            raise KafkaError(f"topic {topic} has no partitions yet")
+        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
         new = [partition for partition in partitions if partition not in self._positions]
         if new:
             # The first time: the first record appended at or after the reader was made, if any.
@@ -250,9 +222,9 @@ class _Reader:
         producer, consumer = self.producer, self._consumer
         lagging: dict[TopicPartition, int] = {}
         while True:
-            await asyncio.sleep(self._config.probe_interval)
+            await asyncio.sleep(self._setup.probe_interval)
             try:
-                async with asyncio.timeout(self._config.probe_interval * 2):
+                async with asyncio.timeout(self._setup.probe_interval * 2):
                     await producer.client.fetch_all_metadata()
                     ends = await consumer.end_offsets(list(self._positions))
                     # The consumer may have moved past records it never returned (deleted by
@@ -274,7 +246,7 @@ class _Reader:
                 raise ConsumerStalled("a lagging partition made no progress between two probes")
             lagging = now_lagging
 
-    def _deliver_record(self, record: Any) -> None:
+    def _deliver_record(self, record: Record) -> None:
         try:
             message = envelope.decode(record.value or b"").message
         except EnvelopeError as error:
@@ -293,7 +265,7 @@ class _Reader:
             # A bug in delivery must not be taken for a Kafka outage and restart the clients.
             log.exception("delivery_failed", message_id=message.id)
 
-    def _is_late(self, record: Any, message: Message) -> bool:
+    def _is_late(self, record: Record, message: Message) -> bool:
         """Whether Kafka appended the record after its publisher's deadline had passed.
 
         The publisher then told its client `broker_unavailable`, but the producer may still have
@@ -303,7 +275,7 @@ class _Reader:
         if record.timestamp_type != LOG_APPEND_TIME:
             return False
         published_ms = round(message.timestamp.timestamp() * 1000)
-        return bool(record.timestamp - published_ms > self._config.publish_timeout * 1000)
+        return bool(record.timestamp - published_ms > self._settings.publish_timeout * 1000)
 
     async def _stop_clients(self) -> None:
         producer, consumer = self.producer, self._consumer
@@ -311,5 +283,5 @@ class _Reader:
         for client in (producer, consumer):
             if client is not None:
                 with contextlib.suppress(Exception):
-                    async with asyncio.timeout(self._config.publish_timeout):
+                    async with asyncio.timeout(self._settings.publish_timeout):
                         await client.stop()

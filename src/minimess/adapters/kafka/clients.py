@@ -1,0 +1,135 @@
+"""The Kafka clients the broker uses, made by a factory: aiokafka's, or any that behave alike.
+
+The protocols name only what the broker calls; aiokafka's producer and consumer have these
+methods already, so the real factory hands them over as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndTimestamp
+
+from minimess.adapters.kafka.settings import KafkaSettings
+
+TOPIC_ALREADY_EXISTS = 36
+LOG_APPEND_TIME = 1
+"""The timestamp type of a record Kafka stamped when it appended it (the topic's setting here)."""
+
+
+class Record(Protocol):
+    """A consumed record: where it lies, what it holds, and when Kafka stamped it."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def timestamp_type(self) -> int: ...
+
+
+class Cluster(Protocol):
+    """The producer's connection to the cluster, whose metadata request is the readiness probe."""
+
+    async def fetch_all_metadata(self) -> object: ...
+
+
+class Producer(Protocol):
+    """Sends records; `send` returns once the record is queued, with the acknowledgement to await."""
+
+    @property
+    def client(self) -> Cluster: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def partitions_for(self, topic: str) -> set[int] | None: ...
+    async def send(self, topic: str, value: bytes, key: bytes) -> Awaitable[object]: ...
+
+
+class Consumer(Protocol):
+    """Reads partitions it is assigned by hand, from where it is told to seek."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]: ...
+    async def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int]
+    ) -> Mapping[TopicPartition, OffsetAndTimestamp | None]: ...
+    async def position(self, partition: TopicPartition) -> int: ...
+    async def getmany(self, timeout_ms: int = 0) -> Mapping[TopicPartition, Sequence[Record]]: ...
+
+
+class KafkaClients(Protocol):
+    """Makes the clients of one reader of the bus; the broker starts and stops them."""
+
+    async def create_topic(self, settings: KafkaSettings, client_id: str) -> None:
+        """Create the topic of `settings` unless it exists, its records stamped when appended.
+
+        Raises KafkaError if Kafka cannot be reached or refuses the topic.
+        """
+        ...
+
+    def producer(self, settings: KafkaSettings, client_id: str) -> Producer:
+        """A producer that waits for every replica and sends each record at once."""
+        ...
+
+    def consumer(self, settings: KafkaSettings, client_id: str) -> Consumer:
+        """A consumer without a group; a position retention has deleted resumes at the oldest record kept."""
+        ...
+
+
+class AiokafkaClients:
+    """The real clients, aiokafka's."""
+
+    async def create_topic(self, settings: KafkaSettings, client_id: str) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=client_id)
+        try:
+            await admin.start()
+            new_topic = NewTopic(
+                settings.kafka_topic,
+                num_partitions=settings.kafka_partitions,
+                replication_factor=1,
+                # Kafka stamps each record when it appends it, which tells every server alike
+                # whether the record came too late for its publisher (see KafkaBroker's _is_late).
+                topic_configs={"message.timestamp.type": "LogAppendTime"},
+            )
+            response = await admin.create_topics([new_topic])
+            for _name, code, *_ in response.topic_errors:
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise KafkaError(f"cannot create topic {settings.kafka_topic}: error code {code}")
+        finally:
+            await admin.close()
+
+    def producer(self, settings: KafkaSettings, client_id: str) -> Producer:
+        producer: Producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            # Send at once: a chat message should not wait for a batch to fill.
+            linger_ms=0,
+            request_timeout_ms=round(settings.publish_timeout * 1000),
+        )
+        return producer
+
+    def consumer(self, settings: KafkaSettings, client_id: str) -> Consumer:
+        consumer: Consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            # A saved position that retention has deleted resumes at the oldest record kept.
+            auto_offset_reset="earliest",
+            # A fetch returns as soon as one record is there; this only bounds an idle long poll.
+            fetch_max_wait_ms=100,
+        )
+        return consumer
