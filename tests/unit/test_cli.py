@@ -152,13 +152,6 @@ def test_flags_and_variables_reach_the_settings_and_the_log_level(server: FakeSe
     assert logged_levels(result) == ["error"]
 
 
-def test_a_flag_wins_over_its_variable(server: FakeServer) -> None:
-    result = serve("--port=9002", env={"MINIMESS_PORT": "9001", "MINIMESS_TICK": "1"})
-    assert result.exit_code == 0, result.output
-    (settings,) = server.built_from
-    assert (settings.server.port, settings.messaging.tick) == (9002, 1)
-
-
 @pytest.mark.parametrize(
     ("args", "env", "lowest"),
     [(("-q",), {"MINIMESS_LOG_LEVEL": "debug"}, "warning"), (("-v", "--log-level=error"), {}, "debug")],
