@@ -124,33 +124,21 @@ def test_a_time_that_does_not_fit_the_width_is_refused(now: int) -> None:
 TAIL_TEXT = TRACE_TAIL.decode()
 
 
-@pytest.mark.parametrize(
-    "frame",
-    [
-        time_frame(NOW),
-        subscribed_frame(NEWS),
-        ack_frame("c-1", "m-1"),
-        traced_ack_frame("c-1", "m-1", RECEIVED),
-        message_frame(_message()),
-        message_frame(_message(TAIL_TEXT)),
-        message_frame(_message("ends with the tail" + TAIL_TEXT)),
-        message_frame(_message('0000000000000000,"written":0000000000000000}}')),
-        b"",
-        TRACE_TAIL[1:],
-    ],
-    ids=[
-        "time",
-        "subscribed",
-        "ack",
-        "traced-ack",
-        "message",
-        "message-body-is-tail",
-        "message-body-ends-with-tail",
-        "message-body-is-part-of-tail",
-        "empty",
-        "short",
-    ],
-)
+UNTRACED = {
+    "time": time_frame(NOW),
+    "subscribed": subscribed_frame(NEWS),
+    "ack": ack_frame("c-1", "m-1"),
+    "traced-ack": traced_ack_frame("c-1", "m-1", RECEIVED),
+    "message": message_frame(_message()),
+    "message-body-is-tail": message_frame(_message(TAIL_TEXT)),
+    "message-body-ends-with-tail": message_frame(_message("ends with the tail" + TAIL_TEXT)),
+    "message-body-is-part-of-tail": message_frame(_message('0000000000000000,"written":0000000000000000}}')),
+    "empty": b"",
+    "short": TRACE_TAIL[1:],
+}
+
+
+@pytest.mark.parametrize("frame", UNTRACED.values(), ids=UNTRACED.keys())
 def test_a_frame_other_than_a_traced_message_is_never_stamped(frame: bytes) -> None:
     """Whatever its body holds."""
     assert stamp_queued(frame, QUEUED) == frame
