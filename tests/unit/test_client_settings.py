@@ -68,7 +68,7 @@ def test_anything_but_ws_or_wss_host_and_port_is_refused_in_one_line_saying_why(
     [({"uid": "bad/uid"}, "invalid uid"), ({"topics": ["news", "bad/topic"]}, "invalid topic")],
 )
 def test_the_uid_and_every_topic_must_be_valid_names(changes: dict[str, Any], error: str) -> None:
-    """The names follow the server's rules (test_model); a ValueError, which `minimess client` makes exit 2."""
+    """The names follow the server's rules (test_model); a ValueError, so `minimess client` exits 2."""
     with pytest.raises(ValueError, match=error):
         ClientSettings(**{"uid": "bob", **changes})
 
