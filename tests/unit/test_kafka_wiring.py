@@ -1,19 +1,14 @@
-"""--broker kafka without a Kafka: the Kafka options, and the broker the server's graph builds from them."""
+"""--broker kafka without a Kafka: the Kafka settings' ranges, and the broker the server's graph builds."""
 
 from __future__ import annotations
 
 import math
-import os
 import socket
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import typer.core
-import typer.main
 from dependency_injector import providers
-from typer.testing import CliRunner
 
 from minimess.adapters.kafka.broker import KafkaBroker
 from minimess.adapters.kafka.envelope import Envelope, decode
@@ -22,7 +17,6 @@ from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.bootstrap import Container, ServeSettings, build_container
 from minimess.domain.errors import BrokerUnavailable
 from minimess.domain.model import Message, Topic, Uid
-from minimess.entrypoints import cli, options
 from tests.unit.kafka_fakes import FakeKafka
 
 # Nothing listens on port 1: a broker pointed there could only fail, and the fake clients never try.
@@ -66,50 +60,6 @@ def test_kafka_values_out_of_range_or_that_kafka_would_refuse_are_rejected(chang
     (name,) = changes
     with pytest.raises(ValueError, match=name):
         KafkaSettings(**changes)
-
-
-# --- the command line ----------------------------------------------------------------------------
-
-
-def _parse(*args: str, env: Mapping[str, str] | None = None) -> ServeSettings:
-    """The settings `minimess serve ARGS` would run with, parsed as serve parses them; no server runs."""
-    command = typer.main.get_command(cli.app)
-    assert isinstance(command, typer.core.TyperGroup)
-    serve = command.commands["serve"]
-    # A MINIMESS_* variable of the developer's shell must not change what the tests see.
-    shell = [name for name in os.environ if name.startswith("MINIMESS_")]
-    with CliRunner().isolation(env={**dict.fromkeys(shell), **(env or {})}):
-        context = serve.make_context("serve", list(args))
-    settings = options.build(ServeSettings, context.params)
-    assert isinstance(settings, ServeSettings)
-    return settings
-
-
-KAFKA_FLAGS = {
-    "--broker": "kafka",
-    "--kafka-bootstrap": "k1:9092,k2:9093",
-    "--kafka-topic": "chat.bus",
-    "--kafka-partitions": "3",
-    "--publish-timeout": "0.25",
-}
-KAFKA_EXPECTED = KafkaSettings(
-    kafka_bootstrap="k1:9092,k2:9093", kafka_topic="chat.bus", kafka_partitions=3, publish_timeout=0.25
-)
-
-
-def test_kafka_flags_and_their_variables_reach_the_settings() -> None:
-    """--broker kafka and the Kafka options set ServeSettings, as MINIMESS_* variables do; flags win."""
-    by_flags = _parse(*(f"{flag}={value}" for flag, value in KAFKA_FLAGS.items()))
-    variables = {
-        "MINIMESS_" + flag[2:].replace("-", "_").upper(): value for flag, value in KAFKA_FLAGS.items()
-    }
-    by_variables = _parse(env=variables)
-    for settings in (by_flags, by_variables):
-        assert (settings.broker, settings.kafka) == ("kafka", KAFKA_EXPECTED)
-    both = _parse("--kafka-topic=from.flag", "--publish-timeout=1.5", env=variables)
-    assert both.kafka == KafkaSettings(
-        kafka_bootstrap="k1:9092,k2:9093", kafka_topic="from.flag", kafka_partitions=3, publish_timeout=1.5
-    )
 
 
 # --- the container -------------------------------------------------------------------------------
