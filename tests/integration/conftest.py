@@ -1,4 +1,5 @@
-"""Fixtures that start real `minimess serve` processes."""
+"""Fixtures that start real `minimess serve` processes, and Kafkas of a test's own (the shared one is
+in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -34,24 +35,6 @@ def server() -> Iterator[ServerProcess]:
     process = ServerProcess("--tick", "0").start()
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaProcess]:
-    """One fresh Kafka for the test session, on a free port; tests share it through distinct topics.
-
-    When it cannot start, the tests that need it skip, or fail under MINIMESS_REQUIRE_KAFKA=1 (CI).
-    """
-    process = KafkaProcess(tmp_path_factory.mktemp("kafka"))
-    try:
-        try:
-            process.start()
-        except KafkaUnavailable as error:
-            kafka_unavailable(str(error))
-        yield process
-    finally:
-        # Also after a failed start: a start that timed out may have left a broker behind.
-        process.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The Broker contract, run against KafkaBroker on a real Kafka."""
+"""The Broker contract on KafkaBroker with a real Kafka (its real clients)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import uuid
 import pytest
 
 from minimess.adapters.kafka.broker import KafkaBroker
+from minimess.adapters.kafka.settings import KafkaSettings
+from tests.contracts.broker_contract import BrokerContract
 from tests.integration.kafka_process import KafkaProcess
-from tests.unit.test_broker_contract import BrokerContract
 
 pytestmark = pytest.mark.integration
 
@@ -21,10 +22,10 @@ class TestKafkaBroker(BrokerContract):
 
     @pytest.fixture
     def broker(self, kafka: KafkaProcess) -> KafkaBroker:
-        return KafkaBroker(
-            bootstrap=kafka.bootstrap,
-            topic=f"minimess-test-{uuid.uuid4().hex}",
-            partitions=PARTITIONS,
+        settings = KafkaSettings(
+            kafka_bootstrap=kafka.bootstrap,
+            kafka_topic=f"minimess-test-{uuid.uuid4().hex}",
+            kafka_partitions=PARTITIONS,
             publish_timeout=PUBLISH_TIMEOUT,
-            node_id="contract",
         )
+        return KafkaBroker(settings, node_id="contract")

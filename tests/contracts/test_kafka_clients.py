@@ -1,0 +1,110 @@
+"""The unit tests' fake Kafka clients and aiokafka's on a real Kafka answer the broker's calls alike."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import attrs
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+from minimess.adapters.kafka.clients import LOG_APPEND_TIME, AiokafkaClients, Consumer, KafkaClients, Record
+from minimess.adapters.kafka.settings import KafkaSettings
+from tests.timeouts import scaled
+from tests.unit.kafka_fakes import FakeKafka, now_ms
+
+PARTITIONS = 3
+CLIENT_ID = "minimess-contract"
+
+
+@attrs.frozen
+class Bus:
+    """One side of the comparison: clients, the settings of a fresh topic, and retention by hand."""
+
+    clients: KafkaClients
+    settings: KafkaSettings
+    delete_before: Callable[[TopicPartition, int], Awaitable[None]]
+
+
+@pytest.fixture(params=["fake", pytest.param("aiokafka", marks=pytest.mark.integration)])
+def bus(request: pytest.FixtureRequest) -> Bus:
+    topic = f"minimess-test-{uuid.uuid4().hex}"
+    if request.param == "fake":
+        fake = FakeKafka(topic, PARTITIONS)
+
+        async def forget(partition: TopicPartition, offset: int) -> None:
+            fake.delete_before(partition.partition, offset)
+
+        return Bus(fake, KafkaSettings(kafka_topic=topic, kafka_partitions=PARTITIONS), forget)
+    bootstrap = request.getfixturevalue("kafka").bootstrap
+
+    async def delete(partition: TopicPartition, offset: int) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_records({partition: RecordsToDelete(before_offset=offset)})
+        finally:
+            await admin.close()
+
+    settings = KafkaSettings(kafka_bootstrap=bootstrap, kafka_topic=topic, kafka_partitions=PARTITIONS)
+    return Bus(AiokafkaClients(), settings, delete)
+
+
+async def _read(consumer: Consumer, count: int) -> list[Record]:
+    """The next `count` records, as the broker polls for them."""
+    records: list[Record] = []
+    async with asyncio.timeout(scaled(10)):
+        while len(records) < count:
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                records += batch
+    return records
+
+
+async def test_the_clients_answer_the_calls_of_the_broker_alike(bus: Bus) -> None:
+    """Topic creation (twice), partitions, the metadata probe, lookups by end and by time, sends keyed
+    to one partition, records stamped on append, positions, and a seek into deleted records."""
+    clients, settings = bus.clients, bus.settings
+    topic = settings.kafka_topic
+    await clients.create_topic(settings, CLIENT_ID)
+    await clients.create_topic(settings, CLIENT_ID)  # it exists: no error
+    producer, consumer = clients.producer(settings, CLIENT_ID), clients.consumer(settings, CLIENT_ID)
+    await producer.start()
+    await consumer.start()
+    try:
+        assert await producer.partitions_for(topic) == set(range(PARTITIONS))
+        await producer.client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, number) for number in range(PARTITIONS)]
+        since = now_ms()
+        assert await consumer.end_offsets(partitions) == dict.fromkeys(partitions, 0)
+        assert await consumer.offsets_for_times(dict.fromkeys(partitions, since)) == dict.fromkeys(partitions)
+        for value in (b"r0", b"r1", b"r2"):
+            await (await producer.send(topic, value=value, key=b"news"))
+        ends = await consumer.end_offsets(partitions)
+        (written,) = [partition for partition, end in ends.items() if end]  # one key, one partition
+        assert ends[written] == 3
+        found = await consumer.offsets_for_times(dict.fromkeys(partitions, since))
+        assert {partition: hit and hit.offset for partition, hit in found.items()} == {
+            partition: 0 if partition == written else None for partition in partitions
+        }
+        assert (await consumer.offsets_for_times({written: now_ms() + 60_000}))[written] is None
+        consumer.assign(partitions)
+        for partition in partitions:
+            consumer.seek(partition, 0)
+        records = await _read(consumer, 3)
+        assert [(r.partition, r.offset, r.value) for r in records] == [
+            (written.partition, offset, b"r%d" % offset) for offset in range(3)
+        ]
+        assert all(r.timestamp_type == LOG_APPEND_TIME for r in records)
+        assert all(since <= r.timestamp <= now_ms() for r in records)
+        assert await consumer.position(written) == 3
+        # Retention deleted the first two: a position among them resumes at the oldest record kept.
+        await bus.delete_before(written, 2)
+        consumer.seek(written, 0)
+        assert [(r.offset, r.value) for r in await _read(consumer, 1)] == [(2, b"r2")]
+        assert await consumer.position(written) == 3
+    finally:
+        await producer.stop()
+        await consumer.stop()
