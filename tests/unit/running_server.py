@@ -61,13 +61,12 @@ async def running_server(container: Container) -> AsyncIterator[RunningServer]:
     stop = asyncio.Event()
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         task = asyncio.create_task(server.run(stop))
-        async with asyncio.timeout(scaled(10)):
-            while not any(entry["event"] == "server_listening" for entry in logs):
-                assert not task.done(), task
-                await asyncio.sleep(0.01)  # a poll interval, not a synchronisation
-        (listening,) = [entry for entry in logs if entry["event"] == "server_listening"]
+        listening = asyncio.create_task(server.listening.wait())
+        await asyncio.wait([task, listening], timeout=scaled(10), return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        assert server.listening.is_set(), task
         try:
-            yield RunningServer(server=server, port=int(listening["port"]), logs=logs)
+            yield RunningServer(server=server, port=server.port, logs=logs)
         finally:
             stop.set()
             async with asyncio.timeout(scaled(15)):

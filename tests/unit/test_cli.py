@@ -177,7 +177,8 @@ def test_verbose_and_quiet_together_are_a_usage_error(server: FakeServer) -> Non
         (("--port=65536",), {}, "'--port'"),
         ((), {"MINIMESS_MAX_TOPICS": "0"}, "'--max-topics'"),
         (("--broker=carrier-pigeon",), {}, "'--broker'"),
-        (("--publish-timeout=inf",), {}, "minimess serve: 'publish_timeout'"),
+        (("--publish-timeout=inf",), {}, "minimess serve: invalid --publish-timeout: must be < inf: inf\n"),
+        (("--kafka-topic=a/b",), {}, "minimess serve: invalid --kafka-topic: must match regex"),
         (("--trusted-proxy=nowhere",), {}, "minimess serve: invalid --trusted-proxy 'nowhere'"),
     ],
 )

@@ -80,7 +80,7 @@ def test_a_traced_message_frame_is_the_plain_one_plus_its_stage_times() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [None, "", "soon", "-1", "1e15", "1.5", " 1", "1" * (STAMP_DIGITS + 1)], ids=repr
+    "value", [None, "", "soon", "-1", "1e15", "1.5", " 1", "²", "١٢", "1" * (STAMP_DIGITS + 1)], ids=repr
 )
 def test_a_stage_header_that_is_missing_or_no_time_reads_as_null(value: str | None) -> None:
     """Another server's records, or ones written by hand, may carry anything."""

@@ -99,7 +99,7 @@ def _settings(command: str, settings_class: type[T], values: dict[str, Any]) -> 
     try:
         return cast(T, options.build(settings_class, values))
     except (ValueError, TypeError) as error:
-        typer.echo(f"minimess {command}: {error}", err=True)
+        typer.echo(f"minimess {command}: {options.describe(error, settings_class)}", err=True)
         raise typer.Exit(2) from None
 
 

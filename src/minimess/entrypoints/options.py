@@ -52,6 +52,26 @@ def build(settings_class: type, values: Mapping[str, Any]) -> Any:
     return settings_class(**arguments)
 
 
+def describe(error: Exception, settings_class: type) -> str:
+    """One line for a refused value: attrs' validators name the field, the user knows the option."""
+    message = str(error.args[0]) if error.args else str(error)
+    for field in _leaf_fields(settings_class):
+        prefix = repr(field.name) + " "
+        if message.startswith(prefix):
+            return f"invalid --{option_name(field).replace('_', '-')}: {message.removeprefix(prefix)}"
+    return message
+
+
+def _leaf_fields(settings_class: type) -> list[attrs.Attribute[Any]]:
+    fields: list[attrs.Attribute[Any]] = []
+    for field in attrs.fields(settings_class):
+        if isinstance(field.type, type) and attrs.has(field.type):
+            fields += _leaf_fields(field.type)
+        else:
+            fields.append(field)
+    return fields
+
+
 def _parameter(field: attrs.Attribute[Any]) -> inspect.Parameter:
     name = option_name(field)
     flag = "--" + name.replace("_", "-")

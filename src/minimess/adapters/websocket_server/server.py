@@ -39,6 +39,9 @@ class WebSocketServer:
         self._flusher = Flusher()
         # Every connection whose handler runs, so a shutdown that times out can drop them all.
         self._connections: set[ServerConnection] = set()
+        # Set once the socket listens; `port` is then the bound one (useful with port 0).
+        self.listening = asyncio.Event()
+        self.port = settings.port
         self._node_id = settings.node_id or ""
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -64,9 +67,10 @@ class WebSocketServer:
                 close_timeout=settings.close_timeout,
                 server_header=None,
             )
-            port = _bound_port(server)
+            port = self.port = _bound_port(server)
             self._node_id = attrs.evolve(settings, port=port).node_name
             log.info("server_listening", host=settings.host, port=port, node=self._node_id)
+            self.listening.set()
             try:
                 await stop.wait()
             finally:

@@ -87,7 +87,10 @@ class TracedRenderer:
 
 def _header_us(message: Message, name: str) -> int | None:
     value = message.headers.get(name)
-    return int(value) if value is not None and value.isdigit() and len(value) <= STAMP_DIGITS else None
+    # ASCII digits only: str.isdigit also takes "²" and other digits int() reads differently or not at all.
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > STAMP_DIGITS:
+        return None
+    return int(value)
 
 
 class OutboundStamps:
