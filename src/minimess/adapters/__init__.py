@@ -1,1 +1,1 @@
-"""Adapters: the technologies minimess talks to (WebSocket, the in-memory bus, Kafka)."""
+"""Adapters: the technologies minimess talks to (WebSocket, the in-memory bus, Kafka, the terminal)."""

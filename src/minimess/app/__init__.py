@@ -1,1 +1,1 @@
-"""The application layer: use cases, the local hub, wiring, logging and the command line."""
+"""The application layer: the messaging service of a server and its hub; the terminal client's session."""
