@@ -68,11 +68,13 @@ class MessagingService:
         clock: Clock,
         max_topics: int,
         tick: float,
+        hub: Hub | None = None,
     ) -> None:
         self._broker = broker
         self._health = health
         self._renderer = renderer
-        self._hub = Hub(renderer.message)
+        # A Hub that renders with `renderer` unless one is given (benchmarks.variants gives others).
+        self._hub = Hub(renderer.message) if hub is None else hub
         self._clock = clock
         self._max_topics = max_topics
         self._tick = tick

@@ -30,9 +30,13 @@ class Flusher:
     publishes, a burst from the broker) are collected and written together when the turn ends,
     in one write, which is one system call. Nothing waits for a timer, as with Nagle's algorithm:
     the turn ends as soon as the code that pushed the frames returns to the event loop.
+
+    With `direct_writes` off, no frame goes straight to a socket: every one waits for its
+    connection's writer task (what the direct writes save is measured by benchmarks.variants).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, direct_writes: bool = True) -> None:
+        self.direct_writes = direct_writes
         # Counts ended turns; an outbound compares it with the turn of its last direct write.
         self.turn = 0
         # The outbounds with collected frames, each once, in the order they got their first.
@@ -122,6 +126,7 @@ class Outbound:
             and not connection.paused
             and not self._writer_busy
             and self._queue.empty()
+            and flusher.direct_writes
         ):
             # The first frame of this turn, and nothing ahead of it: to the socket at once.
             self._direct_turn = flusher.turn
@@ -148,7 +153,12 @@ class Outbound:
             return  # flushed early by a caller; the scheduled flush finds nothing left
         if self._stopped or connection.protocol.state is not State.OPEN:
             return  # closing: the close frame may already be out, and no data may follow it
-        if connection.paused or self._writer_busy or not self._queue.empty():
+        if (
+            connection.paused
+            or self._writer_busy
+            or not self._queue.empty()
+            or not self._flusher.direct_writes
+        ):
             for frame in frames:
                 # Never full: push counted the collected frames against the same bound.
                 self._queue.put_nowait(frame)

@@ -29,14 +29,20 @@ log = structlog.get_logger(__name__)
 class WebSocketServer:
     """Serves protocol v1 on one port until SIGINT or SIGTERM, then drains every client."""
 
-    def __init__(self, settings: WebSocketSettings, service: MessagingService, trace: bool = False) -> None:
+    def __init__(
+        self,
+        settings: WebSocketSettings,
+        service: MessagingService,
+        trace: bool = False,
+        flusher: Flusher | None = None,
+    ) -> None:
         self._settings = settings
         self._service = service
         # --trace: stage times on every publish and message frame (for minimess bench --trace).
         self._trace = trace
         self.stats = ServerStats()
         # Writes what every connection got in one turn of the event loop, at the end of the turn.
-        self._flusher = Flusher()
+        self._flusher = Flusher() if flusher is None else flusher
         # Every connection whose handler runs, so a shutdown that times out can drop them all.
         self._connections: set[ServerConnection] = set()
         # Set once the socket listens; `port` is then the bound one (useful with port 0).
