@@ -3,7 +3,8 @@
 usage: uv run python -m benchmarks.variants [--variant NAME ...] [--rounds 3] [--rate 20]
                                             [--messages 200] [--subscribers 1000]
 
-Each variant is the real server with one thing changed at start-up (`serve VARIANT` below):
+Each variant is the real server with one part swapped at start-up through the providers of its
+container (`serve VARIANT` below), not a copy of minimess's code; nagle alone changes asyncio:
 
     encode-per-subscriber  the hub renders the message's frame again for every recipient
     no-coalescing          every frame goes straight to an idle socket, one write each, even when a
@@ -33,6 +34,18 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import structlog
+from dependency_injector import providers
+
+from minimess.adapters.websocket_server.outbound import Flusher
+from minimess.adapters.websocket_server.settings import WebSocketSettings
+from minimess.app.hub import Hub
+from minimess.app.settings import MessagingSettings
+from minimess.bootstrap import Container, ServeSettings, build_container
+from minimess.domain.model import Message
+from minimess.domain.ports import Frame
+from minimess.entrypoints.log_setup import configure_logging
+
 VARIANTS = ("encode-per-subscriber", "no-coalescing", "writer-wakeup", "nagle", "log-per-delivery")
 METRICS = (
     ("cpu_us_per_delivery", "CPU/delivery µs"),
@@ -42,91 +55,67 @@ METRICS = (
 )
 
 
-def encode_per_subscriber() -> None:
-    from minimess.app.hub import Hub
-    from minimess.domain.model import Message
+class RenderPerRecipient(Hub):
+    """A hub that renders a message's frame again for every recipient after the first."""
 
-    def fan_out(self: Hub, message: Message) -> None:
-        subscribers = self._subscribers.get(message.topic)
-        if not subscribers:
-            return
-        recipients = list(subscribers)
-        for outbox in recipients:
-            outbox.push(self._render(message))
-        self.deliveries += len(recipients)
+    def __init__(self, render: Callable[[Message], Frame]) -> None:
+        super().__init__(render)
+        self._render_again = render
 
-    Hub.fan_out = fan_out  # type: ignore[method-assign]
+    def fan_out(self, message: Message) -> None:
+        for _ in range(self.subscriber_count(message.topic) - 1):
+            self._render_again(message)
+        super().fan_out(message)
 
 
-def no_coalescing() -> None:
-    from websockets.protocol import State
-
-    from minimess.adapters.websocket.outbound import Outbound
-
-    collect = Outbound.push
-
-    def push(self: Outbound, frame: bytes) -> None:
-        connection = self._connection
-        idle = not connection.paused and not self._writer_busy and self._queue.empty()
-        if idle and not self._stopped and not self._collected and connection.protocol.state is State.OPEN:
-            connection.transport.write(frame)
-            return
-        collect(self, frame)
-
-    Outbound.push = push  # type: ignore[method-assign]
+delivery_log = structlog.get_logger("minimess.app.hub")
 
 
-def writer_wakeup() -> None:
-    from websockets.protocol import State
+class LogPerDelivery(Hub):
+    """A hub that logs one line (info) for every delivery."""
 
-    from minimess.adapters.websocket.outbound import Outbound
-
-    def push(self: Outbound, frame: bytes) -> None:
-        if self._stopped:
-            return
-        if self._connection.protocol.state is not State.OPEN:
-            self._stopped = True
-            return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self._stopped = True
-            self._on_overflow()
-
-    Outbound.push = push  # type: ignore[method-assign]
+    def fan_out(self, message: Message) -> None:
+        recipients = self.subscriber_count(message.topic)
+        super().fan_out(message)
+        for _ in range(recipients):
+            delivery_log.info("message_delivered", message_id=message.id, topic=message.topic.name)
 
 
-def nagle() -> None:
+class TurnPerWrite(Flusher):
+    """A flusher that ends the turn at every direct write, so no frame waits for the next one."""
+
+    def end_turn_later(self) -> None:
+        self.turn += 1
+        super().end_turn_later()
+
+
+def encode_per_subscriber(container: Container) -> None:
+    container.service.add_kwargs(
+        hub=providers.Factory(RenderPerRecipient, container.renderer.provided.message)
+    )
+
+
+def no_coalescing(container: Container) -> None:
+    container.server.add_kwargs(flusher=providers.Factory(TurnPerWrite))
+
+
+def writer_wakeup(container: Container) -> None:
+    container.server.add_kwargs(flusher=providers.Factory(Flusher, direct_writes=False))
+
+
+def nagle(container: Container) -> None:
     from asyncio import base_events
 
-    # The one place asyncio turns Nagle off for every TCP transport; undoing it is the point here.
+    # Not a part of minimess: the one place asyncio turns Nagle off for every TCP transport.
     base_events._set_nodelay = lambda sock: None  # type: ignore[attr-defined]  # noqa: SLF001
 
 
-def log_per_delivery() -> None:
-    import structlog
-
-    from minimess.app.hub import Hub
-    from minimess.domain.model import Message
-
-    log = structlog.get_logger("minimess.app.hub")
-
-    def fan_out(self: Hub, message: Message) -> None:
-        subscribers = self._subscribers.get(message.topic)
-        if not subscribers:
-            return
-        frame = self._render(message)
-        recipients = list(subscribers)
-        for outbox in recipients:
-            outbox.push(frame)
-            log.info("message_delivered", message_id=message.id, topic=message.topic.name)
-        self.deliveries += len(recipients)
-
-    Hub.fan_out = fan_out  # type: ignore[method-assign]
+def log_per_delivery(container: Container) -> None:
+    container.service.add_kwargs(hub=providers.Factory(LogPerDelivery, container.renderer.provided.message))
 
 
-PATCHES: dict[str, Callable[[], None]] = {
-    "none": lambda: None,
+CHANGES: dict[str, Callable[[Container], None]] = {
+    "none": lambda container: None,
     "encode-per-subscriber": encode_per_subscriber,
     "no-coalescing": no_coalescing,
     "writer-wakeup": writer_wakeup,
@@ -136,14 +125,15 @@ PATCHES: dict[str, Callable[[], None]] = {
 
 
 def serve(variant: str, port: int) -> None:
-    """Run `minimess serve` with the variant's patch applied."""
-    PATCHES[variant]()
-    from minimess.app.cli import main
-
+    """Run a server (no ticks, no rate limit) with the variant's change made to its container."""
     level = "info" if variant == "log-per-delivery" else "warning"
-    sys.argv = ["minimess", "serve", "--port", str(port), "--tick", "0", "--rate-limit", "0"]
-    sys.argv += ["--log-level", level, "--log-format", "json"]
-    main()
+    configure_logging(level, "json")
+    settings = ServeSettings(
+        server=WebSocketSettings(port=port, rate_limit=0), messaging=MessagingSettings(tick=0)
+    )
+    container = build_container(settings)
+    CHANGES[variant](container)
+    asyncio.run(container.server().run())
 
 
 def free_port() -> int:
