@@ -146,6 +146,19 @@ async def test_a_paused_socket_hands_the_frames_to_the_writer_which_writes_them_
     assert connection.transport.writes == [b"".join(pushed)]
 
 
+async def test_without_direct_writes_every_frame_waits_for_the_writer() -> None:
+    """The seam benchmarks.variants measures the direct writes with."""
+    connection = FakeConnection()
+    outbound = outbound_for(connection, Flusher(direct_writes=False))
+    pushed = frames(2)
+    for frame in pushed:
+        outbound.push(frame)
+    await next_turn()
+    assert connection.transport.writes == []
+    await drain_with_writer(connection, outbound)
+    assert connection.transport.writes == [b"".join(pushed)]
+
+
 async def test_a_closing_connection_gets_no_data_after_its_close_frame() -> None:
     """Frames still collected when the connection starts closing are dropped, never written."""
     connection = FakeConnection()
