@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from devtools import kafka, templates
+from devtools import commands, kafka, templates
+from devtools.commands import Command, Failure
 from devtools.processes import (
     HOST,
     alive,
@@ -36,13 +37,6 @@ DEFAULT_SERVERS = 2
 # for up to its --shutdown-timeout (10 s).
 PROXY_STOP_TIMEOUT = 5.0
 SERVER_STOP_TIMEOUT = 15.0
-
-Command = Callable[[argparse.Namespace], int]
-
-
-class Failure(Exception):
-    """A reason to stop with a one-line message (and maybe some log lines after it)."""
-
 
 # --- the files in --dir ------------------------------------------------------------------------
 
@@ -444,10 +438,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/cluster", description="A local minimess cluster: Kafka, servers, HAProxy or nginx."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    subcommands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
+        sub = subcommands.add_parser(name, help=help_text)
         sub.set_defaults(run=run)
         sub.add_argument(
             "--dir",
@@ -475,14 +469,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str]) -> int:
-    args = parse(argv)
-    try:
-        return int(args.run(args))
-    except Failure as failure:
-        print(f"cluster: error: {failure}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return commands.run("cluster", parse(argv))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from devtools import commands
+from devtools.commands import Command, Failure
 from devtools.processes import (
     HOST,
     alive,
@@ -37,13 +39,6 @@ POM = REPO / "scripts" / "kafka-pom.xml"
 NODE_ID = 1
 DEFAULT_PORT = 9092
 MIN_JAVA = 17
-
-Command = Callable[[argparse.Namespace], int]
-
-
-class Failure(Exception):
-    """A reason to stop with a one-line message (and maybe some log lines after it)."""
-
 
 # --- fetch -------------------------------------------------------------------------------------
 
@@ -478,11 +473,13 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/kafka", description="A local single-node Kafka for development and CI."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("fetch", help="download the pinned Kafka into the cache").set_defaults(run=cmd_fetch)
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    subcommands.add_parser("fetch", help="download the pinned Kafka into the cache").set_defaults(
+        run=cmd_fetch
+    )
 
     def command(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
+        sub = subcommands.add_parser(name, help=help_text)
         sub.set_defaults(run=run)
         sub.add_argument(
             "--dir",
@@ -510,14 +507,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str]) -> int:
-    args = parse(argv)
-    try:
-        return int(args.run(args))
-    except Failure as failure:
-        print(f"kafka: error: {failure}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return commands.run("kafka", parse(argv))
 
 
 if __name__ == "__main__":
