@@ -30,13 +30,18 @@ class Knobs:
     inner: Inner = attrs.field(factory=Inner)
 
 
-def command_app(built: list[Knobs]) -> typer.Typer:
-    """An app whose one command has the options of Knobs and records the Knobs they build."""
+@attrs.frozen(kw_only=True)
+class Named:
+    who: str = attrs.field(metadata={"help": "Who."})
+
+
+def command_app(built: list[Any], settings_class: type = Knobs) -> typer.Typer:
+    """An app whose one command has the options of `settings_class` and records what they build."""
 
     def command(**values: Any) -> None:
-        built.append(options.build(Knobs, values))
+        built.append(options.build(settings_class, values))
 
-    command.__signature__ = inspect.Signature(options.parameters(Knobs))  # type: ignore[attr-defined]
+    command.__signature__ = inspect.Signature(options.parameters(settings_class))  # type: ignore[attr-defined]
     app = typer.Typer()
     app.command()(command)
     return app
@@ -55,6 +60,15 @@ def test_flags_build_the_settings_and_missing_ones_keep_the_field_defaults() -> 
     assert built == [Knobs(count=3, colour="blue", names=("a", "b"), loud=True, inner=Inner(depth=4))]
     result, built = invoke()
     assert built == [Knobs()]
+
+
+def test_a_field_without_a_default_is_a_required_option() -> None:
+    built: list[Named] = []
+    result = CliRunner().invoke(command_app(built, Named), [], env={"COLUMNS": "250"})
+    assert result.exit_code == 2
+    assert "Missing option '--who'" in result.output
+    CliRunner().invoke(command_app(built, Named), ["--who=alice"])
+    assert built == [Named(who="alice")]
 
 
 def test_each_option_is_read_from_its_minimess_variable() -> None:

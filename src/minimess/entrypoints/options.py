@@ -95,6 +95,8 @@ def _parameter(field: attrs.Attribute[Any]) -> inspect.Parameter:
 def _cli_type(field: attrs.Attribute[Any]) -> tuple[Any, Any]:
     """The type the command line parses a field as, and its default there."""
     default: Any = field.default
+    if default is attrs.NOTHING:
+        return field.type, ...  # no default: a required option
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         default = default.factory()
     choices = field.metadata.get("choices")
