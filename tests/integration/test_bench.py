@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.proxy_process import ProxyProcess, ProxyUnavailable, find_executable, proxy_unavailable
-from tests.integration.server_process import ServerProcess, wait_ready
+from tests.integration.server_process import ServerProcess, wait_status
 from tests.timeouts import scaled
 
 pytestmark = pytest.mark.integration
@@ -167,7 +167,7 @@ def test_through_a_proxy_in_front_of_two_servers(
         start_server(*kafka_serve_args(kafka, topic, node), "--rate-limit", "0") for node in ("s1", "s2")
     )
     for server in (s1, s2):
-        wait_ready(server, READY_WITHIN)
+        wait_status(server, "/readyz", 200, READY_WITHIN)
     proxy = ProxyProcess(proxy_kind, tmp_path / proxy_kind, [s1.port, s2.port]).start()
     try:
         document, _ = bench(

@@ -18,8 +18,8 @@ from minimess.adapters.kafka import envelope
 from minimess.adapters.kafka.envelope import Envelope
 from minimess.domain.model import Message, Topic, Uid
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
-from tests.integration.server_process import ServerProcess
-from tests.integration.wire import fetch_stats, frame_of_type, http_get, next_frame, open_client, send_frame
+from tests.integration.server_process import ServerProcess, wait_status
+from tests.integration.wire import fetch_stats, frame_of_type, logged, next_frame, open_client, send_frame
 from tests.timeouts import scaled
 
 pytestmark = pytest.mark.integration
@@ -44,18 +44,7 @@ def start_node(
 
 
 async def answers(server: ServerProcess, path: str, status: int, within: float) -> None:
-    """Wait until GET `path` answers `status`; fail after `within` seconds (scaled)."""
-    deadline = time.monotonic() + scaled(within)
-    while True:
-        got, body = await asyncio.to_thread(http_get, server, path)
-        if got == status:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{server.http_url(path)} answered {got} {body!r}, not {status}, for {scaled(within)} s; "
-                f"last events: {server.events[-10:]}"
-            )
-        await asyncio.sleep(0.1)  # a poll interval, not a synchronisation
+    await asyncio.to_thread(wait_status, server, path, status, within)
 
 
 async def start_cluster(
@@ -85,19 +74,6 @@ async def next_message(connection: ClientConnection, within: float = 15.0) -> di
 
 async def close_all(connections: list[ClientConnection]) -> None:
     await asyncio.gather(*(connection.close() for connection in connections))
-
-
-async def event_logged(server: ServerProcess, name: str, within: float, **fields: Any) -> dict[str, Any]:
-    """The first event called `name` with these field values the server logged, waited for by polling."""
-    deadline = time.monotonic() + scaled(within)
-    while True:
-        for event in list(server.events):
-            if event.get("event") == name and all(event.get(k) == v for k, v in fields.items()):
-                return event
-        if time.monotonic() > deadline:
-            seen = [event for event in server.events if event.get("event") == name]
-            pytest.fail(f"no {name} with {fields} within {scaled(within)} s; {name} events: {seen}")
-        await asyncio.sleep(0.05)  # a poll interval, not a synchronisation
 
 
 async def refused(connection: ClientConnection, body: str, ref: str, deadline: float) -> None:
@@ -300,9 +276,7 @@ async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturb
             assert [(await next_message(subscriber))["id"] for _ in after] == after
         for server in (s1, s2):
             for record in written:
-                await event_logged(
-                    server, "kafka_record_skipped", 10, partition=record.partition, offset=record.offset
-                )
+                await logged(server, "kafka_record_skipped", partition=record.partition, offset=record.offset)
             assert (await fetch_stats(server))["broker"]["undecodable_records"] == len(written)
     finally:
         await close_all([*subscribers, publisher])

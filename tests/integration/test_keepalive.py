@@ -80,7 +80,7 @@ async def test_client_that_never_answers_pings_is_closed_with_1011(
     finally:
         ghost.close()
 
-    inactive = await logged(server, "client_inactive")
+    (inactive,) = await logged(server, "client_inactive")
     assert inactive["ping_timeout"] == PING_TIMEOUT
     assert (await fetch_stats(server))["inactive_closes"] == 1
 

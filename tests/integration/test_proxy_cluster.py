@@ -8,14 +8,13 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from minimess.adapters.websocket_client.backoff import Backoff
 from minimess.adapters.websocket_client.link import ServerLink
@@ -28,7 +27,8 @@ from tests.integration.proxy_process import (
     find_executable,
     proxy_unavailable,
 )
-from tests.integration.server_process import ServerProcess, wait_ready
+from tests.integration.server_process import ServerProcess, wait_status
+from tests.integration.wire import logged
 from tests.timeouts import scaled
 
 pytestmark = pytest.mark.integration
@@ -252,7 +252,7 @@ def cluster(
         for node in ("s1", "s2")
     )
     for server in (s1, s2):
-        wait_ready(server, READY_WITHIN)
+        wait_status(server, "/readyz", 200, READY_WITHIN)
     proxy = ProxyProcess(proxy_kind, tmp_path / proxy_kind, [s1.port, s2.port]).start()
     try:
         yield Cluster(s1, s2, proxy)
@@ -295,30 +295,10 @@ async def until_moved(
     )
 
 
-def logged(servers: Iterable[ServerProcess], name: str, **fields: Any) -> list[dict[str, Any]]:
-    """The events called `name` with these field values that any of the servers logged."""
-    return [
-        event
-        for server in servers
-        for event in list(server.events)
-        if event.get("event") == name and all(event.get(key) == value for key, value in fields.items())
-    ]
-
-
 async def sigkill(server: ServerProcess) -> None:
     """Kill the server at once, as a crash would, and reap it; its clients learn it from the proxy."""
     server.signal(signal.SIGKILL)
     assert await asyncio.to_thread(server.wait, scaled(5)) == -signal.SIGKILL
-
-
-async def handler_errors(servers: Iterable[ServerProcess], within: float = 2.0) -> list[str]:
-    """The exception lines of the traceback a server printed (not as JSON) when a handler failed."""
-    deadline = time.monotonic() + scaled(within)
-    while True:
-        lines = [event["line"] for event in logged(servers, "unstructured")]
-        if any("Error:" in line for line in lines) or time.monotonic() > deadline:
-            return [line for line in lines if "Error" in line]
-        await asyncio.sleep(0.05)  # a poll interval for a failure message, not a synchronisation
 
 
 async def success_node(cluster: Cluster, uid: str, **options: Any) -> str:
@@ -339,9 +319,9 @@ async def test_clients_spread_over_both_servers_and_a_message_from_either_reache
         await fleet.publish_to_all(fleet.on(node)[0], f"from a client of {node}")
     assert all(client.connects[0].topics == (TOPIC,) for client in clients)
     assert fleet.failures() == []
-    for client in clients:
-        (event,) = logged(cluster.servers, "client_connected", uid=client.uid)
-        assert (event["client"], event["peer"]) == ("127.0.0.1", "127.0.0.1"), event
+    connected = await logged(cluster.servers, "client_connected", count=CLIENTS)
+    assert sorted(event["uid"] for event in connected) == sorted(client.uid for client in clients)
+    assert {(event["client"], event["peer"]) for event in connected} == {("127.0.0.1", "127.0.0.1")}
 
 
 async def test_servers_log_the_nearest_untrusted_hop_of_x_forwarded_for(cluster: Cluster) -> None:
@@ -355,18 +335,11 @@ async def test_servers_log_the_nearest_untrusted_hop_of_x_forwarded_for(cluster:
         "forger-remote": ({**forged, **remote}, "127.0.0.2"),
         "plain-remote": (remote, "127.0.0.2"),
     }
-    for uid, (options, _) in cases.items():
-        try:
-            await success_node(cluster, uid, **options)
-        except ConnectionClosed as closed:
-            pytest.fail(
-                f"{uid}: closed through the proxy with {closed.rcvd}; "
-                f"the servers logged {await handler_errors(cluster.servers)}"
-            )
-    for uid, (_, client) in cases.items():
-        events = logged(cluster.servers, "client_connected", uid=uid)
-        assert len(events) == 1, (uid, events, logged(cluster.servers, "connection_failed"))
-        assert (events[0]["client"], events[0]["peer"]) == (client, "127.0.0.1"), events[0]
+    for uid, (options, client) in cases.items():
+        await success_node(cluster, uid, **options)
+        # Exactly one server logged the connection, maybe only after the greeting arrived.
+        (event,) = await logged(cluster.servers, "client_connected", uid=uid)
+        assert (event["client"], event["peer"]) == (client, "127.0.0.1"), event
 
 
 async def test_sigkill_moves_the_clients_of_the_dead_server_to_the_other_within_the_backoff_bound(
@@ -410,7 +383,7 @@ async def test_a_restarted_server_gets_new_connections_again(cluster: Cluster, f
     await sigkill(cluster.s1)
     await until_moved(fleet, displaced, killed_at, "s2", RECONNECT_WITHIN)
     await asyncio.to_thread(cluster.s1.start, cluster.s1.port)
-    await asyncio.to_thread(wait_ready, cluster.s1, READY_WITHIN)
+    await asyncio.to_thread(wait_status, cluster.s1, "/readyz", 200, READY_WITHIN)
     deadline = time.monotonic() + scaled(RETURN_WITHIN)
     probes: Counter[str] = Counter()
     for number in itertools.count():

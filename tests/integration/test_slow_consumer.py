@@ -96,7 +96,7 @@ async def test_slow_consumer_is_closed_with_4000_while_others_keep_receiving(
         assert [message["body"] for message in received] == bodies
         assert [message["id"] for message in received] == [ack["id"] for ack in acks]
 
-        closed = await logged(server, "slow_consumer_closed")
+        (closed,) = await logged(server, "slow_consumer_closed")
         assert closed["queue_size"] == QUEUE_SIZE
         stats = await fetch_stats(server)
         assert stats["slow_consumer_closes"] == 1

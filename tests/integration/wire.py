@@ -1,4 +1,4 @@
-"""Client-side helpers for integration tests: connect, send frames, wait for frames."""
+"""Client-side helpers for integration tests: connect, send and wait for frames, HTTP, logged events."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -19,7 +19,7 @@ from websockets.http11 import Response
 from websockets.protocol import Event, State
 from websockets.uri import parse_uri
 
-from tests.integration.server_process import ServerProcess
+from tests.integration.server_process import LogEvent, ServerProcess, wait_logged
 from tests.timeouts import scaled
 
 
@@ -76,14 +76,25 @@ def stats(server: ServerProcess) -> dict[str, Any]:
     return document
 
 
-async def logged(server: ServerProcess, name: str, within: float = 10.0) -> dict[str, Any]:
-    """The first event called `name` the server logged, waited for without blocking the event loop."""
-    return await asyncio.to_thread(server.wait_for_event, name, scaled(within))
-
-
 async def fetch_stats(server: ServerProcess) -> dict[str, Any]:
     """The server's /stats document, fetched without blocking the event loop."""
     return await asyncio.to_thread(stats, server)
+
+
+async def logged(
+    servers: ServerProcess | Sequence[ServerProcess],
+    name: str,
+    /,
+    count: int = 1,
+    within: float = 10.0,
+    **fields: Any,
+) -> list[LogEvent]:
+    """The events called `name` with these field values that the server (or any of several) logged.
+
+    Waits, without blocking the event loop, until there are `count`; see server_process.wait_logged.
+    """
+    servers = (servers,) if isinstance(servers, ServerProcess) else servers
+    return await asyncio.to_thread(wait_logged, servers, name, count, within, **fields)
 
 
 async def close_received(connection: ClientConnection, within: float = 10.0) -> Close | None:
