@@ -55,7 +55,7 @@ async def assert_still_serves(server: ServerProcess, innocent: ClientConnection)
     """A fresh client can publish and `innocent`, connected all along, receives it; /healthz is 200."""
     async with await open_client(server, "newcomer") as newcomer:
         await assert_round_trip(newcomer, "newcomer", innocent)
-    assert await asyncio.to_thread(http_get, server, "/healthz") == (200, "ok\n")
+    assert await http_get(server, "/healthz") == (200, "ok\n")
 
 
 # id: (what the client sends, the error code it gets, the ref echoed in the error)
@@ -130,12 +130,12 @@ async def test_bad_frame_gets_an_error_and_everyone_keeps_working(
 
 async def test_error_frames_are_counted_in_stats(server: ServerProcess) -> None:
     """Each `error` frame sent counts once in /stats error_frames."""
-    before = (await asyncio.to_thread(stats, server))["error_frames"]
+    before = (await stats(server))["error_frames"]
     async with await open_client(server, "offender") as offender:
         for _ in range(3):
             await offender.send("{not json")
             assert (await next_frame(offender))["code"] == "bad_frame"
-    assert (await asyncio.to_thread(stats, server))["error_frames"] == before + 3
+    assert (await stats(server))["error_frames"] == before + 3
 
 
 async def test_invalid_utf8_text_frame_closes_only_that_connection_with_1007(server: ServerProcess) -> None:
@@ -219,7 +219,7 @@ async def test_bad_url_is_refused_to_plain_http(
     server: ServerProcess, path: str, status: int, mentions: list[str]
 ) -> None:
     """A plain HTTP GET of a bad URL gets the same status and one-line reason."""
-    answer_status, body = await asyncio.to_thread(http_get, server, path)
+    answer_status, body = await http_get(server, path)
     assert answer_status == status
     assert_one_line_reason(body, mentions)
 
@@ -254,10 +254,10 @@ async def test_flooding_client_is_rate_limited_and_delays_nobody(
         assert len(limited) >= 1
         assert len(limited) + len(acks) == flood, [a for a in answers if a not in limited and a not in acks]
         assert all(error["reason"] for error in limited)
-        counters = await asyncio.to_thread(stats, server)
+        counters = await stats(server)
         assert counters["rate_limited"] == len(limited)
         assert counters["messages_published"] == len(acks) + 20
-        assert await asyncio.to_thread(http_get, server, "/healthz") == (200, "ok\n")
+        assert await http_get(server, "/healthz") == (200, "ok\n")
         # Once its rate falls under the limit (tokens refill with time), the flooder is served again.
         await served_again(flooder, {"type": "sub", "topic": "calm"}, "subscribed")
         ack = await served_again(
@@ -336,7 +336,7 @@ async def test_client_that_never_reads_is_closed_as_slow_consumer_and_delays_nob
             assert refs == [f"p-{i}" for i in range(count)]
             assert received == bodies
             await logged(server, "slow_consumer_closed")
-            counters = await asyncio.to_thread(stats, server)
+            counters = await stats(server)
             assert counters["slow_consumer_closes"] == 1
             assert counters["messages_published"] == count
         # Reading now, `sleepy` finds an in-order prefix of the messages, then the 4000 close frame.
@@ -371,7 +371,7 @@ async def test_slow_consumer_that_never_reads_is_dropped_within_close_timeout(
             await logged(
                 server, "client_disconnected", within=close_timeout + 2, connection_id=closed["connection_id"]
             )
-            assert (await asyncio.to_thread(stats, server))["connections"] == 1
+            assert (await stats(server))["connections"] == 1
     finally:
         sleepy.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,7 +22,7 @@ from tests.integration.client_process import (
     wait_for_lines,
 )
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import frame_of_type, open_client, send_frame
+from tests.integration.wire import open_client, publish, unique
 from tests.timeouts import scaled
 
 SERVE_ARGS = ("--tick", "0")
@@ -40,11 +39,6 @@ TRANSCRIPT_LINE = re.compile(
     r"(?P<time>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) "
     r"\[r/(?P<topic>[^\]]+)\]> \(@(?P<sender>[^)]+)\): (?P<body>.*)"
 )
-
-
-def unique(prefix: str) -> str:
-    """A topic no other test uses, so that tests sharing a server cannot see each other."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def from_(sender: str, body: str) -> Callable[[str], bool]:
@@ -74,8 +68,7 @@ async def publish_as_w(server: ServerProcess, topic: str, *bodies: str) -> None:
     """Publish `bodies` on `topic` as "w" from a plain WebSocket client, each acked before the next."""
     async with await open_client(server, "w") as publisher:
         for number, body in enumerate(bodies):
-            await send_frame(publisher, type="pub", topic=topic, body=body, ref=f"r-{number}")
-            await frame_of_type(publisher, "ack")
+            await publish(publisher, topic, body, f"r-{number}")
 
 
 @pytest.fixture

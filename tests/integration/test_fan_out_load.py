@@ -8,7 +8,7 @@ from collections.abc import Callable
 from websockets.asyncio.client import ClientConnection
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import fetch_stats, frame_of_type, open_client, send_frame
+from tests.integration.wire import frame_of_type, open_client, publish, stats
 from tests.timeouts import scaled
 
 SUBSCRIBERS = 200
@@ -19,15 +19,12 @@ MESSAGES_PER_PUBLISHER = 50
 TOPIC = "crowd"
 
 
-async def publish(connection: ClientConnection, name: str) -> list[str]:
+async def publish_all(connection: ClientConnection, name: str) -> list[str]:
     """Publish MESSAGES_PER_PUBLISHER bodies, each after the previous ack; their ids in publish order."""
-    ids = []
-    for number in range(MESSAGES_PER_PUBLISHER):
-        await send_frame(connection, type="pub", topic=TOPIC, body=f"{name}:{number}", ref=str(number))
-        ack = await frame_of_type(connection, "ack")
-        assert ack["ref"] == str(number), ack
-        ids.append(ack["id"])
-    return ids
+    return [
+        (await publish(connection, TOPIC, f"{name}:{number}", str(number)))["id"]
+        for number in range(MESSAGES_PER_PUBLISHER)
+    ]
 
 
 async def receive(connection: ClientConnection, count: int) -> list[str]:
@@ -52,7 +49,7 @@ async def test_every_subscriber_receives_the_same_messages_in_the_same_order(
 
         async with asyncio.timeout(scaled(30)):
             results = await asyncio.gather(
-                *(publish(connection, f"pub-{n}") for n, connection in enumerate(publishers)),
+                *(publish_all(connection, f"pub-{n}") for n, connection in enumerate(publishers)),
                 *(receive(connection, total) for connection in subscribers),
             )
         published: list[list[str]] = results[:PUBLISHERS]
@@ -65,6 +62,6 @@ async def test_every_subscriber_receives_the_same_messages_in_the_same_order(
         for ids in published:
             mine = set(ids)
             assert [id_ for id_ in order if id_ in mine] == ids
-        assert (await fetch_stats(server))["deliveries"] == SUBSCRIBERS * total
+        assert (await stats(server))["deliveries"] == SUBSCRIBERS * total
     finally:
         await asyncio.gather(*(connection.close() for connection in subscribers + publishers))

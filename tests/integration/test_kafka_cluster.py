@@ -19,7 +19,7 @@ from minimess.adapters.kafka.envelope import Envelope
 from minimess.domain.model import Message, Topic, Uid
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.server_process import ServerProcess, wait_status
-from tests.integration.wire import fetch_stats, frame_of_type, logged, next_frame, open_client, send_frame
+from tests.integration.wire import frame_of_type, logged, next_frame, open_client, publish, send_frame, stats
 from tests.timeouts import scaled
 
 pytestmark = pytest.mark.integration
@@ -60,12 +60,9 @@ async def start_cluster(
     return servers
 
 
-async def publish(connection: ClientConnection, body: str, ref: str) -> str:
+async def publish_id(connection: ClientConnection, body: str, ref: str) -> str:
     """Publish `body` on TOPIC and wait for its ack; the message id."""
-    await send_frame(connection, type="pub", topic=TOPIC, body=body, ref=ref)
-    ack = await frame_of_type(connection, "ack")
-    assert ack["ref"] == ref, ack
-    return str(ack["id"])
+    return str((await publish(connection, TOPIC, body, ref))["id"])
 
 
 async def next_message(connection: ClientConnection, within: float = 15.0) -> dict[str, Any]:
@@ -131,7 +128,7 @@ async def test_500_messages_reach_subscribers_on_both_servers_once_each_in_publi
             assert [frame["body"] for frame in frames] == bodies
             assert {(frame["from"], frame["topic"]) for frame in frames} == {("publisher", TOPIC)}
         # A duplicate would come after the 500: what follows them must be the next message.
-        marker = await publish(publisher, "marker", "marker")
+        marker = await publish_id(publisher, "marker", "marker")
         for connection in subscribers:
             assert (await next_message(connection))["id"] == marker
     finally:
@@ -148,14 +145,14 @@ async def test_a_subscriber_or_server_that_joins_later_receives_only_later_messa
     publisher = await open_client(s1, "publisher")
     connections = [early, publisher]
     try:
-        before = [await publish(publisher, f"before-{n}", f"b{n}") for n in range(3)]
+        before = [await publish_id(publisher, f"before-{n}", f"b{n}") for n in range(3)]
         assert [(await next_message(early))["id"] for _ in before] == before
         # Once `early` on server 2 has them, every server has consumed them.
         s3 = start_node(start_server, kafka, topic, "s3")
         await answers(s3, "/readyz", 200, READY_WITHIN)
         late = [await open_client(server, f"late-{n}", TOPIC) for n, server in enumerate((s1, s2, s3))]
         connections += late
-        after = await publish(publisher, "after", "after")
+        after = await publish_id(publisher, "after", "after")
         for connection in [early, *late]:
             frame = await next_message(connection)
             assert frame["id"] == after, frame
@@ -182,7 +179,7 @@ async def flowing_cluster(
     watchers = [await open_client(server, f"watcher-{n}", TOPIC) for n, server in enumerate((s1, s2))]
     publisher = await open_client(s1, "publisher")
     try:
-        first = await publish(publisher, "before", "before")
+        first = await publish_id(publisher, "before", "before")
         for watcher in watchers:
             assert (await next_message(watcher))["id"] == first
         yield FlowingCluster(s1, s2, watchers, publisher)
@@ -212,7 +209,7 @@ async def test_kafka_outage_refuses_publishes_in_time_and_delivery_resumes_witho
         await asyncio.to_thread(kafka.start)  # same folder, same port
         for server in (s1, s2):
             await answers(server, "/readyz", 200, READY_WITHIN)
-        resumed = await publish(publisher, "after the outage", "after")
+        resumed = await publish_id(publisher, "after the outage", "after")
         for watcher in watchers:
             # Also proves that no refused publish turns up late: its client was told it failed.
             frame = await next_message(watcher, within=30)
@@ -241,7 +238,7 @@ async def test_a_publish_refused_while_kafka_hangs_is_not_delivered_when_kafka_c
             kafka.resume()
         for server in (s1, s2):
             await answers(server, "/readyz", 200, READY_WITHIN)
-        resumed = await publish(publisher, "after the freeze", "after")
+        resumed = await publish_id(publisher, "after the freeze", "after")
         for watcher in watchers:
             frame = await next_message(watcher, within=30)
             assert (frame["body"], frame["id"]) == ("after the freeze", resumed)
@@ -256,7 +253,7 @@ async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturb
     subscribers = [await open_client(server, f"sub-{n}", TOPIC) for n, server in enumerate((s1, s2))]
     publisher = await open_client(s1, "publisher")
     try:
-        before = await publish(publisher, "before the garbage", "before")
+        before = await publish_id(publisher, "before the garbage", "before")
         for subscriber in subscribers:
             assert (await next_message(subscriber))["id"] == before
 
@@ -271,12 +268,12 @@ async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturb
         finally:
             await producer.stop()
 
-        after = [await publish(publisher, f"after the garbage {n}", f"after-{n}") for n in range(3)]
+        after = [await publish_id(publisher, f"after the garbage {n}", f"after-{n}") for n in range(3)]
         for subscriber in subscribers:
             assert [(await next_message(subscriber))["id"] for _ in after] == after
         for server in (s1, s2):
             for record in written:
                 await logged(server, "kafka_record_skipped", partition=record.partition, offset=record.offset)
-            assert (await fetch_stats(server))["broker"]["undecodable_records"] == len(written)
+            assert (await stats(server))["broker"]["undecodable_records"] == len(written)
     finally:
         await close_all([*subscribers, publisher])

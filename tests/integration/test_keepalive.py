@@ -15,11 +15,11 @@ from websockets.protocol import Event
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import (
     RawClient,
-    fetch_stats,
     frame_of_type,
     logged,
     open_client,
     send_frame,
+    stats,
 )
 from tests.timeouts import scaled
 
@@ -82,7 +82,7 @@ async def test_client_that_never_answers_pings_is_closed_with_1011(
 
     (inactive,) = await logged(server, "client_inactive")
     assert inactive["ping_timeout"] == PING_TIMEOUT
-    assert (await fetch_stats(server))["inactive_closes"] == 1
+    assert (await stats(server))["inactive_closes"] == 1
 
 
 async def test_client_that_answers_pings_stays_connected(start_server: Callable[..., ServerProcess]) -> None:
@@ -102,5 +102,4 @@ async def test_client_that_answers_pings_stays_connected(start_server: Callable[
     finally:
         await client.close()
 
-    stats = await fetch_stats(server)
-    assert stats["inactive_closes"] == 0
+    assert (await stats(server))["inactive_closes"] == 0

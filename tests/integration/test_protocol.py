@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,13 +15,14 @@ from websockets.exceptions import InvalidStatus
 
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import (
-    frame_of_type,
     http_get,
     next_frame,
     open_client,
+    publish,
     send_frame,
     stats,
     subscribe_path,
+    unique,
 )
 from tests.timeouts import scaled
 
@@ -30,11 +30,6 @@ TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
 # How far a server timestamp may be from this process's clock (same machine, so only scheduling).
 CLOCK_SLACK = timedelta(seconds=10)
-
-
-def unique(prefix: str) -> str:
-    """A topic or uid no other test uses, so tests sharing a server cannot see each other."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def parse_ts(text: str) -> datetime:
@@ -51,14 +46,6 @@ async def frames(connection: ClientConnection, count: int) -> list[dict[str, Any
     return [await next_frame(connection) for _ in range(count)]
 
 
-async def publish(connection: ClientConnection, topic: str, body: str, ref: str) -> dict[str, Any]:
-    """Publish from a connection not subscribed to `topic`; the ack."""
-    await send_frame(connection, type="pub", topic=topic, body=body, ref=ref)
-    ack = await frame_of_type(connection, "ack")
-    assert ack["ref"] == ref, ack
-    return ack
-
-
 async def barrier(connection: ClientConnection) -> None:
     """Prove no message is on its way to `connection` from a publish that was already acked.
 
@@ -73,11 +60,6 @@ async def barrier(connection: ClientConnection) -> None:
 def assert_one_line(body: str) -> None:
     assert body.endswith("\n"), body
     assert body.count("\n") == 1, body
-
-
-async def http(server: ServerProcess, path: str) -> tuple[int, str]:
-    """Status and body of a plain HTTP GET, without blocking the event loop."""
-    return await asyncio.to_thread(http_get, server, path)
 
 
 @pytest.mark.parametrize(
@@ -303,17 +285,17 @@ async def test_unicode_bodies_survive(server: ServerProcess, body: str) -> None:
 
 async def test_healthz_answers_200_ok(server: ServerProcess) -> None:
     """GET /healthz answers 200 with the body "ok\\n"."""
-    assert await http(server, "/healthz") == (200, "ok\n")
+    assert await http_get(server, "/healthz") == (200, "ok\n")
 
 
 async def test_readyz_answers_200_with_the_memory_broker(server: ServerProcess) -> None:
     """GET /readyz answers 200 while the broker (here the memory one) is usable."""
-    assert await http(server, "/readyz") == (200, "ready\n")
+    assert await http_get(server, "/readyz") == (200, "ready\n")
 
 
 async def test_stats_counters_exist_and_count(server: ServerProcess) -> None:
     """GET /stats is a JSON object of counters that count connections, publishes and deliveries."""
-    before = await asyncio.to_thread(stats, server)
+    before = await stats(server)
     counters = {
         "connections",
         "deliveries",
@@ -333,7 +315,7 @@ async def test_stats_counters_exist_and_count(server: ServerProcess) -> None:
     async with await open_client(server, "bob", topic) as bob, await open_client(server, "alice") as alice:
         await publish(alice, topic, "count me", "p-1")
         assert (await next_frame(bob))["body"] == "count me"
-        during = await asyncio.to_thread(stats, server)
+        during = await stats(server)
     assert during["messages_published"] == before["messages_published"] + 1
     assert during["deliveries"] == before["deliveries"] + 1
     assert during["connections_opened"] == before["connections_opened"] + 2
@@ -343,7 +325,7 @@ async def test_stats_counters_exist_and_count(server: ServerProcess) -> None:
 @pytest.mark.parametrize("path", ["/nope", "/", "/subscribe", "/healthz/extra"])
 async def test_unknown_path_answers_404_with_a_one_line_reason(server: ServerProcess, path: str) -> None:
     """A path that is no endpoint answers 404 with a one-line reason naming the path."""
-    status, body = await http(server, path)
+    status, body = await http_get(server, path)
     assert status == 404
     assert_one_line(body)
     assert path in body, body
@@ -351,9 +333,9 @@ async def test_unknown_path_answers_404_with_a_one_line_reason(server: ServerPro
 
 async def test_plain_get_on_a_subscribe_path_answers_426(server: ServerProcess) -> None:
     """A plain HTTP GET on a valid /subscribe path answers 426 Upgrade Required, and the server goes on."""
-    status, _ = await http(server, subscribe_path("browser", "news"))
+    status, _ = await http_get(server, subscribe_path("browser", "news"))
     assert status == 426
-    assert await http(server, "/healthz") == (200, "ok\n")
+    assert await http_get(server, "/healthz") == (200, "ok\n")
     async with await open_client(server, "after-browser", "news"):
         pass
 
@@ -388,7 +370,7 @@ async def test_url_with_more_topics_than_max_topics_answers_400(
     """With --max-topics 2 a URL naming three topics answers 400; three segments naming two do not."""
     server = start_server("--tick", "0", "--max-topics", "2")
     path = subscribe_path("bob", "one", "two", "three")
-    status, body = await http(server, path)
+    status, body = await http_get(server, path)
     assert status == 400
     assert_one_line(body)
     assert "2" in body, body

@@ -14,12 +14,12 @@ from websockets.frames import Close
 
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import (
-    fetch_stats,
     frame_of_type,
     logged,
     next_frame,
     open_client,
     send_frame,
+    stats,
     subscribe_path,
 )
 from tests.timeouts import scaled
@@ -98,9 +98,9 @@ async def test_slow_consumer_is_closed_with_4000_while_others_keep_receiving(
 
         (closed,) = await logged(server, "slow_consumer_closed")
         assert closed["queue_size"] == QUEUE_SIZE
-        stats = await fetch_stats(server)
-        assert stats["slow_consumer_closes"] == 1
-        assert stats["messages_published"] == MESSAGES
+        counters = await stats(server)
+        assert counters["slow_consumer_closes"] == 1
+        assert counters["messages_published"] == MESSAGES
 
         # Read what the slow client was sent: a prefix of the messages, then the close frame.
         slow_messages, close = await read_until_closed(slow)

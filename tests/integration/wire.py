@@ -7,6 +7,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -21,6 +22,11 @@ from websockets.uri import parse_uri
 
 from tests.integration.server_process import LogEvent, ServerProcess, wait_logged
 from tests.timeouts import scaled
+
+
+def unique(prefix: str) -> str:
+    """A uid or topic no other test uses, so that tests sharing a server cannot see each other."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def subscribe_path(uid: str, *topics: str) -> str:
@@ -59,26 +65,34 @@ async def frame_of_type(connection: ClientConnection, kind: str, within: float =
             return dict(document)
 
 
-def http_get(server: ServerProcess, path: str) -> tuple[int, str]:
-    """Status and body of a plain HTTP GET."""
-    try:
-        with urllib.request.urlopen(server.http_url(path), timeout=scaled(10)) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+async def publish(connection: ClientConnection, topic: str, body: str, ref: str) -> dict[str, Any]:
+    """Publish `body` on `topic` and wait for the ack (skipping ticks; not subscribed to it); the ack."""
+    await send_frame(connection, type="pub", topic=topic, body=body, ref=ref)
+    ack = await frame_of_type(connection, "ack")
+    assert ack["ref"] == ref, ack
+    return ack
 
 
-def stats(server: ServerProcess) -> dict[str, Any]:
-    status, body = http_get(server, "/stats")
+async def http_get(server: ServerProcess, path: str) -> tuple[int, str]:
+    """Status and body of a plain HTTP GET, without blocking the event loop."""
+
+    def get() -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(server.http_url(path), timeout=scaled(10)) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    return await asyncio.to_thread(get)
+
+
+async def stats(server: ServerProcess) -> dict[str, Any]:
+    """The server's /stats document."""
+    status, body = await http_get(server, "/stats")
     assert status == 200
     document = json.loads(body)
     assert isinstance(document, dict)
     return document
-
-
-async def fetch_stats(server: ServerProcess) -> dict[str, Any]:
-    """The server's /stats document, fetched without blocking the event loop."""
-    return await asyncio.to_thread(stats, server)
 
 
 async def logged(
