@@ -4,109 +4,90 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Callable
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import Close
+from websockets.asyncio.client import ClientConnection
+from websockets.frames import Close, Frame, Opcode
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import (
-    frame_of_type,
-    logged,
-    next_frame,
-    open_client,
-    send_frame,
-    stats,
-    subscribe_path,
-)
+from tests.integration.wire import RawClient, frame_of_type, logged, open_client, publish, stats
 from tests.timeouts import scaled
 
-MESSAGES = 300
-BODY_BYTES = 30 * 1024
 QUEUE_SIZE = 16
+# Pings off, so that only the slow-consumer path can end a connection that never reads.
+OPTIONS = ("--queue-size", str(QUEUE_SIZE), "--rate-limit", "0", "--ping-interval", "0", "--tick", "0")
+# 9 MB in all: more than a connection's kernel buffers, its write buffer and its queue hold.
+BODIES = [f"{number:04d}:" + "x" * (30 * 1024) for number in range(300)]
 # Set before connecting, a small receive buffer keeps the slow client's kernel from absorbing the load.
-SLOW_RECEIVE_BUFFER = 4096
+RECEIVE_BUFFER = 4096
 
 
-async def open_stalled_client(server: ServerProcess, uid: str, *topics: str) -> ClientConnection:
-    """A client that reads nothing until its application calls recv(): tiny socket buffer, queue of one."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RECEIVE_BUFFER)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
-    connection = await connect(
-        server.url(subscribe_path(uid, *topics)),
-        sock=sock,
-        max_queue=1,
-        open_timeout=scaled(10),
-    )
-    success = await next_frame(connection)
-    assert success["type"] == "success", success
-    return connection
+async def stalled_client(server: ServerProcess) -> RawClient:
+    """A subscriber of "load" that reads its `success` and then nothing until the test asks."""
+    client = await RawClient.connect(server, "slow", "load", receive_buffer=RECEIVE_BUFFER)
+    assert (await client.next_text())["type"] == "success"
+    return client
 
 
-async def collect_messages(connection: ClientConnection, count: int) -> list[dict[str, Any]]:
-    """The next `count` message frames, skipping time ticks."""
-    return [await frame_of_type(connection, "message") for _ in range(count)]
-
-
-async def read_until_closed(connection: ClientConnection) -> tuple[list[dict[str, Any]], Close | None]:
-    """Every frame left on the connection, decoded, and the close frame the server sent."""
-    frames = []
-    async with asyncio.timeout(scaled(10)):
-        try:
-            while True:
-                frames.append(json.loads(await connection.recv()))
-        except ConnectionClosed as closed:
-            return frames, closed.rcvd
-
-
-async def publish_all(connection: ClientConnection, topic: str, bodies: list[str]) -> list[dict[str, Any]]:
-    """Publish each body and wait for its ack before the next, as a well-behaved client does."""
-    acks = []
-    for number, body in enumerate(bodies):
-        await send_frame(connection, type="pub", topic=topic, body=body, ref=f"p-{number}")
-        acks.append(await frame_of_type(connection, "ack"))
-    return acks
+async def publish_all(connection: ClientConnection) -> list[dict[str, Any]]:
+    """Publish every body on "load", each after the previous one's ack; the acks."""
+    return [await publish(connection, "load", body, f"p-{number}") for number, body in enumerate(BODIES)]
 
 
 async def test_slow_consumer_is_closed_with_4000_while_others_keep_receiving(
     start_server: Callable[..., ServerProcess],
 ) -> None:
     """A subscriber that stops reading gets 4000 "slow consumer"; the others get every message and ack."""
-    server = start_server(
-        *("--queue-size", str(QUEUE_SIZE)),
-        *("--rate-limit", "0"),
-        *("--close-timeout", "10"),
-        *("--tick", "0"),
-    )
-    slow = await open_stalled_client(server, "slow", "load")
-    fast = await open_client(server, "fast", "load")
-    publisher = await open_client(server, "publisher")
-    bodies = [f"{number:04d}:" + "x" * (BODY_BYTES - 5) for number in range(MESSAGES)]
+    # A long close timeout: the closing handshake must still be pending when `slow` reads at the end.
+    server = start_server(*OPTIONS, "--close-timeout", str(scaled(30)))
+    slow = await stalled_client(server)
     try:
-        received, acks = await asyncio.gather(
-            collect_messages(fast, MESSAGES),
-            publish_all(publisher, "load", bodies),
-        )
-        assert [ack["ref"] for ack in acks] == [f"p-{number}" for number in range(MESSAGES)]
-        assert [message["body"] for message in received] == bodies
-        assert [message["id"] for message in received] == [ack["id"] for ack in acks]
+        async with (
+            await open_client(server, "fast", "load") as fast,
+            await open_client(server, "publisher") as publisher,
+        ):
 
+            async def receive_all() -> list[dict[str, Any]]:
+                return [await frame_of_type(fast, "message") for _ in BODIES]
+
+            async with asyncio.timeout(scaled(30)):
+                received, acks = await asyncio.gather(receive_all(), publish_all(publisher))
+        assert [message["body"] for message in received] == BODIES
+        assert [message["id"] for message in received] == [ack["id"] for ack in acks]
         (closed,) = await logged(server, "slow_consumer_closed")
         assert closed["queue_size"] == QUEUE_SIZE
         counters = await stats(server)
-        assert counters["slow_consumer_closes"] == 1
-        assert counters["messages_published"] == MESSAGES
+        assert (counters["slow_consumer_closes"], counters["messages_published"]) == (1, len(BODIES))
 
-        # Read what the slow client was sent: a prefix of the messages, then the close frame.
-        slow_messages, close = await read_until_closed(slow)
-        assert close == Close(4000, "slow consumer")
-        assert len(slow_messages) < MESSAGES
-        assert [m["id"] for m in slow_messages] == [m["id"] for m in received[: len(slow_messages)]]
+        # Reading now, `slow` finds a prefix of the messages, then the close frame.
+        seen: list[str] = []
+        async with asyncio.timeout(scaled(10)):
+            while isinstance(frame := await slow.next_event(), Frame) and frame.opcode is Opcode.TEXT:
+                seen.append(json.loads(bytes(frame.data))["id"])
+        assert isinstance(frame, Frame), frame
+        assert frame.opcode is Opcode.CLOSE, frame
+        assert Close.parse(bytes(frame.data)) == Close(4000, "slow consumer")
+        assert seen == [ack["id"] for ack in acks[: len(seen)]]
+        assert len(seen) < len(BODIES)
     finally:
-        for connection in (slow, fast, publisher):
-            await connection.close()
+        slow.close()
+
+
+async def test_slow_consumer_that_never_reads_is_dropped_within_close_timeout(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """A slow consumer that never reads its 4000 close frame is dropped once --close-timeout passes."""
+    close_timeout = 0.5
+    server = start_server(*OPTIONS, "--close-timeout", str(close_timeout))
+    slow = await stalled_client(server)
+    try:
+        async with await open_client(server, "publisher") as publisher:
+            await publish_all(publisher)
+            (closed,) = await logged(server, "slow_consumer_closed")
+            await logged(
+                server, "client_disconnected", within=close_timeout + 2, connection_id=closed["connection_id"]
+            )
+            assert (await stats(server))["connections"] == 1
+    finally:
+        slow.close()
