@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
-from tests.integration.proxy_process import ProxyProcess, ProxyUnavailable, find_executable, proxy_unavailable
+from tests.integration.proxy_process import (
+    PROXIES,
+    ProxyProcess,
+    ProxyUnavailable,
+    find_executable,
+    proxy_unavailable,
+)
 from tests.integration.server_process import ServerProcess, wait_status
 from tests.timeouts import scaled
 
@@ -132,15 +138,8 @@ def test_two_kafka_servers(tmp_path: Path, kafka: KafkaProcess) -> None:
     document, _ = bench(
         tmp_path,
         *SHORT,
-        "--broker",
-        "kafka",
-        "--kafka-bootstrap",
-        kafka.bootstrap,
-        "--kafka-topic",
-        fresh_kafka_topic(),
-        "--baseline",
-        "none",
-        "--trace",
+        *("--broker", "kafka", "--kafka-bootstrap", kafka.bootstrap, "--kafka-topic", fresh_kafka_topic()),
+        *("--baseline", "none", "--trace"),
     )
     server = document["servers"]["minimess"]
     assert server["name"] == "minimess (kafka)"
@@ -148,7 +147,7 @@ def test_two_kafka_servers(tmp_path: Path, kafka: KafkaProcess) -> None:
     assert [row["stage"] for row in document["stages"]] == STAGES
 
 
-@pytest.fixture(params=["haproxy", "nginx"])
+@pytest.fixture(params=PROXIES)
 def proxy_kind(request: pytest.FixtureRequest) -> str:
     kind = str(request.param)
     try:
@@ -170,16 +169,8 @@ def test_through_a_proxy_in_front_of_two_servers(
         wait_status(server, "/readyz", 200, READY_WITHIN)
     proxy = ProxyProcess(proxy_kind, tmp_path / proxy_kind, [s1.port, s2.port]).start()
     try:
-        document, _ = bench(
-            tmp_path,
-            *SHORT,
-            "--target",
-            proxy.url(),
-            "--stats",
-            f"http://127.0.0.1:{s1.port}/stats",
-            "--stats",
-            f"http://127.0.0.1:{s2.port}/stats",
-        )
+        stats = [arg for server in (s1, s2) for arg in ("--stats", server.http_url("/stats"))]
+        document, _ = bench(tmp_path, *SHORT, "--target", proxy.url(), *stats)
     finally:
         proxy.stop()
     median = document["servers"]["minimess"]["median"]
@@ -188,21 +179,19 @@ def test_through_a_proxy_in_front_of_two_servers(
     assert document["ratio"]["deliveries"] == 1.0
 
 
-def test_bad_options_are_refused_with_a_reason(tmp_path: Path) -> None:
-    """More topics than subscribers, or an unreachable target, end with a one-line reason."""
+@pytest.mark.parametrize(
+    ("args", "code", "reason"),
+    [
+        (("--subscribers", "2", "--topics", "3"), 2, "--topics 3 is more than --subscribers 2"),
+        (("--target", "ws://127.0.0.1:9/", "--baseline", "none"), 1, "cannot read http://127.0.0.1:9/stats"),
+    ],
+    ids=["more-topics-than-subscribers", "unreachable-target"],
+)
+def test_a_bad_option_or_target_ends_the_run_with_a_reason(
+    args: tuple[str, ...], code: int, reason: str
+) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "minimess", "bench", "--subscribers", "2", "--topics", "3"],
-        capture_output=True,
-        text=True,
-        timeout=scaled(30),
+        [sys.executable, "-m", "minimess", "bench", *args], capture_output=True, text=True, timeout=scaled(30)
     )
-    assert completed.returncode == 2
-    assert "--topics 3 is more than --subscribers 2" in completed.stderr
-    completed = subprocess.run(
-        [sys.executable, "-m", "minimess", "bench", "--target", "ws://127.0.0.1:9/", "--baseline", "none"],
-        capture_output=True,
-        text=True,
-        timeout=scaled(30),
-    )
-    assert completed.returncode == 1
-    assert "cannot read http://127.0.0.1:9/stats" in completed.stderr
+    assert completed.returncode == code
+    assert reason in completed.stderr
