@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import close_received, http_get, next_frame, open_client, send_frame, stats
+from tests.integration.wire import close_code, http_get, next_frame, open_client, send_frame, stats
 from tests.timeouts import scaled
 
 # The topic the innocent bystander of every test listens on; bad frames aim at it too, so that
@@ -99,9 +99,7 @@ async def test_a_text_frame_not_utf8_or_too_large_closes_only_that_connection(
         assert (await next_frame(offender))["type"] == "ack"
         assert len((await next_frame(innocent))["body"]) > 900
         await offender.send(frame, text=True)
-        close = await close_received(offender)
-        assert close is not None
-        assert close.code == code
+        assert await close_code(offender) == code
         await assert_still_serves(server, innocent)
 
 

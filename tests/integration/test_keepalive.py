@@ -13,14 +13,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Event
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import (
-    RawClient,
-    frame_of_type,
-    logged,
-    open_client,
-    send_frame,
-    stats,
-)
+from tests.integration.wire import RawClient, frame_of_type, logged, open_client, send_frame, stats
 from tests.timeouts import scaled
 
 PING_INTERVAL = 0.5
@@ -51,11 +44,14 @@ class PingCountingConnection(ClientConnection):
         super().process_event(event)
 
 
-async def test_client_that_never_answers_pings_is_closed_with_1011(
+async def test_a_client_that_never_answers_pings_is_closed_with_1011_and_one_that_does_stays(
     start_server: Callable[..., ServerProcess],
 ) -> None:
-    """A client that never answers a ping gets 1011 "ping timeout", then loses its TCP connection."""
+    """The silent client gets 1011 "ping timeout", then loses its TCP connection; a websockets client,
+    which answers every ping, is still served after several ping intervals."""
     server = start_server(*KEEPALIVE_OPTIONS)
+    alive = await open_client(server, "alive", "news", create_connection=PingCountingConnection)
+    assert isinstance(alive, PingCountingConnection)
     ghost = await RawClient.connect(server, "ghost", "news")
     connected_at = time.monotonic()
     try:
@@ -72,34 +68,21 @@ async def test_client_that_never_answers_pings_is_closed_with_1011(
         assert close == Close(1011, "ping timeout"), close
         assert pings >= 1
         assert closed_after >= PING_INTERVAL + PING_TIMEOUT * 0.9
-
         # The close reply never comes, so the server drops the TCP connection after its close timeout.
         async with asyncio.timeout(scaled(CLOSE_TIMEOUT + MARGIN)):
-            after_close = [frame async for frame in ghost.frames()]
-        assert after_close == []
+            assert [frame async for frame in ghost.frames()] == []
+
+        async with asyncio.timeout(scaled(4 * (PING_INTERVAL + PING_TIMEOUT) + MARGIN)):
+            while alive.pings < 4:
+                alive.ping_received.clear()
+                await alive.ping_received.wait()
+        await send_frame(alive, type="pub", topic="news", body="still here", ref="p-1")
+        assert (await frame_of_type(alive, "message"))["body"] == "still here"
+        assert (await frame_of_type(alive, "ack"))["ref"] == "p-1"
     finally:
         ghost.close()
+        await alive.close()
 
     (inactive,) = await logged(server, "client_inactive")
     assert inactive["ping_timeout"] == PING_TIMEOUT
     assert (await stats(server))["inactive_closes"] == 1
-
-
-async def test_client_that_answers_pings_stays_connected(start_server: Callable[..., ServerProcess]) -> None:
-    """A websockets client, which answers every ping, is still served after several ping intervals."""
-    server = start_server(*KEEPALIVE_OPTIONS)
-    client = await open_client(server, "alive", "news", create_connection=PingCountingConnection)
-    assert isinstance(client, PingCountingConnection)
-    try:
-        async with asyncio.timeout(scaled(4 * (PING_INTERVAL + PING_TIMEOUT) + MARGIN)):
-            while client.pings < 4:
-                client.ping_received.clear()
-                await client.ping_received.wait()
-
-        await send_frame(client, type="pub", topic="news", body="still here", ref="p-1")
-        assert (await frame_of_type(client, "message"))["body"] == "still here"
-        assert (await frame_of_type(client, "ack"))["ref"] == "p-1"
-    finally:
-        await client.close()
-
-    assert (await stats(server))["inactive_closes"] == 0

@@ -15,7 +15,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Close, Frame, Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import Event, State
 from websockets.uri import parse_uri
@@ -111,14 +111,16 @@ async def logged(
     return await asyncio.to_thread(wait_logged, servers, name, count, within, **fields)
 
 
-async def close_received(connection: ClientConnection, within: float = 10.0) -> Close | None:
-    """Read and drop frames until the connection closes; the close frame the server sent, if any."""
+async def close_code(connection: ClientConnection, within: float = 10.0) -> int:
+    """Read and drop frames until the connection closes; the code of the close frame the server sent."""
     async with asyncio.timeout(scaled(within)):
         try:
             while True:
                 await connection.recv()
         except ConnectionClosed as closed:
-            return closed.rcvd
+            close = closed.rcvd
+    assert close is not None, "closed without a close frame from the server"
+    return close.code
 
 
 # The misbehaving peer that keepalive, shutdown and slow-consumer tests need: a websockets client
