@@ -11,10 +11,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
 
 import pexpect  # type: ignore[import-untyped]
 
+from tests.integration.server_process import FollowedStream
 from tests.timeouts import scaled
 
 # A fixed POSIX zone (no tz database needed) half an hour off any whole-hour zone, so that a client
@@ -122,7 +122,7 @@ def read_lines(path: Path) -> list[str]:
 
 
 def wait_for_lines(
-    path: Path, predicate: Callable[[str], bool], count: int, within: float = 10.0
+    path: Path, predicate: Callable[[str], bool], count: int = 1, within: float = 10.0
 ) -> list[str]:
     """The first `count` complete lines of `path` that satisfy `predicate`, polled for `within` s (scaled)."""
     deadline = time.monotonic() + scaled(within)
@@ -135,11 +135,6 @@ def wait_for_lines(
                 f"fewer than {count} matching lines in {path} within {scaled(within)} s: {read_lines(path)!r}"
             )
         time.sleep(0.05)
-
-
-def wait_for_line(path: Path, predicate: Callable[[str], bool], within: float = 10.0) -> str:
-    """The first complete line of `path` that satisfies `predicate`, polled for `within` s (scaled)."""
-    return wait_for_lines(path, predicate, 1, within)[0]
 
 
 class TerminalClient:
@@ -232,7 +227,8 @@ class TerminalClient:
         return self.expect(r"^! [^\n]*\S[^\n]*", within)
 
     def wait_for_line(self, predicate: Callable[[str], bool], within: float = 10.0) -> str:
-        return wait_for_line(self.transcript, predicate, within)
+        """The first line of the transcript that satisfies `predicate`."""
+        return wait_for_lines(self.transcript, predicate, 1, within)[0]
 
     def wait_exit(self, within: float = 10.0) -> int:
         """The exit code, once the process has exited within `within` seconds (scaled)."""
@@ -255,38 +251,6 @@ class TerminalClient:
         if self.child.isalive():
             self.child.terminate(force=True)
         self.child.close(force=True)
-
-
-class OutputLines:
-    """The lines of a process's output stream, followed by a thread."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._closed = False
-        threading.Thread(target=self._follow, args=(stream,), daemon=True).start()
-
-    def _follow(self, stream: IO[str]) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-
-    def wait_for(self, predicate: Callable[[str], bool], within: float = 10.0) -> str:
-        """The first line (read already or within `within` s, scaled) that satisfies `predicate`."""
-        deadline = time.monotonic() + scaled(within)
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    if predicate(line):
-                        return line
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed:
-                    raise AssertionError(f"no matching line within {scaled(within)} s: {self.lines[-20:]!r}")
-                self._changed.wait(remaining)
 
 
 class PrintClient:
@@ -316,8 +280,8 @@ class PrintClient:
         )
         assert self.process.stdout is not None
         assert self.process.stderr is not None
-        self.stdout = OutputLines(self.process.stdout)
-        self.stderr = OutputLines(self.process.stderr)
+        self.stdout = FollowedStream(self.process.stdout, str, threading.Condition())
+        self.stderr = FollowedStream(self.process.stderr, str, threading.Condition())
         return self
 
     def interrupt(self, within: float = 10.0) -> int:

@@ -1,4 +1,4 @@
-"""A real `minimess serve` process for integration tests, and the events it logs."""
+"""A real `minimess serve` process for integration tests, the events it logs, and waiting for them."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, Any, Generic, TypeVar
 
 from devtools import processes
 
 from tests.timeouts import scaled
 
+T = TypeVar("T")
 LogEvent = dict[str, Any]
 
 # Guards the logs of every server and is notified whenever one grows or ends, so that a test can
@@ -22,46 +23,86 @@ LogEvent = dict[str, Any]
 _logs_changed = threading.Condition()
 
 
-class RunLog:
-    """The events one run of a server logged; running until its stderr ends."""
+class FollowedStream(Generic[T]):
+    """What a process writes to one of its streams, an item per line, read by a thread of its own.
 
-    def __init__(self, *, running: bool) -> None:
-        self.events: list[LogEvent] = []
-        self.running = running
+    `changed` guards `items` and `running` and is notified whenever they change; streams waited
+    on together share it.
+    """
+
+    def __init__(
+        self, stream: IO[str] | None, parse: Callable[[str], T], changed: threading.Condition
+    ) -> None:
+        self.items: list[T] = []
+        self.running = stream is not None
+        self.changed = changed
+        if stream is not None:
+            threading.Thread(target=self._follow, args=(stream, parse), daemon=True).start()
+
+    def _follow(self, stream: IO[str], parse: Callable[[str], T]) -> None:
+        for line in stream:
+            item = parse(line.rstrip("\n"))
+            with self.changed:
+                self.items.append(item)
+                self.changed.notify_all()
+        with self.changed:
+            self.running = False
+            self.changed.notify_all()
+
+    def wait_for(
+        self,
+        matching: Callable[[T], bool],
+        count: int = 1,
+        within: float = 10.0,
+        what: str = "matching lines",
+    ) -> list[T]:
+        return wait_for_items((self,), matching, count, within, what)
 
 
-def _matching(log: RunLog, name: str, fields: dict[str, Any]) -> list[LogEvent]:
-    return [
-        event
-        for event in log.events
-        if event.get("event") == name and all(event.get(key) == value for key, value in fields.items())
-    ]
+def wait_for_items(
+    streams: Sequence[FollowedStream[T]], matching: Callable[[T], bool], count: int, within: float, what: str
+) -> list[T]:
+    """The items of the streams that match, once there are `count` (of `what`, for the failure).
+
+    Fails after `within` seconds (scaled), or as soon as every stream has ended, with the last items.
+    """
+    changed = streams[0].changed
+    assert all(stream.changed is changed for stream in streams)
+    deadline = time.monotonic() + scaled(within)
+    with changed:
+        while True:
+            found = [item for stream in streams for item in stream.items if matching(item)]
+            if len(found) >= count:
+                return found
+            remaining = deadline - time.monotonic()
+            running = any(stream.running for stream in streams)
+            if remaining <= 0 or not running:
+                last = [item for stream in streams for item in stream.items[-10:]]
+                raise AssertionError(
+                    f"{len(found)} of {count} {what} {'within' if running else 'before the end, in'} "
+                    f"{scaled(within)} s; last: {last}"
+                )
+            changed.wait(remaining)
+
+
+def _event(line: str) -> LogEvent:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        event = None
+    return event if isinstance(event, dict) else {"event": "unstructured", "line": line}
+
+
+def _named(name: str, fields: dict[str, Any]) -> Callable[[LogEvent], bool]:
+    return lambda event: event.get("event") == name and all(event.get(k) == v for k, v in fields.items())
 
 
 def wait_logged(
     servers: Iterable[ServerProcess], name: str, /, count: int = 1, within: float = 10.0, **fields: Any
 ) -> list[LogEvent]:
-    """The events called `name` with these field values that the servers logged, once there are `count`.
-
-    Fails after `within` seconds (scaled), or as soon as every server has exited, with the last events.
-    """
-    servers = list(servers)
-    deadline = time.monotonic() + scaled(within)
-    with _logs_changed:
-        while True:
-            logs = [server.log for server in servers]
-            found = [event for log in logs for event in _matching(log, name, fields)]
-            if len(found) >= count:
-                return found
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not any(log.running for log in logs):
-                state = "within" if any(log.running for log in logs) else "before exiting, in"
-                last = [event for log in logs for event in log.events[-10:]]
-                raise AssertionError(
-                    f"{len(found)} of {count} {name!r} events with {fields} logged {state} "
-                    f"{scaled(within)} s; last events: {last}"
-                )
-            _logs_changed.wait(remaining)
+    """The events called `name` with these field values that the servers logged, once there are `count`."""
+    streams = [server.log for server in servers]
+    return wait_for_items(streams, _named(name, fields), count, within, f"{name!r} events with {fields}")
 
 
 class ServerProcess:
@@ -71,7 +112,7 @@ class ServerProcess:
         self.args = ["--port", "0", "--log-format", "json", *args]
         self.port = 0
         self.process: subprocess.Popen[str] | None = None
-        self.log = RunLog(running=False)
+        self.log = FollowedStream(None, _event, _logs_changed)
 
     def start(self, port: int | None = None) -> ServerProcess:
         """Start the process (on `port`, or any free one) and wait until it listens."""
@@ -87,28 +128,10 @@ class ServerProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         # A log of this run's own: a restart waits for its own events, not the previous run's.
-        with _logs_changed:
-            self.log = RunLog(running=True)
-        threading.Thread(target=self._follow, args=(self.process.stderr, self.log), daemon=True).start()
+        self.log = FollowedStream(self.process.stderr, _event, _logs_changed)
         (listening,) = self.wait_logged("server_listening", within=15)
         self.port = int(listening["port"])
         return self
-
-    @staticmethod
-    def _follow(stderr: IO[str], log: RunLog) -> None:
-        for line in stderr:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = None
-            if not isinstance(event, dict):
-                event = {"event": "unstructured", "line": line.rstrip("\n")}
-            with _logs_changed:
-                log.events.append(event)
-                _logs_changed.notify_all()
-        with _logs_changed:
-            log.running = False
-            _logs_changed.notify_all()
 
     def wait_logged(
         self, name: str, /, count: int = 1, within: float = 10.0, **fields: Any
@@ -122,13 +145,13 @@ class ServerProcess:
         Only for asserting that something was not logged, once a later event shows it had its chance.
         """
         with _logs_changed:
-            return _matching(self.log, name, fields)
+            return list(filter(_named(name, fields), self.log.items))
 
     @property
     def events(self) -> list[LogEvent]:
         """Every event of this run so far, for failure messages."""
         with _logs_changed:
-            return list(self.log.events)
+            return list(self.log.items)
 
     def url(self, path: str) -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
