@@ -183,12 +183,6 @@ class TerminalClient:
                 self._screen.feed(data)
                 self._changed.notify_all()
 
-    @property
-    def screen(self) -> str:
-        """The finished lines of the client's terminal so far, each followed by a newline."""
-        with self._changed:
-            return self._screen.text
-
     def type(self, text: str) -> None:
         """Type `text` (keys, not a line: add "\\r" for Enter)."""
         assert self.child is not None
@@ -231,15 +225,14 @@ class TerminalClient:
         return wait_for_lines(self.transcript, predicate, 1, within)[0]
 
     def wait_exit(self, within: float = 10.0) -> int:
-        """The exit code, once the process has exited within `within` seconds (scaled)."""
+        """The exit code, once the client has closed its terminal within `within` seconds (scaled)."""
         assert self.child is not None
-        deadline = time.monotonic() + scaled(within)
-        while self.child.isalive():
-            if time.monotonic() > deadline:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._eof, scaled(within)):
                 raise AssertionError(
-                    f"{self.uid}: still running after {scaled(within)} s:\n{self.screen[-2000:]}"
+                    f"{self.uid}: still running after {scaled(within)} s:\n{self._screen.text}"
                 )
-            time.sleep(0.05)
+        self.child.wait()
         status = self.child.exitstatus
         assert status is not None, f"{self.uid}: killed by signal {self.child.signalstatus}"
         return int(status)

@@ -19,15 +19,6 @@ QUEUE_SIZE = 16
 OPTIONS = ("--queue-size", str(QUEUE_SIZE), "--rate-limit", "0", "--ping-interval", "0", "--tick", "0")
 # 9 MB in all: more than a connection's kernel buffers, its write buffer and its queue hold.
 BODIES = [f"{number:04d}:" + "x" * (30 * 1024) for number in range(300)]
-# Set before connecting, a small receive buffer keeps the slow client's kernel from absorbing the load.
-RECEIVE_BUFFER = 4096
-
-
-async def stalled_client(server: ServerProcess) -> RawClient:
-    """A subscriber of "load" that reads its `success` and then nothing until the test asks."""
-    client = await RawClient.connect(server, "slow", "load", receive_buffer=RECEIVE_BUFFER)
-    assert (await client.next_text())["type"] == "success"
-    return client
 
 
 async def publish_all(connection: ClientConnection) -> list[dict[str, Any]]:
@@ -41,7 +32,7 @@ async def test_slow_consumer_is_closed_with_4000_while_others_keep_receiving(
     """A subscriber that stops reading gets 4000 "slow consumer"; the others get every message and ack."""
     # A long close timeout: the closing handshake must still be pending when `slow` reads at the end.
     server = start_server(*OPTIONS, "--close-timeout", str(scaled(30)))
-    slow = await stalled_client(server)
+    slow = await RawClient.connect(server, "slow", "load")
     try:
         async with (
             await open_client(server, "fast", "load") as fast,
@@ -80,7 +71,7 @@ async def test_slow_consumer_that_never_reads_is_dropped_within_close_timeout(
     """A slow consumer that never reads its 4000 close frame is dropped once --close-timeout passes."""
     close_timeout = 0.5
     server = start_server(*OPTIONS, "--close-timeout", str(close_timeout))
-    slow = await stalled_client(server)
+    slow = await RawClient.connect(server, "slow", "load")
     try:
         async with await open_client(server, "publisher") as publisher:
             await publish_all(publisher)

@@ -15,7 +15,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
+from websockets.frames import Frame
 from websockets.http11 import Response
 from websockets.protocol import Event, State
 from websockets.uri import parse_uri
@@ -125,6 +125,11 @@ async def close_code(connection: ClientConnection, within: float = 10.0) -> int:
 
 # The misbehaving peer that keepalive, shutdown and slow-consumer tests need: a websockets client
 # would answer pings and close frames and drain its socket by itself, hiding what the server does.
+# Its receive buffer is small, so that what it does not read piles up in the server rather than
+# in this machine's kernel.
+RAW_RECEIVE_BUFFER = 4096
+
+
 class RawClient:
     """A WebSocket client on raw TCP that does the handshake, then never writes and reads only when asked."""
 
@@ -138,38 +143,29 @@ class RawClient:
         self._eof = False
 
     @classmethod
-    async def connect(
-        cls,
-        server: ServerProcess,
-        uid: str,
-        *topics: str,
-        receive_buffer: int | None = None,
-        within: float = 10.0,
-    ) -> RawClient:
-        """Connect as `uid` on `topics` and read up to the handshake response, nothing more.
-
-        With `receive_buffer` the socket's SO_RCVBUF is that small, so that what the client does not
-        read piles up in the server rather than in this machine's kernel.
-        """
+    async def connect(cls, server: ServerProcess, uid: str, *topics: str) -> RawClient:
+        """Connect as `uid` on `topics` and read up to the `success` frame, nothing more."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if receive_buffer is not None:
-            # Set before connecting, so that the advertised window stays small and is not auto-tuned.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        # Set before connecting, so that the advertised window stays small and is not auto-tuned.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RAW_RECEIVE_BUFFER)
         sock.setblocking(False)
         # No size limit: a frame too large would make the protocol fail the connection on its own,
         # and this client only reports what the server sent.
         client = cls(sock, ClientProtocol(parse_uri(server.url(subscribe_path(uid, *topics))), max_size=None))
         try:
-            async with asyncio.timeout(scaled(within)):
+            async with asyncio.timeout(scaled(10)):
                 loop = asyncio.get_running_loop()
                 await loop.sock_connect(sock, ("127.0.0.1", server.port))
                 client._protocol.send_request(client._protocol.connect())
                 # The handshake request is the only data this client ever sends.
                 await loop.sock_sendall(sock, b"".join(client._protocol.data_to_send()))
                 response = await client.next_event()
+                success = await client.next_event()
             assert isinstance(response, Response), response
             assert response.status_code == 101, response
             assert client._protocol.state is State.OPEN, client._protocol.handshake_exc
+            assert isinstance(success, Frame), success
+            assert json.loads(bytes(success.data))["type"] == "success", success
         except BaseException:
             sock.close()
             raise
@@ -189,15 +185,6 @@ class RawClient:
                 self._protocol.receive_eof()
             self._events.extend(self._protocol.events_received())
         return self._events.popleft()
-
-    async def next_text(self) -> dict[str, Any]:
-        """The next frame, which must be a text frame, decoded."""
-        frame = await self.next_event()
-        assert isinstance(frame, Frame), frame
-        assert frame.opcode is Opcode.TEXT, frame
-        document = json.loads(bytes(frame.data))
-        assert isinstance(document, dict)
-        return document
 
     async def frames(self) -> AsyncIterator[Frame]:
         """Every frame not read yet, until the server ends the TCP connection.
