@@ -97,8 +97,7 @@ def test_memory_broker_against_a_baseline(tmp_path: Path, design: str) -> None:
     assert document["ratio"]["deliveries"] == 1.0
     assert document["ratio"]["deliveries_per_s"] > 0
     assert document["stages"] == []
-    header = next(line for line in table.splitlines() if line.rstrip().endswith("ratio"))
-    assert header.split() == ["bare", design, "minimess", "(memory)", "ratio"]
+    # The table itself is test_bench_report.py's; here, that it is printed.
     assert "server CPU per delivery µs" in table
 
 
@@ -119,7 +118,6 @@ def test_trace_breaks_latency_down_by_stage(tmp_path: Path) -> None:
     path = [s for s in STAGES if s != "received->accepted"]
     assert sum(stages[s]["mean_ms"] for s in path) <= median["latency_max_ms"] + 0.001
     assert "where the time goes" in table
-    assert "queued -> written to the socket" in table
 
 
 def test_idle_connections_measure_memory_per_connection(tmp_path: Path) -> None:

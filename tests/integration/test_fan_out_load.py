@@ -8,7 +8,7 @@ from collections.abc import Callable
 from websockets.asyncio.client import ClientConnection
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import frame_of_type, open_client, publish, stats
+from tests.integration.wire import next_frame, open_client, publish, stats
 from tests.timeouts import scaled
 
 SUBSCRIBERS = 200
@@ -29,7 +29,7 @@ async def publish_all(connection: ClientConnection, name: str) -> list[str]:
 
 async def receive(connection: ClientConnection, count: int) -> list[str]:
     """The ids of the next `count` message frames, skipping time ticks."""
-    return [(await frame_of_type(connection, "message"))["id"] for _ in range(count)]
+    return [(await next_frame(connection, "message"))["id"] for _ in range(count)]
 
 
 async def test_every_subscriber_receives_the_same_messages_in_the_same_order(

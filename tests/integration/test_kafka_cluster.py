@@ -19,7 +19,7 @@ from minimess.adapters.kafka.envelope import Envelope
 from minimess.domain.model import Message, Topic, Uid
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.server_process import ServerProcess, wait_status
-from tests.integration.wire import frame_of_type, logged, next_frame, open_client, publish, send_frame, stats
+from tests.integration.wire import logged, next_frame, open_client, publish, send_frame, stats
 from tests.timeouts import scaled
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ async def publish_id(connection: ClientConnection, body: str, ref: str) -> str:
 
 
 async def next_message(connection: ClientConnection, within: float = 15.0) -> dict[str, Any]:
-    return await frame_of_type(connection, "message", within=within)
+    return await next_frame(connection, "message", within=within)
 
 
 async def close_all(connections: list[ClientConnection]) -> None:
@@ -125,7 +125,7 @@ async def test_500_messages_reach_subscribers_on_both_servers_once_each_in_publi
         async def acks() -> list[str]:
             ids = []
             for number in range(MESSAGES):
-                ack = await frame_of_type(publisher, "ack")
+                ack = await next_frame(publisher, "ack")
                 assert ack["ref"] == str(number), ack
                 ids.append(str(ack["id"]))
             return ids

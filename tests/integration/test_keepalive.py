@@ -13,7 +13,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Event
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import RawClient, frame_of_type, logged, open_client, send_frame, stats
+from tests.integration.wire import RawClient, logged, next_frame, open_client, send_frame, stats
 from tests.timeouts import scaled
 
 PING_INTERVAL = 0.5
@@ -77,8 +77,8 @@ async def test_a_client_that_never_answers_pings_is_closed_with_1011_and_one_tha
                 alive.ping_received.clear()
                 await alive.ping_received.wait()
         await send_frame(alive, type="pub", topic="news", body="still here", ref="p-1")
-        assert (await frame_of_type(alive, "message"))["body"] == "still here"
-        assert (await frame_of_type(alive, "ack"))["ref"] == "p-1"
+        assert (await next_frame(alive, "message"))["body"] == "still here"
+        assert (await next_frame(alive, "ack"))["ref"] == "p-1"
     finally:
         ghost.close()
         await alive.close()

@@ -147,17 +147,9 @@ async def test_stats_counters_exist_and_count(server: ServerProcess) -> None:
     """GET /stats is a JSON object of counters that count connections, publishes and deliveries."""
     before = await stats(server)
     counters = {
-        "connections",
-        "deliveries",
-        "connections_opened",
-        "connections_closed",
-        "messages_published",
-        "slow_consumer_closes",
-        "inactive_closes",
-        "error_frames",
-        "rate_limited",
-        "internal_errors",
-    }
+        "connections", "deliveries", "connections_opened", "connections_closed", "messages_published",
+        "slow_consumer_closes", "inactive_closes", "error_frames", "rate_limited", "internal_errors",
+    }  # fmt: skip
     assert counters <= set(before), before
     assert all(isinstance(before[name], int) and before[name] >= 0 for name in counters), before
     assert before["node"] == f"{socket.gethostname()}:{server.port}"

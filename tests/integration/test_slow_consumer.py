@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.frames import Close, Frame, Opcode
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import RawClient, frame_of_type, logged, open_client, publish, stats
+from tests.integration.wire import RawClient, logged, next_frame, open_client, publish, stats
 from tests.timeouts import scaled
 
 QUEUE_SIZE = 16
@@ -40,7 +40,7 @@ async def test_slow_consumer_is_closed_with_4000_while_others_keep_receiving(
         ):
 
             async def receive_all() -> list[dict[str, Any]]:
-                return [await frame_of_type(fast, "message") for _ in BODIES]
+                return [await next_frame(fast, "message") for _ in BODIES]
 
             async with asyncio.timeout(scaled(30)):
                 received, acks = await asyncio.gather(receive_all(), publish_all(publisher))

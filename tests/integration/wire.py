@@ -45,30 +45,24 @@ async def send_frame(connection: ClientConnection, **frame: Any) -> None:
     await connection.send(json.dumps(frame))
 
 
-async def next_frame(connection: ClientConnection, within: float = 10.0) -> dict[str, Any]:
-    """The next frame of any type, decoded."""
-    async with asyncio.timeout(scaled(within)):
-        data = await connection.recv()
-    document = json.loads(data)
-    assert isinstance(document, dict)
-    return document
-
-
-async def frame_of_type(connection: ClientConnection, kind: str, within: float = 10.0) -> dict[str, Any]:
-    """The next frame of type `kind`, skipping `time` ticks; fail on any other frame."""
+async def next_frame(
+    connection: ClientConnection, kind: str | None = None, within: float = 10.0
+) -> dict[str, Any]:
+    """The next frame, decoded; with `kind`, the next but `time` ticks, which must be of that type."""
     async with asyncio.timeout(scaled(within)):
         while True:
             document = json.loads(await connection.recv())
-            if document["type"] == "time":
-                continue
-            assert document["type"] == kind, document
-            return dict(document)
+            assert isinstance(document, dict)
+            if kind is None or document["type"] != "time":
+                break
+    assert kind in (None, document["type"]), document
+    return document
 
 
 async def publish(connection: ClientConnection, topic: str, body: str, ref: str) -> dict[str, Any]:
     """Publish `body` on `topic` and wait for the ack (skipping ticks; not subscribed to it); the ack."""
     await send_frame(connection, type="pub", topic=topic, body=body, ref=ref)
-    ack = await frame_of_type(connection, "ack")
+    ack = await next_frame(connection, "ack")
     assert ack["ref"] == ref, ack
     return ack
 
