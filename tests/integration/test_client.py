@@ -25,9 +25,8 @@ from tests.integration.wire import open_client, publish, unique
 from tests.timeouts import scaled
 
 SERVE_ARGS = ("--tick", "0")
-RETRY_FIRST = 0.2
 RETRY_CAP = 1.0
-RETRY = ("--retry-first", str(RETRY_FIRST), "--retry-cap", str(RETRY_CAP))
+RETRY = ("--retry-first", "0.2", "--retry-cap", str(RETRY_CAP))
 # Slack on top of the longest reconnect delay: a connection attempt, the handshake and resubscribing.
 RECONNECT_SLACK = 4.0
 # The zone the clients run in (client_process.CLIENT_TZ), as an offset.
@@ -203,16 +202,12 @@ def test_up_arrow_recalls_the_previous_line(
     a = start_client("a", server)
     a.line(f"sub {topic}")
     a.expect_status(f"subscribed to {topic}")
-    a.type(UP)
-    a.type("\r")
+    a.type(UP + "\r")
     a.expect_status(f"subscribed to {topic}")
 
     a.line(f"pub {topic} again")
     a.wait_for_line(from_("a", "again"))
-    a.type(UP)
-    a.type(UP)
-    a.type(DOWN)
-    a.type("\r")
+    a.type(UP + UP + DOWN + "\r")
     wait_for_lines(a.transcript, from_("a", "again"), count=2)
 
 
