@@ -1,5 +1,5 @@
-"""Fixtures that start real `minimess serve` processes, and Kafkas of a test's own (the shared one is
-in tests/conftest.py)."""
+"""Fixtures that start real `minimess serve` processes, pick a proxy, and start Kafkas of a test's own
+(the shared Kafka is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.kafka_process import KafkaProcess, KafkaUnavailable, kafka_unavailable
+from tests.integration.proxy_process import PROXIES, ProxyUnavailable, find_executable, proxy_unavailable
 from tests.integration.server_process import ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -35,6 +36,17 @@ def server() -> Iterator[ServerProcess]:
     process = ServerProcess("--tick", "0").start()
     yield process
     process.stop()
+
+
+@pytest.fixture(params=PROXIES)
+def proxy_kind(request: pytest.FixtureRequest) -> str:
+    """A test that takes it runs behind HAProxy and behind nginx; skipped or failed when one is missing."""
+    kind = str(request.param)
+    try:
+        find_executable(kind)
+    except ProxyUnavailable as error:
+        proxy_unavailable(str(error))
+    return kind
 
 
 @pytest.fixture

@@ -17,11 +17,7 @@ import pytest
 
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.proxy_process import (
-    PROXIES,
     ProxyProcess,
-    ProxyUnavailable,
-    find_executable,
-    proxy_unavailable,
 )
 from tests.integration.server_process import ServerProcess, wait_status
 from tests.timeouts import scaled
@@ -143,16 +139,6 @@ def test_two_kafka_servers(tmp_path: Path, kafka: KafkaProcess) -> None:
     assert server["name"] == "minimess (kafka)"
     assert_sane_delivery_figures(server["median"], SHORT_DELIVERIES)
     assert [row["stage"] for row in document["stages"]] == STAGES
-
-
-@pytest.fixture(params=PROXIES)
-def proxy_kind(request: pytest.FixtureRequest) -> str:
-    kind = str(request.param)
-    try:
-        find_executable(kind)
-    except ProxyUnavailable as error:
-        proxy_unavailable(str(error))
-    return kind
 
 
 def test_through_a_proxy_in_front_of_two_servers(

@@ -20,11 +20,7 @@ from minimess.adapters.websocket_client.link import ServerLink
 from minimess.domain.model import Message, Topic, Uid
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.proxy_process import (
-    PROXIES,
     ProxyProcess,
-    ProxyUnavailable,
-    find_executable,
-    proxy_unavailable,
 )
 from tests.integration.server_process import ServerProcess, wait_status
 from tests.integration.wire import logged, next_frame, subscribe_path
@@ -217,17 +213,6 @@ class Fleet:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-@pytest.fixture(params=PROXIES)
-def proxy_kind(request: pytest.FixtureRequest) -> str:
-    """Every scenario runs behind HAProxy and behind nginx; skipped or failed here when it is missing."""
-    kind = str(request.param)
-    try:
-        find_executable(kind)
-    except ProxyUnavailable as error:
-        proxy_unavailable(str(error))
-    return kind
 
 
 @pytest.fixture
