@@ -28,14 +28,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import attrs
-from devtools import processes
-from tests.integration.kafka_process import KafkaProcess
-from tests.integration.proxy_process import PROXIES, ProxyProcess
-from tests.integration.server_process import ServerProcess
 
+from devtools import processes
 from minimess.adapters.websocket_client.backoff import Backoff
 from minimess.adapters.websocket_client.link import ServerLink
 from minimess.domain.model import Message, Topic, Uid
+from tests.integration.kafka_process import KafkaProcess
+from tests.integration.proxy_process import PROXIES, ProxyProcess
+from tests.integration.server_process import ServerProcess
 
 TOPIC = Topic("room")
 FIRST, CAP = 0.2, 1.0

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from devtools import kafka
 
+from devtools import kafka
 from tests.timeouts import scaled
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kafka"

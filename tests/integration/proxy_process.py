@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
 from devtools import processes, templates
 from devtools.processes import HOST
 from devtools.templates import PROXIES as PROXIES  # test modules name the proxies through here
-
 from tests.timeouts import scaled
 
 # Until the proxy answers GET /healthz with 200: it starts in well under a second.

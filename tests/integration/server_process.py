@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, Generic, TypeVar
 
 from devtools import processes
-
 from tests.timeouts import scaled
 
 T = TypeVar("T")

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from devtools.processes import HOST, free_port
 from websockets.asyncio.client import connect
 
+from devtools.processes import HOST, free_port
 from tests.integration.kafka_process import FETCH_ALLOWANCE, START_TIMEOUT, kafka_unavailable
 from tests.integration.proxy_process import ProxyUnavailable, find_executable, proxy_unavailable
 from tests.integration.wire import next_frame, subscribe_path

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from devtools import processes, templates
 
 SERVERS = {"s1": "127.0.0.1:9001", "s2": "127.0.0.1:9002"}
