@@ -68,7 +68,7 @@ class WebSocketServer:
                 # Incoming frames not yet read; when full, reading from the socket pauses and TCP
                 # pushes back on the client, so a flooding client slows down only itself.
                 max_queue=16,
-                # Keepalive is ours (ClientConnection's pinger), not the library's.
+                # Keepalive is ours (AcceptedConnection's pinger), not the library's.
                 ping_interval=None,
                 close_timeout=settings.close_timeout,
                 server_header=None,
