@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 import structlog
 from dependency_injector import providers
 
+from devtools.processes import free_port
 from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.app.hub import Hub
@@ -134,12 +134,6 @@ def serve(variant: str, port: int) -> None:
     container = build_container(settings)
     CHANGES[variant](container)
     asyncio.run(container.server().run())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

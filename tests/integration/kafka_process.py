@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import pytest
 
-from devtools import kafka
+from devtools import kafka, processes
 from tests.timeouts import scaled
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kafka"
@@ -76,9 +76,16 @@ class KafkaProcess:
             raise RuntimeError(f"scripts/kafka stop failed (exit {result.returncode}):\n{result.stderr}")
 
     def pause(self) -> None:
-        """Freeze the broker (SIGSTOP): its sockets stay open but nothing answers, as when it hangs."""
-        os.kill(self._pid(), signal.SIGSTOP)
+        """Freeze the broker (SIGSTOP): its sockets stay open but nothing answers, as when it hangs.
+
+        Returns once every thread of the broker is stopped: a thread the signal has not reached yet
+        (on a busy machine, one waiting for a CPU) could still answer a request sent after this.
+        """
+        pid = self._pid()
+        os.kill(pid, signal.SIGSTOP)
         self._paused = True
+        if not processes.wait_until(lambda: _all_threads_stopped(pid), scaled(10), interval=0.01):
+            raise RuntimeError(f"Kafka (pid {pid}) did not stop within {scaled(10)} s of SIGSTOP")
 
     def resume(self) -> None:
         """Let a paused broker go on (SIGCONT)."""
@@ -130,3 +137,15 @@ def kafka_serve_args(kafka: KafkaProcess, topic: str, node: str, partitions: int
         "--tick", "0",
         "--node-id", node,
     )  # fmt: skip
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether the kernel shows every thread of `pid` stopped (state T), as after SIGSTOP."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            # The state follows the command name, which is in parentheses and may hold spaces.
+            states.append(stat.read_text().rpartition(")")[2].split()[0])
+        except (OSError, IndexError):
+            continue  # a thread that ended meanwhile
+    return bool(states) and all(state in ("T", "t") for state in states)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from devtools.processes import free_port
 from minimess.adapters.websocket_client.backoff import Backoff
 from minimess.adapters.websocket_client.link import ServerLink
 from minimess.adapters.wire.paths import subscribe_path
@@ -283,14 +283,6 @@ async def harness(idle: Harness) -> Harness:
     return idle
 
 
-def _free_port() -> int:
-    """A loopback port nothing listens on (just released by the OS)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.mark.parametrize("suffix", ["", "/"])
 async def test_the_link_connects_with_its_topics_in_the_url_in_order(harness: Harness, suffix: str) -> None:
     await harness.start((NEWS, CHAT), url=harness.server.url + suffix)
@@ -374,7 +366,7 @@ async def test_a_publish_whose_connection_dies_before_the_ack_is_reported_and_no
 async def test_lines_queued_while_no_server_listens_go_out_in_order_after_the_next_success(
     idle: Harness,
 ) -> None:
-    harness, server, port = idle, idle.server, _free_port()
+    harness, server, port = idle, idle.server, free_port()
     link = harness.make_link((NEWS,), url=f"ws://127.0.0.1:{port}")
     harness.run()
     ((reason, _),) = await harness.reported("disconnected")
@@ -426,7 +418,7 @@ async def test_a_restarted_server_gets_the_current_topics_and_the_lines_typed_me
 
 
 async def test_each_failed_attempt_reports_the_backoffs_delay_which_a_success_resets(idle: Harness) -> None:
-    harness, server, port = idle, idle.server, _free_port()
+    harness, server, port = idle, idle.server, free_port()
     link = harness.make_link(
         url=f"ws://127.0.0.1:{port}", first=0.04, cap=0.16, uniform=lambda _, high: high / 2
     )
@@ -500,7 +492,7 @@ async def test_a_server_that_does_not_greet_with_success_is_not_trusted_and_retr
 
 
 async def test_past_queue_size_unsent_lines_publish_refuses_and_keeps_nothing(idle: Harness) -> None:
-    link = idle.make_link(url=f"ws://127.0.0.1:{_free_port()}", queue_size=2)
+    link = idle.make_link(url=f"ws://127.0.0.1:{free_port()}", queue_size=2)
     assert [link.publish(NEWS, body) for body in ("one", "two", "three")] == [True, True, False]
 
 
@@ -521,7 +513,7 @@ async def test_close_ends_run_while_connected_with_a_close_handshake_and_no_disc
 async def test_close_ends_run_at_once_before_it_ran_or_while_it_waits_to_retry(
     idle: Harness, when: str
 ) -> None:
-    link = idle.make_link(url=f"ws://127.0.0.1:{_free_port()}", first=3600, cap=3600)
+    link = idle.make_link(url=f"ws://127.0.0.1:{free_port()}", first=3600, cap=3600)
     if when == "before-run":
         link.close()
     idle.run()
