@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -88,6 +89,8 @@ class MessagingService:
                 yield
             finally:
                 ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
 
     def connect(self, uid: Uid, outbox: Outbox) -> Session:
         """Register a new connection; it receives `time` frames but no topic yet."""

@@ -26,21 +26,14 @@ def option_name(field: attrs.Attribute[Any]) -> str:
 
 def parameters(settings_class: type) -> list[inspect.Parameter]:
     """One keyword-only parameter per option of `settings_class`, in field order."""
-    attrs.resolve_types(settings_class)
-    result: list[inspect.Parameter] = []
-    for field in attrs.fields(settings_class):
-        if isinstance(field.type, type) and attrs.has(field.type):
-            result += parameters(field.type)
-        else:
-            result.append(_parameter(field))
-    return result
+    return [_parameter(field) for field in _leaf_fields(settings_class)]
 
 
 def build(settings_class: type, values: Mapping[str, Any]) -> Any:
     """An instance of `settings_class` from parsed option values (missing ones keep their defaults)."""
     arguments: dict[str, Any] = {}
     for field in attrs.fields(settings_class):
-        if isinstance(field.type, type) and attrs.has(field.type):
+        if _is_group(field):
             arguments[field.name] = build(field.type, values)
             continue
         value = values.get(option_name(field))
@@ -58,27 +51,34 @@ def describe(error: Exception, settings_class: type) -> str:
     for field in _leaf_fields(settings_class):
         prefix = repr(field.name) + " "
         if message.startswith(prefix):
-            return f"invalid --{option_name(field).replace('_', '-')}: {message.removeprefix(prefix)}"
+            return f"invalid {_flag(field)}: {message.removeprefix(prefix)}"
     return message
 
 
 def _leaf_fields(settings_class: type) -> list[attrs.Attribute[Any]]:
+    """The fields that are options, with those of nested settings classes in their place."""
+    attrs.resolve_types(settings_class)
     fields: list[attrs.Attribute[Any]] = []
     for field in attrs.fields(settings_class):
-        if isinstance(field.type, type) and attrs.has(field.type):
-            fields += _leaf_fields(field.type)
-        else:
-            fields.append(field)
+        fields += _leaf_fields(field.type) if _is_group(field) else [field]
     return fields
+
+
+def _is_group(field: attrs.Attribute[Any]) -> bool:
+    """Whether a field holds a nested settings class rather than one option."""
+    return isinstance(field.type, type) and attrs.has(field.type)
+
+
+def _flag(field: attrs.Attribute[Any]) -> str:
+    return "--" + option_name(field).replace("_", "-")
 
 
 def _parameter(field: attrs.Attribute[Any]) -> inspect.Parameter:
     name = option_name(field)
-    flag = "--" + name.replace("_", "-")
     annotation, default = _cli_type(field)
     closed = {check.compare_op: check.bound for check in _bounds(field) if check.compare_op in ("<=", ">=")}
     option = typer.Option(
-        flag,
+        _flag(field),
         envvar=ENV_PREFIX + name.upper(),
         help=str(field.metadata.get("help", "")) + _open_bounds_text(field),
         # Closed bounds are click's ranges (shown in --help); open ones are checked on parsing.
