@@ -9,6 +9,7 @@ from dependency_injector import containers, providers
 
 from minimess.adapters.clock import SystemClock
 from minimess.adapters.kafka.broker import KafkaBroker
+from minimess.adapters.kafka.envelope import RecordRules
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.memory import MemoryBroker
 from minimess.adapters.terminal import InteractiveDisplay, PrintDisplay, run_interactive, run_printing
@@ -19,6 +20,7 @@ from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.tracing import TracedRenderer
 from minimess.adapters.wire.server_frames import FrameRenderer
 from minimess.app.chat_client import ChatClient
+from minimess.app.history import History
 from minimess.app.messaging import MessagingService
 from minimess.app.settings import ClientSettings, MessagingSettings
 from minimess.app.transcript import Transcript
@@ -59,7 +61,11 @@ class Container(containers.DeclarativeContainer):
         config.broker,
         memory=providers.Singleton(MemoryBroker),
         kafka=providers.Singleton(
-            KafkaBroker, settings=settings.provided.kafka, node_id=settings.provided.server.node_name
+            KafkaBroker,
+            settings=settings.provided.kafka,
+            node_id=settings.provided.server.node_name,
+            # Records from the bus are held to what a client of this server could publish.
+            rules=providers.Factory(RecordRules, max_body_bytes=settings.provided.server.max_message_bytes),
         ),
     )
     # How messages and ticks become frames; --trace adds the stage times.
@@ -76,6 +82,8 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         max_topics=settings.provided.messaging.max_topics,
         tick=settings.provided.messaging.tick,
+        history=providers.Factory(History, limits=settings.provided.messaging.history_limits),
+        recovery_timeout=settings.provided.messaging.recovery_timeout,
     )
     server = providers.Singleton(
         WebSocketServer,

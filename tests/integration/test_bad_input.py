@@ -27,7 +27,7 @@ ROOM = "room"
 async def assert_round_trip(sender: ClientConnection, uid: str, innocent: ClientConnection) -> None:
     """`sender` still subscribes and publishes, and `innocent` receives what it publishes next."""
     await send_frame(sender, type="sub", topic=ROOM, ref="still-sub")
-    assert await next_frame(sender) == {"type": "subscribed", "topic": ROOM}
+    assert (await next_frame(sender)).items() >= {"type": "subscribed", "topic": ROOM}.items()
     await send_frame(sender, type="pub", topic=ROOM, body=f"{uid} still works", ref="still-pub")
     answers = {frame["type"]: frame for frame in [await next_frame(sender), await next_frame(sender)]}
     assert set(answers) == {"ack", "message"}, answers

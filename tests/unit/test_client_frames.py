@@ -151,9 +151,9 @@ def _replies(outcome: ClientFrame | FrameError) -> list[bytes]:
     if isinstance(outcome, FrameError):
         return [error_frame(outcome.code, outcome.reason, outcome.ref)]
     if isinstance(outcome, Sub | Unsub):
-        return [subscribed_frame(outcome.topic)]
+        return [subscribed_frame(outcome.topic, outcome.since if isinstance(outcome, Sub) else None)]
     message = Message.create(outcome.topic, Uid("client"), outcome.body, datetime.now(UTC))
-    return [message_frame(message), ack_frame(outcome.ref, message.id)]
+    return [message_frame(message), ack_frame(outcome.ref, message)]
 
 
 @settings(max_examples=300)

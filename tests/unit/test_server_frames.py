@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -18,12 +19,16 @@ from minimess.adapters.wire.server_frames import (
     time_frame,
     unsubscribed_frame,
 )
-from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Message, Topic, Uid
+from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Message, Position, Topic, Uid
 from tests.unit.wire import decode_server_frame
 
 NEWS = Topic("news")
 NOW = datetime(2026, 11, 28, 3, 55, 13, 123456, tzinfo=UTC)
-MESSAGE = Message(id="m-1", topic=Topic("a:b"), sender=Uid("alice"), body="héllo 🚀", timestamp=NOW)
+AT = Position("mem-0123456789abcdef", 41)
+MESSAGE = Message(
+    id="m-1", topic=Topic("a:b"), sender=Uid("alice"), body="héllo 🚀", timestamp=NOW, position=AT
+)
+UNPLACED = attrs.evolve(MESSAGE, position=None)
 
 
 @pytest.mark.parametrize(
@@ -43,12 +48,37 @@ MESSAGE = Message(id="m-1", topic=Topic("a:b"), sender=Uid("alice"), body="héll
                 "from": "alice",
                 "body": "héllo 🚀",
                 "ts": "2026-11-28T03:55:13.123Z",
+                "offset": 41,
+                "epoch": "mem-0123456789abcdef",
             },
         ),
-        (subscribed_frame(NEWS), {"type": "subscribed", "topic": "news"}),
+        (
+            subscribed_frame(NEWS, AT),
+            {"type": "subscribed", "topic": "news", "offset": 41, "epoch": "mem-0123456789abcdef"},
+        ),
+        (
+            subscribed_frame(NEWS, AT, recovered=True),
+            {
+                "type": "subscribed",
+                "topic": "news",
+                "offset": 41,
+                "epoch": "mem-0123456789abcdef",
+                "recovered": True,
+            },
+        ),
+        (
+            subscribed_frame(NEWS, None, recovered=False),
+            {"type": "subscribed", "topic": "news", "offset": None, "epoch": None, "recovered": False},
+        ),
         (unsubscribed_frame(NEWS), {"type": "unsubscribed", "topic": "news"}),
-        (ack_frame("c-1", "m-1"), {"type": "ack", "ref": "c-1", "id": "m-1"}),
-        (ack_frame(None, "m-1"), {"type": "ack", "ref": None, "id": "m-1"}),
+        (
+            ack_frame("c-1", MESSAGE),
+            {"type": "ack", "ref": "c-1", "id": "m-1", "offset": 41, "epoch": "mem-0123456789abcdef"},
+        ),
+        (
+            ack_frame(None, UNPLACED),
+            {"type": "ack", "ref": None, "id": "m-1", "offset": None, "epoch": None},
+        ),
         (
             error_frame("bad_topic", "invalid topic", "c-1"),
             {"type": "error", "code": "bad_topic", "reason": "invalid topic", "ref": "c-1"},
@@ -63,9 +93,11 @@ MESSAGE = Message(id="m-1", topic=Topic("a:b"), sender=Uid("alice"), body="héll
         "time",
         "message",
         "subscribed",
+        "subscribed-recovered",
+        "subscribed-unknown-position",
         "unsubscribed",
         "ack",
-        "ack-no-ref",
+        "ack-no-ref-no-position",
         "error",
         "error-no-ref",
     ],

@@ -59,10 +59,18 @@ def test_a_publish_carries_its_stage_times_and_sent_defaults_to_received(
 
 def test_a_traced_ack_says_when_the_pub_was_read_and_when_the_bus_took_it() -> None:
     before = now_us()
-    document = decode_server_frame(traced_ack_frame("c-1", "m-1", RECEIVED))
+    message = _message()
+    document = decode_server_frame(traced_ack_frame("c-1", message, RECEIVED))
     after = now_us()
     accepted = document["trace"].pop("accepted")
-    assert document == {"type": "ack", "ref": "c-1", "id": "m-1", "trace": {"received": RECEIVED}}
+    assert document == {
+        "type": "ack",
+        "ref": "c-1",
+        "id": message.id,
+        "offset": None,
+        "epoch": None,
+        "trace": {"received": RECEIVED},
+    }
     assert before <= accepted <= after
 
 
@@ -126,9 +134,9 @@ TAIL_TEXT = TRACE_TAIL.decode()
 
 UNTRACED = {
     "time": time_frame(NOW),
-    "subscribed": subscribed_frame(NEWS),
-    "ack": ack_frame("c-1", "m-1"),
-    "traced-ack": traced_ack_frame("c-1", "m-1", RECEIVED),
+    "subscribed": subscribed_frame(NEWS, None),
+    "ack": ack_frame("c-1", _message()),
+    "traced-ack": traced_ack_frame("c-1", _message(), RECEIVED),
     "message": message_frame(_message()),
     "message-body-is-tail": message_frame(_message(TAIL_TEXT)),
     "message-body-ends-with-tail": message_frame(_message("ends with the tail" + TAIL_TEXT)),
@@ -157,9 +165,10 @@ def test_outbound_stamps_take_the_time_once_per_call() -> None:
     before = now_us()
     queued = [OutboundStamps.queued(_traced(body)) for body in ("one", "two")]
     between = now_us()
-    one, ack, two = OutboundStamps.written([queued[0], ack_frame("c-1", "m-1"), queued[1]])
+    plain_ack = ack_frame("c-1", _message())
+    one, ack, two = OutboundStamps.written([queued[0], plain_ack, queued[1]])
     after = now_us()
-    assert ack == ack_frame("c-1", "m-1")
+    assert ack == plain_ack
     stages = [decode_server_frame(frame)["trace"] for frame in (one, two)]
     assert all(before <= trace["queued"] <= between <= trace["written"] <= after for trace in stages)
     assert stages[0]["written"] == stages[1]["written"]

@@ -1,18 +1,21 @@
-"""The application service of one server: sessions, subscriptions and publishing over the bus."""
+"""The application service of one server: sessions, subscriptions with recovery, and publishing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
 
+from minimess.app.history import History, HistoryLimits
 from minimess.app.hub import Hub
-from minimess.domain.errors import TooManyTopics
-from minimess.domain.model import NO_HEADERS, Message, Subscription, Topic, Uid
-from minimess.domain.ports import Broker, BusHealth, Clock, Outbox, Renderer
+from minimess.domain.errors import IdReused, TooManyTopics
+from minimess.domain.model import NO_HEADERS, Message, Position, Topic, Uid
+from minimess.domain.ports import Broker, BusHealth, Clock, Frame, Outbox, Renderer
+
+DEFAULT_HISTORY = HistoryLimits(per_topic=1000, ttl=300.0, total_bytes=64 * 2**20)
 
 
 @attrs.define(eq=False)
@@ -46,19 +49,55 @@ class Session:
 
 
 @attrs.frozen
+class Subscribed:
+    """The answer to a subscription: where the topic's log stands, and what was recovered.
+
+    `position` is the last offset the subscriber has from now on (None while the bus is not
+    known); `recovered` is None when no recovery was asked, else whether every message after
+    the asked position is in `replay` (rendered frames, in order, to send before any live one).
+    """
+
+    topic: Topic
+    position: Position | None
+    recovered: bool | None = None
+    replay: Sequence[Frame] = ()
+
+
+@attrs.frozen
 class MessagingCounters:
     """What the service counted since start, and what the bus says of itself."""
 
     connections: int
     deliveries: int
+    repeats_skipped: int
+    recoveries: int
+    recoveries_failed: int
+    history_messages: int
     bus: Mapping[str, int]
+
+
+class _Recovery:
+    """The live messages of a topic that arrive while one subscriber's recovery is under way."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.live: list[Message] = []
+        self.overflowed = False
+
+    def take(self, message: Message) -> None:
+        if len(self.live) < self._limit:
+            self.live.append(message)
+        else:
+            self.overflowed = True
 
 
 class MessagingService:
     """Everything a driving adapter needs from one server, and the only owner of its bus and hub.
 
-    While `running()` is open, messages from the bus reach the local subscribers of their topic
-    and every connection gets a `time` frame every `tick` seconds (0: none).
+    While `running()` is open, messages from the bus go into the history and reach the local
+    subscribers of their topic, and every connection gets a `time` frame every `tick` seconds
+    (0: none). A message whose id the history holds for its topic is a repeat (a publish retried
+    with its id) and is skipped.
     """
 
     def __init__(
@@ -70,6 +109,8 @@ class MessagingService:
         max_topics: int,
         tick: float,
         hub: Hub | None = None,
+        history: History | None = None,
+        recovery_timeout: float = 5.0,
     ) -> None:
         self._broker = broker
         self._health = health
@@ -79,11 +120,18 @@ class MessagingService:
         self._clock = clock
         self._max_topics = max_topics
         self._tick = tick
+        self._history = History(DEFAULT_HISTORY) if history is None else history
+        self._recovery_timeout = recovery_timeout
+        # Recoveries under way, by topic: they collect what arrives live until they finish.
+        self._recovering: dict[Topic, list[_Recovery]] = {}
+        self._repeats_skipped = 0
+        self._recoveries = 0
+        self._recoveries_failed = 0
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Receive from the bus and tick while the context is open."""
-        async with self._broker.receiving(self._hub.fan_out):
+        async with self._broker.receiving(self._receive):
             ticker = asyncio.create_task(self._send_ticks())
             try:
                 yield
@@ -97,14 +145,45 @@ class MessagingService:
         self._hub.connect(outbox)
         return Session(uid=uid, outbox=outbox)
 
-    def subscribe(self, session: Session, topic: Topic) -> Subscription:
+    def subscribe(self, session: Session, topic: Topic) -> Subscribed:
         """Deliver every message published on `topic` from now on to the session (idempotent)."""
         if not session.holds(topic):
-            if len(session.topics) >= self._max_topics:
-                raise TooManyTopics(f"a connection may hold at most {self._max_topics} topics")
+            self._make_room(session)
             session.add(topic)
             self._hub.subscribe(session.outbox, topic)
-        return Subscription(session.uid, topic)
+        return Subscribed(topic, self._position(topic))
+
+    async def subscribe_since(self, session: Session, topic: Topic, since: Position) -> Subscribed:
+        """Subscribe, with every message of `topic` after `since` replayed first if they can all be.
+
+        They come from the history, or past it from the bus itself, within the recovery timeout.
+        Live messages that arrive meanwhile are held back, so the subscriber gets each message
+        once, in order, with no gap between the replay and what follows. A topic the session
+        already holds answers `recovered` False: nothing is replayed twice into one connection.
+        """
+        if session.holds(topic):
+            return Subscribed(topic, self._position(topic), recovered=False)
+        self._make_room(session)
+        session.add(topic)
+        recovery = _Recovery(limit=self._history.limits.per_topic)
+        self._recovering.setdefault(topic, []).append(recovery)
+        try:
+            replay = await self._recover(topic, since, recovery)
+        except BaseException:
+            session.remove(topic)
+            raise
+        finally:
+            self._stop_recovering(topic, recovery)
+        # No await from here on: the replay and the live messages that follow it stay in order.
+        self._hub.subscribe(session.outbox, topic)
+        self._recoveries += 1
+        recovered = replay is not None
+        if replay is None:
+            self._recoveries_failed += 1
+            # Nothing from before; what arrived during the attempt is after the sub, and is sent.
+            replay = recovery.live
+        render = self._renderer.message
+        return Subscribed(topic, self._position(topic), recovered, [render(message) for message in replay])
 
     def unsubscribe(self, session: Session, topic: Topic) -> None:
         """Stop delivering `topic` to the session (idempotent)."""
@@ -112,12 +191,30 @@ class MessagingService:
             self._hub.unsubscribe(session.outbox, topic)
 
     async def publish(
-        self, session: Session, topic: Topic, body: str, headers: Mapping[str, str] = NO_HEADERS
+        self,
+        session: Session,
+        topic: Topic,
+        body: str,
+        headers: Mapping[str, str] = NO_HEADERS,
+        message_id: str | None = None,
     ) -> Message:
-        """Publish `body` on `topic` as the session's uid; return once the bus accepted it."""
-        message = Message.create(topic, session.uid, body, self._clock.now(), headers)
-        await self._broker.publish(message)
-        return message
+        """Publish `body` on `topic` as the session's uid; the message, positioned, once the bus has it.
+
+        A `message_id` the history holds on this topic is a repeat: the original is returned and
+        nothing is published again. On another topic it raises IdReused.
+        """
+        if message_id is not None and (original := self._history.find(message_id)) is not None:
+            if original.topic != topic:
+                raise IdReused(f"message id {message_id} was used on another topic")
+            return original
+        message = Message.create(topic, session.uid, body, self._clock.now(), headers, message_id)
+        position = await self._broker.publish(message)
+        # A repeat that raced its original to the bus is skipped on delivery; the original's
+        # position is the one subscribers saw, when it is known by now.
+        original = self._history.find(message.id)
+        if original is not None and original.topic == topic and original.position is not None:
+            position = original.position
+        return attrs.evolve(message, position=position)
 
     def disconnect(self, session: Session) -> None:
         """Forget the connection and all its subscriptions."""
@@ -136,8 +233,63 @@ class MessagingService:
         return MessagingCounters(
             connections=self._hub.connection_count,
             deliveries=self._hub.deliveries,
+            repeats_skipped=self._repeats_skipped,
+            recoveries=self._recoveries,
+            recoveries_failed=self._recoveries_failed,
+            history_messages=self._history.message_count,
             bus=dict(self._health.counters()),
         )
+
+    def _receive(self, message: Message) -> None:
+        """What the bus delivers: keep it, hand it to recoveries under way, fan it out."""
+        original = self._history.find(message.id)
+        if original is not None and original.topic == message.topic:
+            self._repeats_skipped += 1
+            return
+        self._history.add(message)
+        if self._recovering:
+            for recovery in self._recovering.get(message.topic, ()):
+                recovery.take(message)
+        self._hub.fan_out(message)
+
+    async def _recover(self, topic: Topic, since: Position, recovery: _Recovery) -> Sequence[Message] | None:
+        """Every message of `topic` after `since` up to now, in order; None if not all can be had."""
+        try:
+            async with asyncio.timeout(self._recovery_timeout):
+                log = self._broker.log(topic)
+                if log is None or log.epoch != since.epoch:
+                    return None
+                if since.offset > log.last:
+                    # The subscriber saw further on another server; wait until this one is there.
+                    if not await self._broker.caught_up(topic, since.offset):
+                        return None
+                    log = self._broker.log(topic)
+                    if log is None or log.epoch != since.epoch:
+                        return None
+                kept = self._history.after(topic, since, log)
+                if kept is not None:
+                    return kept  # up to now: nothing awaited since `log` was read
+                replayed = await self._broker.replay(topic, since, log.last)
+        except TimeoutError:
+            return None
+        if replayed is None or recovery.overflowed:
+            return None
+        messages = [*replayed, *(message for message in recovery.live if message.offset > log.last)]
+        return messages if len(messages) <= self._history.limits.per_topic else None
+
+    def _stop_recovering(self, topic: Topic, recovery: _Recovery) -> None:
+        recoveries = self._recovering[topic]
+        recoveries.remove(recovery)
+        if not recoveries:
+            del self._recovering[topic]
+
+    def _make_room(self, session: Session) -> None:
+        if len(session.topics) >= self._max_topics:
+            raise TooManyTopics(f"a connection may hold at most {self._max_topics} topics")
+
+    def _position(self, topic: Topic) -> Position | None:
+        log = self._broker.log(topic)
+        return None if log is None else log.position
 
     async def _send_ticks(self) -> None:
         if self._tick == 0:

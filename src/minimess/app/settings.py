@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import attrs
 from attrs import validators as v
 
+from minimess.app.history import HistoryLimits
 from minimess.domain.model import Topic, Uid
 
 
@@ -20,6 +21,30 @@ class MessagingSettings:
     max_topics: int = attrs.field(
         default=100, validator=v.ge(1), metadata={"help": "Topics one connection may subscribe to."}
     )
+    history_size: int = attrs.field(
+        default=1000,
+        validator=[v.ge(1), v.le(100_000)],
+        metadata={"help": "Recent messages kept per topic, for recovery and repeated publishes."},
+    )
+    history_ttl: float = attrs.field(
+        default=300.0,
+        validator=[v.gt(0), v.le(7 * 24 * 3600)],
+        metadata={"help": "Seconds a message stays in the history."},
+    )
+    history_mib: int = attrs.field(
+        default=64, validator=v.ge(1), metadata={"help": "MiB all topics' history may take together."}
+    )
+    recovery_timeout: float = attrs.field(
+        default=5.0,
+        validator=[v.gt(0), v.le(600)],
+        metadata={"help": "Seconds a subscription's recovery may take before it answers recovered false."},
+    )
+
+    @property
+    def history_limits(self) -> HistoryLimits:
+        return HistoryLimits(
+            per_topic=self.history_size, ttl=self.history_ttl, total_bytes=self.history_mib * 2**20
+        )
 
 
 @attrs.frozen(kw_only=True)

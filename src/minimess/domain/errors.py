@@ -14,4 +14,15 @@ class TooManyTopics(MinimessError):
 
 
 class BrokerUnavailable(MinimessError):
-    """The broker did not accept a publish (down, or past the publish deadline)."""
+    """A publish certainly did not reach the bus: nothing was handed to it."""
+
+
+class PublishTimeout(MinimessError):
+    """A publish was handed to the bus but not confirmed in time: it may or may not be delivered.
+
+    Publishing it again with the same message id is safe: it is delivered at most once.
+    """
+
+
+class IdReused(MinimessError):
+    """A client-chosen message id that was already used on another topic."""

@@ -1,4 +1,4 @@
-"""Topic, Uid, Message and Subscription: the frozen values of minimess and their invariants."""
+"""Topic, Uid, Position, LogState and Message: the frozen values of minimess and their invariants."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from minimess.domain.errors import InvalidName
 
 UID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 TOPIC_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+EPOCH_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,80}")
+MAX_OFFSET = 2**63 - 1
+"""Kafka's offsets are signed 64-bit integers; no position lies beyond."""
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -45,6 +49,42 @@ class Topic:
         return self.name
 
 
+def check_message_id(value: object) -> str:
+    """`value` if it may be a message id (`[A-Za-z0-9_-]{16,64}`); raise InvalidName otherwise."""
+    if not isinstance(value, str) or MESSAGE_ID_PATTERN.fullmatch(value) is None:
+        raise InvalidName(f"invalid message id {value!r}: must match {MESSAGE_ID_PATTERN.pattern}")
+    return value
+
+
+@attrs.frozen
+class Position:
+    """Where a message lies in its topic's log: offsets only grow within one epoch.
+
+    An epoch names one log: the memory broker's log of one server process, or one partition of
+    one incarnation of the Kafka topic. Offsets of different epochs cannot be compared.
+    """
+
+    epoch: str = attrs.field(validator=_matches(EPOCH_PATTERN, "epoch"))
+    offset: int
+
+
+@attrs.frozen
+class LogState:
+    """How far one server has received the log a topic lies in.
+
+    `last` is the offset of the last record it has received (-1 when none), and every record
+    from offset `first` up to `last` has passed through it.
+    """
+
+    epoch: str
+    last: int
+    first: int
+
+    @property
+    def position(self) -> Position:
+        return Position(self.epoch, self.last)
+
+
 @attrs.frozen
 class Message:
     """One published chat message; immutable from publish to every delivery."""
@@ -57,6 +97,8 @@ class Message:
     # Set by the edge (for example stage times for a latency breakdown), carried unchanged by
     # every broker; the core never reads them.
     headers: Mapping[str, str] = attrs.field(default=NO_HEADERS, kw_only=True, hash=False)
+    # Where the bus put this copy; None until the bus has it. Not part of what the message is.
+    position: Position | None = attrs.field(default=None, kw_only=True, eq=False, hash=False)
 
     @timestamp.validator
     def _timestamp_is_utc(self, _attribute: attrs.Attribute[datetime], value: datetime) -> None:
@@ -65,21 +107,29 @@ class Message:
 
     @classmethod
     def create(
-        cls, topic: Topic, sender: Uid, body: str, now: datetime, headers: Mapping[str, str] = NO_HEADERS
+        cls,
+        topic: Topic,
+        sender: Uid,
+        body: str,
+        now: datetime,
+        headers: Mapping[str, str] = NO_HEADERS,
+        message_id: str | None = None,
     ) -> Message:
-        """A new message with a fresh unique id, stamped with `now` (UTC) to the millisecond.
+        """A new message stamped with `now` (UTC) to the millisecond, with `message_id` or a fresh one.
 
         Milliseconds are what the wire and the bus carry, so every copy of a message agrees.
         """
         stamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
         return cls(
-            id=uuid.uuid4().hex, topic=topic, sender=sender, body=body, timestamp=stamp, headers=headers
+            id=uuid.uuid4().hex if message_id is None else message_id,
+            topic=topic,
+            sender=sender,
+            body=body,
+            timestamp=stamp,
+            headers=headers,
         )
 
-
-@attrs.frozen
-class Subscription:
-    """A client's interest in a topic: it receives the topic's messages from now on."""
-
-    uid: Uid
-    topic: Topic
+    @property
+    def offset(self) -> int:
+        """The offset of this copy in its log; -1 before the bus has it."""
+        return -1 if self.position is None else self.position.offset

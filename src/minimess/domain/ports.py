@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
-from minimess.domain.model import Message
+from minimess.domain.model import LogState, Message, Position, Topic
 
 Frame = bytes
 """One message, already encoded for the wire; the same bytes serve every recipient."""
 
 Deliver = Callable[[Message], None]
-"""Called by a broker, on the event loop, once for every message on the bus, in bus order."""
+"""Called by a broker, on the event loop, once for every message on the bus, in bus order,
+with the message's position set."""
 
 
 class Broker(Protocol):
@@ -26,8 +27,29 @@ class Broker(Protocol):
         """
         ...
 
-    async def publish(self, message: Message) -> None:
-        """Return once the bus has accepted `message`; raise BrokerUnavailable otherwise."""
+    async def publish(self, message: Message) -> Position:
+        """Return where the bus put `message` once it accepted it.
+
+        Raises BrokerUnavailable when nothing was handed to the bus, PublishTimeout when the
+        outcome is unknown.
+        """
+        ...
+
+    def log(self, topic: Topic) -> LogState | None:
+        """How far this server has received the log `topic` lies in; None while that is unknown."""
+        ...
+
+    async def caught_up(self, topic: Topic, offset: int) -> bool:
+        """Wait until this server has received `topic`'s log up to `offset`, or return False at once
+        when no wait can help (that offset lies beyond what the bus will deliver here).
+
+        Callers bound the wait with their own timeout.
+        """
+        ...
+
+    async def replay(self, topic: Topic, after: Position, upto: int) -> Sequence[Message] | None:
+        """The messages of `topic` with offsets in (after.offset, upto], in order, read from the
+        bus itself; None when the bus cannot give all of them (another epoch, too many, gone)."""
         ...
 
 

@@ -5,28 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
 import structlog
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from minimess.adapters.kafka import envelope
 from minimess.adapters.kafka.clients import (
-    LOG_APPEND_TIME,
     AiokafkaClients,
     Consumer,
     KafkaClients,
     Producer,
     Record,
 )
-from minimess.adapters.kafka.envelope import Envelope, EnvelopeError
+from minimess.adapters.kafka.envelope import Envelope, EnvelopeError, RecordRules
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.app.task_groups import until_first_ends
-from minimess.domain.errors import BrokerUnavailable
-from minimess.domain.model import Message
+from minimess.domain.errors import BrokerUnavailable, PublishTimeout
+from minimess.domain.model import LogState, Message, Position, Topic
 from minimess.domain.ports import Deliver
 
 log = structlog.get_logger(__name__)
@@ -45,10 +45,21 @@ class _Setup:
     clients: KafkaClients
     probe_interval: float
     retry_interval: float
+    rules: RecordRules
 
     @property
     def client_id(self) -> str:
         return f"minimess-{self.node_id}"
+
+
+def partition_of(topic: Topic, partitions: int) -> int:
+    """The partition a minimess topic's records go to: Kafka's own default for the key."""
+    return int(murmur2(topic.name.encode()) & 0x7FFFFFFF) % partitions
+
+
+def epoch_of(topic_id: str, partition: int) -> str:
+    """The epoch of one partition of one incarnation of the Kafka topic."""
+    return f"{topic_id}.{partition}"
 
 
 class KafkaBroker:
@@ -57,7 +68,11 @@ class KafkaBroker:
     Records are keyed by minimess topic, so one topic's messages stay in one partition, in one
     order. There is no consumer group: every server reads every partition, and the origin server
     gets its own publishes back the same way, so everybody sees one order. Each `receiving` is one
-    reader of the bus (a server receives once; tests receive twice to play two servers).
+    reader of the bus (a server receives once; tests receive twice to play two servers); the
+    first one answers for this server where its logs stand.
+
+    A message's position is its record's offset, in the epoch of its partition (the Kafka topic's
+    id and the partition number): the same on every server, and new if the topic is recreated.
     """
 
     def __init__(
@@ -67,6 +82,7 @@ class KafkaBroker:
         clients: KafkaClients | None = None,
         probe_interval: float = 1.0,
         retry_interval: float = 1.0,
+        rules: RecordRules | None = None,
     ) -> None:
         self._setup = _Setup(
             settings,
@@ -74,10 +90,14 @@ class KafkaBroker:
             AiokafkaClients() if clients is None else clients,
             probe_interval,
             retry_interval,
+            RecordRules() if rules is None else rules,
         )
         self._readers: list[_Reader] = []
+        # One replay reads Kafka at a time: recoveries must not crowd out live traffic.
+        self._replaying = asyncio.Lock()
         self.undecodable_records = 0
-        self.late_records = 0
+        self.invalid_records = 0
+        self.replays = 0
 
     @asynccontextmanager
     async def receiving(self, deliver: Deliver) -> AsyncIterator[None]:
@@ -92,24 +112,74 @@ class KafkaBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
 
-    async def publish(self, message: Message) -> None:
-        producer = next((r.producer for r in self._readers if r.ready and r.producer), None)
-        if producer is None:
+    async def publish(self, message: Message) -> Position:
+        """Hand the message to the producer, then wait for Kafka's acknowledgement.
+
+        Failing before the producer took the record, nothing can reach Kafka: BrokerUnavailable.
+        Once it has taken it, the producer may still write it after any deadline, so a failure
+        from then on leaves the outcome unknown: PublishTimeout.
+        """
+        reader = next((r for r in self._readers if r.ready and r.producer and r.topic_id), None)
+        if reader is None or reader.producer is None or reader.topic_id is None:
             raise BrokerUnavailable("Kafka is not reachable")
+        topic_id = reader.topic_id
         settings = self._setup.settings
         value = envelope.encode(Envelope(message=message, origin_node=self._setup.node_id))
+        partition = partition_of(message.topic, reader.partition_count)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.publish_timeout
         try:
-            async with asyncio.timeout(settings.publish_timeout):
-                delivery = await producer.send(
-                    settings.kafka_topic, value=value, key=message.topic.name.encode()
+            async with asyncio.timeout_at(deadline):
+                delivery = await reader.producer.send(
+                    settings.kafka_topic, value=value, key=message.topic.name.encode(), partition=partition
                 )
-                await delivery
         except TimeoutError:
             raise BrokerUnavailable(
-                f"Kafka did not acknowledge within {settings.publish_timeout:g} s"
+                f"Kafka did not take the message within {settings.publish_timeout:g} s"
             ) from None
         except KafkaError as error:
             raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
+        try:
+            async with asyncio.timeout_at(deadline):
+                metadata = await delivery
+        except TimeoutError:
+            raise PublishTimeout(
+                f"Kafka did not acknowledge within {settings.publish_timeout:g} s;"
+                " publishing again with the same id is safe"
+            ) from None
+        except KafkaError as error:
+            raise PublishTimeout(
+                f"Kafka did not acknowledge ({error}); publishing again with the same id is safe"
+            ) from None
+        return Position(epoch_of(topic_id, partition), metadata.offset)
+
+    def log(self, topic: Topic) -> LogState | None:
+        reader = self._readers[0] if self._readers else None
+        return None if reader is None else reader.log(topic)
+
+    async def caught_up(self, topic: Topic, offset: int) -> bool:
+        reader = self._readers[0] if self._readers else None
+        return reader is not None and await reader.caught_up(topic, offset)
+
+    async def replay(self, topic: Topic, after: Position, upto: int) -> Sequence[Message] | None:
+        """Read `topic`'s partition from after.offset + 1 to `upto` with a consumer of its own.
+
+        At most --recovery-limit records are read; a range that starts before the oldest record
+        Kafka keeps cannot be replayed whole. Records of other topics are passed over by key,
+        undecodable or invalid ones skipped, and a repeated id delivered once.
+        """
+        reader = self._readers[0] if self._readers else None
+        log = None if reader is None else reader.log(topic)
+        settings = self._setup.settings
+        if reader is None or log is None or log.epoch != after.epoch:
+            return None
+        if upto - after.offset > settings.recovery_limit:
+            return None
+        if upto <= after.offset:
+            return ()
+        async with self._replaying:
+            self.replays += 1
+            return await reader.replay(topic, after.offset + 1, upto)
 
     def is_ready(self) -> bool:
         # Every reader, not just one: a server (one reader) is ready when its reader is, and
@@ -117,7 +187,11 @@ class KafkaBroker:
         return bool(self._readers) and all(reader.ready for reader in self._readers)
 
     def counters(self) -> Mapping[str, int]:
-        return {"undecodable_records": self.undecodable_records, "late_records": self.late_records}
+        return {
+            "undecodable_records": self.undecodable_records,
+            "invalid_records": self.invalid_records,
+            "replays": self.replays,
+        }
 
 
 class _Reader:
@@ -127,6 +201,9 @@ class _Reader:
     probe every probe interval; a consumer that lags and stops moving is recreated where it
     stopped, so nothing is skipped. Reading starts when the reader is made, not at the moment the
     consumer first reaches Kafka, so a message published after that is never missed.
+
+    Per partition it knows where it started (or last had to jump over records retention deleted):
+    from there on, every record has passed through it, which is what a history can rely on.
     """
 
     def __init__(self, setup: _Setup, deliver: Deliver, broker: KafkaBroker) -> None:
@@ -142,6 +219,13 @@ class _Reader:
         self.ready = False
         # Next offset to read per partition, kept across consumer restarts.
         self._positions: dict[TopicPartition, int] = {}
+        # Per partition, the offset from which every record has been delivered.
+        self._first: dict[TopicPartition, int] = {}
+        # The Kafka topic's id (its incarnation) and partition count, once known.
+        self.topic_id: str | None = None
+        self.partition_count = 0
+        # Set, and replaced, whenever positions move; `caught_up` waits on it.
+        self._moved = asyncio.Event()
 
     async def supervise(self) -> None:
         while True:
@@ -159,13 +243,17 @@ class _Reader:
 
     async def _start_clients(self) -> None:
         settings, clients, client_id = self._settings, self._setup.clients, self._setup.client_id
-        # The topic's records are stamped by Kafka when appended, which _is_late relies on.
         await clients.create_topic(settings, client_id)
         self.producer = clients.producer(settings, client_id)
         await self.producer.start()
         self._consumer = clients.consumer(settings, client_id)
         await self._consumer.start()
         await self._assign_all_partitions(self._consumer, self.producer)
+        topic_id = await clients.topic_id(self.producer, settings.kafka_topic)
+        if self.topic_id is not None and topic_id != self.topic_id:
+            # Deleted and recreated while this server ran: its offsets are of the old incarnation.
+            log.warning("kafka_topic_recreated", topic=settings.kafka_topic, old=self.topic_id, new=topic_id)
+        self.topic_id = topic_id
         self.ready = True
         log.info("kafka_connected", bootstrap=settings.kafka_bootstrap, topic=settings.kafka_topic)
 
@@ -187,6 +275,8 @@ class _Reader:
             for partition in new:
                 hit = found.get(partition)
                 self._positions[partition] = hit.offset if hit is not None else ends[partition]
+                self._first[partition] = self._positions[partition]
+        self.partition_count = len(partitions)
         # Assign and seek with no await between: the consumer must never get the chance to
         # reset a fresh assignment to the end on its own, which would skip records.
         consumer.assign(partitions)
@@ -209,7 +299,9 @@ class _Reader:
             for partition, records in batches.items():
                 for record in records:
                     self._positions[partition] = record.offset + 1
-                    self._deliver_record(record)
+                    self._deliver_record(record, partition)
+            if batches:
+                self._announce_moved()
 
     async def _watch(self) -> None:
         """Every probe interval: is Kafka reachable (readiness), and does the consumer move?
@@ -231,7 +323,10 @@ class _Reader:
                     # retention); its own position is then the one to compare with the end.
                     for partition in ends:
                         position = await consumer.position(partition)
-                        self._positions[partition] = max(self._positions[partition], position)
+                        if position > self._positions[partition]:
+                            # Jumped over records retention deleted: complete only from here.
+                            self._positions[partition] = self._first[partition] = position
+                            self._announce_moved()
             except (KafkaError, TimeoutError) as error:
                 if self.ready:
                     log.warning("kafka_unreachable", error=repr(error))
@@ -246,18 +341,9 @@ class _Reader:
                 raise ConsumerStalled("a lagging partition made no progress between two probes")
             lagging = now_lagging
 
-    def _deliver_record(self, record: Record) -> None:
-        try:
-            message = envelope.decode(record.value or b"").message
-        except EnvelopeError as error:
-            self._broker.undecodable_records += 1
-            log.warning(
-                "kafka_record_skipped", partition=record.partition, offset=record.offset, reason=str(error)
-            )
-            return
-        if self._is_late(record, message):
-            self._broker.late_records += 1
-            log.info("kafka_record_late", partition=record.partition, offset=record.offset, id=message.id)
+    def _deliver_record(self, record: Record, partition: TopicPartition) -> None:
+        message = self._read_record(record, partition)
+        if message is None:
             return
         try:
             self._deliver(message)
@@ -265,17 +351,87 @@ class _Reader:
             # A bug in delivery must not be taken for a Kafka outage and restart the clients.
             log.exception("delivery_failed", message_id=message.id)
 
-    def _is_late(self, record: Record, message: Message) -> bool:
-        """Whether Kafka appended the record after its publisher's deadline had passed.
+    def _read_record(self, record: Record, partition: TopicPartition) -> Message | None:
+        """The record's message with its position, or None (skipped, counted, logged)."""
+        assert self.topic_id is not None
+        try:
+            message = envelope.decode(record.value or b"", self._setup.rules).message
+        except EnvelopeError as error:
+            if isinstance(error, envelope.InvalidRecord):
+                self._broker.invalid_records += 1
+            else:
+                self._broker.undecodable_records += 1
+            log.warning(
+                "kafka_record_skipped", partition=record.partition, offset=record.offset, reason=str(error)
+            )
+            return None
+        position = Position(epoch_of(self.topic_id, partition.partition), record.offset)
+        return attrs.evolve(message, position=position)
 
-        The publisher then told its client `broker_unavailable`, but the producer may still have
-        written the record once Kafka came back. Every server compares the same two timestamps
-        (Kafka's append time and the publish time in the envelope), so all drop it alike.
-        """
-        if record.timestamp_type != LOG_APPEND_TIME:
+    def log(self, topic: Topic) -> LogState | None:
+        """How far this reader has delivered the partition of `topic`; None before it knows."""
+        if self.topic_id is None or not self.partition_count:
+            return None
+        partition = self._partition(topic)
+        position = self._positions.get(partition)
+        if position is None:
+            return None
+        return LogState(
+            epoch_of(self.topic_id, partition.partition), last=position - 1, first=self._first[partition]
+        )
+
+    async def caught_up(self, topic: Topic, offset: int) -> bool:
+        """Wait until the partition of `topic` is delivered up to `offset`, if it exists yet."""
+        if self.topic_id is None or not self.partition_count or self._consumer is None:
             return False
-        published_ms = round(message.timestamp.timestamp() * 1000)
-        return bool(record.timestamp - published_ms > self._settings.publish_timeout * 1000)
+        partition = self._partition(topic)
+        ends = await self._consumer.end_offsets([partition])
+        if offset >= ends.get(partition, 0):
+            return False  # no such record (yet): the position came from elsewhere
+        while self._positions[partition] <= offset:
+            await self._moved.wait()
+        return True
+
+    async def replay(self, topic: Topic, first: int, upto: int) -> Sequence[Message] | None:
+        """The messages of `topic` at offsets first..upto, read by a consumer made for it."""
+        partition = self._partition(topic)
+        key = topic.name.encode()
+        consumer = self._setup.clients.consumer(self._settings, f"{self._setup.client_id}-replay")
+        messages: list[Message] = []
+        seen: set[str] = set()
+        try:
+            await consumer.start()
+            consumer.assign([partition])
+            consumer.seek(partition, first)
+            expected = first
+            while expected <= upto:
+                batches = await consumer.getmany(timeout_ms=100)
+                for record in batches.get(partition, ()):
+                    if record.offset > upto:
+                        return messages
+                    if record.offset != expected:
+                        return None  # offsets are dense: records were deleted (retention)
+                    expected += 1
+                    if record.key != key:
+                        continue
+                    message = self._read_record(record, partition)
+                    if message is not None and message.id not in seen:
+                        seen.add(message.id)
+                        messages.append(message)
+            return messages
+        except KafkaError as error:
+            log.info("kafka_replay_failed", error=repr(error))
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    def _partition(self, topic: Topic) -> TopicPartition:
+        return TopicPartition(self._settings.kafka_topic, partition_of(topic, self.partition_count))
+
+    def _announce_moved(self) -> None:
+        self._moved.set()
+        self._moved = asyncio.Event()
 
     async def _stop_clients(self) -> None:
         producer, consumer = self.producer, self._consumer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -13,7 +14,7 @@ from thriftpy2.protocol.compact import TCompactProtocol, TCompactProtocolFactory
 from thriftpy2.utils import deserialize, serialize
 
 from minimess.domain.errors import InvalidName
-from minimess.domain.model import NO_HEADERS, Message, Topic, Uid
+from minimess.domain.model import NO_HEADERS, Message, Topic, Uid, check_message_id
 
 SCHEMA_VERSION: Final = 1
 
@@ -25,6 +26,38 @@ MILLISECOND: Final = timedelta(milliseconds=1)
 
 class EnvelopeError(Exception):
     """A record value that is not a readable minimess envelope."""
+
+
+class InvalidRecord(EnvelopeError):
+    """An envelope that reads, but holds what no client could have published."""
+
+
+@attrs.frozen(kw_only=True)
+class RecordRules:
+    """What a message from the bus must satisfy, as a client's publish would have had to.
+
+    `max_body_bytes`: the body, as JSON text escapes it in a frame, fits in a client's frame;
+    timestamps lie between `earliest` and `max_ahead` past this server's clock.
+    """
+
+    max_body_bytes: int = 65536
+    earliest: datetime = datetime(2020, 1, 1, tzinfo=UTC)
+    max_ahead: timedelta = timedelta(days=1)
+
+    def check(self, message: Message) -> None:
+        """Raise InvalidRecord when `message` breaks a rule."""
+        try:
+            check_message_id(message.id)
+        except InvalidName as error:
+            raise InvalidRecord(str(error)) from None
+        body = message.body
+        # JSON escapes a character to at most 6 bytes; only a long body needs measuring.
+        if len(body) * 6 + 2 > self.max_body_bytes:
+            encoded = len(json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            if encoded > self.max_body_bytes:
+                raise InvalidRecord(f"body of {encoded} bytes as JSON, over {self.max_body_bytes}")
+        if not self.earliest <= message.timestamp <= datetime.now(UTC) + self.max_ahead:
+            raise InvalidRecord(f"timestamp {message.timestamp.isoformat()} is not plausible")
 
 
 @attrs.frozen
@@ -91,8 +124,11 @@ def encode(envelope: Envelope) -> bytes:
     return bytes(serialize(record, _PROTOCOL))
 
 
-def decode(value: bytes) -> Envelope:
-    """Read a record value; raise EnvelopeError, and nothing else, when it is not an envelope."""
+def decode(value: bytes, rules: RecordRules | None = None) -> Envelope:
+    """Read a record value; raise EnvelopeError, and nothing else, when it is not an envelope.
+
+    With `rules`, an envelope whose message breaks them raises InvalidRecord.
+    """
     try:
         record = deserialize(_envelope_type()(), value, _BoundedProtocolFactory(len(value)))
     except Exception as error:  # thriftpy2 raises many types on garbage; all mean the same here
@@ -113,4 +149,6 @@ def decode(value: bytes) -> Envelope:
         )
     except (InvalidName, ValueError, TypeError, OverflowError, OSError) as error:
         raise EnvelopeError(f"invalid envelope: {error}") from None
+    if rules is not None:
+        rules.check(message)
     return Envelope(message=message, origin_node=record.origin_node or "")

@@ -27,5 +27,10 @@ class KafkaSettings:
     publish_timeout: float = attrs.field(
         default=5.0,
         validator=[v.gt(0), v.lt(math.inf)],
-        metadata={"help": "Seconds until a publish is refused."},
+        metadata={"help": "Seconds until a publish is refused or, once handed to Kafka, unknown."},
+    )
+    recovery_limit: int = attrs.field(
+        default=10_000,
+        validator=[v.ge(0), v.le(1_000_000)],
+        metadata={"help": "--broker kafka: Kafka records one recovery may read past the history."},
     )

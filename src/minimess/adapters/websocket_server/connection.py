@@ -19,9 +19,9 @@ from minimess.adapters.websocket_server.stats import ServerStats
 from minimess.adapters.wire import server_frames
 from minimess.adapters.wire.client_frames import ClientFrame, FrameError, Pub, Sub, Unsub, parse_client_frame
 from minimess.adapters.wire.paths import SubscribeRequest
-from minimess.app.messaging import MessagingService, Session
+from minimess.app.messaging import MessagingService, Session, Subscribed
 from minimess.app.task_groups import until_first_ends
-from minimess.domain.errors import BrokerUnavailable, TooManyTopics
+from minimess.domain.errors import BrokerUnavailable, IdReused, PublishTimeout, TooManyTopics
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +84,8 @@ class AcceptedConnection:
                     server_frames.success_frame(session.uid, self._node_id, self._request.topics)
                 )
                 for topic in self._request.topics:
-                    self._service.subscribe(session, topic)
+                    if topic not in self._request.since:
+                        self._service.subscribe(session, topic)
             except Exception as error:
                 await self._fail(error)
                 return
@@ -117,6 +118,9 @@ class AcceptedConnection:
     async def _read(self, session: Session) -> None:
         trace = self._trace
         try:
+            # The URL's topics with a position recover first, each answered by `subscribed`.
+            for topic, since in self._request.since.items():
+                self._push_subscribed(await self._service.subscribe_since(session, topic, since))
             async for data in self._connection:
                 # Before the rate limit and parsing: `received` is when the frame left the socket.
                 received = tracing.now_us() if trace else None
@@ -135,27 +139,38 @@ class AcceptedConnection:
         """Act on one frame; `received` is when it was read, with --trace only."""
         if isinstance(frame, Sub):
             try:
-                self._service.subscribe(session, frame.topic)
+                if frame.since is None:
+                    subscribed = self._service.subscribe(session, frame.topic)
+                else:
+                    subscribed = await self._service.subscribe_since(session, frame.topic, frame.since)
             except TooManyTopics as error:
                 raise FrameError("too_many_topics", str(error), frame.ref) from None
-            self._outbound.push(server_frames.subscribed_frame(frame.topic))
+            self._push_subscribed(subscribed)
         elif isinstance(frame, Unsub):
             self._service.unsubscribe(session, frame.topic)
             self._outbound.push(server_frames.unsubscribed_frame(frame.topic))
         elif isinstance(frame, Pub):
+            headers = tracing.NO_STAMPS if received is None else tracing.publish_headers(frame, received)
             try:
-                if received is None:
-                    message = await self._service.publish(session, frame.topic, frame.body)
-                else:
-                    headers = tracing.publish_headers(frame, received)
-                    message = await self._service.publish(session, frame.topic, frame.body, headers)
+                message = await self._service.publish(session, frame.topic, frame.body, headers, frame.id)
             except BrokerUnavailable as error:
                 raise FrameError("broker_unavailable", str(error), frame.ref) from None
+            except PublishTimeout as error:
+                raise FrameError("publish_timeout", str(error), frame.ref) from None
+            except IdReused as error:
+                raise FrameError("id_reused", str(error), frame.ref) from None
             self._stats.messages_published += 1
             if received is None:
-                self._outbound.push(server_frames.ack_frame(frame.ref, message.id))
+                self._outbound.push(server_frames.ack_frame(frame.ref, message))
             else:
-                self._outbound.push(tracing.traced_ack_frame(frame.ref, message.id, received))
+                self._outbound.push(tracing.traced_ack_frame(frame.ref, message, received))
+
+    def _push_subscribed(self, subscribed: Subscribed) -> None:
+        """`subscribed`, then what was recovered; nothing can come between them."""
+        push = self._outbound.push
+        push(server_frames.subscribed_frame(subscribed.topic, subscribed.position, subscribed.recovered))
+        for frame in subscribed.replay:
+            push(frame)
 
     def _reply_error(self, code: str, reason: str, ref: str | None) -> None:
         self._stats.error_frames += 1

@@ -14,12 +14,21 @@ from collections.abc import Mapping
 from typing import Final
 
 from minimess.adapters.wire.client_frames import Pub
-from minimess.adapters.wire.server_frames import message_document, payload, text_frame, time_frame
-from minimess.domain.model import Message
+from minimess.adapters.wire.server_frames import (
+    ack_document,
+    message_document,
+    payload,
+    text_frame,
+    time_frame,
+)
+from minimess.domain.model import NO_HEADERS, Message
 from minimess.domain.ports import Frame
 
 SENT_HEADER: Final = "trace-sent-us"
 RECEIVED_HEADER: Final = "trace-received-us"
+
+NO_STAMPS: Final = NO_HEADERS
+"""The headers of a publish on a server that does not trace."""
 
 STAMP_DIGITS: Final = 16
 """Width of a per-subscriber stamp: epoch microseconds have 16 digits until the year 2286."""
@@ -53,14 +62,10 @@ def publish_headers(pub: Pub, received_us: int) -> Mapping[str, str]:
     return {SENT_HEADER: str(sent), RECEIVED_HEADER: str(received_us)}
 
 
-def traced_ack_frame(ref: str | None, message_id: str, received_us: int) -> Frame:
+def traced_ack_frame(ref: str | None, message: Message, received_us: int) -> Frame:
     """An ack with when the server read the pub and when the bus accepted it (now)."""
-    document = {
-        "type": "ack",
-        "ref": ref,
-        "id": message_id,
-        "trace": {"received": received_us, "accepted": now_us()},
-    }
+    document = ack_document(ref, message)
+    document["trace"] = {"received": received_us, "accepted": now_us()}
     return text_frame(payload(document))
 
 

@@ -8,7 +8,7 @@ from typing import Any, Final
 import attrs
 
 from minimess.domain.errors import InvalidName
-from minimess.domain.model import Topic
+from minimess.domain.model import MAX_OFFSET, Position, Topic, check_message_id
 
 MAX_REF_LENGTH: Final = 128
 # Clients read JSON numbers as doubles: a larger `sent` would not come back exact.
@@ -29,6 +29,8 @@ class FrameError(Exception):
 class Sub:
     topic: Topic
     ref: str | None = None
+    # The last position the client has of the topic: recover what came after it.
+    since: Position | None = None
 
 
 @attrs.frozen
@@ -44,6 +46,8 @@ class Pub:
     ref: str | None = None
     # The client's send time in epoch microseconds; only a server started with --trace reads it.
     sent: int | None = None
+    # The client's id for the message, which makes publishing it again safe.
+    id: str | None = None
 
 
 ClientFrame = Sub | Unsub | Pub
@@ -71,7 +75,7 @@ def parse_client_frame(data: str | bytes) -> ClientFrame:
         raise FrameError("unknown_type", f"unknown frame type {kind!r}; expected sub, unsub or pub", ref)
     topic = _topic_field(document, ref)
     if kind == "sub":
-        return Sub(topic, ref)
+        return Sub(topic, ref, _since_field(document, ref))
     if kind == "unsub":
         return Unsub(topic, ref)
     body = document.get("body")
@@ -85,7 +89,30 @@ def parse_client_frame(data: str | bytes) -> ClientFrame:
         raise FrameError(
             "bad_frame", "'sent' must be an integer of microseconds since the epoch, below 2**53", ref
         )
-    return Pub(topic, body, ref, sent)
+    message_id = document.get("id")
+    if message_id is not None:
+        try:
+            check_message_id(message_id)
+        except InvalidName as error:
+            raise FrameError("bad_frame", f"'id': {error}", ref) from None
+    return Pub(topic, body, ref, sent, message_id)
+
+
+def _since_field(document: dict[str, Any], ref: str | None) -> Position | None:
+    since = document.get("since")
+    if since is None:
+        return None
+    usage = '\'since\' must be {"epoch": <string>, "offset": <integer from -1 to 2**63 - 1>}'
+    if not isinstance(since, dict):
+        raise FrameError("bad_frame", usage, ref)
+    epoch, offset = since.get("epoch"), since.get("offset")
+    # bool is an int subclass, but `true` is no offset.
+    if not isinstance(epoch, str) or type(offset) is not int or not -1 <= offset <= MAX_OFFSET:
+        raise FrameError("bad_frame", usage, ref)
+    try:
+        return Position(epoch, offset)
+    except InvalidName as error:
+        raise FrameError("bad_frame", f"'since': {error}", ref) from None
 
 
 def _is_unicode_text(text: str) -> bool:
@@ -114,6 +141,8 @@ def client_frame_text(frame: ClientFrame) -> str:
     document: dict[str, Any] = {"topic": frame.topic.name}
     if isinstance(frame, Sub):
         document["type"] = "sub"
+        if frame.since is not None:
+            document["since"] = {"epoch": frame.since.epoch, "offset": frame.since.offset}
     elif isinstance(frame, Unsub):
         document["type"] = "unsub"
     else:
@@ -121,6 +150,8 @@ def client_frame_text(frame: ClientFrame) -> str:
         document["body"] = frame.body
         if frame.sent is not None:
             document["sent"] = frame.sent
+        if frame.id is not None:
+            document["id"] = frame.id
     if frame.ref is not None:
         document["ref"] = frame.ref
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))

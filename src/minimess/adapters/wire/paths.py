@@ -1,14 +1,15 @@
-"""The request path that opens a connection: `/subscribe/id:<uid>[/topic:<topic>...]`."""
+"""The request path that opens a connection: `/subscribe/id:<uid>[/topic:<topic>[@<epoch>:<offset>]...]`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 from urllib.parse import unquote
 
 import attrs
 
 from minimess.domain.errors import InvalidName
-from minimess.domain.model import Topic, Uid
+from minimess.domain.model import MAX_OFFSET, Position, Topic, Uid
 
 SUBSCRIBE_PREFIX: Final = "/subscribe/"
 
@@ -28,6 +29,8 @@ class SubscribeRequest:
 
     uid: Uid
     topics: tuple[Topic, ...]
+    # The topics given with a position: recover what came after it.
+    since: Mapping[Topic, Position] = attrs.field(factory=dict)
 
 
 def parse_subscribe_path(path: str, max_topics: int) -> SubscribeRequest:
@@ -37,23 +40,47 @@ def parse_subscribe_path(path: str, max_topics: int) -> SubscribeRequest:
         raise PathError(404, f"no such endpoint {path!r}")
     # Split before unquoting, so that an escaped "/" stays inside its segment (and is rejected).
     segments = [unquote(segment) for segment in path[len(SUBSCRIBE_PREFIX) :].removesuffix("/").split("/")]
-    usage = "expected /subscribe/id:<uid>[/topic:<topic>...]"
+    usage = "expected /subscribe/id:<uid>[/topic:<topic>[@<epoch>:<offset>]...]"
     if not segments[0].startswith("id:"):
         raise PathError(400, usage)
     topics: dict[Topic, None] = {}
+    since: dict[Topic, Position] = {}
     try:
         uid = Uid(segments[0].removeprefix("id:"))
         for segment in segments[1:]:
             if not segment.startswith("topic:"):
                 raise PathError(400, f"unexpected segment {segment!r}: {usage}")
-            topics[Topic(segment.removeprefix("topic:"))] = None
+            # A topic name has no "@", an epoch no ":": both splits are unambiguous.
+            name, at, position = segment.removeprefix("topic:").partition("@")
+            topic = Topic(name)
+            topics[topic] = None
+            if at:
+                since[topic] = _position(position)
     except InvalidName as error:
         raise PathError(400, str(error)) from None
     if len(topics) > max_topics:
         raise PathError(400, f"a connection may hold at most {max_topics} topics")
-    return SubscribeRequest(uid=uid, topics=tuple(topics))
+    return SubscribeRequest(uid=uid, topics=tuple(topics), since=since)
 
 
-def subscribe_path(uid: Uid, topics: tuple[Topic, ...]) -> str:
-    """The request path that connects as `uid` subscribed to `topics` (inverse of parse_subscribe_path)."""
-    return f"{SUBSCRIBE_PREFIX}id:{uid}" + "".join(f"/topic:{topic}" for topic in topics)
+def _position(text: str) -> Position:
+    epoch, colon, offset = text.rpartition(":")
+    usage = f"invalid position {text[:100]!r}: expected <epoch>:<offset>, the offset from -1 to 2**63 - 1"
+    if not colon or not offset.lstrip("-").isascii() or not offset.lstrip("-").isdigit() or len(offset) > 20:
+        raise PathError(400, usage)
+    number = int(offset)
+    if not -1 <= number <= MAX_OFFSET:
+        raise PathError(400, usage)
+    return Position(epoch, number)
+
+
+def subscribe_path(uid: Uid, topics: tuple[Topic, ...], since: Mapping[Topic, Position] | None = None) -> str:
+    """The request path that connects as `uid` subscribed to `topics`, recovering after `since`.
+
+    The inverse of parse_subscribe_path.
+    """
+    since = since or {}
+    return f"{SUBSCRIBE_PREFIX}id:{uid}" + "".join(
+        f"/topic:{topic}" + (f"@{since[topic].epoch}:{since[topic].offset}" if topic in since else "")
+        for topic in topics
+    )

@@ -10,7 +10,7 @@ from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
 
 from minimess.adapters.wire.timestamps import format_timestamp, parse_timestamp
-from minimess.domain.model import Message, Topic, Uid
+from minimess.domain.model import Message, Position, Topic, Uid
 
 
 def payload(document: dict[str, Any]) -> bytes:
@@ -41,23 +41,38 @@ def message_document(message: Message) -> dict[str, Any]:
         "from": message.sender.value,
         "body": message.body,
         "ts": format_timestamp(message.timestamp),
+        **_position_fields(message.position),
     }
+
+
+def _position_fields(position: Position | None) -> dict[str, Any]:
+    if position is None:
+        return {"offset": None, "epoch": None}
+    return {"offset": position.offset, "epoch": position.epoch}
 
 
 def message_frame(message: Message) -> bytes:
     return text_frame(payload(message_document(message)))
 
 
-def subscribed_frame(topic: Topic) -> bytes:
-    return text_frame(payload({"type": "subscribed", "topic": topic.name}))
+def subscribed_frame(topic: Topic, position: Position | None, recovered: bool | None = None) -> bytes:
+    """`subscribed` with the position the subscriber starts from; `recovered` when it asked to."""
+    document: dict[str, Any] = {"type": "subscribed", "topic": topic.name, **_position_fields(position)}
+    if recovered is not None:
+        document["recovered"] = recovered
+    return text_frame(payload(document))
 
 
 def unsubscribed_frame(topic: Topic) -> bytes:
     return text_frame(payload({"type": "unsubscribed", "topic": topic.name}))
 
 
-def ack_frame(ref: str | None, message_id: str) -> bytes:
-    return text_frame(payload({"type": "ack", "ref": ref, "id": message_id}))
+def ack_document(ref: str | None, message: Message) -> dict[str, Any]:
+    return {"type": "ack", "ref": ref, "id": message.id, **_position_fields(message.position)}
+
+
+def ack_frame(ref: str | None, message: Message) -> bytes:
+    return text_frame(payload(ack_document(ref, message)))
 
 
 def error_frame(code: str, reason: str, ref: str | None = None) -> bytes:
@@ -72,7 +87,16 @@ def message_from_document(document: dict[str, Any]) -> Message:
         sender=Uid(document["from"]),
         body=document["body"],
         timestamp=parse_timestamp(document["ts"]),
+        position=position_from_document(document),
     )
+
+
+def position_from_document(document: dict[str, Any]) -> Position | None:
+    """The `epoch` and `offset` of a server frame, or None when it has none."""
+    epoch, offset = document.get("epoch"), document.get("offset")
+    if not isinstance(epoch, str) or type(offset) is not int:
+        return None
+    return Position(epoch, offset)
 
 
 class FrameRenderer:
