@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -10,23 +12,35 @@ import attrs
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
-from minimess.adapters.kafka.clients import LOG_APPEND_TIME, AiokafkaClients, Consumer, KafkaClients, Record
+from minimess.adapters.kafka.clients import (
+    LOG_APPEND_TIME,
+    AiokafkaClients,
+    Consumer,
+    KafkaClients,
+    Producer,
+    Record,
+)
 from minimess.adapters.kafka.settings import KafkaSettings
 from tests.timeouts import scaled
 from tests.unit.kafka_fakes import FakeKafka, now_ms
 
 PARTITIONS = 3
 CLIENT_ID = "minimess-contract"
+# How Kafka's tools print a topic id: its 16 bytes in URL-safe base64 without the padding.
+TOPIC_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 @attrs.frozen
 class Bus:
-    """One side of the comparison: clients, the settings of a fresh topic, and retention by hand."""
+    """One side of the comparison: clients, the settings of a fresh topic, retention by hand, and
+    the deletion of the topic."""
 
     clients: KafkaClients
     settings: KafkaSettings
     delete_before: Callable[[TopicPartition, int], Awaitable[None]]
+    delete_topic: Callable[[], Awaitable[None]]
 
 
 @pytest.fixture(params=["fake", pytest.param("aiokafka", marks=pytest.mark.integration)])
@@ -38,7 +52,11 @@ def bus(request: pytest.FixtureRequest) -> Bus:
         async def forget(partition: TopicPartition, offset: int) -> None:
             fake.delete_before(partition.partition, offset)
 
-        return Bus(fake, KafkaSettings(kafka_topic=topic, kafka_partitions=PARTITIONS), forget)
+        async def delete_fake_topic() -> None:
+            fake.delete_topic()
+
+        settings = KafkaSettings(kafka_topic=topic, kafka_partitions=PARTITIONS)
+        return Bus(fake, settings, forget, delete_fake_topic)
     bootstrap = request.getfixturevalue("kafka").bootstrap
 
     async def delete(partition: TopicPartition, offset: int) -> None:
@@ -49,8 +67,17 @@ def bus(request: pytest.FixtureRequest) -> Bus:
         finally:
             await admin.close()
 
+    async def delete_topic() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            response = await admin.delete_topics([topic])
+        finally:
+            await admin.close()
+        assert [tuple(answer) for answer in response.topic_error_codes] == [(topic, 0)]
+
     settings = KafkaSettings(kafka_bootstrap=bootstrap, kafka_topic=topic, kafka_partitions=PARTITIONS)
-    return Bus(AiokafkaClients(), settings, delete)
+    return Bus(AiokafkaClients(), settings, delete, delete_topic)
 
 
 async def _read(consumer: Consumer, count: int) -> list[Record]:
@@ -108,3 +135,61 @@ async def test_the_clients_answer_the_calls_of_the_broker_alike(bus: Bus) -> Non
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+def _is_topic_id(text: str) -> bool:
+    return TOPIC_ID.fullmatch(text) is not None and base64.urlsafe_b64decode(text + "==") != bytes(16)
+
+
+async def _created_anew(bus: Bus, producer: Producer, old_id: str) -> str:
+    """Create the deleted topic again; return its id once a broker serves the new incarnation.
+
+    Kafka answers DeleteTopics once the deletion is decided, not once every broker has applied it:
+    for a while a creation may still be answered "already exists" (which create_topic takes for
+    success, as it should for a live topic) and the metadata may still show the old incarnation,
+    or no topic at all. So this creates and asks again while Kafka's answers show the old id or no
+    topic; each round waits for Kafka's two answers, and the whole is bounded.
+    """
+    topic, answers = bus.settings.kafka_topic, []
+    try:
+        async with asyncio.timeout(scaled(10)):
+            while True:
+                await bus.clients.create_topic(bus.settings, CLIENT_ID)
+                try:
+                    topic_id = await bus.clients.topic_id(producer, topic)
+                except UnknownTopicOrPartitionError as error:
+                    answers.append(repr(error))
+                    continue
+                if topic_id != old_id:
+                    return topic_id
+                answers.append(topic_id)
+    except TimeoutError:
+        pytest.fail(f"{topic} not created anew within {scaled(10)} s; Kafka kept answering {answers[-3:]}")
+
+
+async def test_a_topic_id_names_the_topics_incarnation(bus: Bus) -> None:
+    """Every producer gets the same id for a topic, spelled as Kafka's tools print it; a topic that
+    does not exist has none; a topic deleted and created again has another."""
+    clients, settings = bus.clients, bus.settings
+    topic = settings.kafka_topic
+    await clients.create_topic(settings, CLIENT_ID)
+    first, second = clients.producer(settings, CLIENT_ID), clients.producer(settings, CLIENT_ID)
+    await first.start()
+    await second.start()
+    try:
+        # Kafka answers CreateTopics before its broker serves the topic: this waits until it does.
+        assert await first.partitions_for(topic) == set(range(PARTITIONS))
+        topic_id = await clients.topic_id(first, topic)
+        assert _is_topic_id(topic_id), topic_id
+        assert await clients.topic_id(first, topic) == topic_id
+        assert await clients.topic_id(second, topic) == topic_id
+        with pytest.raises(KafkaError):
+            await clients.topic_id(first, f"{topic}-never-created")
+
+        await bus.delete_topic()
+        recreated = await _created_anew(bus, first, topic_id)
+        assert _is_topic_id(recreated), recreated
+        assert await clients.topic_id(second, topic) == recreated
+    finally:
+        await first.stop()
+        await second.stop()

@@ -7,7 +7,9 @@ runs the same checks on both), and keeps what it was asked, so tests look at its
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -15,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, UnknownTopicOrPartitionError
 from aiokafka.structs import OffsetAndTimestamp
 
-from minimess.adapters.kafka.clients import LOG_APPEND_TIME
+from minimess.adapters.kafka.clients import LOG_APPEND_TIME, Producer
 from minimess.adapters.kafka.envelope import Envelope, encode
 from minimess.adapters.kafka.settings import KafkaSettings
+from minimess.adapters.kafka.topic_ids import TopicIdsRequest
 from minimess.domain.model import Message, Topic, Uid
 from tests.timeouts import scaled
 
@@ -64,6 +67,9 @@ class FakeKafka:
 
     def __init__(self, topic: str = TOPIC, partitions: int = PARTITIONS) -> None:
         self.topic = topic
+        # The id of the topic's current incarnation; `deleted` until create_topic makes another.
+        self.incarnation_id = _new_topic_id()
+        self.deleted = False
         self.logs: dict[TopicPartition, list[FakeRecord]] = {
             TopicPartition(topic, n): [] for n in range(partitions)
         }
@@ -95,11 +101,21 @@ class FakeKafka:
     async def create_topic(self, settings: KafkaSettings, client_id: str) -> None:
         self.starting("topic", "admin.create_topic")
         self.topics_created.append((settings.kafka_topic, settings.kafka_partitions, client_id))
+        if self.deleted:
+            self.deleted = False
+            self.incarnation_id = _new_topic_id()
 
     def producer(self, settings: KafkaSettings, client_id: str) -> FakeProducer:
         producer = FakeProducer(self, f"producer{len(self.producers) + 1}", client_id)
         self.producers.append(producer)
         return producer
+
+    async def topic_id(self, producer: Producer, topic: str) -> str:
+        assert isinstance(producer, FakeProducer)
+        self.entered(f"{producer.name}.topic_id")
+        if topic != self.topic or self.deleted:
+            raise UnknownTopicOrPartitionError(f"no id for topic {topic}")
+        return self.incarnation_id
 
     def consumer(self, settings: KafkaSettings, client_id: str) -> FakeConsumer:
         behaviour = self.behaviours.pop(0) if self.behaviours else Behaviour()
@@ -116,6 +132,13 @@ class FakeKafka:
             raise KafkaConnectionError("no broker answers")
         if self.metadata == "hang":
             await asyncio.get_running_loop().create_future()  # only the probe's own timeout ends this
+
+    def get_random_node(self) -> int:
+        return 0
+
+    async def send(self, node_id: int, request: TopicIdsRequest) -> object:
+        """Nothing sends requests to the fake cluster: FakeKafka.topic_id answers them in its place."""
+        raise NotImplementedError("FakeKafka answers topic ids in topic_id")
 
     # --- what tests do to the topic ---
 
@@ -159,6 +182,14 @@ class FakeKafka:
             partition, encode(Envelope(message, "eu-2")), timestamp=stamp, timestamp_type=timestamp_type
         )
         return message_id
+
+    def delete_topic(self) -> None:
+        """Delete the topic with its records: it has no id until create_topic makes it anew."""
+        self.deleted = True
+        for log in self.logs.values():
+            log.clear()
+        self.log_start = dict.fromkeys(self.logs, 0)
+        self._wake()
 
     def delete_before(self, partition: int, offset: int) -> None:
         """Let retention delete the records of `partition` before `offset`."""
@@ -216,6 +247,11 @@ class FakeKafka:
         hook, self.between_lookups = self.between_lookups, None
         if hook is not None:
             hook()
+
+
+def _new_topic_id() -> str:
+    """A random topic id, spelled as Kafka's tools print one."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
 
 
 class FakeProducer:

@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndTimestamp
 
+from minimess.adapters.kafka import topic_ids
 from minimess.adapters.kafka.settings import KafkaSettings
 
 TOPIC_ALREADY_EXISTS = 36
@@ -38,8 +39,9 @@ class Record(Protocol):
     def timestamp_type(self) -> int: ...
 
 
-class Cluster(Protocol):
-    """The producer's connection to the cluster, whose metadata request is the readiness probe."""
+class Cluster(topic_ids.MetadataClient, Protocol):
+    """The producer's connection to the cluster: its metadata request is the readiness probe, and it
+    sends the request for a topic's id to one of its brokers (`get_random_node`, `send`)."""
 
     async def fetch_all_metadata(self) -> object: ...
 
@@ -91,6 +93,14 @@ class KafkaClients(Protocol):
         """A producer that waits for every replica and sends each record at once."""
         ...
 
+    async def topic_id(self, producer: Producer, topic: str) -> str:
+        """The id of the current incarnation of `topic`, asked through a started producer's cluster.
+
+        The same on every server and across restarts; a topic deleted and created again has another.
+        Raises KafkaError if the topic is unknown or Kafka cannot be reached.
+        """
+        ...
+
     def consumer(self, settings: KafkaSettings, client_id: str) -> Consumer:
         """A consumer without a group; a position retention has deleted resumes at the oldest record kept."""
         ...
@@ -133,6 +143,9 @@ class AiokafkaClients:
             request_timeout_ms=round(settings.publish_timeout * 1000),
         )
         return producer
+
+    async def topic_id(self, producer: Producer, topic: str) -> str:
+        return await topic_ids.topic_id(producer.client, topic)
 
     def consumer(self, settings: KafkaSettings, client_id: str) -> Consumer:
         consumer: Consumer = AIOKafkaConsumer(
