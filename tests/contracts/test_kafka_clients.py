@@ -107,10 +107,13 @@ async def test_the_clients_answer_the_calls_of_the_broker_alike(bus: Bus) -> Non
         since = now_ms()
         assert await consumer.end_offsets(partitions) == dict.fromkeys(partitions, 0)
         assert await consumer.offsets_for_times(dict.fromkeys(partitions, since)) == dict.fromkeys(partitions)
-        for value in (b"r0", b"r1", b"r2"):
-            await (await producer.send(topic, value=value, key=b"news"))
+        sent = [
+            await (await producer.send(topic, value=v, key=b"news", partition=1))
+            for v in (b"r0", b"r1", b"r2")
+        ]
+        assert [record.offset for record in sent] == [0, 1, 2]
         ends = await consumer.end_offsets(partitions)
-        (written,) = [partition for partition, end in ends.items() if end]  # one key, one partition
+        (written,) = [partition for partition, end in ends.items() if end]  # the partition sent to
         assert ends[written] == 3
         found = await consumer.offsets_for_times(dict.fromkeys(partitions, since))
         assert {partition: hit and hit.offset for partition, hit in found.items()} == {
@@ -121,8 +124,8 @@ async def test_the_clients_answer_the_calls_of_the_broker_alike(bus: Bus) -> Non
         for partition in partitions:
             consumer.seek(partition, 0)
         records = await _read(consumer, 3)
-        assert [(r.partition, r.offset, r.value) for r in records] == [
-            (written.partition, offset, b"r%d" % offset) for offset in range(3)
+        assert [(r.partition, r.offset, r.key, r.value) for r in records] == [
+            (written.partition, offset, b"news", b"r%d" % offset) for offset in range(3)
         ]
         assert all(r.timestamp_type == LOG_APPEND_TIME for r in records)
         assert all(since <= r.timestamp <= now_ms() for r in records)

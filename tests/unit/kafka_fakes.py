@@ -10,7 +10,6 @@ import asyncio
 import base64
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -166,15 +165,18 @@ class FakeKafka:
         published_ms: int | None = None,
         append_ms: int | None = None,
         timestamp_type: int = LOG_APPEND_TIME,
+        message_id: str | None = None,
+        body: str = "hello",
     ) -> str:
-        """Append another server's message; return its id, which says where it lies ("p0o3")."""
+        """Append another server's message; return its id, which says where it lies ("p0o00000003")."""
         published_ms = now_ms() if published_ms is None else published_ms
-        message_id = f"p{partition}o{len(self.logs[TopicPartition(self.topic, partition)])}"
+        offset = len(self.logs[TopicPartition(self.topic, partition)])
+        message_id = f"p{partition}o{offset:08d}-message" if message_id is None else message_id
         message = Message(
             id=message_id,
             topic=Topic("news"),
             sender=Uid("bob"),
-            body="hello",
+            body=body,
             timestamp=EPOCH + timedelta(milliseconds=published_ms),
         )
         stamp = published_ms if append_ms is None else append_ms
@@ -276,14 +278,13 @@ class FakeProducer:
             return None
         return {partition.partition for partition in self.client.logs}
 
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+    async def send(self, topic: str, value: bytes, key: bytes, partition: int) -> asyncio.Future[FakeRecord]:
         kafka = self.client
         kafka.entered(f"{self.name}.send")
         assert topic == kafka.topic
-        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivery: asyncio.Future[FakeRecord] = asyncio.get_running_loop().create_future()
         if kafka.acks == "ok":
-            kafka.append(zlib.crc32(key) % len(kafka.logs), value, key=key)
-            delivery.set_result(None)
+            delivery.set_result(kafka.append(partition, value, key=key))
         elif kafka.acks == "error":
             delivery.set_exception(KafkaConnectionError("broker went away"))
         return delivery

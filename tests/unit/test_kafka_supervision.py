@@ -13,9 +13,10 @@ from aiokafka import TopicPartition
 from structlog.testing import capture_logs
 
 from minimess.adapters.kafka.broker import KafkaBroker
+from minimess.adapters.kafka.envelope import RecordRules
 from minimess.adapters.kafka.settings import KafkaSettings
-from minimess.domain.errors import BrokerUnavailable
-from minimess.domain.model import Message, Topic, Uid
+from minimess.domain.errors import BrokerUnavailable, PublishTimeout
+from minimess.domain.model import Message, Position, Topic, Uid
 from tests.timeouts import scaled
 from tests.unit.kafka_fakes import PARTITIONS, TOPIC, Behaviour, FakeKafka, now_ms
 
@@ -46,15 +47,17 @@ class Inbox(list[Message]):
         return [message.id for message in self]
 
 
-def _broker(kafka: FakeKafka, publish_timeout: float = 1.0) -> KafkaBroker:
+def _broker(kafka: FakeKafka, publish_timeout: float = 1.0, rules: RecordRules | None = None) -> KafkaBroker:
     settings = KafkaSettings(kafka_topic=TOPIC, kafka_partitions=PARTITIONS, publish_timeout=publish_timeout)
-    broker = KafkaBroker(settings, "eu-1", kafka, probe_interval=PROBE, retry_interval=RETRY)
+    broker = KafkaBroker(settings, "eu-1", kafka, probe_interval=PROBE, retry_interval=RETRY, rules=rules)
     kafka.readiness = broker.is_ready
     return broker
 
 
 def _in_kafka_order(ids: list[str]) -> list[str]:
-    return sorted(ids, key=lambda message_id: tuple(int(n) for n in message_id[1:].split("o")))
+    return sorted(
+        ids, key=lambda message_id: tuple(int(n) for n in message_id[1:].removesuffix("-message").split("o"))
+    )
 
 
 def _message() -> Message:
@@ -234,24 +237,52 @@ async def test_the_fake_consumer_catches_an_await_between_assign_and_seek(kafka:
 # --- records that are not delivered --------------------------------------------------------------
 
 
-async def test_a_record_kafka_appended_after_the_publish_deadline_is_dropped(kafka: FakeKafka) -> None:
-    """LogAppendTime past publish_timeout after the publish time is dropped, logged and counted; no other."""
-    broker = _broker(kafka, publish_timeout=0.25)
+async def test_delivered_messages_carry_their_record_offset_in_the_epoch_of_their_partition(
+    kafka: FakeKafka,
+) -> None:
+    """The position is the record's offset, in the epoch of the topic's id and the partition."""
+    broker = _broker(kafka)
+    inbox = Inbox()
+    async with broker.receiving(inbox.append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        kafka.append(2, b"not an envelope", timestamp_type=CREATE_TIME)
+        kafka.append_message(2)
+        kafka.append_message(0)
+        await kafka.until(lambda: len(inbox) >= 2, "2 delivered")
+        topic_id = await kafka.topic_id(kafka.producers[0], TOPIC)
+    assert sorted((message.position for message in inbox), key=lambda p: p.epoch) == [
+        Position(f"{topic_id}.0", 0),
+        Position(f"{topic_id}.2", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "append"),
+    [
+        ("short id", {"message_id": "p0-short"}),
+        ("bad id", {"message_id": "has spaces, and more than 16"}),
+        ("body over the limit as JSON", {"body": "\x01" * 20}),
+        ("timestamp far ahead", {"published_ms": now_ms() + 3 * 86_400_000}),
+        ("timestamp before 2020", {"published_ms": 1_000}),
+    ],
+)
+async def test_records_no_client_could_have_published_are_skipped_and_counted_as_invalid(
+    kafka: FakeKafka, kind: str, append: dict[str, Any]
+) -> None:
+    """A record is held to a client's rules: id format, body size once escaped, a plausible time."""
+    # 20 control characters escape to 120 bytes: over a limit of 100 though 20 characters are not.
+    broker = _broker(kafka, rules=RecordRules(max_body_bytes=100))
     inbox = Inbox()
     with capture_logs() as logs:
         async with broker.receiving(inbox.append):
-            published = now_ms()
-            late = kafka.append_message(0, published_ms=published, append_ms=published + 251)
-            on_time = kafka.append_message(0, published_ms=published, append_ms=published + 250)
-            created_late = kafka.append_message(
-                0, published_ms=published, append_ms=published + 25_000, timestamp_type=CREATE_TIME
-            )
-            await kafka.until(lambda: len(inbox) >= 2, "2 delivered")
-            await kafka.probes_pass(2)
-    assert inbox.ids == [on_time, created_late]
-    assert broker.counters() == {"late_records": 1, "undecodable_records": 0}
-    (entry,) = _events(logs, "kafka_record_late")
-    assert (entry["partition"], entry["offset"], entry["id"]) == (0, 0, late)
+            await kafka.until(broker.is_ready, "the broker is ready")
+            kafka.append_message(0, **append)
+            good = kafka.append_message(0)
+            await kafka.until(lambda: len(inbox) >= 1, "1 delivered")
+    assert inbox.ids == [good], kind
+    assert broker.counters()["invalid_records"] == 1
+    (skipped,) = _events(logs, "kafka_record_skipped")
+    assert (skipped["partition"], skipped["offset"]) == (0, 0)
 
 
 async def test_records_that_are_no_envelope_are_logged_counted_and_skipped(kafka: FakeKafka) -> None:
@@ -266,7 +297,7 @@ async def test_records_that_are_no_envelope_are_logged_counted_and_skipped(kafka
             good = kafka.append_message(1)
             await kafka.until(lambda: len(inbox) >= 1, "1 delivered")
     assert inbox.ids == [good]
-    assert broker.counters() == {"late_records": 0, "undecodable_records": 3}
+    assert broker.counters() == {"undecodable_records": 3, "invalid_records": 0, "replays": 0}
     skipped = _events(logs, "kafka_record_skipped")
     assert [(entry["partition"], entry["offset"], entry["log_level"]) for entry in skipped] == [
         (1, offset, "warning") for offset in range(3)
@@ -356,12 +387,13 @@ async def test_publish_before_receiving_is_refused_at_once(kafka: FakeKafka) -> 
 
 
 @pytest.mark.parametrize(
-    ("acks", "reason"), [("error", "refused"), ("hang", r"did not acknowledge within 0\.05 s")]
+    ("acks", "reason"),
+    [("error", "did not acknowledge .*broker went away"), ("hang", r"did not acknowledge within 0\.05 s")],
 )
-async def test_a_publish_kafka_refuses_or_never_acknowledges_is_broker_unavailable(
+async def test_a_publish_handed_to_the_producer_but_not_acknowledged_has_an_unknown_outcome(
     kafka: FakeKafka, acks: str, reason: str
 ) -> None:
-    """A KafkaError while the record is delivered, or no ack by publish_timeout, is BrokerUnavailable."""
+    """Once the producer took the record it may still write it: a failed or missing ack is PublishTimeout."""
     broker = _broker(kafka, publish_timeout=0.05)
     async with broker.receiving(Inbox().append):
         await kafka.until(broker.is_ready, "the broker is ready")
@@ -369,7 +401,7 @@ async def test_a_publish_kafka_refuses_or_never_acknowledges_is_broker_unavailab
         loop = asyncio.get_running_loop()
         started = loop.time()
         async with asyncio.timeout(scaled(2)):
-            with pytest.raises(BrokerUnavailable, match=reason):
+            with pytest.raises(PublishTimeout, match=reason):
                 await broker.publish(_message())
         if acks == "hang":
             assert loop.time() - started >= 0.05

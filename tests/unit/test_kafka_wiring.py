@@ -15,7 +15,7 @@ from minimess.adapters.kafka.envelope import Envelope, decode
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.bootstrap import Container, ServeSettings, build_container
-from minimess.domain.errors import BrokerUnavailable
+from minimess.domain.errors import PublishTimeout
 from minimess.domain.model import Message, Topic, Uid
 from tests.unit.kafka_fakes import FakeKafka
 
@@ -106,7 +106,7 @@ async def test_the_kafka_broker_is_built_from_the_settings_and_named_after_the_s
         message = _message()
         await broker.publish(message)
         fake.acks = "hang"
-        with pytest.raises(BrokerUnavailable, match=r"0\.25 s"):
+        with pytest.raises(PublishTimeout, match=r"0\.25 s"):
             await broker.publish(_message())
     assert fake.topics_created == [("chat.bus", 3, f"minimess-{name}")]
     assert (producer.client_id, fake.consumers[0].client_id) == (f"minimess-{name}",) * 2

@@ -105,10 +105,6 @@ class KafkaClients(Protocol):
         """A consumer without a group; a position retention has deleted resumes at the oldest record kept."""
         ...
 
-    async def topic_id(self, producer: Producer, topic: str) -> str:
-        """The id of the topic's current incarnation; KafkaError if the topic is unknown."""
-        ...
-
 
 class AiokafkaClients:
     """The real clients, aiokafka's."""
