@@ -50,16 +50,23 @@ async def next_message(connection: ClientConnection, within: float = 15.0) -> di
     return await next_frame(connection, "message", within=within)
 
 
-async def refused(connection: ClientConnection, body: str, ref: str, deadline: float) -> None:
-    """Publish while Kafka is unusable: the answer must be `broker_unavailable`, within the deadline."""
+async def refused(connection: ClientConnection, body: str, ref: str, deadline: float) -> str:
+    """Publish with an id while Kafka is unusable: answered within the deadline, by `broker_unavailable`
+    (not published) or `publish_timeout` (handed to Kafka, outcome unknown); the code."""
     started = time.monotonic()
-    await send_frame(connection, type="pub", topic=TOPIC, body=body, ref=ref)
+    await send_frame(connection, type="pub", topic=TOPIC, body=body, ref=ref, id=message_id(ref))
     frame = await next_frame(connection, within=deadline + PUBLISH_MARGIN + 5)
     took = time.monotonic() - started
     assert frame["type"] == "error", frame
-    assert frame["code"] == "broker_unavailable", frame
+    assert frame["code"] in ("broker_unavailable", "publish_timeout"), frame
     assert frame["ref"] == ref, frame
     assert took < deadline + scaled(PUBLISH_MARGIN), f"refused after {took:.2f} s, deadline {deadline} s"
+    return str(frame["code"])
+
+
+def message_id(ref: str) -> str:
+    """The client's id for the publish with this ref."""
+    return f"client-id-of-{ref}"
 
 
 def garbage_records() -> list[bytes | None]:
@@ -145,8 +152,9 @@ async def test_500_messages_reach_subscribers_on_both_servers_once_each_in_publi
 async def test_kafka_outage_refuses_publishes_in_time_and_delivery_resumes_without_restart(
     start_kafka: Callable[[], KafkaProcess], start_server: StartServer, outage: str
 ) -> None:
-    """Kafka stopped or frozen: publishes are refused within --publish-timeout, /readyz is 503; Kafka back,
-    messages flow again and no refused publish is ever delivered."""
+    """Kafka stopped or frozen: publishes end within --publish-timeout, /readyz is 503; Kafka back,
+    messages flow again. A `broker_unavailable` publish is never delivered; a `publish_timeout` one,
+    sent again with its id, is delivered exactly once."""
     kafka = await asyncio.to_thread(start_kafka)
     async with flowing_cluster(start_server, kafka, "--publish-timeout", str(PUBLISH_TIMEOUT)) as cluster:
         servers, publisher = (cluster.s1, cluster.s2), cluster.publisher
@@ -154,22 +162,29 @@ async def test_kafka_outage_refuses_publishes_in_time_and_delivery_resumes_witho
         # publish reaches the Kafka producer and has to end at the deadline.
         await asyncio.to_thread(kafka.stop if outage == "stopped" else kafka.pause)
         # At once, while the servers may still believe Kafka is there ...
-        await refused(publisher, "refused 1", "during-1", PUBLISH_TIMEOUT)
+        codes = {"during-1": await refused(publisher, "refused 1", "during-1", PUBLISH_TIMEOUT)}
         for server in servers:
             await answers(server, "/readyz", 503, READY_WITHIN)
             await answers(server, "/healthz", 200, 5)
-        # ... and once they know it is not.
-        await refused(publisher, "refused 2", "during-2", PUBLISH_TIMEOUT)
+        # ... and once they know it is not: nothing is handed to Kafka any more.
+        codes["during-2"] = await refused(publisher, "refused 2", "during-2", PUBLISH_TIMEOUT)
+        assert codes["during-2"] == "broker_unavailable"
 
         # Stopped, it starts again in the same folder on the same port.
         await asyncio.to_thread(kafka.start if outage == "stopped" else kafka.resume)
         for server in servers:
             await answers(server, "/readyz", 200, READY_WITHIN)
+        # What the client does with an unknown outcome: send it again, with the same id.
+        unknown = [ref for ref, code in codes.items() if code == "publish_timeout"]
+        for ref in unknown:
+            await send_frame(publisher, type="pub", topic=TOPIC, body="again", ref=ref, id=message_id(ref))
+            assert (await next_frame(publisher, "ack"))["id"] == message_id(ref)
         resumed = await publish_id(publisher, "after the outage", "after")
         for watcher in cluster.watchers:
-            # The refused publishes would have come first: their clients were told they failed.
-            frame = await next_message(watcher, within=30)
-            assert (frame["body"], frame["id"]) == ("after the outage", resumed)
+            delivered: list[str] = []
+            while not delivered or delivered[-1] != resumed:
+                delivered.append(str((await next_message(watcher, within=30))["id"]))
+            assert sorted(delivered) == sorted([resumed, *map(message_id, unknown)]), codes
 
 
 async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturbs_nothing(

@@ -19,7 +19,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, UnknownTopicOrPartitionError
 from aiokafka.structs import OffsetAndTimestamp
 
-from minimess.adapters.kafka.clients import LOG_APPEND_TIME, Producer
+from minimess.adapters.kafka.clients import Producer
 from minimess.adapters.kafka.envelope import Envelope, encode
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.kafka.topic_ids import TopicIdsRequest
@@ -29,6 +29,8 @@ from tests.timeouts import scaled
 TOPIC = "minimess.test"
 PARTITIONS = 3
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CREATE_TIME = 0
+"""The timestamp type of a record stamped by its producer, Kafka's default."""
 
 
 def now_ms() -> int:
@@ -147,7 +149,7 @@ class FakeKafka:
         value: bytes | None,
         *,
         timestamp: int | None = None,
-        timestamp_type: int = LOG_APPEND_TIME,
+        timestamp_type: int = CREATE_TIME,
         key: bytes | None = None,
     ) -> FakeRecord:
         """Append a record stamped `timestamp` (now by default), by Kafka as it appends it by default."""
@@ -164,7 +166,7 @@ class FakeKafka:
         *,
         published_ms: int | None = None,
         append_ms: int | None = None,
-        timestamp_type: int = LOG_APPEND_TIME,
+        timestamp_type: int = CREATE_TIME,
         message_id: str | None = None,
         body: str = "hello",
     ) -> str:

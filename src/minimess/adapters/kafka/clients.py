@@ -18,12 +18,10 @@ from minimess.adapters.kafka import topic_ids
 from minimess.adapters.kafka.settings import KafkaSettings
 
 TOPIC_ALREADY_EXISTS = 36
-LOG_APPEND_TIME = 1
-"""The timestamp type of a record Kafka stamped when it appended it (the topic's setting here)."""
 
 
 class Record(Protocol):
-    """A consumed record: where it lies, what it holds, and when Kafka stamped it."""
+    """A consumed record: where it lies, its key, what it holds, and its time."""
 
     @property
     def partition(self) -> int: ...
@@ -35,8 +33,6 @@ class Record(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def timestamp(self) -> int: ...
-    @property
-    def timestamp_type(self) -> int: ...
 
 
 class Cluster(topic_ids.MetadataClient, Protocol):
@@ -83,7 +79,7 @@ class KafkaClients(Protocol):
     """Makes the clients of one reader of the bus; the broker starts and stops them."""
 
     async def create_topic(self, settings: KafkaSettings, client_id: str) -> None:
-        """Create the topic of `settings` unless it exists, its records stamped when appended.
+        """Create the topic of `settings` unless it exists.
 
         Raises KafkaError if Kafka cannot be reached or refuses the topic.
         """
@@ -117,9 +113,6 @@ class AiokafkaClients:
                 settings.kafka_topic,
                 num_partitions=settings.kafka_partitions,
                 replication_factor=1,
-                # Kafka stamps each record when it appends it, which tells every server alike
-                # whether the record came too late for its publisher (see KafkaBroker's _is_late).
-                topic_configs={"message.timestamp.type": "LogAppendTime"},
             )
             response = await admin.create_topics([new_topic])
             for _name, code, *_ in response.topic_errors:
