@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from minimess.app.chat_client import ChatClient, LinkEvents
+from minimess.app.chat_client import ChatClient, GapEvents, LinkEvents
 from minimess.app.client_commands import HELP
-from minimess.app.transcript import Transcript, transcript_line
+from minimess.app.transcript import Transcript, gap_line, transcript_line
 from minimess.domain.model import Message, Topic, Uid
 
 NEWS = Topic("news")
@@ -99,9 +99,12 @@ def transcript(tmp_path: Path) -> Iterator[Transcript]:
     transcript.close()
 
 
+NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
+
+
 @pytest.fixture
 def client(link: FakeLink, transcript: Transcript, display: RecordingDisplay) -> ChatClient:
-    return ChatClient(Uid("afrozalm"), link, transcript, display)
+    return ChatClient(Uid("afrozalm"), link, transcript, display, now=lambda: NOW)
 
 
 @pytest.mark.parametrize(
@@ -203,6 +206,23 @@ def test_a_received_message_becomes_one_line_in_the_transcript_and_on_the_displa
     assert display.messages == lines
     assert transcript.path.read_text(encoding="utf-8") == "".join(f"{line}\n" for line in lines)
     assert display.notices == []
+
+
+def test_a_gap_is_a_line_in_the_transcript_among_the_messages_and_a_notice_naming_the_topic(
+    client: ChatClient, transcript: Transcript, display: RecordingDisplay
+) -> None:
+    """So that a `tail -f` reader sees it where it happened; the display gets no message line for it."""
+    assert isinstance(client, GapEvents)
+    message = Message(
+        id="m-1", topic=NEWS, sender=Uid("mala"), body="before", timestamp=datetime(2026, 11, 28, tzinfo=UTC)
+    )
+    client.received(message)
+    client.missed(NEWS)
+    assert (
+        transcript.path.read_text(encoding="utf-8") == f"{transcript_line(message)}\n{gap_line(NEWS, NOW)}\n"
+    )
+    assert display.messages == [transcript_line(message)]
+    assert display.notices == ["* may have missed messages on news"]
 
 
 def test_a_failed_publish_names_topic_and_reason_and_quotes_an_escaped_excerpt(

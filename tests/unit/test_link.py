@@ -1,4 +1,5 @@
-"""ServerLink against a scripted WebSocket server in this event loop: URL, acks, failures, reconnects."""
+"""ServerLink against a scripted WebSocket server in this event loop: URL, acks, failures, reconnects,
+recovery, duplicates and retried publishes."""
 
 # The link's rules are about a live connection, hence loopback sockets. The server is a script
 # rather than minimess's own, so that a test decides when it greets, what it acknowledges and
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,17 +22,17 @@ from websockets.exceptions import ConnectionClosed
 
 from devtools.processes import free_port
 from minimess.adapters.websocket_client.backoff import Backoff
-from minimess.adapters.websocket_client.link import ServerLink
+from minimess.adapters.websocket_client.link import MAX_ATTEMPTS, ServerLink
 from minimess.adapters.wire.paths import subscribe_path
-from minimess.domain.model import Message, Topic, Uid
+from minimess.domain.model import Message, Position, Topic, Uid
 from tests.timeouts import scaled
 
 UID = Uid("afrozalm")
 NEWS = Topic("news")
 SPORT = Topic("sport")
 CHAT = Topic("afrozalm:mala:zorfa")
-LOST = "connection lost before the ack; it may not have arrived"
 TICK = {"type": "time", "ts": "2026-11-28T03:55:14.000Z"}
+EPOCH = "mem-0123456789abcdef"
 
 Document = dict[str, Any]
 Reply = Callable[[ServerConnection, Document], Awaitable[None]]
@@ -43,6 +46,35 @@ async def ack_pubs(connection: ServerConnection, document: Document) -> None:
 
 async def ignore(_connection: ServerConnection, _document: Document) -> None:
     pass
+
+
+def answer_subs(epoch: str, offset: int) -> Reply:
+    """Answer every sub with `subscribed` at (epoch, offset), as a server whose log stands there; ack pubs."""
+
+    async def reply(connection: ServerConnection, document: Document) -> None:
+        if document["type"] == "sub":
+            await connection.send(json.dumps(subscribed(document["topic"], epoch, offset)))
+        await ack_pubs(connection, document)
+
+    return reply
+
+
+def subscribed(topic: str, epoch: str | None, offset: int | None, **recovered: bool) -> Document:
+    return {"type": "subscribed", "topic": topic, "epoch": epoch, "offset": offset, **recovered}
+
+
+def message(offset: int, epoch: str = EPOCH, topic: str = "news") -> Document:
+    """A message frame at (epoch, offset), whose body names its position."""
+    return {
+        "type": "message",
+        "id": f"id-{epoch}-{offset}",
+        "topic": topic,
+        "from": "mala",
+        "body": f"{epoch}:{offset}",
+        "ts": "2026-11-28T03:55:13.123Z",
+        "offset": offset,
+        "epoch": epoch,
+    }
 
 
 def refuse(kind: str, code: str, reason: str) -> Reply:
@@ -175,6 +207,12 @@ class RecordingEvents:
     def ticked(self, timestamp: str) -> None:
         self._record("ticked", timestamp)
 
+    def missed(self, topic: Topic) -> None:
+        self._record("missed", topic)
+
+    def received_bodies(self) -> list[str]:
+        return [message.body for (message,) in self.of("received")]
+
 
 class Harness:
     """A scripted server, one ServerLink running against it, and what the link reported."""
@@ -290,10 +328,11 @@ async def test_the_link_connects_with_its_topics_in_the_url_in_order(harness: Ha
     assert harness.events.of("connected") == [("unit:1", (NEWS, CHAT))]
 
 
-async def test_publishes_go_in_order_with_fresh_refs_and_only_an_unacked_one_is_reported(
+async def test_publishes_go_in_order_with_ids_and_an_unacked_one_is_retried_then_reported(
     harness: Harness,
 ) -> None:
-    """After ack_timeout; an ack coming later changes nothing, and the link stays connected."""
+    """Every attempt gets a fresh ref and an ack timer of its own, and carries the publish's id;
+    after MAX_ATTEMPTS it is reported. An ack coming later changes nothing; the link stays connected."""
     server = harness.server
 
     async def ack_all_but_the_last(connection: ServerConnection, document: Document) -> None:
@@ -306,17 +345,23 @@ async def test_publishes_go_in_order_with_fresh_refs_and_only_an_unacked_one_is_
         assert link.publish(NEWS, body)
     link.publish(CHAT, "unacked")
     # The acked publishes' timers were due first: had they not been cancelled, they would be here too.
-    assert await harness.reported("publish_failed") == [(CHAT, "unacked", "no ack within 0.2 s")]
+    assert await harness.reported("publish_failed") == [
+        (CHAT, "unacked", "no ack within 0.2 s, after 3 attempts; it may or may not have arrived")
+    ]
     pubs = server.frames("pub")
     assert [(d["topic"], d["body"]) for d in pubs] == [
         ("news", "one"),
         ("news", "two"),
         ("news", "three"),
-        ("afrozalm:mala:zorfa", "unacked"),
+        *[("afrozalm:mala:zorfa", "unacked")] * MAX_ATTEMPTS,
     ]
     refs = [d["ref"] for d in pubs]
     assert all(isinstance(ref, str) and ref for ref in refs)
-    assert len(set(refs)) == 4
+    assert len(set(refs)) == len(refs)
+    ids = [d["id"] for d in pubs]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{16,64}", message_id) for message_id in ids)
+    assert len(set(ids[:4])) == 4
+    assert set(ids[3:]) == {ids[3]}
     await server.send({"type": "ack", "ref": refs[-1], "id": "m-4"})
     await server.send(TICK)
     await harness.reported("ticked")
@@ -334,33 +379,42 @@ async def test_an_error_naming_a_publishs_ref_reports_it_failed_and_settles_it(h
     server.reply = ignore
     link.publish(NEWS, "later")
     failures = await harness.reported("publish_failed", 2)
-    assert failures[1:] == [(NEWS, "later", "no ack within 0.2 s")]
+    assert failures[1:] == [
+        (NEWS, "later", "no ack within 0.2 s, after 3 attempts; it may or may not have arrived")
+    ]
     assert "refused" not in harness.events.kinds()
 
 
-async def test_a_publish_whose_connection_dies_before_the_ack_is_reported_and_not_sent_again(
+async def test_a_publish_whose_connection_dies_before_the_ack_is_sent_again_with_its_id_first(
     harness: Harness,
 ) -> None:
-    """Reported before the disconnect."""
+    """After the reconnect, ahead of what was typed meanwhile; acked then, it is never reported."""
     server = harness.server
 
-    async def die(connection: ServerConnection, document: Document) -> None:
+    async def die_once(connection: ServerConnection, document: Document) -> None:
         if document["type"] == "pub":
+            server.reply = ack_pubs
+            server.may_greet.clear()
             connection.transport.abort()
 
-    server.reply = die
-    link = await harness.start((NEWS,))
+    server.reply = die_once
+    link = await harness.start((NEWS,), ack_timeout=0.2)
     link.publish(NEWS, "last words")
     ((reason, _delay),) = await harness.reported("disconnected")
     assert reason == "connection lost"
-    assert harness.events.of("publish_failed") == [(NEWS, "last words", LOST)]
-    assert harness.events.kinds()[-2:] == ["publish_failed", "disconnected"]
-
-    server.reply = ack_pubs
-    await harness.until(lambda: link.is_connected, "the reconnect")
-    link.publish(NEWS, "back")
-    await harness.until(lambda: "back" in server.bodies(), "the next publish")
-    assert server.bodies() == ["last words", "back"]
+    link.publish(NEWS, "typed meanwhile")
+    await harness.until(lambda: len(server.paths) == 2, "the reconnect attempt")
+    server.may_greet.set()
+    await harness.until(lambda: len(server.bodies()) == 3, "the publishes after the reconnect")
+    pubs = server.frames("pub")
+    assert [d["body"] for d in pubs] == ["last words", "last words", "typed meanwhile"]
+    assert pubs[0]["id"] == pubs[1]["id"] != pubs[2]["id"]
+    assert pubs[0]["ref"] != pubs[1]["ref"]
+    # A publish never acked fails after MAX_ATTEMPTS ack timeouts; by then those acked would have.
+    server.reply = ignore
+    link.publish(NEWS, "marker")
+    failures = await harness.reported("publish_failed")
+    assert [body for _topic, body, _reason in failures] == ["marker"]
 
 
 async def test_lines_queued_while_no_server_listens_go_out_in_order_after_the_next_success(
@@ -386,7 +440,9 @@ async def test_lines_queued_while_no_server_listens_go_out_in_order_after_the_ne
     server.may_greet.set()
 
     await harness.until(lambda: len(server.frames("pub")) == 2, "the queued lines")
-    assert [kind for kind, _ in server.timeline] == ["connected", "greeted", "frame", "frame"]
+    assert [kind for kind, _ in server.timeline] == ["connected", "greeted", "frame", "frame", "frame"]
+    # First the quiet sub that asks where news starts (the fake never answers it), then the lines.
+    assert [(d["type"], d["topic"]) for d in server.frames()[:1]] == [("sub", "news")]
     assert server.bodies() == ["one", "two"]
     assert harness.events.of("connected") == [("unit:1", (NEWS,))]
 
@@ -398,8 +454,13 @@ async def test_a_restarted_server_gets_the_current_topics_and_the_lines_typed_me
     link = await harness.start((NEWS,))
     link.subscribe(SPORT)
     link.unsubscribe(NEWS)
-    await harness.until(lambda: len(server.frames()) == 2, "the sub and unsub frames")
-    assert [(d["type"], d["topic"]) for d in server.frames()] == [("sub", "sport"), ("unsub", "news")]
+    await harness.until(lambda: len(server.frames()) == 3, "the sub and unsub frames")
+    # After the quiet sub asking where news starts.
+    assert [(d["type"], d["topic"]) for d in server.frames()] == [
+        ("sub", "news"),
+        ("sub", "sport"),
+        ("unsub", "news"),
+    ]
     assert all(d["ref"] for d in server.frames())
 
     port = server.port
@@ -413,8 +474,13 @@ async def test_a_restarted_server_gets_the_current_topics_and_the_lines_typed_me
     await harness.until(lambda: "while you were out" in server.bodies(), "the queued line")
     assert server.paths[-1] == subscribe_path(UID, (SPORT, CHAT))
     assert harness.events.of("connected")[-1] == ("unit:1", (SPORT, CHAT))
-    # The sub typed while down is carried by the URL, not sent again as a frame.
-    assert [d["type"] for d in server.frames()] == ["sub", "unsub", "pub"]
+    # The sub typed while down is carried by the URL; the fake never answered where topics start,
+    # so each gets a quiet sub asking again.
+    assert [(d["type"], d["topic"]) for d in server.frames()[3:]] == [
+        ("sub", "sport"),
+        ("sub", CHAT.name),
+        ("pub", CHAT.name),
+    ]
 
 
 async def test_each_failed_attempt_reports_the_backoffs_delay_which_a_success_resets(idle: Harness) -> None:
@@ -441,6 +507,7 @@ async def test_a_refused_sub_is_reported_and_the_topic_dropped(harness: Harness)
     wanted = link.topics
     assert wanted == (NEWS, SPORT)
     assert await harness.reported("refused") == [("cannot subscribe to sport", "too_many_topics: at most 1")]
+    # The quiet sub for news, refused too by this fake, changes nothing: news is in the URL.
     assert link.topics == (NEWS,)
 
 
@@ -552,4 +619,179 @@ async def test_a_topic_changed_while_the_greeting_is_awaited_is_changed_on_the_s
     link.publish(NEWS, "marker")
     await harness.until(lambda: "marker" in server.bodies(), "the marker publish")
     kind = "sub" if change == "subscribe" else "unsub"
-    assert [(d["type"], d["topic"]) for d in server.frames()] == [(kind, "sport"), ("pub", "news")]
+    # Then the quiet sub asking where news, in the URL, starts.
+    assert [(d["type"], d["topic"]) for d in server.frames()] == [
+        (kind, "sport"),
+        ("sub", "news"),
+        ("pub", "news"),
+    ]
+
+
+async def test_publish_timeout_sends_the_publish_again_with_its_id_until_acked_or_out_of_attempts(
+    harness: Harness,
+) -> None:
+    """`publish_timeout` leaves the outcome unknown: the same pub again, on the same connection."""
+    server = harness.server
+
+    async def time_out(connection: ServerConnection, document: Document) -> None:
+        if document["type"] != "pub":
+            return
+        tries = sum(d["id"] == document["id"] for d in server.frames("pub"))
+        if document["body"] == "second time lucky" and tries == 2:
+            await ack_pubs(connection, document)
+        else:
+            error = {"type": "error", "code": "publish_timeout", "reason": "Kafka", "ref": document["ref"]}
+            await connection.send(json.dumps(error))
+
+    server.reply = time_out
+    link = await harness.start((NEWS,))
+    link.publish(NEWS, "second time lucky")
+    link.publish(NEWS, "hopeless")
+    assert await harness.reported("publish_failed") == [
+        (NEWS, "hopeless", "publish_timeout: Kafka, after 3 attempts; it may or may not have arrived")
+    ]
+    pubs = server.frames("pub")
+    assert Counter(d["body"] for d in pubs) == {"second time lucky": 2, "hopeless": MAX_ATTEMPTS}
+    ids = {body: {d["id"] for d in pubs if d["body"] == body} for body in ("second time lucky", "hopeless")}
+    assert all(len(same) == 1 for same in ids.values()), ids
+    assert len({d["ref"] for d in pubs}) == len(pubs)
+    assert link.is_connected
+
+
+@pytest.mark.parametrize("code", ["broker_unavailable", "id_reused"])
+async def test_a_certain_refusal_of_a_publish_is_reported_at_once_and_not_retried(
+    harness: Harness, code: str
+) -> None:
+    """`broker_unavailable`: certainly not published, and the server's broker is down: the user decides."""
+    harness.server.reply = refuse("pub", code, "no")
+    link = await harness.start((NEWS,))
+    link.publish(NEWS, "once")
+    assert await harness.reported("publish_failed") == [(NEWS, "once", f"{code}: no")]
+    await harness.server.send(TICK)
+    await harness.reported("ticked")
+    assert harness.server.bodies() == ["once"]
+
+
+async def test_after_a_reconnect_the_url_recovers_after_the_last_message_and_publishes_wait_for_it(
+    harness: Harness,
+) -> None:
+    """A topic with a position goes in the URL with it and gets no quiet sub; a line typed while
+    down is sent once the server has answered the recovery, after the replay, which is not news."""
+    server = harness.server
+    link = await harness.start((NEWS, SPORT))
+    for offset in (4, 5):
+        await server.send(message(offset))
+    await harness.reported("received", 2)
+    port = server.port
+    await server.stop()
+    await harness.reported("disconnected")
+    link.publish(NEWS, "typed while down")
+    before = len(server.frames())
+
+    await server.start(port)
+    await harness.until(lambda: len(harness.events.of("connected")) == 2, "the reconnect")
+    assert server.paths[-1] == subscribe_path(UID, (NEWS, SPORT), {NEWS: Position(EPOCH, 5)})
+    async with asyncio.timeout(scaled(5)):
+        await (await server.connections[-1].ping())
+    # Sport never had a position (the fake answers no sub): it is asked again, quietly.
+    assert [(d["type"], d["topic"]) for d in server.frames()[before:]] == [("sub", "sport")]
+
+    await server.send(subscribed("news", EPOCH, 7, recovered=True))
+    for offset in (6, 7):
+        await server.send(message(offset))
+    await harness.until(lambda: "typed while down" in server.bodies(), "the line typed while down")
+    await harness.reported("received", 4)
+    assert harness.events.received_bodies() == [f"{EPOCH}:{offset}" for offset in (4, 5, 6, 7)]
+    assert "missed" not in harness.events.kinds()
+    assert "subscribed" not in harness.events.kinds()
+
+
+async def test_a_message_at_or_before_the_last_one_of_its_topic_in_its_epoch_is_dropped(
+    harness: Harness,
+) -> None:
+    """Per topic; a message of another epoch is not comparable: taken, and the change is a gap."""
+    server = harness.server
+    await harness.start((NEWS, SPORT))
+    frames = [
+        message(5),
+        message(5),
+        message(3),
+        message(2, topic="sport"),
+        message(6),
+        message(1, epoch="mem-other"),
+        message(1, epoch="mem-other"),
+        message(2, epoch="mem-other"),
+        TICK,
+    ]
+    for frame in frames:
+        await server.send(frame)
+    await harness.reported("ticked")
+    assert harness.events.received_bodies() == [
+        f"{EPOCH}:5",
+        f"{EPOCH}:2",
+        f"{EPOCH}:6",
+        "mem-other:1",
+        "mem-other:2",
+    ]
+    assert harness.events.of("missed") == [(NEWS,)]
+    assert harness.events.kinds().index("missed") == harness.events.kinds().index("received") + 3
+
+
+async def test_a_recovery_that_fails_is_a_gap_and_the_user_goes_on_from_where_the_answer_stands(
+    harness: Harness,
+) -> None:
+    """`recovered: false` from a restarted server (a new epoch): `missed`, then its position is kept."""
+    server = harness.server
+    link = await harness.start((NEWS,))
+    await server.send(message(5))
+    await harness.reported("received")
+    port = server.port
+    await server.stop()
+    await harness.reported("disconnected")
+
+    await server.start(port)
+    await harness.until(lambda: len(harness.events.of("connected")) == 2, "the reconnect")
+    assert server.paths[-1] == subscribe_path(UID, (NEWS,), {NEWS: Position(EPOCH, 5)})
+    for frame in [
+        subscribed("news", "mem-new", 2, recovered=False),
+        message(2, epoch="mem-new"),
+        message(3, epoch="mem-new"),
+        TICK,
+    ]:
+        await server.send(frame)
+    await harness.reported("ticked")
+    assert harness.events.of("missed") == [(NEWS,)]
+    assert harness.events.received_bodies() == [f"{EPOCH}:5", "mem-new:3"]
+    assert "subscribed" not in harness.events.kinds()
+
+    await server.stop()
+    await harness.reported("disconnected", 2)
+    await server.start(port)
+    await harness.until(lambda: len(server.paths) == 3, "the next reconnect")
+    assert server.paths[-1] == subscribe_path(UID, (NEWS,), {NEWS: Position("mem-new", 3)})
+    assert link.topics == (NEWS,)
+
+
+async def test_a_quiet_sub_learns_where_a_url_topic_starts_so_a_reconnect_can_recover_from_there(
+    harness: Harness,
+) -> None:
+    """Its answer is not shown; a topic the user leaves loses its position, and comes back without."""
+    server = harness.server
+    server.reply = answer_subs(EPOCH, 3)
+    link = await harness.start((NEWS, SPORT))
+    await harness.until(lambda: len(server.frames("sub")) == 2, "the quiet subs")
+    link.unsubscribe(SPORT)
+    await harness.until(lambda: bool(server.frames("unsub")), "the unsub")
+    link.subscribe(SPORT)
+    await harness.reported("subscribed")
+    port = server.port
+    await server.stop()
+    await harness.reported("disconnected")
+    link.unsubscribe(SPORT)
+    link.subscribe(SPORT)
+
+    await server.start(port)
+    await harness.until(lambda: len(server.paths) == 2, "the reconnect")
+    assert server.paths[-1] == subscribe_path(UID, (NEWS, SPORT), {NEWS: Position(EPOCH, 3)})
+    # The sub typed while connected was answered, and shown; the quiet ones were not.
+    assert harness.events.of("subscribed") == [(SPORT,)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minimess.app.transcript import Transcript, escape_controls, transcript_line
+from minimess.app.transcript import Transcript, escape_controls, gap_line, transcript_line
 from minimess.domain.model import Message, Topic, Uid
 
 KOLKATA = timezone(timedelta(hours=5, minutes=30))
@@ -41,6 +41,14 @@ def test_a_line_is_the_documented_format_with_the_time_in_the_zone_seconds_trunc
     message: Message, zone: timezone, line: str
 ) -> None:
     assert transcript_line(message, zone) == line
+
+
+def test_a_gap_line_reads_like_a_message_line_of_its_topic_without_a_sender() -> None:
+    """At the time it is written, in the zone; `*` where a message has `(@<from>):`."""
+    moment = datetime(2026, 11, 29, 0, 30, 0, 456000, tzinfo=UTC)
+    line = gap_line(Topic("afrozalm:mala:zorfa"), moment, KOLKATA)
+    assert line == "2026/11/29 06:00:00 [r/afrozalm:mala:zorfa]> * may have missed messages"
+    assert transcript_line(_message(), KOLKATA).startswith("2026/11/28 16:00:14 [r/afrozalm:mala:zorfa]> (@")
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 from minimess.app.client_commands import (
     HELP,
@@ -17,7 +19,7 @@ from minimess.app.client_commands import (
     Unsubscribe,
     parse_line,
 )
-from minimess.app.transcript import Transcript, escape_controls, transcript_line
+from minimess.app.transcript import Transcript, escape_controls, gap_line, transcript_line
 from minimess.domain.model import Message, Topic, Uid
 
 
@@ -32,6 +34,19 @@ class LinkEvents(Protocol):
     def refused(self, what: str, reason: str) -> None: ...
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None: ...
     def ticked(self, timestamp: str) -> None: ...
+
+
+@runtime_checkable
+class GapEvents(Protocol):
+    """What a link also reports to events that can take it: messages of a topic may be missing.
+
+    Kept apart from LinkEvents so that the LinkEvents written before it (recording fakes in tests
+    and benchmarks) still fit; a link sees at run() whether its events take it, and else only logs.
+    """
+
+    def missed(self, topic: Topic) -> None:
+        """Messages of `topic` may have been published that the user will never receive."""
+        ...
 
 
 class Link(Protocol):
@@ -68,11 +83,20 @@ class Display(Protocol):
 class ChatClient:
     """One user's session: the attached topic, typed lines to the link, messages to the transcript."""
 
-    def __init__(self, uid: Uid, link: Link, transcript: Transcript, display: Display) -> None:
+    def __init__(
+        self,
+        uid: Uid,
+        link: Link,
+        transcript: Transcript,
+        display: Display,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.uid = uid
         self._link = link
         self._transcript = transcript
         self._display = display
+        # When a gap line is written: it has no message timestamp of its own.
+        self._now = now
         # Where plain lines go; survives reconnects because it lives here, not in the link.
         self.attached: Topic | None = None
         self._was_connected = False
@@ -134,7 +158,7 @@ class ChatClient:
         attached = f"; attached to {self.attached}" if self.attached else ""
         self._display.notice(f"* topics: {topics}{attached}")
 
-    # LinkEvents
+    # LinkEvents and GapEvents
 
     def connected(self, node: str, topics: tuple[Topic, ...]) -> None:
         verb = "resubscribed" if self._ever_connected else "subscribed"
@@ -151,6 +175,11 @@ class ChatClient:
         line = transcript_line(message)
         self._transcript.append(line)
         self._display.message(line)
+
+    def missed(self, topic: Topic) -> None:
+        # In the transcript too, in its place among the messages: a `tail -f` reader sees the gap.
+        self._transcript.append(gap_line(topic, self._now()))
+        self._display.notice(f"* may have missed messages on {topic}")
 
     def subscribed(self, topic: Topic) -> None:
         self._display.notice(f"* subscribed to {topic}")

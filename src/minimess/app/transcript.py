@@ -1,13 +1,16 @@
-"""The client's transcript: one line per message received, appended to `<uid>.mess`."""
+"""The client's transcript: one line per message received, appended to `<uid>.mess`, and a line
+where messages may be missing."""
 
 from __future__ import annotations
 
 import re
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TextIO
 
-from minimess.domain.model import Message
+from minimess.domain.model import Message, Topic
+
+GAP_TEXT = "* may have missed messages"
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators: all would let one
 # message spill over several lines (or move the cursor) in `tail -f`.
@@ -32,6 +35,17 @@ def transcript_line(message: Message, zone: tzinfo | None = None) -> str:
     """`YYYY/MM/DD HH:MM:SS [r/<topic>]> (@<from>): <body>`, in `zone` (default local), no newline."""
     when = message.timestamp.astimezone(zone).strftime("%Y/%m/%d %H:%M:%S")
     return f"{when} [r/{message.topic}]> (@{message.sender}): {escape_controls(message.body)}"
+
+
+def gap_line(topic: Topic, moment: datetime, zone: tzinfo | None = None) -> str:
+    """`YYYY/MM/DD HH:MM:SS [r/<topic>]> * may have missed messages`, at `moment` in `zone`, no newline.
+
+    Written where the client cannot know whether messages of `topic` came that it never received.
+    It starts like a message line, so a reader filtering by topic sees it in its place; `*` is
+    no `(@<from>):`, so no message line can be taken for it, nor it for a message.
+    """
+    when = moment.astimezone(zone).strftime("%Y/%m/%d %H:%M:%S")
+    return f"{when} [r/{topic}]> {GAP_TEXT}"
 
 
 class Transcript:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import uuid
 from collections import deque
 from typing import Any
 
@@ -17,20 +18,26 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from minimess.adapters.websocket_client.backoff import Backoff
 from minimess.adapters.wire import client_frames
 from minimess.adapters.wire.paths import subscribe_path
-from minimess.adapters.wire.server_frames import message_from_document
-from minimess.app.chat_client import LinkEvents
+from minimess.adapters.wire.server_frames import message_from_document, position_from_document
+from minimess.app.chat_client import GapEvents, LinkEvents
 from minimess.domain.errors import MinimessError
-from minimess.domain.model import Topic, Uid
+from minimess.domain.model import Message, Position, Topic, Uid
 
 log = structlog.get_logger(__name__)
 
 GOING_AWAY = 1001
+# Sends of one publish at most: the first, and retries while its outcome is unknown.
+MAX_ATTEMPTS = 3
+# The server's answer to a pub whose outcome it does not know; the same pub with the same id is safe.
+PUBLISH_TIMEOUT = "publish_timeout"
 
 
 @attrs.frozen
 class _Sub:
     topic: Topic
     ref: str
+    # Sent by the link itself, only to learn where the topic starts: its answer is not shown.
+    quiet: bool = False
 
 
 @attrs.frozen
@@ -39,22 +46,39 @@ class _Unsub:
     ref: str
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _Pub:
     topic: Topic
     body: str
+    # The message's id, chosen here and the same in every attempt: the server publishes it once.
+    id: str
+    # Attempts sent so far.
+    attempts: int = 0
+    # The ref of the attempt in flight; "" while none is.
     ref: str = ""
-    # Fires when the ack is overdue; set once the frame is on its way.
+    # Fires when the ack of the attempt in flight is overdue.
     timer: asyncio.TimerHandle | None = None
+    # Acked, or reported failed: nothing more is done with it.
+    done: bool = False
 
 
 class ServerLink:
     """Keeps one WebSocket connection to a minimess server up, and the user's topics on it.
 
-    After every (re)connect the topics go in the URL, so the server has resubscribed them before
-    its `success` frame; only then are the lines typed while disconnected sent, in order. Every
-    publish is tracked by its ref until its ack: a refusal, a missing ack past `ack_timeout`, or
-    a connection lost before the ack is reported, never dropped silently.
+    Topics. After every (re)connect the topics go in the URL, so the server has resubscribed them
+    before its `success` frame. The link keeps, per topic, the last position it handed to the user
+    (or, before any message, the position its subscription started from): a topic with one goes in
+    the URL as `topic:<t>@<epoch>:<offset>`, so the server replays what came after it, or answers
+    `recovered: false`, which is reported as a gap (GapEvents.missed). A topic without one gets a
+    quiet `sub` frame after `success`, whose `subscribed` answer tells where it starts; a later
+    reconnect can then recover from there, or at least know that it cannot. A message at or before
+    the kept position of its topic, in the same epoch, is a copy of one the user has: dropped.
+
+    Publishes. Lines typed while disconnected are sent, in order, once the recoveries are
+    answered. Every publish carries an id of its own and is tracked until its ack. One whose
+    outcome is unknown (the connection dropped before the ack, no ack within `ack_timeout`, or
+    `publish_timeout`) is sent again with the same id, which the server publishes at most once,
+    up to MAX_ATTEMPTS sends in all; a refusal, or giving up, is reported, never dropped silently.
     """
 
     def __init__(
@@ -76,15 +100,25 @@ class ServerLink:
         self._queue_size = queue_size
         self._open_timeout = open_timeout
         # Frames not sent yet; publishes stay across reconnects, sub/unsub are only for this
-        # connection (the URL of the next one carries the topics). At most queue_size publishes.
+        # connection (the URL of the next one carries the topics). At most queue_size publishes,
+        # besides those queued again to retry.
         self._outgoing: deque[_Sub | _Unsub | _Pub] = deque()
-        # Publishes sent and waiting for their ack, by ref.
+        # Publishes whose attempt in flight waits for its ack, by that attempt's ref, in send order.
         self._awaiting: dict[str, _Pub] = {}
+        # Earlier attempts on this connection of publishes not done yet: a late ack settles them.
+        self._stale: dict[str, _Pub] = {}
         # sub requests sent, by ref, so that a refusal can name its topic.
         self._requests: dict[str, _Sub | _Unsub] = {}
+        # Per topic of the user's, how far the user has it: the last message handed over, or
+        # where the subscription started. Only for topics in _topics.
+        self._positions: dict[Topic, Position] = {}
+        # The topics this connection's URL asked to recover, until the server answers each;
+        # publishes wait until then.
+        self._recovering: set[Topic] = set()
         self._refs = itertools.count(1)
         self._connection: ClientConnection | None = None
         self._events: LinkEvents | None = None
+        self._gaps: GapEvents | None = None
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
 
@@ -103,13 +137,16 @@ class ServerLink:
 
     def unsubscribe(self, topic: Topic) -> None:
         self._topics.pop(topic, None)
+        # What comes while away was not wanted: a later subscription starts afresh, no recovery.
+        self._positions.pop(topic, None)
         if self.is_connected:
             self._send_later(_Unsub(topic, self._next_ref()))
 
     def publish(self, topic: Topic, body: str) -> bool:
         if sum(isinstance(item, _Pub) for item in self._outgoing) >= self._queue_size:
             return False
-        self._send_later(_Pub(topic, body))
+        # uuid4().hex: 32 characters of [0-9a-f], within the protocol's [A-Za-z0-9_-]{16,64}.
+        self._send_later(_Pub(topic, body, uuid.uuid4().hex))
         return True
 
     def close(self) -> None:
@@ -120,12 +157,13 @@ class ServerLink:
 
     async def run(self, events: LinkEvents) -> None:
         self._events = events
+        self._gaps = events if isinstance(events, GapEvents) else None
         while not self._closing.is_set():
             try:
                 reason = await self._connect_and_serve(events)
             finally:
                 self._connection = None
-                self._lose_awaiting(events)
+                self._connection_ended()
             if self._closing.is_set():
                 return
             delay = self._backoff.next_delay()
@@ -140,9 +178,13 @@ class ServerLink:
         """Connect once and serve the connection until it ends; why it ended, for the user."""
         # The server subscribes what the URL names; what changes during the handshake is sent after.
         url_topics = self.topics
+        since = {topic: self._positions[topic] for topic in url_topics if topic in self._positions}
         try:
             async with connect(
-                self._url(url_topics), open_timeout=self._open_timeout, close_timeout=2, max_size=2**20
+                self._url(url_topics, since),
+                open_timeout=self._open_timeout,
+                close_timeout=2,
+                max_size=2**20,
             ) as connection:
                 async with asyncio.timeout(self._open_timeout):
                     greeting = await connection.recv()
@@ -152,7 +194,9 @@ class ServerLink:
                     return "closed"
                 self._backoff.reset()
                 self._connection = connection
-                self._resume(url_topics)
+                # The server answers each with `subscribed` (and the replay) before reading frames.
+                self._recovering = set(since)
+                self._resume(url_topics, since)
                 events.connected(_node(greeting), self.topics)
                 sender = asyncio.create_task(self._send_loop(connection))
                 try:
@@ -175,16 +219,12 @@ class ServerLink:
 
     async def _send_all(self, connection: ClientConnection) -> None:
         while True:
-            while self._outgoing:
+            # Publishes wait for the recoveries: the server would not read them before anyway,
+            # and an attempt's ack timer should not run while the server is busy recovering.
+            while self._outgoing and not (self._recovering and isinstance(self._outgoing[0], _Pub)):
                 item = self._outgoing.popleft()
                 if isinstance(item, _Pub):
-                    item.ref = self._next_ref()
-                    # Tracked before it is sent, so that no ack can arrive for an unknown ref.
-                    self._awaiting[item.ref] = item
-                    item.timer = asyncio.get_running_loop().call_later(
-                        self._ack_timeout, self._ack_overdue, item.ref
-                    )
-                    frame: client_frames.ClientFrame = client_frames.Pub(item.topic, item.body, item.ref)
+                    frame: client_frames.ClientFrame = self._attempt(item)
                 elif isinstance(item, _Sub):
                     self._requests[item.ref] = item
                     frame = client_frames.Sub(item.topic, item.ref)
@@ -195,20 +235,29 @@ class ServerLink:
             self._wake.clear()
             await self._wake.wait()
 
+    def _attempt(self, publish: _Pub) -> client_frames.Pub:
+        """Start one attempt of `publish`: a fresh ref, tracked before it is sent, and its ack timer."""
+        publish.ref = self._next_ref()
+        publish.attempts += 1
+        # Tracked before it is sent, so that no ack can arrive for an unknown ref.
+        self._awaiting[publish.ref] = publish
+        publish.timer = asyncio.get_running_loop().call_later(self._ack_timeout, self._ack_overdue, publish)
+        return client_frames.Pub(publish.topic, publish.body, publish.ref, id=publish.id)
+
     def _on_frame(self, data: str | bytes, events: LinkEvents) -> None:
         try:
             document: dict[str, Any] = json.loads(data)
             kind = document["type"]
             if kind == "message":
-                events.received(message_from_document(document))
+                message = message_from_document(document)
+                if self._is_new(message):
+                    events.received(message)
             elif kind == "ack":
-                self._settle(document.get("ref"))
+                self._on_ack(document.get("ref"))
             elif kind == "error":
                 self._on_error(document, events)
             elif kind == "subscribed":
-                topic = Topic(document["topic"])
-                self._forget_request(_Sub, topic)
-                events.subscribed(topic)
+                self._on_subscribed(document, events)
             elif kind == "unsubscribed":
                 topic = Topic(document["topic"])
                 self._forget_request(_Unsub, topic)
@@ -218,44 +267,149 @@ class ServerLink:
         except (ValueError, KeyError, TypeError, MinimessError) as error:
             log.warning("server_frame_unreadable", error=str(error))
 
+    def _is_new(self, message: Message) -> bool:
+        """Whether the user lacks `message`; if so, its position is kept as how far they have its topic."""
+        position, topic = message.position, message.topic
+        if position is None or topic not in self._topics:
+            # Nothing to compare (a server without positions), or a topic left a moment ago.
+            return True
+        kept = self._positions.get(topic)
+        if kept is not None and kept.epoch == position.epoch:
+            if position.offset <= kept.offset:
+                # A copy: a server the link moved to delivered again what another one had.
+                log.debug("message_repeat_dropped", topic=str(topic), offset=position.offset)
+                return False
+        elif kept is not None:
+            # A new log under a connection already open: what the old one still held is lost.
+            self._missed(topic)
+        self._positions[topic] = position
+        return True
+
+    def _on_subscribed(self, document: dict[str, Any], events: LinkEvents) -> None:
+        topic = Topic(document["topic"])
+        position = position_from_document(document)
+        if topic in self._recovering:
+            # The answer to the URL's recovery (the server answers those before any frame).
+            self._recovering.discard(topic)
+            if not self._recovering:
+                self._wake.set()
+            self._on_recovery(topic, document.get("recovered") is True, position)
+            return
+        request = self._forget_request(_Sub, topic)
+        if position is not None and topic in self._topics:
+            kept = self._positions.get(topic)
+            # Messages up to `position` came before this answer; later ones follow it.
+            if kept is None or kept.epoch != position.epoch or kept.offset < position.offset:
+                self._positions[topic] = position
+        if not (isinstance(request, _Sub) and request.quiet):
+            events.subscribed(topic)
+
+    def _on_recovery(self, topic: Topic, recovered: bool, position: Position | None) -> None:
+        if topic not in self._topics:
+            return  # left during the handshake; its unsub follows
+        if recovered:
+            # The replay follows, each message moving the kept position on: nothing to say.
+            return
+        # Nothing from before comes: the user goes on from where the server stands now.
+        if position is None:
+            self._positions.pop(topic, None)
+        else:
+            self._positions[topic] = position
+        self._missed(topic)
+
+    def _missed(self, topic: Topic) -> None:
+        log.info("messages_may_be_missing", topic=str(topic))
+        if self._gaps is not None:
+            self._gaps.missed(topic)
+
+    def _on_ack(self, ref: object) -> None:
+        # An earlier attempt's ack counts as well: the message is published, with the same id.
+        publish = self._awaiting.get(str(ref)) or self._stale.get(str(ref))
+        if publish is not None and not publish.done:
+            self._finish(publish)
+
     def _on_error(self, document: dict[str, Any], events: LinkEvents) -> None:
-        ref, reason = document.get("ref"), f"{document.get('code')}: {document.get('reason')}"
-        request = self._requests.pop(str(ref), None)
-        if (publish := self._settle(ref)) is not None:
-            events.publish_failed(publish.topic, publish.body, reason)
+        ref, code = str(document.get("ref")), document.get("code")
+        reason = f"{code}: {document.get('reason')}"
+        request = self._requests.pop(ref, None)
+        if (publish := self._awaiting.get(ref)) is not None:
+            if code == PUBLISH_TIMEOUT:
+                self._unanswered([publish], reason)
+            else:
+                # Certain: the message was not published. broker_unavailable included: the
+                # server's broker is down, and sending again at once would mostly spend attempts.
+                self._finish(publish)
+                events.publish_failed(publish.topic, publish.body, reason)
+        elif self._stale.pop(ref, None) is not None:
+            pass  # an earlier attempt's refusal: the attempt in flight decides
+        elif isinstance(request, _Sub) and request.quiet:
+            # The URL holds the topic anyway: only where it starts stays unknown until a message.
+            log.info("position_request_refused", topic=str(request.topic), reason=reason)
         elif isinstance(request, _Sub):
             self._topics.pop(request.topic, None)
+            self._positions.pop(request.topic, None)
             events.refused(f"cannot subscribe to {request.topic}", reason)
         else:
             events.refused("the server says", reason)
 
-    def _forget_request(self, kind: type[_Sub | _Unsub], topic: Topic) -> None:
+    def _forget_request(self, kind: type[_Sub | _Unsub], topic: Topic) -> _Sub | _Unsub | None:
         """The server answered the oldest request of this kind for `topic` (answers carry no ref)."""
         for ref, request in self._requests.items():
             if isinstance(request, kind) and request.topic == topic:
                 del self._requests[ref]
-                return
+                return request
+        return None
 
-    def _settle(self, ref: object) -> _Pub | None:
-        """Stop waiting for `ref`'s ack; the publish it belonged to, if it was still waiting."""
-        publish = self._awaiting.pop(str(ref), None)
-        if publish is not None and publish.timer is not None:
+    def _finish(self, publish: _Pub) -> None:
+        """Done with `publish` (acked or reported): forget every attempt of it, and any retry queued."""
+        publish.done = True
+        if publish.timer is not None:
             publish.timer.cancel()
-        return publish
+        self._awaiting.pop(publish.ref, None)
+        for ref in [ref for ref, stale in self._stale.items() if stale is publish]:
+            del self._stale[ref]
+        if publish in self._outgoing:
+            self._outgoing.remove(publish)
 
-    def _ack_overdue(self, ref: str) -> None:
-        publish = self._awaiting.pop(ref, None)
-        if publish is not None and self._events is not None:
-            self._events.publish_failed(publish.topic, publish.body, f"no ack within {self._ack_timeout:g} s")
+    def _ack_overdue(self, publish: _Pub) -> None:
+        if self._awaiting.get(publish.ref) is publish:
+            self._unanswered([publish], f"no ack within {self._ack_timeout:g} s")
 
-    def _lose_awaiting(self, events: LinkEvents) -> None:
-        for ref in list(self._awaiting):
-            publish = self._settle(ref)
-            assert publish is not None
-            events.publish_failed(
-                publish.topic, publish.body, "connection lost before the ack; it may not have arrived"
-            )
+    def _unanswered(self, publishes: list[_Pub], cause: str) -> None:
+        """The attempts in flight of `publishes` ended without an answer that settles them.
+
+        Whether they were published is unknown: each is sent again with its id, ahead of the
+        publishes not sent yet and in the order they were first sent, unless it has had its
+        MAX_ATTEMPTS or the link is closing; then it is reported failed.
+        """
+        again: list[_Pub] = []
+        for publish in publishes:
+            del self._awaiting[publish.ref]
+            if publish.timer is not None:
+                publish.timer.cancel()
+            if self._connection is not None:
+                self._stale[publish.ref] = publish
+            publish.ref = ""
+            if publish.attempts < MAX_ATTEMPTS and not self._closing.is_set():
+                log.info("publish_retried", topic=str(publish.topic), id=publish.id, cause=cause)
+                again.append(publish)
+                continue
+            publish.done = True
+            attempts = f"{publish.attempts} attempts" if publish.attempts > 1 else "1 attempt"
+            if self._events is not None:
+                self._events.publish_failed(
+                    publish.topic, publish.body, f"{cause}, after {attempts}; it may or may not have arrived"
+                )
+        self._outgoing.extendleft(reversed(again))
+        if again:
+            self._wake.set()
+
+    def _connection_ended(self) -> None:
+        """Forget what belonged to the connection; its publishes in flight go again on the next."""
+        self._unanswered(list(self._awaiting.values()), "connection lost before the ack")
+        self._stale.clear()
         self._requests.clear()
+        self._recovering.clear()
 
     def _send_later(self, item: _Sub | _Unsub | _Pub) -> None:
         self._outgoing.append(item)
@@ -264,18 +418,27 @@ class ServerLink:
     def _next_ref(self) -> str:
         return f"c-{next(self._refs)}"
 
-    def _resume(self, url_topics: tuple[Topic, ...]) -> None:
-        """Queue, ahead of the waiting publishes, the sub/unsub that the URL did not cover."""
+    def _resume(self, url_topics: tuple[Topic, ...], since: dict[Topic, Position]) -> None:
+        """Queue, ahead of the waiting publishes, the sub/unsub that the URL did not cover.
+
+        And a quiet `sub` for each URL topic without a position: the server holds it already, and
+        answers where it starts.
+        """
         publishes = [item for item in self._outgoing if isinstance(item, _Pub)]
         changes: list[_Sub | _Unsub | _Pub] = [
             _Sub(topic, self._next_ref()) for topic in self._topics if topic not in url_topics
         ]
         changes += [_Unsub(topic, self._next_ref()) for topic in url_topics if topic not in self._topics]
+        changes += [
+            _Sub(topic, self._next_ref(), quiet=True)
+            for topic in url_topics
+            if topic in self._topics and topic not in since
+        ]
         self._outgoing = deque([*changes, *publishes])
         self._wake.set()
 
-    def _url(self, topics: tuple[Topic, ...]) -> str:
-        return self._base_url + subscribe_path(self._uid, topics)
+    def _url(self, topics: tuple[Topic, ...], since: dict[Topic, Position]) -> str:
+        return self._base_url + subscribe_path(self._uid, topics, since)
 
 
 def _is_success(greeting: str | bytes) -> bool:
