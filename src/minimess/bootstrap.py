@@ -84,6 +84,8 @@ class Container(containers.DeclarativeContainer):
         tick=settings.provided.messaging.tick,
         history=providers.Factory(History, limits=settings.provided.messaging.history_limits),
         recovery_timeout=settings.provided.messaging.recovery_timeout,
+        # The replay and its `subscribed` frame fit in the connection's outbound queue.
+        max_replay=providers.Callable(lambda size: size - 1, settings.provided.server.queue_size),
     )
     server = providers.Singleton(
         WebSocketServer,

@@ -111,6 +111,7 @@ class MessagingService:
         hub: Hub | None = None,
         history: History | None = None,
         recovery_timeout: float = 5.0,
+        max_replay: int = 1000,
     ) -> None:
         self._broker = broker
         self._health = health
@@ -122,6 +123,8 @@ class MessagingService:
         self._tick = tick
         self._history = History(DEFAULT_HISTORY) if history is None else history
         self._recovery_timeout = recovery_timeout
+        # A replay goes to the connection in one go: no more than its outbound queue takes.
+        self._max_replay = max_replay
         # Recoveries under way, by topic: they collect what arrives live until they finish.
         self._recovering: dict[Topic, list[_Recovery]] = {}
         self._repeats_skipped = 0
@@ -165,7 +168,7 @@ class MessagingService:
             return Subscribed(topic, self._position(topic), recovered=False)
         self._make_room(session)
         session.add(topic)
-        recovery = _Recovery(limit=self._history.limits.per_topic)
+        recovery = _Recovery(limit=self._max_replay)
         self._recovering.setdefault(topic, []).append(recovery)
         try:
             replay = await self._recover(topic, since, recovery)
@@ -268,14 +271,15 @@ class MessagingService:
                         return None
                 kept = self._history.after(topic, since, log)
                 if kept is not None:
-                    return kept  # up to now: nothing awaited since `log` was read
+                    # Up to now: nothing was awaited since `log` was read.
+                    return kept if len(kept) <= self._max_replay else None
                 replayed = await self._broker.replay(topic, since, log.last)
         except TimeoutError:
             return None
         if replayed is None or recovery.overflowed:
             return None
         messages = [*replayed, *(message for message in recovery.live if message.offset > log.last)]
-        return messages if len(messages) <= self._history.limits.per_topic else None
+        return messages if len(messages) <= self._max_replay else None
 
     def _stop_recovering(self, topic: Topic, recovery: _Recovery) -> None:
         recoveries = self._recovering[topic]
