@@ -53,6 +53,48 @@ async def assert_still_serves(server: ServerProcess, innocent: ClientConnection)
         pytest.param(b'{"type":"sub","topic":"room"}', "bad_frame", None, id="binary-frame"),
         pytest.param('{"type":"PUB","topic":"room","ref":"r-2"}', "unknown_type", "r-2", id="type"),
         pytest.param('{"type":"sub","topic":"r@@m","ref":"r-3"}', "bad_topic", "r-3", id="topic"),
+        pytest.param(
+            '{"type":"sub","topic":"room","since":"yesterday","ref":"s-1"}',
+            "bad_frame",
+            "s-1",
+            id="since-type",
+        ),
+        pytest.param(
+            '{"type":"sub","topic":"room","since":{"epoch":"e","offset":-2},"ref":"s-2"}',
+            "bad_frame",
+            "s-2",
+            id="since-negative",
+        ),
+        pytest.param(
+            '{"type":"sub","topic":"room","since":{"epoch":"e","offset":18446744073709551616},"ref":"s-3"}',
+            "bad_frame",
+            "s-3",
+            id="since-huge",
+        ),
+        pytest.param(
+            '{"type":"sub","topic":"room","since":{"epoch":"e/../","offset":1},"ref":"s-4"}',
+            "bad_frame",
+            "s-4",
+            id="since-epoch",
+        ),
+        pytest.param(
+            '{"type":"pub","topic":"room","body":"b","id":"short","ref":"i-1"}',
+            "bad_frame",
+            "i-1",
+            id="id-short",
+        ),
+        pytest.param(
+            '{"type":"pub","topic":"room","body":"b","id":"' + "x" * 65 + '","ref":"i-2"}',
+            "bad_frame",
+            "i-2",
+            id="id-long",
+        ),
+        pytest.param(
+            '{"type":"pub","topic":"room","body":"b","id":"sixteen chars!!!","ref":"i-3"}',
+            "bad_frame",
+            "i-3",
+            id="id-characters",
+        ),
     ],
 )
 async def test_a_bad_frame_gets_a_counted_error_and_everyone_keeps_working(
@@ -108,6 +150,10 @@ async def test_a_text_frame_not_utf8_or_too_large_closes_only_that_connection(
     [
         pytest.param("/subscribe/id:b@d", 400, ["uid", "[A-Za-z0-9_.-]{1,64}"], id="bad-uid"),
         pytest.param("/nope", 404, ["/nope"], id="unknown-path"),
+        pytest.param(
+            "/subscribe/id:bob/topic:room@epoch:x1", 400, ["position", "<epoch>:<offset>"], id="bad-position"
+        ),
+        pytest.param("/subscribe/id:bob/topic:room@e%2Fx:1", 400, ["epoch"], id="bad-epoch"),
     ],
 )
 async def test_a_bad_url_is_refused_with_a_one_line_reason_before_any_upgrade(
@@ -195,3 +241,45 @@ async def served_again(connection: ClientConnection, frame: dict[str, Any], answ
             if reply["type"] == answer:
                 return reply
             assert reply["code"] == "rate_limited", reply
+
+
+async def test_an_id_reused_on_another_topic_is_refused_and_delivers_nothing(server: ServerProcess) -> None:
+    """The same client id on a second topic is `id_reused`; the first topic's message stands."""
+    async with (
+        await open_client(server, "innocent", ROOM) as innocent,
+        await open_client(server, "reuser") as reuser,
+    ):
+        await send_frame(reuser, type="pub", topic=ROOM, body="first", id="reused-id-0123456789", ref="a")
+        assert (await next_frame(reuser))["type"] == "ack"
+        assert (await next_frame(innocent))["body"] == "first"
+        await send_frame(
+            reuser, type="pub", topic="elsewhere", body="again", id="reused-id-0123456789", ref="b"
+        )
+        error = await next_frame(reuser)
+        assert (error["type"], error["code"], error["ref"]) == ("error", "id_reused", "b")
+        await assert_round_trip(reuser, "reuser", innocent)
+
+
+async def test_recovery_asked_on_many_topics_at_once_is_answered_and_stalls_nobody(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """100 `sub` frames with `since` in one burst: each answered, while another client is served."""
+    server = start_server("--tick", "0", "--rate-limit", "0")
+    async with (
+        await open_client(server, "innocent", ROOM) as innocent,
+        await open_client(server, "greedy") as greedy,
+    ):
+        await send_frame(greedy, type="pub", topic=ROOM, body="position", ref="p")
+        ack = await next_frame(greedy)
+        await next_frame(innocent)
+        since = {"epoch": ack["epoch"], "offset": 0}
+        await asyncio.gather(
+            *(send_frame(greedy, type="sub", topic=f"t{n}", since=since, ref=f"r{n}") for n in range(100))
+        )
+        answers = [await next_frame(greedy, "subscribed") for _ in range(100)]
+        assert sorted(answer["topic"] for answer in answers) == sorted(f"t{n}" for n in range(100))
+        # Nothing was ever published on them after offset 0 of this epoch... except offset 0 is
+        # ROOM's, so each of them asks from a position its own log never reached: refused.
+        assert {answer["recovered"] for answer in answers} == {False}
+        async with await open_client(server, "bystander") as bystander:
+            await assert_round_trip(bystander, "bystander", innocent)
