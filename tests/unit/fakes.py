@@ -48,18 +48,28 @@ class SteppingClock:
 
 
 class FakeTransport:
-    """A transport that keeps every write; `broken` makes write raise, like a bug would."""
+    """A transport that keeps every write; `broken` makes write raise, like a bug would.
+
+    `buffered` is what it reports as still in its write buffer; it is set by hand.
+    """
 
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.written = asyncio.Event()
         self.broken = False
+        self.buffered = 0
 
     def write(self, data: bytes) -> None:
         if self.broken:
             raise RuntimeError("broken transport")
         self.writes.append(data)
         self.written.set()
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
 
 
 class FakeProtocol:

@@ -66,6 +66,17 @@ async def next_turn() -> None:
     await asyncio.sleep(0)
 
 
+def pause(connection: FakeConnection) -> None:
+    """The socket pushes back until `resume`."""
+    connection.paused = True
+    connection.drained.clear()
+
+
+def resume(connection: FakeConnection) -> None:
+    connection.paused = False
+    connection.drained.set()
+
+
 async def drain_with_writer(connection: FakeConnection, outbound: Outbound) -> None:
     """Let the socket take frames again, and wait until the writer has written."""
     writer = asyncio.create_task(outbound.run_writer())
@@ -220,3 +231,112 @@ async def test_stamps_mark_frames_the_writer_drains_when_it_writes_them() -> Non
     await drain_with_writer(connection, outbound)
     assert stamps.calls == ["queued", "queued", "written 2"]
     assert connection.transport.writes == [b"".join(frame + b"+queued+written" for frame in pushed)]
+
+
+async def test_drain_returns_at_once_when_nothing_is_held() -> None:
+    connection = FakeConnection()
+    outbound = outbound_for(connection)
+    outbound.push(frames(1)[0])
+    async with asyncio.timeout(scaled(5)):
+        await outbound.drain()
+
+
+async def test_drain_returns_once_every_held_frame_is_written_those_pushed_meanwhile_included() -> None:
+    """Collected, queued and the writer's frames all reach the socket, in order, before drain returns."""
+    connection = FakeConnection()
+    outbound = outbound_for(connection)
+    pause(connection)
+    queued, collected, pushed_while_draining = frames(3)
+    outbound.push(queued)
+    await next_turn()
+    outbound.push(collected)
+    writer = asyncio.create_task(outbound.run_writer())
+    try:
+        draining = asyncio.create_task(outbound.drain())
+        await next_turn()
+        outbound.push(pushed_while_draining)
+        await next_turn()
+        assert not draining.done()
+        assert connection.transport.writes == []
+        resume(connection)
+        async with asyncio.timeout(scaled(5)):
+            await draining
+        assert b"".join(connection.transport.writes) == queued + collected + pushed_while_draining
+        assert outbound.queued == 0
+    finally:
+        writer.cancel()
+
+
+async def test_drain_waits_until_the_socket_has_taken_everything_written_to_it() -> None:
+    connection = FakeConnection()
+    outbound = outbound_for(connection)
+    connection.transport.buffered = 100
+    pause(connection)
+    draining = asyncio.create_task(outbound.drain())
+    await next_turn()
+    assert not draining.done()
+    connection.transport.buffered = 0
+    resume(connection)
+    async with asyncio.timeout(scaled(5)):
+        await draining
+
+
+async def test_drain_of_a_stopped_outbound_returns_at_once() -> None:
+    """An overflowed outbound holds frames that will never go out, and no writer runs for them here."""
+    connection = FakeConnection()
+    overflows = Overflows()
+    outbound = outbound_for(connection, overflows=overflows)
+    pause(connection)
+    for frame in frames(QUEUE_SIZE + 1):
+        outbound.push(frame)
+    assert overflows.count == 1
+    async with asyncio.timeout(scaled(5)):
+        await outbound.drain()
+
+
+async def test_drain_of_a_closing_connection_returns_at_once() -> None:
+    connection = FakeConnection()
+    outbound = outbound_for(connection)
+    pause(connection)
+    outbound.push(frames(1)[0])
+    connection.protocol.state = State.CLOSING
+    async with asyncio.timeout(scaled(5)):
+        await outbound.drain()
+    assert connection.transport.writes == []
+
+
+async def test_drain_returns_when_the_outbound_overflows_while_it_waits() -> None:
+    connection = FakeConnection()
+    overflows = Overflows()
+    outbound = outbound_for(connection, overflows=overflows)
+    pause(connection)
+    # The writer holds the first; the bound counts those after it.
+    first, *rest = frames(1 + QUEUE_SIZE + 1)
+    outbound.push(first)
+    writer = asyncio.create_task(outbound.run_writer())
+    try:
+        draining = asyncio.create_task(outbound.drain())
+        await next_turn()
+        assert not draining.done()
+        for frame in rest:
+            outbound.push(frame)
+        assert overflows.count == 1
+        async with asyncio.timeout(scaled(5)):
+            await draining
+    finally:
+        writer.cancel()
+
+
+async def test_drain_returns_at_once_once_the_writer_has_ended() -> None:
+    """Without its writer, nothing pushed later could go out: the connection is ending."""
+    connection = FakeConnection()
+    outbound = outbound_for(connection)
+    writer = asyncio.create_task(outbound.run_writer())
+    await next_turn()
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+    pause(connection)
+    outbound.push(frames(1)[0])
+    async with asyncio.timeout(scaled(5)):
+        await outbound.drain()
+    assert connection.transport.writes == []

@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
+import attrs
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from minimess.adapters.websocket_server import tracing
 from minimess.adapters.websocket_server.client_address import real_client_address
@@ -25,8 +27,23 @@ from minimess.domain.errors import BrokerUnavailable, IdReused, PublishTimeout, 
 
 log = structlog.get_logger(__name__)
 
+GOING_AWAY = 1001
 SLOW_CONSUMER = 4000
 INTERNAL_ERROR = 1011
+
+
+@attrs.frozen
+class Undelivered:
+    """What a connection dropped at the shutdown deadline had not handed to its client."""
+
+    # Frames its outbound path still held.
+    frames: int
+    # Bytes handed to the socket that were still in its write buffer.
+    unsent_bytes: int
+
+    @property
+    def anything(self) -> bool:
+        return self.frames > 0 or self.unsent_bytes > 0
 
 
 class AcceptedConnection:
@@ -208,6 +225,36 @@ class AcceptedConnection:
         except TimeoutError:
             self._log.info("connection_dropped", code=code, reason="close timed out")
             self._connection.transport.abort()
+
+    @property
+    def frames_queued(self) -> int:
+        """Frames waiting for this client's socket."""
+        return self._outbound.queued
+
+    async def drain_and_close(self) -> None:
+        """Hand the client everything queued for it (and pushed meanwhile), then close with 1001."""
+        try:
+            await self._outbound.drain()
+        except Exception as error:
+            await self._fail(error)
+            return
+        await self._close(GOING_AWAY, "server shutting down")
+
+    def drop(self) -> Undelivered:
+        """Cut the TCP connection now, the shutdown deadline having passed; what the client lost, logged."""
+        transport = self._connection.transport
+        if self._connection.protocol.state is State.OPEN:
+            undelivered = Undelivered(self._outbound.queued, transport.get_write_buffer_size())
+        else:
+            # Closing: every frame before the close frame was handed to the socket, or was lost to
+            # the close itself (a slow consumer's, say) and counted there.
+            undelivered = Undelivered(0, 0)
+        if undelivered.anything:
+            self._log.warning(
+                "shutdown_frames_lost", frames=undelivered.frames, unsent_bytes=undelivered.unsent_bytes
+            )
+        transport.abort()
+        return undelivered
 
     def _close_slow_consumer(self) -> None:
         self._stats.slow_consumer_closes += 1

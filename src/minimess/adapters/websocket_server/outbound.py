@@ -83,6 +83,7 @@ class Outbound:
     per message are exactly what the protocol object would produce for every connection.
 
     With `stamps` (--trace), each frame is stamped when pushed and when handed to the socket.
+    When the server shuts down, `drain` hands everything held to the socket before the close.
     """
 
     def __init__(
@@ -105,8 +106,11 @@ class Outbound:
         # True while the writer holds frames it took from the queue but has not written yet,
         # so that a flush cannot overtake them.
         self._writer_busy = False
-        # Set once the connection stops taking frames (overflowed or closing).
+        # Set once the connection stops taking frames (overflowed, closing, or its writer ended).
         self._stopped = False
+        # Set when the writer has written a batch, or when it or the outbound stops: what
+        # `drain` waits for while the writer holds frames.
+        self._progress = asyncio.Event()
         self._on_overflow = on_overflow
         # --trace: stamp frames; without it, one check per push is all it costs.
         self._stamps = stamps
@@ -137,6 +141,7 @@ class Outbound:
             return
         if len(collected) + self._queue.qsize() >= self._queue_size:
             self._stopped = True
+            self._progress.set()
             self._on_overflow()
             return
         if self._stamps is not None:
@@ -170,26 +175,58 @@ class Outbound:
     async def run_writer(self) -> None:
         """Drain queued frames to the socket, several at a time, as fast as it takes them."""
         connection = self._connection
-        while True:
-            first = await self._queue.get()
-            self._writer_busy = True
-            try:
-                # Wait until the socket's buffer is under the low-water mark again.
+        try:
+            while True:
+                first = await self._queue.get()
+                self._writer_busy = True
+                try:
+                    # Wait until the socket's buffer is under the low-water mark again.
+                    try:
+                        await connection.drain()
+                    except OSError:
+                        return  # the connection is gone; the reader reports it
+                    if connection.protocol.state is not State.OPEN:
+                        return
+                    frames = [first]
+                    while not self._queue.empty():
+                        frames.append(self._queue.get_nowait())
+                    if self._stamps is not None:
+                        frames = self._stamps.written(frames)
+                    connection.transport.write(b"".join(frames))
+                finally:
+                    self._writer_busy = False
+                    self._progress.set()
+        finally:
+            # Nothing queued can reach the socket without the writer, in order or at all.
+            self._stopped = True
+            self._progress.set()
+
+    async def drain(self) -> None:
+        """Hand every frame held to the socket; return once the socket's write buffer is empty too.
+
+        Frames pushed meanwhile go out as well, so that when it returns, nothing is held and a
+        close frame written next follows every data frame. It returns at once when the outbound
+        stops (overflowed, closing, or its writer ended): nothing it holds will go out then. The
+        writer task must be running, as it does for as long as the connection is open.
+        """
+        connection = self._connection
+        # From now on the socket pushes back while anything at all is in its buffer, so that
+        # waiting for it to take more waits until it has taken everything.
+        connection.transport.set_write_buffer_limits(high=0)
+        while not self._stopped and connection.protocol.state is State.OPEN:
+            self.flush()
+            if self._writer_busy or not self._queue.empty():
+                self._progress.clear()
+                await self._progress.wait()
+            elif connection.transport.get_write_buffer_size() > 0:
                 try:
                     await connection.drain()
                 except OSError:
                     return  # the connection is gone; the reader reports it
-                if connection.protocol.state is not State.OPEN:
-                    return
-                frames = [first]
-                while not self._queue.empty():
-                    frames.append(self._queue.get_nowait())
-                if self._stamps is not None:
-                    frames = self._stamps.written(frames)
-                connection.transport.write(b"".join(frames))
-            finally:
-                self._writer_busy = False
+            else:
+                return
 
     @property
     def queued(self) -> int:
-        return len(self._collected) + self._queue.qsize()
+        """Frames held and not handed to the socket yet, the one the writer waits to write included."""
+        return len(self._collected) + self._queue.qsize() + int(self._writer_busy)

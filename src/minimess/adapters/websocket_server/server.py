@@ -43,8 +43,8 @@ class WebSocketServer:
         self.stats = ServerStats()
         # Writes what every connection got in one turn of the event loop, at the end of the turn.
         self._flusher = Flusher() if flusher is None else flusher
-        # Every connection whose handler runs, so a shutdown that times out can drop them all.
-        self._connections: set[ServerConnection] = set()
+        # Every connection whose handler runs, so that a shutdown can drain and close them all.
+        self._clients: set[AcceptedConnection] = set()
         # Set once the socket listens; `port` is then the bound one (useful with port 0).
         self.listening = asyncio.Event()
         self.port = settings.port
@@ -83,18 +83,36 @@ class WebSocketServer:
                 await self._shut_down(server)
 
     async def _shut_down(self, server: Server) -> None:
-        log.info("server_stopping", connections=self._service.counters().connections)
-        # Stop accepting and close every connection with 1001 so clients reconnect elsewhere.
-        server.close(close_connections=True)
+        """Stop accepting; give every client what is queued for it, then 1001, within the timeout."""
+        log.info(
+            "server_stopping",
+            connections=self._service.counters().connections,
+            frames_queued=sum(client.frames_queued for client in self._clients),
+        )
+        # Connections stay open: closing them now would send the close frame ahead of their queues.
+        server.close(close_connections=False)
+        lost_connections = lost_frames = 0
         try:
             async with asyncio.timeout(self._settings.shutdown_timeout):
+                # Every open connection is in `_clients` by now: websockets answers a handshake that
+                # ends after the listener closed with 503, and between a 101 and `_handle`'s start
+                # nothing waits.
+                await asyncio.gather(*(client.drain_and_close() for client in self._clients))
                 await server.wait_closed()
         except TimeoutError:
-            log.warning("shutdown_timed_out", connections=len(self._connections))
-            for connection in self._connections:
-                connection.transport.abort()
+            log.warning("shutdown_timed_out", connections=len(self._clients))
+            for client in list(self._clients):
+                undelivered = client.drop()
+                if undelivered.anything:
+                    lost_connections += 1
+                    lost_frames += undelivered.frames
             await server.wait_closed()
-        log.info("server_stopped", **attrs.asdict(self.stats))
+        log.info(
+            "server_stopped",
+            **attrs.asdict(self.stats),
+            drain_lost_connections=lost_connections,
+            drain_lost_frames=lost_frames,
+        )
 
     async def _handle(self, connection: ServerConnection) -> None:
         with structlog.contextvars.bound_contextvars(connection_id=connection_id(connection)):
@@ -110,11 +128,11 @@ class WebSocketServer:
                 self._flusher,
                 self._trace,
             )
-            self._connections.add(connection)
+            self._clients.add(client)
             try:
                 await client.run()
             finally:
-                self._connections.discard(connection)
+                self._clients.discard(client)
 
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer plain HTTP endpoints and bad paths; return None to go on with the upgrade."""
