@@ -55,12 +55,15 @@ class Subscribed:
     `position` is the last offset the subscriber has from now on (None while the bus is not
     known); `recovered` is None when no recovery was asked, else whether every message after
     the asked position is in `replay` (rendered frames, in order, to send before any live one).
+    `overflowed`: more live messages arrived during the recovery than a connection's queue
+    takes; the subscriber is a slow consumer and gets nothing (it recovers on its next connection).
     """
 
     topic: Topic
     position: Position | None
     recovered: bool | None = None
     replay: Sequence[Frame] = ()
+    overflowed: bool = False
 
 
 @attrs.frozen
@@ -177,9 +180,12 @@ class MessagingService:
             raise
         finally:
             self._stop_recovering(topic, recovery)
+        self._recoveries += 1
+        if recovery.overflowed:
+            self._recoveries_failed += 1
+            return Subscribed(topic, self._position(topic), recovered=False, overflowed=True)
         # No await from here on: the replay and the live messages that follow it stay in order.
         self._hub.subscribe(session.outbox, topic)
-        self._recoveries += 1
         recovered = replay is not None
         if replay is None:
             self._recoveries_failed += 1
@@ -276,7 +282,7 @@ class MessagingService:
                 replayed = await self._broker.replay(topic, since, log.last)
         except TimeoutError:
             return None
-        if replayed is None or recovery.overflowed:
+        if replayed is None:
             return None
         messages = [*replayed, *(message for message in recovery.live if message.offset > log.last)]
         return messages if len(messages) <= self._max_replay else None

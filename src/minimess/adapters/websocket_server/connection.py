@@ -184,6 +184,9 @@ class AcceptedConnection:
 
     def _push_subscribed(self, subscribed: Subscribed) -> None:
         """`subscribed`, then what was recovered; nothing can come between them."""
+        if subscribed.overflowed:
+            self._close_slow_consumer()
+            return
         push = self._outbound.push
         push(server_frames.subscribed_frame(subscribed.topic, subscribed.position, subscribed.recovered))
         for frame in subscribed.replay:
