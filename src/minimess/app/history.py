@@ -73,6 +73,9 @@ class History:
             if log is not None:
                 self._forget_topic(topic)
             log = self._topics[topic] = _TopicLog(message.position.epoch)
+            if self._forgot_topics:
+                # It may be a topic dropped earlier: what came before this message is not known.
+                log.forgot_upto = message.position.offset - 1
         now = self._monotonic()
         kept = _Kept(message, sys.getsizeof(message.body) + _OVERHEAD_BYTES, now)
         log.kept.append(kept)

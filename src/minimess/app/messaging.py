@@ -189,8 +189,15 @@ class MessagingService:
         recovered = replay is not None
         if replay is None:
             self._recoveries_failed += 1
-            # Nothing from before; what arrived during the attempt is after the sub, and is sent.
-            replay = recovery.live
+            # Nothing from before; what arrived during the attempt is after the sub, and is sent,
+            # but for what the subscriber says it has (it may have been ahead of this server).
+            replay = [
+                message
+                for message in recovery.live
+                if message.position is None
+                or message.position.epoch != since.epoch
+                or message.offset > since.offset
+            ]
         render = self._renderer.message
         return Subscribed(topic, self._position(topic), recovered, [render(message) for message in replay])
 
@@ -249,6 +256,11 @@ class MessagingService:
             bus=dict(self._health.counters()),
         )
 
+    def _is_repeat(self, message: Message) -> bool:
+        """Whether the history holds another copy of `message` on its topic, received before it."""
+        original = self._history.find(message.id)
+        return original is not None and original.topic == message.topic and original.offset != message.offset
+
     def _receive(self, message: Message) -> None:
         """What the bus delivers: keep it, hand it to recoveries under way, fan it out."""
         original = self._history.find(message.id)
@@ -284,6 +296,8 @@ class MessagingService:
             return None
         if replayed is None:
             return None
+        # A repeat the live path skipped (its original was received before) is skipped here too.
+        replayed = [message for message in replayed if not self._is_repeat(message)]
         messages = [*replayed, *(message for message in recovery.live if message.offset > log.last)]
         return messages if len(messages) <= self._max_replay else None
 
