@@ -196,3 +196,35 @@ class BrokerContract:
             await broker.publish(second)
             assert await on_other.wait_for(1) == [first]
             assert await on_topic.wait_for(1) == [second]
+
+    async def test_publish_returns_the_position_every_receiving_server_sees(
+        self, broker: Bus, topic: Topic
+    ) -> None:
+        """One epoch per topic; offsets increase in bus order; the publisher's answer is the delivered one."""
+        first, second = Deliveries(topic), Deliveries(topic)
+        async with broker.receiving(first.deliver), broker.receiving(second.deliver):
+            await _wait_until_ready(broker)
+            positions = [await broker.publish(new_message(topic, f"m{i}")) for i in range(5)]
+            delivered = [await deliveries.wait_for(5) for deliveries in (first, second)]
+        assert [m.position for m in delivered[0]] == [m.position for m in delivered[1]] == positions
+        assert len({position.epoch for position in positions}) == 1
+        offsets = [position.offset for position in positions]
+        assert offsets == sorted(set(offsets))
+
+    async def test_the_log_state_follows_what_was_received_and_caught_up_waits_for_nothing_past_it(
+        self, broker: Bus, topic: Topic
+    ) -> None:
+        """`log` names the epoch and the last offset received; a received offset is caught up at once,
+        one beyond the bus's end is refused at once rather than waited for."""
+        witness = Deliveries(topic)
+        async with broker.receiving(witness.deliver):
+            await _wait_until_ready(broker)
+            position = await broker.publish(new_message(topic, "m"))
+            await witness.wait_for(1)
+            log = broker.log(topic)
+            assert log is not None
+            assert (log.epoch, log.last) == (position.epoch, position.offset)
+            assert log.first <= position.offset
+            async with asyncio.timeout(scaled(DELIVERY_WITHIN)):
+                assert await broker.caught_up(topic, position.offset)
+                assert not await broker.caught_up(topic, position.offset + 1000)

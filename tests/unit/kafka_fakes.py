@@ -183,7 +183,11 @@ class FakeKafka:
         )
         stamp = published_ms if append_ms is None else append_ms
         self.append(
-            partition, encode(Envelope(message, "eu-2")), timestamp=stamp, timestamp_type=timestamp_type
+            partition,
+            encode(Envelope(message, "eu-2")),
+            timestamp=stamp,
+            timestamp_type=timestamp_type,
+            key=message.topic.name.encode(),
         )
         return message_id
 

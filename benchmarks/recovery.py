@@ -1,0 +1,131 @@
+"""Recovery speed: how long a client that missed N messages waits for the last of them to be replayed.
+
+usage: uv run python -m benchmarks.recovery [--missed 1000] [--rounds 5] [--broker memory --broker kafka]
+
+For each broker and round: a publisher puts N messages on a fresh topic while a client is away;
+the client comes back with `sub` + `since` and the time from sending the `sub` to receiving the
+last replayed message is taken. memory: one server, replayed from its history. kafka: two
+servers on a local Kafka; the client comes back on the second one, started with
+`--history-size 1`, so the messages are read back from Kafka itself. Medians, min and max over
+the rounds are printed. Starts its own Kafka through scripts/kafka in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
+from tests.integration.server_process import ServerProcess, wait_status
+
+WITHIN = 60.0
+
+
+async def frame(connection: ClientConnection, kind: str) -> dict[str, Any]:
+    while True:
+        document: dict[str, Any] = json.loads(await connection.recv())
+        if document["type"] == kind:
+            return document
+        if document["type"] == "error":
+            raise RuntimeError(document)
+
+
+async def client(server: ServerProcess, uid: str) -> ClientConnection:
+    connection = await connect(server.url(f"/subscribe/id:{uid}"), max_size=2**24, open_timeout=WITHIN)
+    await frame(connection, "success")
+    return connection
+
+
+async def one_round(publish_on: ServerProcess, recover_on: ServerProcess, missed: int) -> float:
+    """Seconds from the `sub` with `since` to the last of `missed` replayed messages."""
+    room = f"room-{uuid.uuid4().hex[:8]}"
+    publisher = await client(publish_on, "publisher")
+    await publisher.send(json.dumps({"type": "pub", "topic": room, "body": "before", "ref": "before"}))
+    before = await frame(publisher, "ack")
+    # A watcher on the recovering server says when it has received everything.
+    watcher = await client(recover_on, "watcher")
+    await watcher.send(json.dumps({"type": "sub", "topic": room}))
+    await frame(watcher, "subscribed")
+    body = "x" * 64
+    for start in range(0, missed, 100):
+        for n in range(start, min(start + 100, missed)):
+            await publisher.send(json.dumps({"type": "pub", "topic": room, "body": body, "ref": str(n)}))
+        for _ in range(start, min(start + 100, missed)):
+            await frame(publisher, "ack")
+    for _ in range(missed):
+        await frame(watcher, "message")
+    comer = await client(recover_on, "comer")
+    since = {"epoch": before["epoch"], "offset": before["offset"]}
+    started = time.perf_counter()
+    await comer.send(json.dumps({"type": "sub", "topic": room, "since": since}))
+    subscribed = await frame(comer, "subscribed")
+    if not subscribed["recovered"]:
+        raise RuntimeError(f"not recovered: {subscribed}")
+    for _ in range(missed):
+        await frame(comer, "message")
+    took = time.perf_counter() - started
+    await asyncio.gather(publisher.close(), watcher.close(), comer.close())
+    return took
+
+
+@asynccontextmanager
+async def servers(broker: str, folder: Path) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    if broker == "memory":
+        server = ServerProcess("--tick", "0", "--rate-limit", "0", "--log-level", "warning").start()
+        try:
+            yield server, server
+        finally:
+            server.stop()
+        return
+    kafka = KafkaProcess(folder / "kafka").start()
+    topic = fresh_kafka_topic()
+    s1 = ServerProcess(*kafka_serve_args(kafka, topic, "s1"), "--tick", "0", "--rate-limit", "0").start()
+    s2 = ServerProcess(
+        *kafka_serve_args(kafka, topic, "s2"), "--tick", "0", "--rate-limit", "0", "--history-size", "1"
+    ).start()
+    try:
+        for server in (s1, s2):
+            await asyncio.to_thread(wait_status, server, "/readyz", 200, WITHIN)
+        yield s1, s2
+    finally:
+        s1.stop()
+        s2.stop()
+        kafka.stop()
+
+
+async def run(brokers: list[str], missed: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        for broker in brokers:
+            async with servers(broker, Path(folder)) as (publish_on, recover_on):
+                await one_round(publish_on, recover_on, 10)  # warm up
+                times = [await one_round(publish_on, recover_on, missed) for _ in range(rounds)]
+            print(
+                f"{broker:7} {missed} missed: median {statistics.median(times) * 1000:8.1f} ms"
+                f"  min {min(times) * 1000:8.1f}  max {max(times) * 1000:8.1f}  ({rounds} rounds)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--missed", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--broker", action="append", choices=["memory", "kafka"])
+    args = parser.parse_args()
+    asyncio.run(run(args.broker or ["memory", "kafka"], args.missed, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
