@@ -212,6 +212,12 @@ class TerminalClient:
                     )
                 self._changed.wait(remaining)
 
+    @property
+    def screen(self) -> str:
+        """Every finished line on the screen so far, for asserting what was not printed."""
+        with self._changed:
+            return self._screen.text
+
     def expect_status(self, text: str, within: float = 10.0) -> re.Match[str]:
         """The next status line (`* ...`) that starts with `text`."""
         return self.expect(rf"^\* {re.escape(text)}[^\n]*", within)
