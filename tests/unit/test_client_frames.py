@@ -22,7 +22,16 @@ from minimess.adapters.wire.client_frames import (
     parse_client_frame,
 )
 from minimess.adapters.wire.server_frames import ack_frame, error_frame, message_frame, subscribed_frame
-from minimess.domain.model import TOPIC_PATTERN, Message, Topic, Uid
+from minimess.domain.model import (
+    EPOCH_PATTERN,
+    MAX_OFFSET,
+    MESSAGE_ID_PATTERN,
+    TOPIC_PATTERN,
+    Message,
+    Position,
+    Topic,
+    Uid,
+)
 
 NEWS = Topic("news")
 ERROR_CODES = {"bad_frame", "unknown_type", "bad_topic"}
@@ -46,6 +55,20 @@ ERROR_CODES = {"bad_frame", "unknown_type", "bad_topic"}
             f'{{"type":"pub","topic":"news","body":"hi","sent":{MAX_SENT_US - 1}}}',
             Pub(NEWS, "hi", sent=2**53 - 1),
         ),
+        ('{"type":"sub","topic":"news","since":null}', Sub(NEWS)),
+        (
+            '{"type":"sub","topic":"news","since":{"epoch":"k.3","offset":-1}}',
+            Sub(NEWS, since=Position("k.3", -1)),
+        ),
+        (
+            f'{{"type":"sub","topic":"news","since":{{"epoch":"m","offset":{MAX_OFFSET}}}}}',
+            Sub(NEWS, since=Position("m", MAX_OFFSET)),
+        ),
+        (
+            '{"type":"pub","topic":"news","body":"hi","id":"' + "A_-9" * 4 + '"}',
+            Pub(NEWS, "hi", id="A_-9" * 4),
+        ),
+        ('{"type":"pub","topic":"news","body":"hi","id":"' + "x" * 64 + '"}', Pub(NEWS, "hi", id="x" * 64)),
     ],
 )
 def test_valid_frames_are_read(text: str, expected: ClientFrame) -> None:
@@ -53,6 +76,8 @@ def test_valid_frames_are_read(text: str, expected: ClientFrame) -> None:
 
 
 PUB_SENT = '{"type":"pub","topic":"news","body":"hi","ref":"c-1","sent":%s}'
+SUB_SINCE = '{"type":"sub","topic":"news","ref":"c-1","since":%s}'
+PUB_ID = '{"type":"pub","topic":"news","body":"hi","ref":"c-1","id":%s'
 
 
 @pytest.mark.parametrize(
@@ -98,6 +123,21 @@ PUB_SENT = '{"type":"pub","topic":"news","body":"hi","ref":"c-1","sent":%s}'
         (PUB_SENT % "1e15", "bad_frame", "c-1"),
         (PUB_SENT % "1764300000123456.5", "bad_frame", "c-1"),
         (PUB_SENT % '"1764300000123456"', "bad_frame", "c-1"),
+        # The position to recover after: an epoch and an offset from -1 to 2**63 - 1.
+        (SUB_SINCE % '"k.3:5"', "bad_frame", "c-1"),
+        (SUB_SINCE % '{"epoch":"k.3"}', "bad_frame", "c-1"),
+        (SUB_SINCE % '{"epoch":"k.3","offset":-2}', "bad_frame", "c-1"),
+        (SUB_SINCE % f'{{"epoch":"k.3","offset":{MAX_OFFSET + 1}}}', "bad_frame", "c-1"),
+        (SUB_SINCE % '{"epoch":"k.3","offset":true}', "bad_frame", "c-1"),
+        (SUB_SINCE % '{"epoch":"k.3","offset":1.0}', "bad_frame", "c-1"),
+        (SUB_SINCE % '{"epoch":"","offset":1}', "bad_frame", "c-1"),
+        (SUB_SINCE % '{"epoch":"a:b","offset":1}', "bad_frame", "c-1"),
+        (SUB_SINCE % '{"epoch":5,"offset":1}', "bad_frame", "c-1"),
+        # A client's message id: 16 to 64 of [A-Za-z0-9_-].
+        (PUB_ID % '"' + "x" * 15 + '"}', "bad_frame", "c-1"),
+        (PUB_ID % '"' + "x" * 65 + '"}', "bad_frame", "c-1"),
+        (PUB_ID % '"sixteen.chars.ok"}', "bad_frame", "c-1"),
+        (PUB_ID % "1234567890123456789}", "bad_frame", "c-1"),
     ],
 )
 def test_an_invalid_frame_is_a_frame_error_with_its_code_and_the_ref_if_valid(
@@ -111,11 +151,15 @@ def test_an_invalid_frame_is_a_frame_error_with_its_code_and_the_ref_if_valid(
 
 topics = st.from_regex(TOPIC_PATTERN, fullmatch=True).map(Topic)
 refs = st.none() | st.text(max_size=MAX_REF_LENGTH)
+positions = st.builds(Position, st.from_regex(EPOCH_PATTERN, fullmatch=True), st.integers(-1, MAX_OFFSET))
+message_ids = st.from_regex(MESSAGE_ID_PATTERN, fullmatch=True)
 client_frames: st.SearchStrategy[ClientFrame] = st.one_of(
-    st.builds(Sub, topics, refs),
+    st.builds(Sub, topics, refs, st.none() | positions),
     st.builds(Unsub, topics, refs),
     # st.text() is valid Unicode, without lone surrogates: what a client can type.
-    st.builds(Pub, topics, st.text(), refs, st.none() | st.integers(0, MAX_SENT_US - 1)),
+    st.builds(
+        Pub, topics, st.text(), refs, st.none() | st.integers(0, MAX_SENT_US - 1), st.none() | message_ids
+    ),
 )
 
 

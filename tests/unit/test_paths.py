@@ -1,4 +1,4 @@
-"""The request path that opens a connection: `/subscribe/id:<uid>[/topic:<topic>...]`."""
+"""The request path that opens a connection: `/subscribe/id:<uid>[/topic:<topic>[@<epoch>:<offset>]...]`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minimess.adapters.wire.paths import PathError, SubscribeRequest, parse_subscribe_path, subscribe_path
-from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Topic, Uid
+from minimess.domain.model import EPOCH_PATTERN, MAX_OFFSET, TOPIC_PATTERN, UID_PATTERN, Position, Topic, Uid
 
 
 @pytest.mark.parametrize(
@@ -59,6 +59,15 @@ def test_a_subscribe_path_gives_its_uid_and_distinct_topics_in_order(
         ("/subscribe/id:bob/topic:a%20b", 400, "invalid topic"),
         ("/subscribe/id:bob/topic:a%2Fb", 400, "invalid topic"),
         ("/subscribe/id:bob/topic:a/topic:b/topic:c/topic:d", 400, "at most 3 topics"),
+        ("/subscribe/id:bob/topic:news@e", 400, "invalid position 'e'"),
+        ("/subscribe/id:bob/topic:news@e:", 400, "invalid position"),
+        ("/subscribe/id:bob/topic:news@e:--1", 400, "invalid position"),
+        ("/subscribe/id:bob/topic:news@e:-2", 400, "invalid position"),
+        ("/subscribe/id:bob/topic:news@e:１", 400, "invalid position"),
+        ("/subscribe/id:bob/topic:news@e:9223372036854775808", 400, "invalid position"),
+        ("/subscribe/id:bob/topic:news@:1", 400, "invalid epoch"),
+        ("/subscribe/id:bob/topic:news@e%2Fx:1", 400, "invalid epoch"),
+        ("/subscribe/id:bob/topic:news@e@f:1", 400, "invalid epoch"),
     ],
 )
 def test_another_endpoint_is_a_404_and_a_malformed_path_a_400_saying_why(
@@ -78,3 +87,26 @@ def test_another_endpoint_is_a_404_and_a_malformed_path_a_400_saying_why(
 def test_subscribe_path_is_what_parse_subscribe_path_reads_back(uid: Uid, topics: list[Topic]) -> None:
     request = SubscribeRequest(uid=uid, topics=tuple(topics))
     assert parse_subscribe_path(subscribe_path(uid, tuple(topics)), max_topics=5) == request
+
+
+def test_a_topic_may_carry_the_position_to_recover_after() -> None:
+    """`@<epoch>:<offset>`: the epoch has no ":", so the last ":" splits; -1 is before the first message."""
+    request = parse_subscribe_path(
+        f"/subscribe/id:bob/topic:a:b@Xy_z-9.3:-1/topic:news/topic:c@e:{MAX_OFFSET}", max_topics=3
+    )
+    assert request.topics == (Topic("a:b"), Topic("news"), Topic("c"))
+    assert request.since == {Topic("a:b"): Position("Xy_z-9.3", -1), Topic("c"): Position("e", MAX_OFFSET)}
+
+
+@given(
+    st.from_regex(UID_PATTERN, fullmatch=True).map(Uid),
+    st.dictionaries(
+        st.from_regex(TOPIC_PATTERN, fullmatch=True).map(Topic),
+        st.builds(Position, st.from_regex(EPOCH_PATTERN, fullmatch=True), st.integers(-1, MAX_OFFSET)),
+        max_size=5,
+    ),
+)
+def test_positions_in_a_subscribe_path_are_read_back(uid: Uid, since: dict[Topic, Position]) -> None:
+    topics = tuple(since)
+    request = parse_subscribe_path(subscribe_path(uid, topics, since), max_topics=5)
+    assert (request.topics, request.since) == (topics, since)

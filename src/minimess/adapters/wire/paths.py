@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import unquote
@@ -12,6 +13,8 @@ from minimess.domain.errors import InvalidName
 from minimess.domain.model import MAX_OFFSET, Position, Topic, Uid
 
 SUBSCRIBE_PREFIX: Final = "/subscribe/"
+# ASCII digits only (str.isdigit takes others), and no more than an offset can have.
+_OFFSET: Final = re.compile(r"-?[0-9]{1,19}")
 
 
 class PathError(Exception):
@@ -66,12 +69,9 @@ def parse_subscribe_path(path: str, max_topics: int) -> SubscribeRequest:
 def _position(text: str) -> Position:
     epoch, colon, offset = text.rpartition(":")
     usage = f"invalid position {text[:100]!r}: expected <epoch>:<offset>, the offset from -1 to 2**63 - 1"
-    if not colon or not offset.lstrip("-").isascii() or not offset.lstrip("-").isdigit() or len(offset) > 20:
+    if not colon or _OFFSET.fullmatch(offset) is None or not -1 <= int(offset) <= MAX_OFFSET:
         raise PathError(400, usage)
-    number = int(offset)
-    if not -1 <= number <= MAX_OFFSET:
-        raise PathError(400, usage)
-    return Position(epoch, number)
+    return Position(epoch, int(offset))
 
 
 def subscribe_path(uid: Uid, topics: tuple[Topic, ...], since: Mapping[Topic, Position] | None = None) -> str:
