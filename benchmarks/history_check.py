@@ -55,6 +55,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hold", type=float, default=2.0, help="seconds a Kafka fault lasts at least")
     parser.add_argument("--publish-timeout", type=float, default=2.0, help="the servers' --publish-timeout")
     parser.add_argument("--within", type=float, default=60.0, help="bound on every wait, in seconds")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        choices=FAULTS,
+        help="a kind of fault to draw from (repeatable; default: all)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--history", type=Path, help="a folder to keep each run's history in")
     parser.add_argument("--check", type=Path, metavar="FILE", help="judge a kept history instead of running")
@@ -63,7 +69,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def draw_faults(args: argparse.Namespace, rng: random.Random) -> list[str]:
     """`--faults` faults for one run, every kind the broker allows coming up at least once if it can."""
-    kinds = list(FAULTS if args.broker == "kafka" else SERVER_FAULTS)
+    kinds = list(args.fault or (FAULTS if args.broker == "kafka" else SERVER_FAULTS))
     faults = kinds[: args.faults] + [rng.choice(kinds) for _ in range(args.faults - len(kinds))]
     rng.shuffle(faults)
     return faults

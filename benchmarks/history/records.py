@@ -47,6 +47,8 @@ class Failed:
     topic: str
     id: str
     code: str
+    # The error's reason, as the server gave it.
+    reason: str = ""
 
 
 @attrs.frozen

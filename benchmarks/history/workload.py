@@ -60,14 +60,16 @@ class Recorder:
 
     def __init__(self) -> None:
         self.records: list[Record] = []
-        # When a publish was last answered with an error (any code), for faults to wait on.
+        # When a publish was last answered with an error (any code), for faults to wait on, and how.
         self.last_error = 0.0
+        self.last_failure: Failed | None = None
         self._changed = asyncio.Event()
 
     def add(self, record: Record) -> None:
         self.records.append(record)
         if isinstance(record, Failed):
             self.last_error = record.at
+            self.last_failure = record
         self.notify()
 
     def notify(self) -> None:
@@ -301,7 +303,7 @@ class Client:
             self._record(Acked(self.name, now, publish.topic, publish.id, answer["epoch"], answer["offset"]))
             return
         code = str(answer.get("code"))
-        self._record(Failed(self.name, now, publish.topic, publish.id, code))
+        self._record(Failed(self.name, now, publish.topic, publish.id, code, str(answer.get("reason", ""))))
         # broker_unavailable after an unknown outcome leaves it unknown: that is sent again too.
         if code in RETRIED or (publish.unknown and code == "broker_unavailable"):
             publish.unknown = True
@@ -346,7 +348,12 @@ class Workload:
         def short() -> list[str]:
             return [c.name for c in self.clients if not c.ready or c.acks < wanted[c]]
 
-        await self.until(lambda: not short(), within, lambda: f"not ready with {acks} more acks: {short()}")
+        def what() -> str:
+            failure = self.recorder.last_failure
+            last = "none" if failure is None else f"{failure.code} ({failure.reason}) to {failure.client}"
+            return f"not ready with {acks} more acks: {short()}; last publish error: {last}"
+
+        await self.until(lambda: not short(), within, what)
 
     def on(self, node: str) -> list[Client]:
         return [client for client in self.clients if client.node == node]
