@@ -76,6 +76,9 @@ class Recorder:
     def refused(self, what: str, reason: str) -> None:
         pass
 
+    def missed(self, topic: Topic) -> None:
+        pass
+
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None:
         pass
 

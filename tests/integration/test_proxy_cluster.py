@@ -137,6 +137,11 @@ class RecordingClient:
         self.failures.append(f"refused: {what}: {reason}")
         self._notify()
 
+    def missed(self, topic: Topic) -> None:
+        # On Kafka every server can recover what a client missed: a gap is a failure.
+        self.failures.append(f"messages of {topic} may be missing")
+        self._notify()
+
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None:
         self.failures.append(f"publish of {body!r} failed: {reason}")
         self._notify()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from minimess.app.client_commands import (
     HELP,
@@ -34,16 +34,6 @@ class LinkEvents(Protocol):
     def refused(self, what: str, reason: str) -> None: ...
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None: ...
     def ticked(self, timestamp: str) -> None: ...
-
-
-@runtime_checkable
-class GapEvents(Protocol):
-    """What a link also reports to events that can take it: messages of a topic may be missing.
-
-    Kept apart from LinkEvents so that the LinkEvents written before it (recording fakes in tests
-    and benchmarks) still fit; a link sees at run() whether its events take it, and else only logs.
-    """
-
     def missed(self, topic: Topic) -> None:
         """Messages of `topic` may have been published that the user will never receive."""
         ...
@@ -158,7 +148,7 @@ class ChatClient:
         attached = f"; attached to {self.attached}" if self.attached else ""
         self._display.notice(f"* topics: {topics}{attached}")
 
-    # LinkEvents and GapEvents
+    # LinkEvents
 
     def connected(self, node: str, topics: tuple[Topic, ...]) -> None:
         verb = "resubscribed" if self._ever_connected else "subscribed"

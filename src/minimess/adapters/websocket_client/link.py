@@ -19,7 +19,7 @@ from minimess.adapters.websocket_client.backoff import Backoff
 from minimess.adapters.wire import client_frames
 from minimess.adapters.wire.paths import subscribe_path
 from minimess.adapters.wire.server_frames import message_from_document, position_from_document
-from minimess.app.chat_client import GapEvents, LinkEvents
+from minimess.app.chat_client import LinkEvents
 from minimess.domain.errors import MinimessError
 from minimess.domain.model import Message, Position, Topic, Uid
 
@@ -69,7 +69,7 @@ class ServerLink:
     before its `success` frame. The link keeps, per topic, the last position it handed to the user
     (or, before any message, the position its subscription started from): a topic with one goes in
     the URL as `topic:<t>@<epoch>:<offset>`, so the server replays what came after it, or answers
-    `recovered: false`, which is reported as a gap (GapEvents.missed). A topic without one gets a
+    `recovered: false`, which is reported as a gap (LinkEvents.missed). A topic without one gets a
     quiet `sub` frame after `success`, whose `subscribed` answer tells where it starts; a later
     reconnect can then recover from there, or at least know that it cannot. A message at or before
     the kept position of its topic, in the same epoch, is a copy of one the user has: dropped.
@@ -118,7 +118,6 @@ class ServerLink:
         self._refs = itertools.count(1)
         self._connection: ClientConnection | None = None
         self._events: LinkEvents | None = None
-        self._gaps: GapEvents | None = None
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
 
@@ -157,7 +156,6 @@ class ServerLink:
 
     async def run(self, events: LinkEvents) -> None:
         self._events = events
-        self._gaps = events if isinstance(events, GapEvents) else None
         while not self._closing.is_set():
             try:
                 reason = await self._connect_and_serve(events)
@@ -319,8 +317,8 @@ class ServerLink:
 
     def _missed(self, topic: Topic) -> None:
         log.info("messages_may_be_missing", topic=str(topic))
-        if self._gaps is not None:
-            self._gaps.missed(topic)
+        if self._events is not None:
+            self._events.missed(topic)
 
     def _on_ack(self, ref: object) -> None:
         # An earlier attempt's ack counts as well: the message is published, with the same id.
