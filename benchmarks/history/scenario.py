@@ -19,6 +19,7 @@ class Outcome:
 
     verdict: Verdict
     records: Sequence[Record]
+    # The faults injected: all that were asked for, unless a wait ran out first.
     faults: Sequence[str]
     seconds: float
     stalled: str | None = None
@@ -45,9 +46,11 @@ async def run(
     workload = Workload(url, clients, settings, seed)
     workload.start()
     stalled = None
+    injected: list[str] = []
     try:
         await workload.until_ready(within, acks)
         for name in faults:
+            injected.append(name)
             await inject(name, cluster, workload, within, hold)
             await workload.until_ready(within, acks)
         await workload.drain(within)
@@ -56,4 +59,4 @@ async def run(
     finally:
         await workload.close()
     records = list(workload.recorder.records)
-    return Outcome(check(records), records, tuple(faults), time.monotonic() - started, stalled)
+    return Outcome(check(records), records, tuple(injected), time.monotonic() - started, stalled)
