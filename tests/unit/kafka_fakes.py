@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError, UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber, UnknownTopicOrPartitionError
 from aiokafka.structs import OffsetAndTimestamp
 
 from minimess.adapters.kafka.clients import Producer
@@ -88,7 +88,8 @@ class FakeKafka:
         self.start_attempts: list[tuple[str, float, bool]] = []
         self.readiness: Callable[[], bool] = lambda: False
         self.metadata = "ok"  # what the metadata probe does: "ok", "error" or "hang"
-        self.acks = "ok"  # what becomes of a send: acknowledged "ok", "error" or "hang"
+        # What becomes of a send: acknowledged "ok", "error", "hang", or "sequence" (state lost).
+        self.acks = "ok"
         self.probes = 0
         # Called once, right after the next end_offsets or offsets_for_times answer.
         self.between_lookups: Callable[[], None] | None = None
@@ -293,6 +294,9 @@ class FakeProducer:
             delivery.set_result(kafka.append(partition, value, key=key))
         elif kafka.acks == "error":
             delivery.set_exception(KafkaConnectionError("broker went away"))
+        elif kafka.acks == "sequence":
+            # What every send of an idempotent producer gets once Kafka lost its state.
+            delivery.set_exception(OutOfOrderSequenceNumber())
         return delivery
 
 

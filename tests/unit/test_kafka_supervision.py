@@ -407,3 +407,18 @@ async def test_a_publish_handed_to_the_producer_but_not_acknowledged_has_an_unkn
             assert loop.time() - started >= 0.05
         assert broker.is_ready(), "a refused publish is no outage"
     assert (len(kafka.producers), len(kafka.consumers)) == (1, 1)
+
+
+async def test_a_producer_whose_state_kafka_lost_is_replaced_and_publishing_resumes(kafka: FakeKafka) -> None:
+    """OutOfOrderSequenceNumber fails every later send of that producer: a new one is made."""
+    broker = _broker(kafka, publish_timeout=0.25)
+    async with broker.receiving(Inbox().append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        kafka.acks = "sequence"
+        with capture_logs() as logs, pytest.raises(PublishTimeout, match="OutOfOrderSequenceNumber"):
+            await broker.publish(_message())
+        kafka.acks = "ok"
+        await kafka.until(lambda: len(kafka.producers) == 2 and broker.is_ready(), "a new producer, ready")
+        await broker.publish(_message())
+    assert kafka.producers[0].stopped
+    assert [entry["event"] for entry in logs].count("kafka_producer_state_lost") == 1

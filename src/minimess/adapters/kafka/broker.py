@@ -11,7 +11,14 @@ from contextlib import asynccontextmanager
 import attrs
 import structlog
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import murmur2
 
 from minimess.adapters.kafka import envelope
@@ -34,6 +41,21 @@ log = structlog.get_logger(__name__)
 
 class ConsumerStalled(Exception):
     """The consumer lags behind the end of a partition and has not moved for a whole probe."""
+
+
+class ProducerStateLost(Exception):
+    """Kafka no longer knows the idempotent producer's id or sequence: only a new producer works."""
+
+
+# After one of these an idempotent producer fails every later send too (Kafka lost or fenced its
+# producer state, as after a restart that lost it): the producer is replaced.
+_PRODUCER_STATE_ERRORS = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
 
 
 @attrs.frozen
@@ -148,6 +170,8 @@ class KafkaBroker:
                 " publishing again with the same id is safe"
             ) from None
         except KafkaError as error:
+            if isinstance(error, _PRODUCER_STATE_ERRORS):
+                reader.producer_state_lost(error)
             raise PublishTimeout(
                 f"Kafka did not acknowledge ({error}); publishing again with the same id is safe"
             ) from None
@@ -226,6 +250,8 @@ class _Reader:
         self.partition_count = 0
         # Set, and replaced, whenever positions move; `caught_up` waits on it.
         self._moved = asyncio.Event()
+        # Set when a send showed that Kafka lost the producer's state: the clients are recreated.
+        self._producer_lost = asyncio.Event()
 
     async def supervise(self) -> None:
         while True:
@@ -244,6 +270,7 @@ class _Reader:
     async def _start_clients(self) -> None:
         settings, clients, client_id = self._settings, self._setup.clients, self._setup.client_id
         await clients.create_topic(settings, client_id)
+        self._producer_lost = asyncio.Event()
         self.producer = clients.producer(settings, client_id)
         await self.producer.start()
         self._consumer = clients.consumer(settings, client_id)
@@ -288,8 +315,19 @@ class _Reader:
 
         The probe runs in its own task so that its round trips never delay a delivery.
         """
-        for task in await until_first_ends(self._consume(), self._watch()):
+        for task in await until_first_ends(self._consume(), self._watch(), self._until_producer_lost()):
             task.result()
+
+    def producer_state_lost(self, error: KafkaError) -> None:
+        """A send failed in a way no later send of this producer recovers from."""
+        if not self._producer_lost.is_set():
+            log.warning("kafka_producer_state_lost", error=repr(error))
+            self.ready = False
+            self._producer_lost.set()
+
+    async def _until_producer_lost(self) -> None:
+        await self._producer_lost.wait()
+        raise ProducerStateLost("Kafka lost the producer's state; making a new producer")
 
     async def _consume(self) -> None:
         assert self._consumer is not None
