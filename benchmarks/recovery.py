@@ -1,6 +1,7 @@
-"""Recovery speed: how long a client that missed N messages waits for the last of them to be replayed.
+"""Recovery speed, and what a storm of recoveries costs everybody else.
 
 usage: uv run python -m benchmarks.recovery [--missed 1000] [--rounds 5] [--broker memory --broker kafka]
+       uv run python -m benchmarks.recovery --storm [--rounds 3]
 
 For each broker and round: a publisher puts N messages on a fresh topic while a client is away;
 the client comes back with `sub` + `since` and the time from sending the `sub` to receiving the
@@ -8,14 +9,21 @@ last replayed message is taken. memory: one server, replayed from its history. k
 servers on a local Kafka; the client comes back on the second one, started with
 `--history-size 1`, so the messages are read back from Kafka itself. Medians, min and max over
 the rounds are printed. Starts its own Kafka through scripts/kafka in a temporary folder.
+
+--storm: `minimess bench --rate 20` (1,000 subscribers) against a memory server, alternately
+alone and beside a client that asks, again and again, for the recovery of 100 topics at once
+(10 missed messages each); the honest subscribers' latency p50/p99 and the server's CPU per
+delivery are printed for both, medians of `--rounds` rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -116,6 +124,75 @@ async def run(brokers: list[str], missed: int, rounds: int) -> None:
             )
 
 
+STORM_TOPICS = 100
+STORM_MISSED = 10
+
+
+async def storm(server: ServerProcess, stop: asyncio.Event) -> int:
+    """Ask for the recovery of STORM_TOPICS topics at once, over and over, until `stop`; how many."""
+    publisher = await client(server, "storm-publisher")
+    first: dict[str, Any] = {}
+    for n in range(STORM_TOPICS):
+        for m in range(STORM_MISSED + 1):
+            await publisher.send(json.dumps({"type": "pub", "topic": f"storm-{n}", "body": "x" * 64}))
+            ack = await frame(publisher, "ack")
+            if m == 0:
+                first[f"storm-{n}"] = {"epoch": ack["epoch"], "offset": ack["offset"]}
+    await publisher.close()
+    recoveries = 0
+    while not stop.is_set():
+        greedy = await client(server, "greedy")
+        for topic, since in first.items():
+            await greedy.send(json.dumps({"type": "sub", "topic": topic, "since": since}))
+        for _ in range(STORM_TOPICS * (STORM_MISSED + 1)):
+            await frame_any(greedy)
+        recoveries += STORM_TOPICS
+        await greedy.close()
+    return recoveries
+
+
+async def frame_any(connection: ClientConnection) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(await connection.recv())
+    return document
+
+
+async def bench_round(server: ServerProcess) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "minimess", "bench", "--target", server.url(""), "--rounds", "1",
+            "--baseline", "none", "--rate", "20", "--json", out.name,
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await process.wait()
+        text = await asyncio.to_thread(Path(out.name).read_text)
+        median: dict[str, float] = json.loads(text)["servers"]["minimess"]["median"]
+        return median
+
+
+async def run_storm(rounds: int) -> None:
+    server = ServerProcess("--tick", "0", "--rate-limit", "0", "--log-level", "warning").start()
+    try:
+        figures: dict[str, list[dict[str, float]]] = {"alone": [], "beside 100-topic recoveries": []}
+        stormed = 0
+        for _ in range(rounds):
+            figures["alone"].append(await bench_round(server))
+            stop = asyncio.Event()
+            storming = asyncio.create_task(storm(server, stop))
+            figures["beside 100-topic recoveries"].append(await bench_round(server))
+            stop.set()
+            with contextlib.suppress(Exception):
+                stormed += await storming
+        for name, rows in figures.items():
+            p50, p99, cpu = (
+                statistics.median(row[key] for row in rows)
+                for key in ("latency_p50_ms", "latency_p99_ms", "cpu_us_per_delivery")
+            )
+            print(f"{name:28} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  cpu/delivery {cpu:6.2f} us")
+        print(f"recoveries asked during the storm rounds: {stormed}")
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -123,8 +200,12 @@ def main() -> None:
     parser.add_argument("--missed", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--broker", action="append", choices=["memory", "kafka"])
+    parser.add_argument("--storm", action="store_true", help="latency of others beside a recovery storm")
     args = parser.parse_args()
-    asyncio.run(run(args.broker or ["memory", "kafka"], args.missed, args.rounds))
+    if args.storm:
+        asyncio.run(run_storm(args.rounds))
+    else:
+        asyncio.run(run(args.broker or ["memory", "kafka"], args.missed, args.rounds))
 
 
 if __name__ == "__main__":
