@@ -218,3 +218,31 @@ async def test_kafka_a_client_recovers_on_another_server_from_its_history_and_pa
         assert (await stats(s2))["broker"]["replays"] == 1
     finally:
         await asyncio.gather(alice.close(), publisher.close(), watcher.close())
+
+
+async def test_several_url_topics_recover_one_after_the_other_within_a_small_queue(
+    start_server: StartServer,
+) -> None:
+    """Each replay fits the queue alone, all of them together do not: each waits for the one before."""
+    server = start_server("--tick", "0", "--queue-size", "10")
+    rooms, uid = [unique("a"), unique("b")], unique("alice")
+    publisher = await open_client(server, unique("bob"))
+    try:
+        firsts = [await publish(publisher, room, "seen", f"seen-{room}") for room in rooms]
+        for room in rooms:
+            await publish_all(publisher, room, [f"{room} {n}" for n in range(6)])
+        alice = await open_client(
+            server,
+            uid,
+            *(
+                f"{room}@{first['epoch']}:{first['offset']}"
+                for room, first in zip(rooms, firsts, strict=True)
+            ),
+        )
+        for room in rooms:
+            subscribed = await next_frame(alice, "subscribed")
+            assert (subscribed["topic"], subscribed["recovered"]) == (room, True)
+            assert [m["body"] for m in await messages(alice, 6)] == [f"{room} {n}" for n in range(6)]
+        await alice.close()
+    finally:
+        await publisher.close()

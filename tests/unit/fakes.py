@@ -17,12 +17,16 @@ from tests.unit.wire import decode_server_frame
 class RecordingOutbox:
     """An Outbox that keeps, in order, every frame pushed to it."""
 
-    def __init__(self, name: str = "outbox") -> None:
+    def __init__(self, name: str = "outbox", capacity: int = 10_000) -> None:
         self.name = name
+        self.capacity = capacity
         self.frames: list[bytes] = []
 
     def push(self, frame: bytes) -> None:
         self.frames.append(frame)
+
+    def room(self) -> int:
+        return self.capacity - len(self.frames)
 
     def documents(self) -> list[dict[str, Any]]:
         return [decode_server_frame(frame) for frame in self.frames]

@@ -19,6 +19,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber, UnknownTopicOrPartitionError
 from aiokafka.structs import OffsetAndTimestamp
 
+from minimess.adapters.kafka.broker import partition_of
 from minimess.adapters.kafka.clients import Producer
 from minimess.adapters.kafka.envelope import Envelope, encode
 from minimess.adapters.kafka.settings import KafkaSettings
@@ -177,7 +178,7 @@ class FakeKafka:
         message_id = f"p{partition}o{offset:08d}-message" if message_id is None else message_id
         message = Message(
             id=message_id,
-            topic=Topic("news"),
+            topic=self.topic_in(partition),
             sender=Uid("bob"),
             body=body,
             timestamp=EPOCH + timedelta(milliseconds=published_ms),
@@ -191,6 +192,11 @@ class FakeKafka:
             key=message.topic.name.encode(),
         )
         return message_id
+
+    def topic_in(self, partition: int) -> Topic:
+        """A minimess topic whose records go to `partition` ("news" where it does)."""
+        names = ("news", *(f"news-{n}" for n in range(1000)))
+        return next(Topic(name) for name in names if partition_of(Topic(name), len(self.logs)) == partition)
 
     def delete_topic(self) -> None:
         """Delete the topic with its records: it has no id until create_topic makes it anew."""

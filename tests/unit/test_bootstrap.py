@@ -18,6 +18,9 @@ class Discard:
     def push(self, frame: bytes) -> None:
         pass
 
+    def room(self) -> int:
+        return 1_000_000
+
 
 @pytest.mark.parametrize("kind", BROKERS)
 def test_the_broker_setting_selects_the_bus_and_the_server_builds_on_it(kind: str) -> None:

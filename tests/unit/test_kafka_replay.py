@@ -15,7 +15,12 @@ from minimess.domain.model import LogState, Message, Position, Topic, Uid
 from tests.unit.kafka_fakes import PARTITIONS, TOPIC, FakeKafka
 
 NEWS = Topic("news")
-SPORT = Topic("sport")
+# Another topic whose records share the partition of NEWS.
+NEIGHBOUR = next(
+    topic
+    for topic in (Topic(f"sport-{n}") for n in range(1000))
+    if partition_of(topic, PARTITIONS) == partition_of(NEWS, PARTITIONS)
+)
 PROBE = 0.02
 
 
@@ -33,8 +38,8 @@ def _broker(kafka: FakeKafka, recovery_limit: int = 100) -> KafkaBroker:
     return broker
 
 
-def _sport_record() -> bytes:
-    message = Message.create(SPORT, Uid("carol"), "goal", datetime.now(UTC))
+def _record_of(topic: Topic) -> bytes:
+    message = Message.create(topic, Uid("carol"), "goal", datetime.now(UTC))
     return envelope.encode(Envelope(message, "eu-2"))
 
 
@@ -55,7 +60,7 @@ async def test_a_replay_is_the_range_of_the_topic_in_order_passing_over_other_to
         await kafka.until(broker.is_ready, "the broker is ready")
         partition = partition_of(NEWS, PARTITIONS)
         ids = [kafka.append_message(partition) for _ in range(3)]
-        kafka.append(partition, _sport_record(), key=b"sport")
+        kafka.append(partition, _record_of(NEIGHBOUR), key=NEIGHBOUR.name.encode())
         ids.append(kafka.append_message(partition))
         log = await _news_log(kafka, broker, delivered, 5)
         assert (log.last, log.first) == (4, 0)
@@ -96,3 +101,52 @@ async def test_no_replay_and_no_log_before_the_broker_knows_the_topic(kafka: Fak
     assert broker.log(NEWS) is None
     assert await broker.replay(NEWS, Position("x.0", 0), 5) is None
     assert not await broker.caught_up(NEWS, 0)
+
+
+async def test_a_record_whose_key_or_partition_is_not_its_topics_is_skipped_as_invalid(
+    kafka: FakeKafka,
+) -> None:
+    """Its offset would count in another topic's epoch: neither delivered nor replayed."""
+    broker = _broker(kafka)
+    delivered: list[Message] = []
+    async with broker.receiving(delivered.append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        partition = partition_of(NEWS, PARTITIONS)
+        elsewhere = (partition + 1) % PARTITIONS
+        kafka.append(partition, _record_of(NEWS), key=b"not-news")
+        kafka.append(elsewhere, _record_of(NEWS), key=b"news")
+        kafka.append(partition, _record_of(NEIGHBOUR), key=b"news")
+        good = kafka.append_message(partition)
+        await kafka.until(lambda: len(delivered) >= 1, "1 delivered")
+        log = broker.log(NEWS)
+        assert log is not None
+        replayed = await broker.replay(NEWS, Position(log.epoch, -1), log.last)
+    assert [m.id for m in delivered] == [good]
+    assert replayed is not None
+    assert [m.id for m in replayed] == [good]
+    assert broker.counters()["invalid_records"] >= 3
+
+
+async def test_a_topic_recreated_under_a_running_server_is_read_anew_in_a_new_epoch(kafka: FakeKafka) -> None:
+    """The probe sees the new id: the clients are made again and offsets count from the new start."""
+    broker = _broker(kafka)
+    delivered: list[Message] = []
+    async with broker.receiving(delivered.append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        partition = partition_of(NEWS, PARTITIONS)
+        for _ in range(3):
+            kafka.append_message(partition)
+        old = await _news_log(kafka, broker, delivered, 3)
+        kafka.delete_topic()
+        await kafka.until(lambda: not broker.is_ready(), "the broker sees the topic gone")
+        await kafka.create_topic(KafkaSettings(kafka_topic=TOPIC, kafka_partitions=PARTITIONS), "elsewhere")
+        await kafka.until(
+            lambda: (log := broker.log(NEWS)) is not None and log.epoch != old.epoch and broker.is_ready(),
+            "a log in the new epoch",
+        )
+        new = kafka.append_message(partition)
+        await kafka.until(lambda: len(delivered) >= 4, "the new topic's first record")
+        log = broker.log(NEWS)
+    assert log is not None
+    assert (log.last, log.first) == (0, 0)
+    assert (delivered[-1].id, delivered[-1].position) == (new, Position(log.epoch, 0))

@@ -41,13 +41,18 @@ class RecordingRenderer:
 
 
 class RecordingOutbox:
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 10_000) -> None:
+        # How many frames it takes in all; a replay that does not fit in what is left is refused.
+        self.capacity = capacity
         self.frames: list[bytes] = []
         self.pushed = asyncio.Event()
 
     def push(self, frame: bytes) -> None:
         self.frames.append(frame)
         self.pushed.set()
+
+    def room(self) -> int:
+        return self.capacity - len(self.frames)
 
     async def until_frames(self, count: int) -> None:
         async with asyncio.timeout(scaled(5)):

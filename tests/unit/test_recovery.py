@@ -380,6 +380,8 @@ async def test_a_failed_replay_still_delivers_what_arrived_during_the_attempt(
         scripted.deliver(kafka_message(10))
     assert (subscribed.recovered, list(subscribed.replay)) == (False, bodies([8, 9]))
     assert received(subscribed, outbox) == bodies([8, 9, 10])
+    # The position it answers lies before what it sends, so that a client keeps all of it.
+    assert subscribed.position == Position(KAFKA_EPOCH, 7)
     counters = service.counters()
     assert (counters.recoveries, counters.recoveries_failed) == (1, 1)
 
@@ -455,3 +457,20 @@ async def test_a_topic_this_server_has_no_log_for_fails_recovery(scripted: Scrip
         subscribed = await within(service.subscribe_since(session, SPORT, Position(KAFKA_EPOCH, 0)))
     assert (subscribed.recovered, subscribed.position, subscribed.replay) == (False, None, [])
     assert session.topics == (SPORT,)
+
+
+async def test_a_replay_that_does_not_fit_in_the_connections_queue_fails(broker: MemoryBroker) -> None:
+    """A replay goes out in one go: more than the outbox takes now is refused, not overflowed."""
+    service = new_service(broker, broker)
+    async with service.running():
+        publisher = service.connect(Uid("bob"), RecordingOutbox())
+        first = await service.publish(publisher, NEWS, "seen")
+        for n in range(5):
+            await service.publish(publisher, NEWS, f"missed {n}")
+        assert first.position is not None
+        roomy = service.connect(Uid("alice"), RecordingOutbox(capacity=6))  # `subscribed` and 5
+        cramped = service.connect(Uid("carol"), RecordingOutbox(capacity=5))
+        ok = await within(service.subscribe_since(roomy, NEWS, first.position))
+        refused = await within(service.subscribe_since(cramped, NEWS, first.position))
+    assert (ok.recovered, len(ok.replay)) == (True, 5)
+    assert (refused.recovered, refused.replay) == (False, [])

@@ -29,6 +29,8 @@ class _Kept:
     message: Message
     size: int
     kept_at: float
+    # Evicted from its topic; its entry in the arrivals may still wait to be passed over.
+    evicted: bool = False
 
 
 class _TopicLog:
@@ -57,8 +59,10 @@ class History:
         # Every kept message by id; ids are unique across topics.
         self._by_id: dict[str, Message] = {}
         # Every kept message in the order received, for eviction by age and by total size.
-        # Entries a per-topic eviction already dropped stay here until they reach the front.
+        # Entries a per-topic eviction already dropped stay here until they reach the front, or
+        # until they are as many as the live ones and the deque is rebuilt without them.
         self._arrivals: deque[tuple[Topic, _Kept]] = deque()
+        self._dead = 0
         self.bytes = 0
         # Set once a topic with nothing left was dropped: from then on, a topic without an entry
         # may have had messages this history no longer knows of.
@@ -70,14 +74,19 @@ class History:
         topic = message.topic
         log = self._topics.get(topic)
         if log is None or log.epoch != message.position.epoch:
+            replaced = log is not None
             if log is not None:
                 self._forget_topic(topic)
             log = self._topics[topic] = _TopicLog(message.position.epoch)
-            if self._forgot_topics:
-                # It may be a topic dropped earlier: what came before this message is not known.
+            if replaced or self._forgot_topics:
+                # Another epoch came and went, or the topic was dropped earlier: what came before
+                # this message in this epoch is not known.
                 log.forgot_upto = message.position.offset - 1
         now = self._monotonic()
-        kept = _Kept(message, sys.getsizeof(message.body) + _OVERHEAD_BYTES, now)
+        size = sys.getsizeof(message.body) + _OVERHEAD_BYTES
+        if message.headers:
+            size += sum(len(name) + len(value) for name, value in message.headers.items())
+        kept = _Kept(message, size, now)
         log.kept.append(kept)
         self._by_id[message.id] = message
         self._arrivals.append((topic, kept))
@@ -117,18 +126,32 @@ class History:
     def _evict_expired_and_excess(self, now: float) -> None:
         arrivals, limits = self._arrivals, self.limits
         deadline = now - limits.ttl
-        while arrivals and (self.bytes > limits.total_bytes or arrivals[0][1].kept_at <= deadline):
+        while arrivals and (
+            self.bytes > limits.total_bytes or arrivals[0][1].kept_at <= deadline or arrivals[0][1].evicted
+        ):
             topic, kept = arrivals.popleft()
+            if kept.evicted:
+                self._dead -= 1
+                continue
+            # The oldest live message of all is the oldest of its topic too.
             log = self._topics.get(topic)
-            if log is not None and log.kept and log.kept[0] is kept:
-                self._evict_oldest(log)
-                if not log.kept:
-                    # Topics come and go; an empty entry is dropped so that they do not add up.
-                    del self._topics[topic]
-                    self._forgot_topics = True
+            if log is None or not log.kept or log.kept[0] is not kept:
+                continue  # cannot happen; but never evict another message in its place
+            self._evict_oldest(log)
+            self._dead -= 1  # its entry in the arrivals is already gone
+            if not log.kept:
+                # Topics come and go; an empty entry is dropped so that they do not add up.
+                del self._topics[topic]
+                self._forgot_topics = True
+        if self._dead > 1000 and self._dead * 2 > len(arrivals):
+            # Rebuilt now and then, so that evicted messages are not held on to until their ttl.
+            self._arrivals = deque(entry for entry in arrivals if not entry[1].evicted)
+            self._dead = 0
 
     def _evict_oldest(self, log: _TopicLog) -> None:
         kept = log.kept.popleft()
+        kept.evicted = True
+        self._dead += 1
         log.forgot_upto = kept.message.offset
         self.bytes -= kept.size
         if self._by_id.get(kept.message.id) is kept.message:

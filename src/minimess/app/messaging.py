@@ -39,7 +39,10 @@ class Session:
 
     def remove(self, topic: Topic) -> bool:
         """Drop `topic`; whether the session held it."""
-        return self._topics.pop(topic, False) is None
+        if topic not in self._topics:
+            return False
+        del self._topics[topic]
+        return True
 
     def clear(self) -> frozenset[Topic]:
         """Drop every topic; the ones the session held."""
@@ -52,9 +55,11 @@ class Session:
 class Subscribed:
     """The answer to a subscription: where the topic's log stands, and what was recovered.
 
-    `position` is the last offset the subscriber has from now on (None while the bus is not
-    known); `recovered` is None when no recovery was asked, else whether every message after
-    the asked position is in `replay` (rendered frames, in order, to send before any live one).
+    `position` is where the subscriber stands once it has `replay`: every later message of the
+    topic follows (None while the bus is not known). `recovered` is None when no recovery was
+    asked, else whether every message after the asked position is in `replay` (rendered frames,
+    in order, to send before any live one); when False, `replay` holds only what arrived while
+    trying, all after `position`.
     `overflowed`: more live messages arrived during the recovery than a connection's queue
     takes; the subscriber is a slow consumer and gets nothing (it recovers on its next connection).
     """
@@ -171,6 +176,8 @@ class MessagingService:
             return Subscribed(topic, self._position(topic), recovered=False)
         self._make_room(session)
         session.add(topic)
+        # Where the log stood when live messages began to be held: a failed recovery starts there.
+        start = self._position(topic)
         recovery = _Recovery(limit=self._max_replay)
         self._recovering.setdefault(topic, []).append(recovery)
         try:
@@ -180,26 +187,29 @@ class MessagingService:
             raise
         finally:
             self._stop_recovering(topic, recovery)
+        # No await from here on: the replay and the live messages that follow it stay in order.
         self._recoveries += 1
         if recovery.overflowed:
             self._recoveries_failed += 1
             return Subscribed(topic, self._position(topic), recovered=False, overflowed=True)
-        # No await from here on: the replay and the live messages that follow it stay in order.
+        # The replay goes out in one go, with its `subscribed` frame: it must fit in the outbox.
+        if replay is not None and len(replay) > min(self._max_replay, session.outbox.room() - 1):
+            replay = None
         self._hub.subscribe(session.outbox, topic)
-        recovered = replay is not None
-        if replay is None:
-            self._recoveries_failed += 1
-            # Nothing from before; what arrived during the attempt is after the sub, and is sent,
-            # but for what the subscriber says it has (it may have been ahead of this server).
-            replay = [
-                message
-                for message in recovery.live
-                if message.position is None
-                or message.position.epoch != since.epoch
-                or message.offset > since.offset
-            ]
-        render = self._renderer.message
-        return Subscribed(topic, self._position(topic), recovered, [render(message) for message in replay])
+        if replay is not None:
+            render = self._renderer.message
+            return Subscribed(topic, self._position(topic), True, [render(message) for message in replay])
+        self._recoveries_failed += 1
+        # Nothing from before. What arrived during the attempt came after `start` and is sent,
+        # but for what the subscriber says it has (it may have been ahead of this server).
+        live = [
+            message
+            for message in recovery.live
+            if message.position is None
+            or message.position.epoch != since.epoch
+            or message.offset > since.offset
+        ]
+        return Subscribed(topic, start, False, [self._renderer.message(message) for message in live])
 
     def unsubscribe(self, session: Session, topic: Topic) -> None:
         """Stop delivering `topic` to the session (idempotent)."""
@@ -257,7 +267,7 @@ class MessagingService:
         )
 
     def _is_repeat(self, message: Message) -> bool:
-        """Whether the history holds another copy of `message` on its topic, received before it."""
+        """Whether the history holds another copy of `message` on its topic (at another offset)."""
         original = self._history.find(message.id)
         return original is not None and original.topic == message.topic and original.offset != message.offset
 
@@ -290,7 +300,7 @@ class MessagingService:
                 kept = self._history.after(topic, since, log)
                 if kept is not None:
                     # Up to now: nothing was awaited since `log` was read.
-                    return kept if len(kept) <= self._max_replay else None
+                    return kept
                 replayed = await self._broker.replay(topic, since, log.last)
         except TimeoutError:
             return None
@@ -298,8 +308,7 @@ class MessagingService:
             return None
         # A repeat the live path skipped (its original was received before) is skipped here too.
         replayed = [message for message in replayed if not self._is_repeat(message)]
-        messages = [*replayed, *(message for message in recovery.live if message.offset > log.last)]
-        return messages if len(messages) <= self._max_replay else None
+        return [*replayed, *(message for message in recovery.live if message.offset > log.last)]
 
     def _stop_recovering(self, topic: Topic, recovery: _Recovery) -> None:
         recoveries = self._recovering[topic]

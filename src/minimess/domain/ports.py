@@ -90,3 +90,7 @@ class Outbox(Protocol):
         making the caller wait.
         """
         ...
+
+    def room(self) -> int:
+        """How many more frames `push` takes now before the connection counts as a slow consumer."""
+        ...

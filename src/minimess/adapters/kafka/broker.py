@@ -43,6 +43,10 @@ class ConsumerStalled(Exception):
     """The consumer lags behind the end of a partition and has not moved for a whole probe."""
 
 
+class TopicRecreated(Exception):
+    """The Kafka topic was deleted and created again: its offsets start anew, in a new epoch."""
+
+
 class ProducerStateLost(Exception):
     """Kafka no longer knows the idempotent producer's id or sequence: only a new producer works."""
 
@@ -275,11 +279,14 @@ class _Reader:
         await self.producer.start()
         self._consumer = clients.consumer(settings, client_id)
         await self._consumer.start()
-        await self._assign_all_partitions(self._consumer, self.producer)
         topic_id = await clients.topic_id(self.producer, settings.kafka_topic)
         if self.topic_id is not None and topic_id != self.topic_id:
-            # Deleted and recreated while this server ran: its offsets are of the old incarnation.
+            # Deleted and recreated while this server ran: the offsets it kept are of the old
+            # incarnation, so every partition starts afresh, found by time as at the start.
             log.warning("kafka_topic_recreated", topic=settings.kafka_topic, old=self.topic_id, new=topic_id)
+            self._positions.clear()
+            self._first.clear()
+        await self._assign_all_partitions(self._consumer, self.producer)
         self.topic_id = topic_id
         self.ready = True
         log.info("kafka_connected", bootstrap=settings.kafka_bootstrap, topic=settings.kafka_topic)
@@ -336,6 +343,10 @@ class _Reader:
             batches = await consumer.getmany(timeout_ms=1000)
             for partition, records in batches.items():
                 for record in records:
+                    if record.offset != self._positions[partition]:
+                        # Records were passed over (deleted by retention, or transaction markers):
+                        # this server has every record of the partition only from here on.
+                        self._first[partition] = record.offset
                     self._positions[partition] = record.offset + 1
                     self._deliver_record(record, partition)
             if batches:
@@ -345,7 +356,8 @@ class _Reader:
         """Every probe interval: is Kafka reachable (readiness), and does the consumer move?
 
         Raises ConsumerStalled when a partition lagged at the last probe and its position has
-        not moved since.
+        not moved since, and TopicRecreated when the topic's id changed (the clients are then
+        made anew, and every partition read from its new start).
         """
         assert self.producer is not None
         assert self._consumer is not None
@@ -356,13 +368,16 @@ class _Reader:
             try:
                 async with asyncio.timeout(self._setup.probe_interval * 2):
                     await producer.client.fetch_all_metadata()
+                    topic_id = await self._setup.clients.topic_id(producer, self._settings.kafka_topic)
+                    if topic_id != self.topic_id:
+                        raise TopicRecreated(f"the Kafka topic has a new id, {topic_id}")
                     ends = await consumer.end_offsets(list(self._positions))
                     # The consumer may have moved past records it never returned (deleted by
                     # retention); its own position is then the one to compare with the end.
                     for partition in ends:
                         position = await consumer.position(partition)
                         if position > self._positions[partition]:
-                            # Jumped over records retention deleted: complete only from here.
+                            # Moved past records it never returned: complete only from here.
                             self._positions[partition] = self._first[partition] = position
                             self._announce_moved()
             except (KafkaError, TimeoutError) as error:
@@ -403,6 +418,17 @@ class _Reader:
                 "kafka_record_skipped", partition=record.partition, offset=record.offset, reason=str(error)
             )
             return None
+        key = message.topic.name.encode()
+        if record.key != key or partition_of(message.topic, self.partition_count) != partition.partition:
+            # Not where its topic's records go: its offset would be in another topic's epoch.
+            self._broker.invalid_records += 1
+            log.warning(
+                "kafka_record_skipped",
+                partition=record.partition,
+                offset=record.offset,
+                reason=f"topic {message.topic} keyed {record.key!r} in partition {record.partition}",
+            )
+            return None
         position = Position(epoch_of(self.topic_id, partition.partition), record.offset)
         return attrs.evolve(message, position=position)
 
@@ -423,7 +449,11 @@ class _Reader:
         if self.topic_id is None or not self.partition_count or self._consumer is None:
             return False
         partition = self._partition(topic)
-        ends = await self._consumer.end_offsets([partition])
+        try:
+            ends = await self._consumer.end_offsets([partition])
+        except KafkaError as error:
+            log.info("kafka_catch_up_failed", error=repr(error))
+            return False
         if offset >= ends.get(partition, 0):
             return False  # no such record (yet): the position came from elsewhere
         while self._positions[partition] <= offset:
@@ -448,12 +478,14 @@ class _Reader:
                     if record.offset > upto:
                         return messages
                     if record.offset != expected:
-                        return None  # offsets are dense: records were deleted (retention)
+                        # A record this server cannot read back (deleted by retention, say): the
+                        # replay could not be shown to be whole, so there is none.
+                        return None
                     expected += 1
                     if record.key != key:
                         continue
                     message = self._read_record(record, partition)
-                    if message is not None and message.id not in seen:
+                    if message is not None and message.topic == topic and message.id not in seen:
                         seen.add(message.id)
                         messages.append(message)
             return messages

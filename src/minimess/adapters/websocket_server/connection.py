@@ -24,6 +24,7 @@ from minimess.adapters.wire.paths import SubscribeRequest
 from minimess.app.messaging import MessagingService, Session, Subscribed
 from minimess.app.task_groups import until_first_ends
 from minimess.domain.errors import BrokerUnavailable, IdReused, PublishTimeout, TooManyTopics
+from minimess.domain.model import Position, Topic
 
 log = structlog.get_logger(__name__)
 
@@ -137,7 +138,7 @@ class AcceptedConnection:
         try:
             # The URL's topics with a position recover first, each answered by `subscribed`.
             for topic, since in self._request.since.items():
-                self._push_subscribed(await self._service.subscribe_since(session, topic, since))
+                self._push_subscribed(await self._recover(session, topic, since))
             async for data in self._connection:
                 # Before the rate limit and parsing: `received` is when the frame left the socket.
                 received = tracing.now_us() if trace else None
@@ -159,7 +160,7 @@ class AcceptedConnection:
                 if frame.since is None:
                     subscribed = self._service.subscribe(session, frame.topic)
                 else:
-                    subscribed = await self._service.subscribe_since(session, frame.topic, frame.since)
+                    subscribed = await self._recover(session, frame.topic, frame.since)
             except TooManyTopics as error:
                 raise FrameError("too_many_topics", str(error), frame.ref) from None
             self._push_subscribed(subscribed)
@@ -181,6 +182,15 @@ class AcceptedConnection:
                 self._outbound.push(server_frames.ack_frame(frame.ref, message))
             else:
                 self._outbound.push(tracing.traced_ack_frame(frame.ref, message, received))
+
+    async def _recover(self, session: Session, topic: Topic, since: Position) -> Subscribed:
+        """Subscribe with recovery once what was queued before has reached the socket.
+
+        A replay goes out in one go, and is refused when the queue has no room for it: waiting
+        first gives each recovery the whole queue rather than what the one before left.
+        """
+        await self._outbound.emptied()
+        return await self._service.subscribe_since(session, topic, since)
 
     def _push_subscribed(self, subscribed: Subscribed) -> None:
         """`subscribed`, then what was recovered; nothing can come between them."""

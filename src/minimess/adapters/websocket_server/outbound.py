@@ -226,6 +226,22 @@ class Outbound:
             else:
                 return
 
+    async def emptied(self) -> None:
+        """Return once every frame held has been handed to the socket (or the outbound stopped).
+
+        Unlike `drain`, the socket's own buffer is left to fill and empty as it does.
+        """
+        while not self._stopped and self._connection.protocol.state is State.OPEN:
+            self.flush()
+            if not (self._writer_busy or not self._queue.empty()):
+                return
+            self._progress.clear()
+            await self._progress.wait()
+
+    def room(self) -> int:
+        """Frames `push` takes now before this connection is a slow consumer (one may go direct)."""
+        return 0 if self._stopped else max(0, self._queue_size - self.queued - 1)
+
     @property
     def queued(self) -> int:
         """Frames held and not handed to the socket yet, the one the writer waits to write included."""
