@@ -340,3 +340,29 @@ async def test_drain_returns_at_once_once_the_writer_has_ended() -> None:
     async with asyncio.timeout(scaled(5)):
         await outbound.drain()
     assert connection.transport.writes == []
+
+
+async def test_emptied_returns_once_the_writer_handed_everything_to_the_socket_and_room_follows() -> None:
+    """Room counts what is held; `emptied` waits for the writer, not for the socket's own buffer."""
+    connection = FakeConnection()
+    outbound = outbound_for(connection)
+    assert outbound.room() == QUEUE_SIZE - 1
+    async with asyncio.timeout(scaled(5)):
+        await outbound.emptied()  # nothing held: at once
+    pause(connection)
+    for frame in frames(3):
+        outbound.push(frame)
+        await next_turn()
+    assert outbound.room() == QUEUE_SIZE - 1 - 3
+    writer = asyncio.create_task(outbound.run_writer())
+    try:
+        emptying = asyncio.create_task(outbound.emptied())
+        await next_turn()
+        assert not emptying.done()
+        resume(connection)
+        async with asyncio.timeout(scaled(5)):
+            await emptying
+        assert outbound.room() == QUEUE_SIZE - 1
+        assert b"".join(connection.transport.writes) == b"".join(frames(3))
+    finally:
+        writer.cancel()
