@@ -112,7 +112,7 @@ async def test_pub_is_acked_with_its_ref_and_the_id_of_the_message_subscribers_g
     async with await open_client(server, "bob", topic) as bob, await open_client(server, "alice") as alice:
         await send_frame(alice, type="pub", topic=topic, body=body, ref="c-1", sent=1_700_000_000_000_000)
         ack = await next_frame(alice)
-        assert ack == {"type": "ack", "ref": "c-1", "id": ack["id"]}
+        assert ack == {"type": "ack", "ref": "c-1", "id": ack["id"], "offset": 0, "epoch": ack["epoch"]}
         assert MESSAGE_ID.fullmatch(ack["id"]), ack
         message = await next_frame(bob)
         assert message == {
@@ -122,6 +122,9 @@ async def test_pub_is_acked_with_its_ref_and_the_id_of_the_message_subscribers_g
             "from": "alice",
             "body": body,
             "ts": message["ts"],
+            # The first message of a fresh topic: offset 0 of this server's epoch.
+            "offset": 0,
+            "epoch": ack["epoch"],
         }
         parse_ts(message["ts"])
 
