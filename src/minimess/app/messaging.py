@@ -159,7 +159,7 @@ class MessagingService:
     def subscribe(self, session: Session, topic: Topic) -> Subscribed:
         """Deliver every message published on `topic` from now on to the session (idempotent)."""
         if not session.holds(topic):
-            self._make_room(session)
+            self._check_topic_limit(session)
             session.add(topic)
             self._hub.subscribe(session.outbox, topic)
         return Subscribed(topic, self._position(topic))
@@ -174,7 +174,7 @@ class MessagingService:
         """
         if session.holds(topic):
             return Subscribed(topic, self._position(topic), recovered=False)
-        self._make_room(session)
+        self._check_topic_limit(session)
         session.add(topic)
         # Where the log stood when live messages began to be held: a failed recovery starts there.
         start = self._position(topic)
@@ -316,7 +316,7 @@ class MessagingService:
         if not recoveries:
             del self._recovering[topic]
 
-    def _make_room(self, session: Session) -> None:
+    def _check_topic_limit(self, session: Session) -> None:
         if len(session.topics) >= self._max_topics:
             raise TooManyTopics(f"a connection may hold at most {self._max_topics} topics")
 
