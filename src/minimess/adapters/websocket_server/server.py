@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import os
 import resource
 import signal
@@ -13,10 +13,14 @@ from pathlib import Path
 import attrs
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from minimess.adapters.websocket_server import connection_caps
+from minimess.adapters.websocket_server.accept_errors import AcceptErrorLog
 from minimess.adapters.websocket_server.connection import AcceptedConnection, connection_id
+from minimess.adapters.websocket_server.connection_caps import ConnectionSlots
+from minimess.adapters.websocket_server.http_endpoints import HttpEndpoints, websocket_method_refusal
+from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.stats import ServerStats
@@ -49,14 +53,34 @@ class WebSocketServer:
         self.listening = asyncio.Event()
         self.port = settings.port
         self._node_id = settings.node_id or ""
+        # The plain HTTP endpoints of the public port; /stats moves to the admin port when there is one.
+        self._endpoints = HttpEndpoints(
+            service, self._stats_document, settings.admin_port is None, settings.admin_token
+        )
+        # The admin listener's (with --admin-port): the same endpoints, /stats included.
+        self._admin_endpoints = HttpEndpoints(service, self._stats_document, admin_token=settings.admin_token)
+        self._origins = OriginPolicy(settings.allowed_origins)
+        # Set in `run`, once the file limit is known.
+        self._slots: ConnectionSlots | None = None
+        # Set once the admin listener listens (with --admin-port), like `port`.
+        self.admin_port: int | None = None
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Serve until `stop` is set, or until SIGINT/SIGTERM when no event is given."""
         if stop is None:
             stop = _stop_on_signals()
-        settings = self._settings
         _raise_file_limit()
-        async with self._service.running():
+        slots = self._slots = self._connection_slots()
+        with AcceptErrorLog().installed(asyncio.get_running_loop()):
+            await self._serve(stop, slots)
+
+    async def _serve(self, stop: asyncio.Event, slots: ConnectionSlots) -> None:
+        settings = self._settings
+        async with self._service.running(), contextlib.AsyncExitStack() as listeners:
+            if settings.admin_port is not None:
+                admin = await listeners.enter_async_context(self._serve_admin(settings.admin_port))
+                self.admin_port = _bound_port(admin)
+                log.info("admin_listening", host=settings.host, port=self.admin_port)
             server = await serve(
                 self._handle,
                 settings.host,
@@ -71,11 +95,25 @@ class WebSocketServer:
                 # Keepalive is ours (AcceptedConnection's pinger), not the library's.
                 ping_interval=None,
                 close_timeout=settings.close_timeout,
+                # A connection that has not finished its handshake by then is dropped: it holds a
+                # descriptor, and before its request is read no cap can count it.
+                open_timeout=settings.open_timeout,
                 server_header=None,
             )
             port = self.port = _bound_port(server)
             self._node_id = attrs.evolve(settings, port=port).node_name
-            log.info("server_listening", host=settings.host, port=port, node=self._node_id)
+            log.info(
+                "server_listening",
+                host=settings.host,
+                port=port,
+                node=self._node_id,
+                max_connections=slots.caps.max_connections,
+                max_connections_per_ip=slots.caps.max_connections_per_ip or None,
+                open_timeout=settings.open_timeout,
+                allowed_origins=list(settings.allowed_origins),
+                admin_port=self.admin_port,
+                admin_token=settings.admin_token is not None,
+            )
             self.listening.set()
             try:
                 await stop.wait()
@@ -135,22 +173,71 @@ class WebSocketServer:
                 self._clients.discard(client)
 
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Answer plain HTTP endpoints and bad paths; return None to go on with the upgrade."""
+        """Answer plain HTTP, or refuse the request; None lets the WebSocket upgrade go on.
+
+        The connection caps come last, so that a request refused for another reason never takes a slot.
+        """
+        if (response := self._endpoints.answer(connection, request)) is not None:
+            return response
+        if (response := websocket_method_refusal(connection, request)) is not None:
+            return response
+        if (response := self._refuse_path(connection, request)) is not None:
+            return response
+        if (response := self._refuse_origin(connection, request)) is not None:
+            return response
+        assert self._slots is not None  # set before the server listens
+        return self._slots.admit(connection, request)
+
+    def _refuse_path(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
-        if path == "/healthz":
-            return connection.respond(200, "ok\n")
-        if path == "/readyz":
-            if self._service.is_ready():
-                return connection.respond(200, "ready\n")
-            return connection.respond(503, "broker unavailable\n")
-        if path == "/stats":
-            return _json_response(self._stats_document())
         try:
             parse_subscribe_path(path, self._service.max_topics)
         except PathError as error:
             log.info("request_rejected", path=path[:200], status=error.status, reason=error.reason)
             return connection.respond(error.status, error.reason + "\n")
         return None
+
+    def _refuse_origin(self, connection: ServerConnection, request: Request) -> Response | None:
+        reason = self._origins.refusal(request)
+        if reason is None:
+            return None
+        origin = ", ".join(request.headers.get_all("Origin"))
+        log.info("request_rejected", origin=origin[:200], status=403, reason=reason)
+        return connection.respond(403, reason + "\n")
+
+    def _route_admin(self, connection: ServerConnection, request: Request) -> Response:
+        """The admin listener answers its endpoints and nothing else: it never upgrades."""
+        response = self._admin_endpoints.answer(connection, request)
+        if response is None:
+            return connection.respond(404, "no such endpoint: /stats, /healthz and /readyz are\n")
+        return response
+
+    def _serve_admin(self, port: int) -> Server:
+        """A second listener, for plain HTTP only: the same parser, a router that answers everything."""
+        return serve(
+            _never_upgraded,
+            self._settings.host,
+            port,
+            process_request=self._route_admin,
+            open_timeout=self._settings.open_timeout,
+            server_header=None,
+        )
+
+    def _connection_slots(self) -> ConnectionSlots:
+        """The caps, --max-connections fitted under the file limit with descriptors to spare."""
+        settings = self._settings
+        caps = connection_caps.fit_caps(
+            settings.max_connections, settings.max_connections_per_ip, connection_caps.current_file_limit()
+        )
+        if caps.lowered:
+            log.warning(
+                "max_connections_lowered",
+                requested=caps.requested,
+                max_connections=caps.max_connections,
+                file_limit=caps.file_limit,
+                reserve=connection_caps.FILE_RESERVE,
+            )
+        return ConnectionSlots(caps, settings.trusted_proxies)
 
     def _stats_document(self) -> dict[str, object]:
         counters = self._service.counters()
@@ -165,10 +252,8 @@ class WebSocketServer:
         }
 
 
-def _json_response(document: dict[str, object]) -> Response:
-    body = json.dumps(document).encode()
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return Response(200, "OK", headers, body)
+async def _never_upgraded(_connection: ServerConnection) -> None:
+    """The admin listener's connection handler: never called, since every request gets an answer."""
 
 
 def _raise_file_limit() -> None:

@@ -8,6 +8,20 @@ import attrs
 from attrs import validators as v
 
 from minimess.adapters.websocket_server.client_address import Network, parse_networks
+from minimess.adapters.websocket_server.origins import parse_allowed_origins
+
+
+def _optional_port(value: int | str | None) -> int | None:
+    """`--admin-port`: a port (0: any free one), or None for no admin listener."""
+    if value is None:
+        return None
+    try:
+        port = int(value)
+    except ValueError:
+        raise ValueError(f"invalid --admin-port {value!r}: expected a port number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"invalid --admin-port {port}: expected 0 to 65535")
+    return port
 
 
 @attrs.frozen(kw_only=True)
@@ -58,6 +72,42 @@ class WebSocketSettings:
         metadata={
             "flag": "trusted_proxy",
             "help": "A proxy address or network whose X-Forwarded-For names the client (repeatable).",
+        },
+    )
+    allowed_origins: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=parse_allowed_origins,
+        metadata={
+            "flag": "allowed_origin",
+            "help": "A web origin (https://chat.example.com) whose pages may connect, or * for any"
+            " (repeatable); the server's own origin always may.",
+        },
+    )
+    max_connections: int = attrs.field(
+        default=0,
+        validator=v.ge(0),
+        metadata={"help": "Connections open at most; 0: the file limit less a reserve of 64."},
+    )
+    max_connections_per_ip: int = attrs.field(
+        default=0,
+        validator=v.ge(0),
+        metadata={"help": "Connections open at most per client address (after --trusted-proxy); 0: no cap."},
+    )
+    open_timeout: float = attrs.field(
+        default=10.0,
+        validator=v.gt(0),
+        metadata={"help": "Seconds a client has from connecting to the end of its handshake."},
+    )
+    admin_port: int | None = attrs.field(
+        default=None,
+        converter=_optional_port,
+        metadata={"help": "Serve /stats, /healthz and /readyz on this port too, and /stats only there."},
+    )
+    admin_token: str | None = attrs.field(
+        default=None,
+        repr=False,
+        metadata={
+            "help": "/stats requires Authorization: Bearer with this token (better set in the environment)."
         },
     )
 

@@ -1,0 +1,118 @@
+"""How many connections may be open, in all and per client address, within the process's file limit."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from collections import Counter
+from typing import Final
+
+import attrs
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from minimess.adapters.websocket_server.client_address import Network, real_client_address
+from minimess.adapters.websocket_server.log_throttle import ThrottledEvent
+
+log = structlog.get_logger(__name__)
+
+# Descriptors kept back from connections: the process's own (the listening sockets, the event
+# loop, logs, Kafka's connections: about 20) and room to accept and answer /healthz, /readyz and
+# the refusals below while every slot is taken.
+FILE_RESERVE: Final = 64
+# Where the file limit is unlimited, as many descriptors as Linux gives a process by default.
+_UNLIMITED_FILES: Final = 1 << 20
+
+
+@attrs.frozen
+class ConnectionCaps:
+    """The caps a server enforces, after fitting `--max-connections` under the file limit."""
+
+    max_connections: int
+    # 0: no cap per address.
+    max_connections_per_ip: int
+    # What --max-connections asked for (0: derive it), and the soft limit on open files.
+    requested: int
+    file_limit: int
+
+    @property
+    def lowered(self) -> bool:
+        """Whether --max-connections asked for more than the file limit leaves room for."""
+        return self.requested > self.max_connections
+
+
+def fit_caps(requested: int, per_ip: int, file_limit: int, reserve: int = FILE_RESERVE) -> ConnectionCaps:
+    """The global cap: `requested` (0: as many as fit) with `reserve` descriptors left, and at least 1."""
+    if file_limit == resource.RLIM_INFINITY or file_limit < 0:
+        file_limit = _UNLIMITED_FILES
+    room = max(file_limit - reserve, 1)
+    total = room if requested == 0 else min(requested, room)
+    return ConnectionCaps(total, per_ip, requested, file_limit)
+
+
+def current_file_limit() -> int:
+    """The soft limit on this process's open files."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class ConnectionSlots:
+    """Counts connections from their admission until their TCP connection is closed, and refuses more.
+
+    Released on the connection's `connection_lost_waiter`, which websockets resolves however the
+    connection ends: a closing handshake, a handshake that fails or times out after admission, a
+    client gone. So the count follows open descriptors, not sessions.
+    """
+
+    def __init__(self, caps: ConnectionCaps, trusted_proxies: tuple[Network, ...] = ()) -> None:
+        self.caps = caps
+        self._trusted = trusted_proxies
+        # Admitted connections whose TCP connection is not closed yet, in all and per client address.
+        self.open = 0
+        self._per_address: Counter[str] = Counter()
+        # Refusals come in floods when they come: a line a second per status, with the count.
+        self._refused = {
+            503: ThrottledEvent("connections_refused", level="info"),
+            429: ThrottledEvent("connections_refused", level="info"),
+        }
+
+    def open_from(self, address: str) -> int:
+        return self._per_address[address]
+
+    def admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Take a slot for this connection until it closes (None), or a 503 or 429 refusal."""
+        address = real_client_address(
+            _peer(connection), ", ".join(request.headers.get_all("X-Forwarded-For")) or None, self._trusted
+        )
+        refusal = self._refusal(address)
+        if refusal is not None:
+            status, reason = refusal
+            self._refused[status].record(status=status, reason=reason, client=address)
+            return connection.respond(status, reason + "\n")
+        self._take(address, connection.connection_lost_waiter)
+        return None
+
+    def _refusal(self, address: str) -> tuple[int, str] | None:
+        if self.open >= self.caps.max_connections:
+            return 503, f"server full: {self.caps.max_connections} connections open (--max-connections)"
+        per_ip = self.caps.max_connections_per_ip
+        if per_ip and self._per_address[address] >= per_ip:
+            return 429, f"too many connections from your address: {per_ip} open (--max-connections-per-ip)"
+        return None
+
+    def _take(self, address: str, closed: asyncio.Future[None]) -> None:
+        self.open += 1
+        self._per_address[address] += 1
+        closed.add_done_callback(lambda _: self._release(address))
+
+    def _release(self, address: str) -> None:
+        self.open -= 1
+        self._per_address[address] -= 1
+        if not self._per_address[address]:
+            del self._per_address[address]
+        log.debug("connection_slot_released", client=address, open=self.open)
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return str(address[0]) if address else "unknown"

@@ -1,0 +1,105 @@
+"""The plain HTTP endpoints (/healthz, /readyz, /stats), the methods each path takes, and /stats' token."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers, MultipleValuesError
+from websockets.http11 import Request, Response
+
+from minimess.app.messaging import MessagingService
+
+ENDPOINT_METHODS: Final = "GET, HEAD"
+HEALTHZ: Final = "/healthz"
+READYZ: Final = "/readyz"
+STATS: Final = "/stats"
+
+
+class HttpEndpoints:
+    """Answers the plain HTTP endpoints of one listener: GET and HEAD only, HEAD without a body.
+
+    /stats tells the host name and the process's figures: it can move to an admin listener
+    (`serve_stats` off on the public one) and require `Authorization: Bearer <admin token>`.
+    """
+
+    def __init__(
+        self,
+        service: MessagingService,
+        stats_document: Callable[[], Mapping[str, object]],
+        serve_stats: bool = True,
+        admin_token: str | None = None,
+    ) -> None:
+        self._service = service
+        self._stats_document = stats_document
+        self._admin_token = admin_token
+        self._routes: dict[str, Callable[[ServerConnection, Request], Response]] = {
+            HEALTHZ: self._healthz,
+            READYZ: self._readyz,
+        }
+        if serve_stats:
+            self._routes[STATS] = self._stats
+
+    def answer(self, connection: ServerConnection, request: Request) -> Response | None:
+        """The answer to a request for one of these endpoints; None for any other path."""
+        route = self._routes.get(request.path.partition("?")[0])
+        if route is None:
+            return None
+        if request.method not in ("GET", "HEAD"):
+            return method_not_allowed(connection, ENDPOINT_METHODS)
+        response = route(connection, request)
+        if request.method == "HEAD":
+            # The GET's status and headers, Content-Length included, and no body (RFC 9110 §9.3.2).
+            return dataclasses.replace(response, body=b"")
+        return response
+
+    def _healthz(self, connection: ServerConnection, _request: Request) -> Response:
+        return connection.respond(200, "ok\n")
+
+    def _readyz(self, connection: ServerConnection, _request: Request) -> Response:
+        if self._service.is_ready():
+            return connection.respond(200, "ready\n")
+        return connection.respond(503, "broker unavailable\n")
+
+    def _stats(self, connection: ServerConnection, request: Request) -> Response:
+        if not self._authorized(request):
+            response = connection.respond(401, "/stats needs Authorization: Bearer <admin token>\n")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="minimess admin"'
+            return response
+        return _json_response(self._stats_document())
+
+    def _authorized(self, request: Request) -> bool:
+        if self._admin_token is None:
+            return True
+        try:
+            header = request.headers.get("Authorization") or ""
+        except MultipleValuesError:
+            return False
+        scheme, _, credentials = header.strip().partition(" ")
+        # In constant time, so that the answer's timing does not tell how much of a guess was right.
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            credentials.strip().encode(), self._admin_token.encode()
+        )
+
+
+def websocket_method_refusal(connection: ServerConnection, request: Request) -> Response | None:
+    """405 for a WebSocket path asked with another method than GET (RFC 6455 §4.1), before any slot."""
+    if request.method == "GET":
+        return None
+    return method_not_allowed(connection, "GET")
+
+
+def method_not_allowed(connection: ServerConnection, allow: str) -> Response:
+    response = connection.respond(405, f"method not allowed: use {allow.replace(', ', ' or ')}\n")
+    response.headers["Allow"] = allow
+    return response
+
+
+def _json_response(document: Mapping[str, object]) -> Response:
+    body = json.dumps(document).encode()
+    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return Response(200, "OK", headers, body)
