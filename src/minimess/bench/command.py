@@ -45,6 +45,14 @@ def bench(
         list[str] | None,
         typer.Option(help="With --target: a /stats URL of each server behind it (default: the target's)."),
     ] = None,
+    stats_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MINIMESS_ADMIN_TOKEN",
+            help="With --target: the servers' --admin-token, sent to /stats as a Bearer token.",
+            show_default=False,
+        ),
+    ] = None,
     kafka_bootstrap: Annotated[str, typer.Option(help="Kafka for --broker kafka.")] = "localhost:9092",
     kafka_topic: Annotated[str, typer.Option(help="Kafka topic for --broker kafka.")] = "minimess.bench",
     baseline: Annotated[
@@ -81,6 +89,7 @@ def bench(
             broker=broker,
             target=target,
             stats_urls=tuple(stats or ()),
+            stats_token=stats_token,
             kafka_bootstrap=kafka_bootstrap,
             kafka_topic=kafka_topic,
             baseline=baseline,

@@ -100,7 +100,7 @@ def _servers(key: str, settings: BenchSettings, log_dir: Path) -> Iterator[Serve
         with started_baseline(settings.baseline, log_dir) as servers:
             yield servers
     elif settings.target is not None:
-        with targeted(settings.target, settings.stats_urls) as servers:
+        with targeted(settings.target, settings.stats_urls, settings.stats_token) as servers:
             yield servers
     else:
         with started_minimess(

@@ -97,7 +97,7 @@ def started_minimess(
 
 
 @contextlib.contextmanager
-def targeted(url: str, stats_urls: Sequence[str]) -> Iterator[Servers]:
+def targeted(url: str, stats_urls: Sequence[str], stats_token: str | None = None) -> Iterator[Servers]:
     """A server (or a proxy in front of several) that runs already; figures come from /stats."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.netloc:
@@ -106,7 +106,7 @@ def targeted(url: str, stats_urls: Sequence[str]) -> Iterator[Servers]:
         scheme = "https" if parts.scheme == "wss" else "http"
         stats_urls = [f"{scheme}://{parts.netloc}/stats"]
     base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-    sample = _stats_sample(stats_urls)
+    sample = _stats_sample(stats_urls, stats_token)
     sample()  # fail now, not after connecting thousands of clients
     yield Servers(f"minimess at {base}", (base,), sample)
 
@@ -171,12 +171,16 @@ def _proc_sample(processes: list[subprocess.Popen[bytes]]) -> Sample:
     return Sample(cpu, rss)
 
 
-def _stats_sample(stats_urls: Sequence[str]) -> Callable[[], Sample]:
+def _stats_sample(stats_urls: Sequence[str], token: str | None) -> Callable[[], Sample]:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+
     def sample() -> Sample:
         cpu, rss = 0.0, 0
         for url in stats_urls:
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, headers=headers), timeout=5
+                ) as response:
                     process = json.load(response).get("process") or {}
             except (OSError, ValueError, urllib.error.URLError) as error:
                 raise BenchError(f"cannot read {url}: {error}") from None
