@@ -1,5 +1,5 @@
 """Stateful fakes for unit tests: an Outbox that records its frames, a Clock that steps predictably,
-and the parts of a websockets ServerConnection that the outbound path uses."""
+and the parts of a websockets ServerConnection that the outbound path and the routing use."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from websockets.http11 import Response
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from minimess.adapters.wire.server_frames import message_from_document
 from minimess.domain.model import Message
@@ -93,3 +95,18 @@ class FakeConnection:
 
     async def drain(self) -> None:
         await self.drained.wait()
+
+
+class HandshakeConnection:
+    """The parts of a websockets ServerConnection that the routing of a handshake request uses."""
+
+    def __init__(self, peer: str = "127.0.0.1") -> None:
+        self.remote_address = (peer, 40000)
+        # Resolved by the test when "the TCP connection" closes.
+        self.connection_lost_waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def respond(self, status: int, text: str) -> Response:
+        return ServerProtocol().reject(status, text)
+
+    def lose(self) -> None:
+        self.connection_lost_waiter.set_result(None)

@@ -12,8 +12,6 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers, MultipleValuesError
 from websockets.http11 import Request, Response
 
-from minimess.app.messaging import MessagingService
-
 ENDPOINT_METHODS: Final = "GET, HEAD"
 HEALTHZ: Final = "/healthz"
 READYZ: Final = "/readyz"
@@ -29,12 +27,13 @@ class HttpEndpoints:
 
     def __init__(
         self,
-        service: MessagingService,
+        is_ready: Callable[[], bool],
         stats_document: Callable[[], Mapping[str, object]],
         serve_stats: bool = True,
         admin_token: str | None = None,
     ) -> None:
-        self._service = service
+        # Whether the bus works (MessagingService.is_ready), for /readyz.
+        self._is_ready = is_ready
         self._stats_document = stats_document
         self._admin_token = admin_token
         self._routes: dict[str, Callable[[ServerConnection, Request], Response]] = {
@@ -61,7 +60,7 @@ class HttpEndpoints:
         return connection.respond(200, "ok\n")
 
     def _readyz(self, connection: ServerConnection, _request: Request) -> Response:
-        if self._service.is_ready():
+        if self._is_ready():
             return connection.respond(200, "ready\n")
         return connection.respond(503, "broker unavailable\n")
 

@@ -55,10 +55,12 @@ class WebSocketServer:
         self._node_id = settings.node_id or ""
         # The plain HTTP endpoints of the public port; /stats moves to the admin port when there is one.
         self._endpoints = HttpEndpoints(
-            service, self._stats_document, settings.admin_port is None, settings.admin_token
+            service.is_ready, self._stats_document, settings.admin_port is None, settings.admin_token
         )
         # The admin listener's (with --admin-port): the same endpoints, /stats included.
-        self._admin_endpoints = HttpEndpoints(service, self._stats_document, admin_token=settings.admin_token)
+        self._admin_endpoints = HttpEndpoints(
+            service.is_ready, self._stats_document, admin_token=settings.admin_token
+        )
         self._origins = OriginPolicy(settings.allowed_origins)
         # Set in `run`, once the file limit is known.
         self._slots: ConnectionSlots | None = None
