@@ -20,8 +20,8 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
     """Start a server with extra `serve` options; every server started is stopped after the test."""
     started: list[ServerProcess] = []
 
-    def start(*args: str) -> ServerProcess:
-        server = ServerProcess(*args).start()
+    def start(*args: str, file_limit: int | None = None) -> ServerProcess:
+        server = ServerProcess(*args, file_limit=file_limit).start()
         started.append(server)
         return server
 

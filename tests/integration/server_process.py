@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -105,10 +106,15 @@ def wait_logged(
 
 
 class ServerProcess:
-    """Runs `python -m minimess serve --port 0 --log-format json ...` and follows its log."""
+    """Runs `python -m minimess serve --port 0 --log-format json ...` and follows its log.
 
-    def __init__(self, *args: str) -> None:
+    With `file_limit`, the process may open that many files at most (soft and hard limit), so
+    that it cannot raise it: `prlimit` from util-linux starts it.
+    """
+
+    def __init__(self, *args: str, file_limit: int | None = None) -> None:
         self.args = ["--port", "0", "--log-format", "json", *args]
+        self.file_limit = file_limit
         self.port = 0
         self.process: subprocess.Popen[str] | None = None
         self.log = FollowedStream(None, _event, _logs_changed)
@@ -118,8 +124,9 @@ class ServerProcess:
         args = list(self.args)
         if port is not None:
             args[1] = str(port)
+        limit = [] if self.file_limit is None else [_prlimit(), f"--nofile={self.file_limit}", "--"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "minimess", "serve", *args],
+            [*limit, sys.executable, "-m", "minimess", "serve", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -173,6 +180,13 @@ class ServerProcess:
             return
         processes.terminate([self.process.pid], scaled(15))
         self.process.wait()
+
+
+def _prlimit() -> str:
+    path = shutil.which("prlimit")
+    if path is None:
+        raise RuntimeError("prlimit (util-linux) is needed to start a server with a lower file limit")
+    return path
 
 
 def wait_status(server: ServerProcess, path: str, status: int, within: float) -> None:

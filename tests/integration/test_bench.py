@@ -7,6 +7,7 @@ anything was (that is what the benchmark itself reports, in docs/performance.md)
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -161,6 +162,30 @@ def test_through_a_proxy_in_front_of_two_servers(
     assert_sane_delivery_figures(median, SHORT_DELIVERIES)
     assert median["cpu_us_per_delivery"] > 0  # read from the servers' /stats, at nanosecond resolution
     assert document["ratio"]["deliveries"] == 1.0
+
+
+def test_stats_from_an_admin_port_with_a_token(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    """--stats-token reads /stats from a server that keeps it on its admin port behind --admin-token."""
+    token = "bench-admin-token"
+    server = start_server("--rate-limit", "0", "--admin-port", "0", "--admin-token", token)
+    (admin,) = server.logged_so_far("admin_listening")
+    stats_url = f"http://127.0.0.1:{admin['port']}/stats"
+    target = ("--target", server.url(""), "--stats", stats_url, "--baseline", "none")
+    refused = subprocess.run(
+        [sys.executable, "-m", "minimess", "bench", *SHORT, *target],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+        env={key: value for key, value in os.environ.items() if key != "MINIMESS_ADMIN_TOKEN"},
+    )
+    assert refused.returncode == 1
+    assert f"cannot read {stats_url}: HTTP Error 401" in refused.stderr
+    document, _ = bench(tmp_path, *SHORT, *target, "--stats-token", token)
+    median = document["servers"]["minimess"]["median"]
+    assert_sane_delivery_figures(median, SHORT_DELIVERIES)
+    assert median["cpu_us_per_delivery"] > 0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,292 @@
+"""Who may open a connection, as a client sees it: methods, Origin, connection caps, the open timeout,
+failed accepts at the file limit, and the admin endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.integration.proxy_process import ProxyProcess
+from tests.integration.server_process import ServerProcess
+from tests.integration.wire import http_get, logged, open_client, subscribe_path, unique
+from tests.timeouts import scaled
+
+pytestmark = pytest.mark.integration
+
+StartServer = Callable[..., ServerProcess]
+ADMIN_TOKEN = "admin-token-for-tests"
+# A file limit that leaves a server room for 64 connections once its reserve of 64 is kept.
+FILE_LIMIT = 128
+CAP_UNDER_FILE_LIMIT = 64
+
+
+async def raw_http(port: int, request: str) -> tuple[int, dict[str, str], bytes]:
+    """Send one HTTP request as written and read the answer until the server closes: status, headers, body."""
+    async with asyncio.timeout(scaled(10)):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(request.encode())
+            answer = await reader.read()
+        finally:
+            writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, body
+
+
+def request(method: str, path: str, *headers: str) -> str:
+    return "".join(f"{line}\r\n" for line in (f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *headers, ""))
+
+
+async def refused_status(url: str, **options: Any) -> int:
+    """The HTTP status a WebSocket handshake to `url` is refused with (it must be refused)."""
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(url, open_timeout=scaled(10), **options)
+    return refused.value.response.status_code
+
+
+async def connects(url: str, **options: Any) -> None:
+    """Open a WebSocket to `url`, read its `success` frame and close it."""
+    async with connect(url, open_timeout=scaled(10), **options) as connection:
+        async with asyncio.timeout(scaled(10)):
+            assert json.loads(await connection.recv())["type"] == "success"
+
+
+async def url_status(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """Status and body of a GET of `url` (any port), without blocking the event loop."""
+
+    def get() -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers or {}), timeout=scaled(10)
+            ) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    return await asyncio.to_thread(get)
+
+
+# Methods
+
+
+async def test_the_http_endpoints_take_get_and_head_only(server: ServerProcess) -> None:
+    status, headers, _ = await raw_http(server.port, request("POST", "/healthz", "Content-Length: 0"))
+    assert (status, headers["Allow"]) == (405, "GET, HEAD")
+    for path in ("/readyz", "/stats"):
+        status, headers, _ = await raw_http(server.port, request("DELETE", path))
+        assert (status, headers["Allow"]) == (405, "GET, HEAD")
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/stats"])
+async def test_head_gets_the_headers_of_get_and_no_body(server: ServerProcess, path: str) -> None:
+    get_status, get_headers, get_body = await raw_http(server.port, request("GET", path))
+    status, headers, body = await raw_http(server.port, request("HEAD", path))
+    assert status == get_status == 200
+    assert headers["Content-Type"] == get_headers["Content-Type"]
+    assert int(headers["Content-Length"]) > 0
+    assert body == b""
+    if path != "/stats":  # its figures change between two requests
+        assert headers["Content-Length"] == get_headers["Content-Length"] == str(len(get_body))
+
+
+async def test_the_websocket_path_takes_get_only(server: ServerProcess) -> None:
+    for method in ("POST", "HEAD"):
+        status, headers, _ = await raw_http(server.port, request(method, subscribe_path(unique("m"))))
+        assert (status, headers["Allow"]) == (405, "GET")
+
+
+# Origin
+
+
+async def test_a_page_of_another_origin_is_refused(server: ServerProcess) -> None:
+    url = server.url(subscribe_path(unique("o")))
+    assert await refused_status(url, origin="https://evil.example") == 403
+    assert await refused_status(url, origin=f"http://127.0.0.1:{server.port + 1}") == 403
+    assert await refused_status(url, additional_headers={"Origin": "null"}) == 403
+
+
+async def test_the_servers_own_origin_and_no_origin_are_accepted(server: ServerProcess) -> None:
+    url = server.url(subscribe_path(unique("o")))
+    await connects(url, origin=f"http://127.0.0.1:{server.port}")
+    await connects(url)
+
+
+async def test_allowed_origins_widen_the_default(start_server: StartServer) -> None:
+    widened = start_server(
+        "--allowed-origin", "https://chat.example.com", "--allowed-origin", "http://b.example"
+    )
+    url = widened.url(subscribe_path(unique("o")))
+    await connects(url, origin="https://chat.example.com")
+    await connects(url, origin="http://b.example:80")
+    await connects(url, origin=f"http://127.0.0.1:{widened.port}")
+    assert await refused_status(url, origin="https://evil.example") == 403
+    anyone = start_server("--allowed-origin", "*")
+    await connects(anyone.url(subscribe_path(unique("o"))), origin="https://evil.example")
+    await connects(anyone.url(subscribe_path(unique("o"))), additional_headers={"Origin": "null"})
+
+
+async def test_the_servers_own_origin_is_accepted_behind_a_proxy(
+    start_server: StartServer, proxy_kind: str, tmp_path: Path
+) -> None:
+    """The proxy passes Host on as the browser sent it, port included, so a page it serves may connect."""
+    server = start_server()
+    proxy = ProxyProcess(proxy_kind, tmp_path / proxy_kind, [server.port]).start()
+    try:
+        url = proxy.url(subscribe_path(unique("p")))
+        await connects(url, origin=f"http://127.0.0.1:{proxy.port}")
+        assert await refused_status(url, origin=f"http://127.0.0.1:{server.port}") == 403
+    finally:
+        proxy.stop()
+
+
+# Connection caps
+
+
+async def test_past_max_connections_a_websocket_gets_503_while_health_answers(
+    start_server: StartServer,
+) -> None:
+    server = start_server("--max-connections", "3", "--log-level", "debug")
+    (listening,) = server.logged_so_far("server_listening")
+    assert listening["max_connections"] == 3
+    clients = [await open_client(server, unique("c")) for _ in range(3)]
+    assert await refused_status(server.url(subscribe_path(unique("c")))) == 503
+    assert (await http_get(server, "/healthz"))[0] == 200
+    assert (await http_get(server, "/readyz"))[0] == 200
+    # A slot freed by a close is taken by the next client.
+    await clients[0].close()
+    await logged(server, "connection_slot_released", open=2)
+    clients[0] = await open_client(server, unique("c"))
+    assert await refused_status(server.url(subscribe_path(unique("c")))) == 503
+    for client in clients:
+        await client.close()
+
+
+async def test_a_handshake_that_fails_after_admission_frees_its_slot(start_server: StartServer) -> None:
+    server = start_server("--max-connections", "1", "--log-level", "debug")
+    # A valid path without the upgrade headers: admitted, then refused by the handshake (426).
+    status, _, _ = await raw_http(server.port, request("GET", subscribe_path(unique("h"))))
+    assert status == 426
+    await logged(server, "connection_slot_released", open=0)
+    client = await open_client(server, unique("h"))
+    await client.close()
+
+
+async def test_past_max_connections_per_ip_an_address_gets_429_and_others_connect(
+    start_server: StartServer,
+) -> None:
+    server = start_server("--max-connections-per-ip", "2", "--trusted-proxy", "127.0.0.1")
+    first = {"X-Forwarded-For": "198.51.100.1"}
+    clients = [await open_client(server, unique("i"), additional_headers=first) for _ in range(2)]
+    assert await refused_status(server.url(subscribe_path(unique("i"))), additional_headers=first) == 429
+    clients.append(
+        await open_client(server, unique("i"), additional_headers={"X-Forwarded-For": "198.51.100.2"})
+    )
+    # The proxy itself is one more address.
+    clients.append(await open_client(server, unique("i")))
+    for client in clients:
+        await client.close()
+
+
+async def test_at_the_cap_under_a_low_file_limit_health_still_answers(start_server: StartServer) -> None:
+    """The cap is lowered to keep descriptors in reserve: /healthz and /readyz answer, every slot taken."""
+    server = start_server("--max-connections", "1000", file_limit=FILE_LIMIT)
+    (lowered,) = server.logged_so_far("max_connections_lowered")
+    assert (lowered["requested"], lowered["max_connections"]) == (1000, CAP_UNDER_FILE_LIMIT)
+    clients = [await open_client(server, unique("f")) for _ in range(CAP_UNDER_FILE_LIMIT)]
+    assert await refused_status(server.url(subscribe_path(unique("f")))) == 503
+    assert (await http_get(server, "/healthz"))[0] == 200
+    assert (await http_get(server, "/readyz"))[0] == 200
+    for client in clients:
+        await client.close()
+
+
+# Open timeout and failed accepts
+
+
+async def test_a_connection_that_sends_nothing_is_dropped_after_the_open_timeout(
+    start_server: StartServer,
+) -> None:
+    server = start_server("--open-timeout", "0.5")
+    silent = await asyncio.open_connection("127.0.0.1", server.port)
+    partial = await asyncio.open_connection("127.0.0.1", server.port)
+    partial[1].write(b"GET /subscribe/id:slow HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    for reader, writer in (silent, partial):
+        async with asyncio.timeout(scaled(5)):
+            # Dropped with a reset rather than a FIN is dropped all the same.
+            with contextlib.suppress(ConnectionResetError):
+                assert await reader.read() == b""
+        writer.close()
+
+
+async def test_failed_accepts_at_the_file_limit_are_logged_once_a_second_with_a_count(
+    start_server: StartServer,
+) -> None:
+    # Connections that never send a request hold a descriptor each until the open timeout, so
+    # more of them than the file limit allows exhaust it.
+    server = start_server("--open-timeout", "60", file_limit=48)
+    loop = asyncio.get_running_loop()
+    sockets = []
+    try:
+        for _ in range(80):
+            sock = socket.socket()
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", server.port))
+            sockets.append(sock)
+        events = await logged(server, "accept_failed", count=4, within=15)
+    finally:
+        for sock in sockets:
+            sock.close()
+    stamps = [datetime.fromisoformat(event["timestamp"]) for event in events]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(stamps)]
+    assert all(gap >= 0.95 for gap in gaps), gaps
+    assert all(event["count"] >= 1 and "EMFILE" in event["error"] for event in events), events
+    # Nothing of it went out unthrottled through asyncio's own logger.
+    assert not [event for event in server.events if "out of system resource" in str(event.get("event"))]
+
+
+# Admin endpoints
+
+
+async def test_an_admin_port_serves_stats_and_the_public_port_no_longer_does(
+    start_server: StartServer,
+) -> None:
+    server = start_server("--admin-port", "0")
+    (admin,) = server.logged_so_far("admin_listening")
+    admin_url = f"http://127.0.0.1:{admin['port']}"
+    status, body = await url_status(f"{admin_url}/stats")
+    assert status == 200
+    assert "connections" in json.loads(body)
+    assert (await url_status(f"{admin_url}/healthz"))[0] == 200
+    assert (await url_status(f"{admin_url}/readyz"))[0] == 200
+    assert (await http_get(server, "/stats"))[0] == 404
+    assert (await http_get(server, "/healthz"))[0] == 200
+    # The admin port never upgrades.
+    assert await refused_status(f"ws://127.0.0.1:{admin['port']}{subscribe_path(unique('a'))}") == 404
+
+
+async def test_an_admin_token_guards_stats_only(start_server: StartServer) -> None:
+    server = start_server("--admin-token", ADMIN_TOKEN)
+    assert (await http_get(server, "/stats"))[0] == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert (await url_status(server.http_url("/stats"), wrong))[0] == 401
+    status, body = await url_status(server.http_url("/stats"), {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert status == 200
+    assert "connections" in json.loads(body)
+    assert (await http_get(server, "/healthz"))[0] == 200
+    client = await open_client(server, unique("t"))
+    await client.close()
