@@ -16,12 +16,14 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from minimess.adapters.websocket_server.authentication import Authentication
 from minimess.adapters.websocket_server.connection import AcceptedConnection, connection_id
 from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.stats import ServerStats
 from minimess.adapters.wire.paths import PathError, parse_subscribe_path
 from minimess.app.messaging import MessagingService
+from minimess.domain.ports import TokenVerifier
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +37,7 @@ class WebSocketServer:
         service: MessagingService,
         trace: bool = False,
         flusher: Flusher | None = None,
+        tokens: TokenVerifier | None = None,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -49,6 +52,8 @@ class WebSocketServer:
         self.listening = asyncio.Event()
         self.port = settings.port
         self._node_id = settings.node_id or ""
+        # Without a token verifier the server is open: anyone may connect as anyone.
+        self._authentication = Authentication(tokens)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Serve until `stop` is set, or until SIGINT/SIGTERM when no event is given."""
@@ -75,7 +80,14 @@ class WebSocketServer:
             )
             port = self.port = _bound_port(server)
             self._node_id = attrs.evolve(settings, port=port).node_name
-            log.info("server_listening", host=settings.host, port=port, node=self._node_id)
+            log.info(
+                "server_listening",
+                host=settings.host,
+                port=port,
+                node=self._node_id,
+                auth=self._authentication.mode,
+            )
+            self._authentication.announce()
             self.listening.set()
             try:
                 await stop.wait()
@@ -127,6 +139,7 @@ class WebSocketServer:
                 self._node_id,
                 self._flusher,
                 self._trace,
+                grant=self._authentication.grant(connection, request.uid),
             )
             self._clients.add(client)
             try:
@@ -146,10 +159,12 @@ class WebSocketServer:
         if path == "/stats":
             return _json_response(self._stats_document())
         try:
-            parse_subscribe_path(path, self._service.max_topics)
+            subscribe = parse_subscribe_path(path, self._service.max_topics)
         except PathError as error:
             log.info("request_rejected", path=path[:200], status=error.status, reason=error.reason)
             return connection.respond(error.status, error.reason + "\n")
+        if (refused := self._authentication.admit(connection, request, subscribe)) is not None:
+            return refused
         return None
 
     def _stats_document(self) -> dict[str, object]:

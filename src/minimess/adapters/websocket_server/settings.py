@@ -60,6 +60,13 @@ class WebSocketSettings:
             "help": "A proxy address or network whose X-Forwarded-For names the client (repeatable).",
         },
     )
+    auth_secret_file: str | None = attrs.field(
+        default=None,
+        metadata={
+            "help": "A file holding the HS256 secret (32 bytes or more) that client tokens are signed"
+            " with; without it, anyone may connect as anyone."
+        },
+    )
 
     @property
     def node_name(self) -> str:
