@@ -15,6 +15,7 @@ from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.memory import MemoryBroker
 from minimess.adapters.terminal import InteractiveDisplay, PrintDisplay, run_interactive, run_printing
 from minimess.adapters.websocket_client.backoff import Backoff
+from minimess.adapters.websocket_client.credentials import Credentials
 from minimess.adapters.websocket_client.link import ServerLink
 from minimess.adapters.websocket_server.server import WebSocketServer
 from minimess.adapters.websocket_server.settings import WebSocketSettings
@@ -137,6 +138,9 @@ class ClientContainer(containers.DeclarativeContainer):
         ),
         ack_timeout=settings.provided.ack_timeout,
         queue_size=settings.provided.queue_size,
+        credentials=providers.Factory(
+            Credentials, token=settings.provided.token, token_file=settings.provided.token_file
+        ),
     )
     transcript = providers.Singleton(
         Transcript, path=providers.Callable(Path, settings.provided.transcript_path)

@@ -82,6 +82,13 @@ class ClientSettings:
     queue_size: int = attrs.field(
         default=100, validator=v.ge(1), metadata={"help": "Lines kept while disconnected."}
     )
+    token: str | None = attrs.field(
+        default=None,
+        metadata={"help": "The token to connect with (see minimess token); --token-file keeps it out of ps."},
+    )
+    token_file: str | None = attrs.field(
+        default=None, metadata={"help": "A file holding the token, read again on every connection."}
+    )
 
     @property
     def transcript_path(self) -> str:
@@ -102,6 +109,11 @@ class ClientSettings:
     @uid.validator
     def _uid_is_valid(self, _attribute: attrs.Attribute[str], uid: str) -> None:
         Uid(uid)
+
+    @token_file.validator
+    def _one_token_source(self, _attribute: attrs.Attribute[str | None], token_file: str | None) -> None:
+        if self.token is not None and token_file is not None:
+            raise ValueError("give --token or --token-file, not both")
 
     @topics.validator
     def _topics_are_valid(

@@ -34,3 +34,10 @@ class Forbidden(MinimessError):
 
 class InvalidToken(MinimessError):
     """A token that proves nothing: absent, malformed, badly signed or expired."""
+
+
+class CannotAuthenticate(MinimessError):
+    """A client cannot prove who it is: the server refused its token, or it has none to send.
+
+    Trying again with the same token cannot help.
+    """
