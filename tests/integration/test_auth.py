@@ -24,6 +24,7 @@ from websockets.exceptions import InvalidStatus
 from minimess.adapters.jwt_tokens import HS256Tokens
 from minimess.domain.model import Uid
 from minimess.domain.permissions import patterns
+from tests.integration.client_process import TerminalClient, run_client
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import close_code, logged, next_frame, send_frame, subscribe_path, unique
 from tests.timeouts import scaled
@@ -32,6 +33,9 @@ SECRET = b"integration-test-secret-of-48-bytes-0123456789ab"
 HOUR = timedelta(hours=1)
 # Long enough for a handshake on a loaded machine, short enough to wait for in a test.
 EXPIRING_IN = timedelta(seconds=3)
+# A client process takes seconds to start on a loaded machine: its first token must outlive that.
+CLIENT_EXPIRING_IN = timedelta(seconds=scaled(10))
+RETRY = ("--retry-first", "0.2", "--retry-cap", "1")
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +259,62 @@ async def test_minimess_token_mints_a_token_the_server_accepts(
     connection, first = await connect_as(server, alice, f"{alice}:x", headers=bearer(minted))
     assert first["type"] == "success"
     await connection.close()
+
+
+# --- the terminal client ----------------------------------------------------------------------------
+
+
+def test_the_terminal_client_connects_with_a_token_file_and_after_4001_with_the_rotated_one(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """The file is read again on reconnecting: a fresh token there is what the next connection uses."""
+    alice = unique("alice")
+    token_file = tmp_path / "token"
+    token_file.write_text(token(alice, lifetime=CLIENT_EXPIRING_IN) + "\n")
+    client = TerminalClient(tmp_path / "work", alice, server.url(""), "--token-file", str(token_file), *RETRY)
+    try:
+        client.start()
+        client.expect(rf"^\* connected to [^\n]* as {alice}\b")
+        token_file.write_text(token(alice) + "\n")
+        client.expect_status(
+            "disconnected (the token expired)", within=CLIENT_EXPIRING_IN.total_seconds() + 10
+        )
+        client.expect(rf"^\* connected to [^\n]* as {alice}\b")
+        server.wait_logged("client_connected", count=2, uid=alice)
+    finally:
+        client.stop()
+
+
+def test_the_terminal_client_with_a_refused_token_says_why_and_exits(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """No retrying a 401: the server's reason, what to do, and exit 3."""
+    alice = unique("alice")
+    client = TerminalClient(tmp_path, alice, server.url(""), "--token", token(alice, lifetime=-HOUR), *RETRY)
+    try:
+        client.start()
+        client.expect(
+            r"^minimess client: the server refused the token: HTTP 401: token expired;"
+            r" get a fresh token \(minimess token\) and start the client again$"
+        )
+        assert client.wait_exit() == 3
+        assert "retrying" not in client.screen
+        assert len(server.logged_so_far("request_rejected", uid=alice)) == 1
+    finally:
+        client.stop()
+
+
+def test_the_printing_client_for_another_uid_exits_3_with_the_403_reason(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """MINIMESS_TOKEN is read too; a token for someone else is a 403, not retried."""
+    alice, bob = unique("alice"), unique("bob")
+    result = run_client(
+        tmp_path, ["--uid", bob, "--server", server.url(""), "--print"], env={"MINIMESS_TOKEN": token(alice)}
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"minimess client: the server refused the token: HTTP 403: the token is for {alice}, not {bob};"
+        " this token does not allow this uid or these topics: use another token, uid or topics"
+    )
+    assert "Traceback" not in result.stderr
