@@ -106,8 +106,9 @@ def test_sasl_without_a_user_and_a_password_file_is_refused(protocol: str, passw
     "field", ["kafka_sasl_password_file", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"]
 )
 def test_a_file_option_naming_no_readable_file_is_refused_at_start(field: str, tmp_path: Path) -> None:
+    changes: dict[str, Any] = {field: str(tmp_path / "missing")}
     with pytest.raises(ValueError, match=f"'{field}' .* is not a readable file"):
-        KafkaSettings(**{field: str(tmp_path / "missing")})
+        KafkaSettings(**changes)
 
 
 def test_a_client_certificate_needs_its_key(tmp_path: Path) -> None:
@@ -121,5 +122,6 @@ def test_a_client_certificate_needs_its_key(tmp_path: Path) -> None:
     ("field", "value"), [("kafka_security_protocol", "TLS"), ("kafka_sasl_mechanism", "GSSAPI")]
 )
 def test_an_unknown_protocol_or_mechanism_is_refused(field: str, value: str) -> None:
+    changes: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=field):
-        KafkaSettings(**{field: value})
+        KafkaSettings(**changes)
