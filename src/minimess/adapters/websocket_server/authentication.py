@@ -60,7 +60,7 @@ class Authentication:
         if self._verifier is None:
             return None
         try:
-            token = _presented_token(request)
+            token = presented_token(request)
             if token is None:
                 return _refuse(connection, subscribe, UNAUTHORIZED, HOW_TO_SEND, CHALLENGE)
             grant = self._verifier.verify(token)
@@ -95,7 +95,7 @@ async def expiry(grant: Grant) -> None:
         await asyncio.sleep(max(left, 0.0))
 
 
-def _presented_token(request: Request) -> str | None:
+def presented_token(request: Request) -> str | None:
     """The token the request carries, None if it carries none; InvalidToken if it is ambiguous."""
     authorization = request.headers.get_all("Authorization")
     if len(authorization) > 1:
