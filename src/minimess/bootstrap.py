@@ -8,12 +8,14 @@ import attrs
 from dependency_injector import containers, providers
 
 from minimess.adapters.clock import SystemClock
+from minimess.adapters.jwt_tokens import HS256Tokens
 from minimess.adapters.kafka.broker import KafkaBroker
 from minimess.adapters.kafka.envelope import RecordRules
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.memory import MemoryBroker
 from minimess.adapters.terminal import InteractiveDisplay, PrintDisplay, run_interactive, run_printing
 from minimess.adapters.websocket_client.backoff import Backoff
+from minimess.adapters.websocket_client.credentials import Credentials
 from minimess.adapters.websocket_client.link import ServerLink
 from minimess.adapters.websocket_server.server import WebSocketServer
 from minimess.adapters.websocket_server.settings import WebSocketSettings
@@ -22,7 +24,7 @@ from minimess.adapters.wire.server_frames import FrameRenderer
 from minimess.app.chat_client import ChatClient
 from minimess.app.history import History
 from minimess.app.messaging import MessagingService
-from minimess.app.settings import ClientSettings, MessagingSettings
+from minimess.app.settings import ClientSettings, MessagingSettings, TokenSettings
 from minimess.app.transcript import Transcript
 from minimess.domain.model import Topic, Uid
 
@@ -87,11 +89,17 @@ class Container(containers.DeclarativeContainer):
         # The replay and its `subscribed` frame fit in the connection's outbound queue.
         max_replay=providers.Callable(lambda size: size - 1, settings.provided.server.queue_size),
     )
+    # Who may connect as whom: tokens signed with the secret in --auth-secret-file, read once here.
+    tokens = providers.Singleton(
+        lambda path: None if path is None else HS256Tokens.from_file(path),
+        settings.provided.server.auth_secret_file,
+    )
     server = providers.Singleton(
         WebSocketServer,
         settings=settings.provided.server,
         service=service,
         trace=settings.provided.trace,
+        tokens=tokens,
     )
 
 
@@ -130,6 +138,9 @@ class ClientContainer(containers.DeclarativeContainer):
         ),
         ack_timeout=settings.provided.ack_timeout,
         queue_size=settings.provided.queue_size,
+        credentials=providers.Factory(
+            Credentials, token=settings.provided.token, token_file=settings.provided.token_file
+        ),
     )
     transcript = providers.Singleton(
         Transcript, path=providers.Callable(Path, settings.provided.transcript_path)
@@ -151,3 +162,11 @@ def build_client_container(settings: ClientSettings) -> ClientContainer:
     container = ClientContainer(settings=settings)
     container.config.from_dict({"mode": "print" if settings.print_only else "interactive"})
     return container
+
+
+def mint_token(settings: TokenSettings) -> str:
+    """A token for `settings.uid`, signed with the secret in `settings.secret_file` (SecretFileError)."""
+    tokens = HS256Tokens.from_file(settings.secret_file)
+    return tokens.mint(
+        Uid(settings.uid), settings.lifetime, settings.subscribe_patterns, settings.publish_patterns
+    )

@@ -297,8 +297,11 @@ class PrintClient:
         self.process.wait()
 
 
-def run_client(workdir: Path, args: Sequence[str], within: float = 10.0) -> subprocess.CompletedProcess[str]:
-    """`minimess client <args>` run to completion with no input; fail if it takes over `within` s."""
+def run_client(
+    workdir: Path, args: Sequence[str], within: float = 10.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`minimess client <args>` run to completion with no input, with `env` added; fail if it takes
+    over `within` s."""
     workdir.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [sys.executable, "-m", "minimess", "client", *args],
@@ -306,7 +309,7 @@ def run_client(workdir: Path, args: Sequence[str], within: float = 10.0) -> subp
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        env=client_env(),
+        env=client_env(**(env or {})),
         timeout=scaled(within),
         check=False,
     )

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
 
 from minimess.adapters.memory import MemoryBroker
 from minimess.app.messaging import MessagingCounters, MessagingService
-from minimess.domain.errors import TooManyTopics
-from minimess.domain.model import Message, Topic, Uid
+from minimess.domain.errors import Forbidden, TooManyTopics
+from minimess.domain.model import Message, Position, Topic, Uid
+from minimess.domain.permissions import Grant, patterns
 from minimess.domain.ports import BusHealth
 from tests.timeouts import scaled
 
@@ -263,3 +264,70 @@ async def test_a_service_delivers_what_any_server_publishes_until_running_ends_e
             await receive_one_then_crash()
         await publisher.publish(bob, NEWS, "after")
     assert box.frames == [b"while running"]
+
+
+# --- grants ----------------------------------------------------------------------------------------
+
+
+def _limited(uid: str, subscribe: list[str] | None, publish: list[str] | None) -> Grant:
+    return Grant(
+        Uid(uid),
+        expires=NOW + timedelta(hours=1),
+        subscribe=None if subscribe is None else patterns(subscribe),
+        publish=None if publish is None else patterns(publish),
+    )
+
+
+async def test_a_session_without_a_grant_may_use_every_topic(service: MessagingService) -> None:
+    """An open server: connect without a grant, subscribe and publish anywhere."""
+    alice = service.connect(Uid("alice"), RecordingOutbox())
+    assert alice.grant == Grant.anything(Uid("alice"))
+    service.subscribe(alice, Topic("bob:inbox"))
+    await service.publish(alice, Topic("bob:inbox"), "hi")
+
+
+async def test_subscribing_to_a_topic_the_grant_does_not_allow_is_forbidden_and_changes_nothing(
+    service: MessagingService,
+) -> None:
+    """The session holds no new topic and receives nothing of it; allowed topics work as before."""
+    box = RecordingOutbox()
+    alice = service.connect(Uid("alice"), box, _limited("alice", ["alice:*"], None))
+    with pytest.raises(Forbidden, match="subscribe to news"):
+        service.subscribe(alice, NEWS)
+    with pytest.raises(Forbidden, match="subscribe to news"):
+        await service.subscribe_since(alice, NEWS, Position("mem-0", -1))
+    service.subscribe(alice, Topic("alice:inbox"))
+    bob = service.connect(Uid("bob"), RecordingOutbox())
+    await service.publish(bob, NEWS, "not for alice")
+    await service.publish(bob, Topic("alice:inbox"), "for alice")
+    assert alice.topics == (Topic("alice:inbox"),)
+    assert box.frames == [b"for alice"]
+
+
+async def test_publishing_on_a_topic_the_grant_does_not_allow_is_forbidden_and_publishes_nothing(
+    service: MessagingService,
+) -> None:
+    box = RecordingOutbox()
+    reader = service.connect(Uid("reader"), box)
+    service.subscribe(reader, NEWS)
+    service.subscribe(reader, SPORT)
+    alice = service.connect(Uid("alice"), RecordingOutbox(), _limited("alice", None, ["sport"]))
+    with pytest.raises(Forbidden, match="publish on news"):
+        await service.publish(alice, NEWS, "spoof")
+    await service.publish(alice, SPORT, "goal")
+    assert box.frames == [b"goal"]
+
+
+async def test_a_publish_repeated_with_its_id_is_still_held_to_the_grant(service: MessagingService) -> None:
+    """The history's answer to a known id is no way around the publish list."""
+    bob = service.connect(Uid("bob"), RecordingOutbox())
+    await service.publish(bob, NEWS, "original", message_id="m" * 16)
+    alice = service.connect(Uid("alice"), RecordingOutbox(), _limited("alice", None, []))
+    with pytest.raises(Forbidden):
+        await service.publish(alice, NEWS, "original", message_id="m" * 16)
+
+
+def test_a_grant_for_another_uid_cannot_serve_a_session(broker: MemoryBroker) -> None:
+    service = new_service(broker)
+    with pytest.raises(ValueError, match="grant for bob"):
+        service.connect(Uid("alice"), RecordingOutbox(), _limited("bob", None, None))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 
@@ -40,20 +41,32 @@ class PrintDisplay:
 
 
 async def run_interactive(client: ChatClient, link: Link) -> None:
-    """Read lines at a `> ` prompt (arrow keys walk the history) until quit, Ctrl-D or Ctrl-C."""
+    """Read lines at a `> ` prompt (arrow keys walk the history) until quit, Ctrl-D or Ctrl-C.
+
+    Ends too when the link gives up (the server refused the token), raising what it raised.
+    """
     session: PromptSession[str] = PromptSession(history=InMemoryHistory())
     with patch_stdout(raw=True):
         connection = asyncio.create_task(link.run(client))
+        typing = asyncio.create_task(_read_lines(session, client))
         try:
-            while True:
-                try:
-                    line = await session.prompt_async(client.prompt)
-                except (EOFError, KeyboardInterrupt):
-                    break
-                if not client.handle_line(line):
-                    break
+            await asyncio.wait([connection, typing], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
             await _close(link, connection)
+    _raise_what_ended(connection)
+
+
+async def _read_lines(session: PromptSession[str], client: ChatClient) -> None:
+    while True:
+        try:
+            line = await session.prompt_async(client.prompt)
+        except (EOFError, KeyboardInterrupt):
+            return
+        if not client.handle_line(line):
+            return
 
 
 async def _close(link: Link, connection: asyncio.Task[None]) -> None:
@@ -62,6 +75,12 @@ async def _close(link: Link, connection: asyncio.Task[None]) -> None:
     _, hanging = await asyncio.wait([connection], timeout=3)
     for task in hanging:
         task.cancel()
+
+
+def _raise_what_ended(connection: asyncio.Task[None]) -> None:
+    """Raise the error that ended the link, if one did (it gave up rather than being closed)."""
+    if connection.done() and not connection.cancelled() and (error := connection.exception()) is not None:
+        raise error
 
 
 async def run_printing(client: ChatClient, link: Link) -> None:
@@ -75,3 +94,4 @@ async def run_printing(client: ChatClient, link: Link) -> None:
     await asyncio.wait([connection, stopped], return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
     await _close(link, connection)
+    _raise_what_ended(connection)

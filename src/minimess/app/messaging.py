@@ -13,6 +13,7 @@ from minimess.app.history import History, HistoryLimits
 from minimess.app.hub import Hub
 from minimess.domain.errors import IdReused, TooManyTopics
 from minimess.domain.model import NO_HEADERS, Message, Position, Topic, Uid
+from minimess.domain.permissions import Grant
 from minimess.domain.ports import Broker, BusHealth, Clock, Frame, Outbox, Renderer
 
 DEFAULT_HISTORY = HistoryLimits(per_topic=1000, ttl=300.0, total_bytes=64 * 2**20)
@@ -20,10 +21,12 @@ DEFAULT_HISTORY = HistoryLimits(per_topic=1000, ttl=300.0, total_bytes=64 * 2**2
 
 @attrs.define(eq=False)
 class Session:
-    """One client connection: who it is, where its frames go, and what it is subscribed to."""
+    """One client connection: who it is, where its frames go, what it may and does subscribe to."""
 
     uid: Uid
     outbox: Outbox
+    # Which topics it may subscribe and publish to; its uid is `uid`.
+    grant: Grant
     # Insertion-ordered so that listings follow the order the client subscribed in.
     _topics: dict[Topic, None] = attrs.field(factory=dict, init=False)
 
@@ -151,13 +154,24 @@ class MessagingService:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
 
-    def connect(self, uid: Uid, outbox: Outbox) -> Session:
-        """Register a new connection; it receives `time` frames but no topic yet."""
+    def connect(self, uid: Uid, outbox: Outbox, grant: Grant | None = None) -> Session:
+        """Register a new connection; it receives `time` frames but no topic yet.
+
+        Without a grant it may use every topic (a server without authentication).
+        """
+        if grant is None:
+            grant = Grant.anything(uid)
+        elif grant.uid != uid:
+            raise ValueError(f"a grant for {grant.uid} cannot serve a session of {uid}")
         self._hub.connect(outbox)
-        return Session(uid=uid, outbox=outbox)
+        return Session(uid=uid, outbox=outbox, grant=grant)
 
     def subscribe(self, session: Session, topic: Topic) -> Subscribed:
-        """Deliver every message published on `topic` from now on to the session (idempotent)."""
+        """Deliver every message published on `topic` from now on to the session (idempotent).
+
+        Raises Forbidden when the session's grant does not allow the topic.
+        """
+        session.grant.check_subscribe(topic)
         if not session.holds(topic):
             self._check_topic_limit(session)
             session.add(topic)
@@ -171,7 +185,9 @@ class MessagingService:
         Live messages that arrive meanwhile are held back, so the subscriber gets each message
         once, in order, with no gap between the replay and what follows. A topic the session
         already holds answers `recovered` False: nothing is replayed twice into one connection.
+        Raises Forbidden when the session's grant does not allow the topic.
         """
+        session.grant.check_subscribe(topic)
         if session.holds(topic):
             return Subscribed(topic, self._position(topic), recovered=False)
         self._check_topic_limit(session)
@@ -227,8 +243,10 @@ class MessagingService:
         """Publish `body` on `topic` as the session's uid; the message, positioned, once the bus has it.
 
         A `message_id` the history holds on this topic is a repeat: the original is returned and
-        nothing is published again. On another topic it raises IdReused.
+        nothing is published again. On another topic it raises IdReused. Raises Forbidden when the
+        session's grant does not allow publishing on `topic`.
         """
+        session.grant.check_publish(topic)
         if message_id is not None and (original := self._history.find(message_id)) is not None:
             if original.topic != topic:
                 raise IdReused(f"message id {message_id} was used on another topic")

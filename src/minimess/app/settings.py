@@ -1,7 +1,9 @@
-"""The settings of the messaging service and of the terminal client, with defaults and ranges."""
+"""The settings of the messaging service, the terminal client and `minimess token`: defaults, ranges."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import attrs
@@ -9,6 +11,7 @@ from attrs import validators as v
 
 from minimess.app.history import HistoryLimits
 from minimess.domain.model import Topic, Uid
+from minimess.domain.permissions import TopicPattern, patterns
 
 
 @attrs.frozen(kw_only=True)
@@ -79,6 +82,13 @@ class ClientSettings:
     queue_size: int = attrs.field(
         default=100, validator=v.ge(1), metadata={"help": "Lines kept while disconnected."}
     )
+    token: str | None = attrs.field(
+        default=None,
+        metadata={"help": "The token to connect with (see minimess token); --token-file keeps it out of ps."},
+    )
+    token_file: str | None = attrs.field(
+        default=None, metadata={"help": "A file holding the token, read again on every connection."}
+    )
 
     @property
     def transcript_path(self) -> str:
@@ -100,9 +110,79 @@ class ClientSettings:
     def _uid_is_valid(self, _attribute: attrs.Attribute[str], uid: str) -> None:
         Uid(uid)
 
+    @token_file.validator
+    def _one_token_source(self, _attribute: attrs.Attribute[str | None], token_file: str | None) -> None:
+        if self.token is not None and token_file is not None:
+            raise ValueError("give --token or --token-file, not both")
+
     @topics.validator
     def _topics_are_valid(
         self, _attribute: attrs.Attribute[tuple[str, ...]], topics: tuple[str, ...]
     ) -> None:
         for name in topics:
             Topic(name)
+
+
+# `90s`, `30m`, `1h`, `7d`, or plain seconds; nine digits at most, so that any fits a timedelta.
+_DURATION = re.compile(r"([0-9]{1,9})([smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A positive duration written as seconds, or a whole number with s, m, h or d; ValueError otherwise."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise ValueError(f"invalid duration {text!r}: expected a positive whole number and s, m, h or d")
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+@attrs.frozen(kw_only=True)
+class TokenSettings:
+    """What `minimess token` is told: whose token, which topics, for how long, signed with which secret."""
+
+    uid: str = attrs.field(metadata={"help": "Whose token: [A-Za-z0-9_.-]{1,64}."})
+    subscribe: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=tuple,
+        metadata={
+            "help": "A topic pattern it may subscribe to, * any run of characters (repeatable; none: any)."
+        },
+    )
+    publish: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=tuple,
+        metadata={"help": "A topic pattern it may publish on (repeatable; none: any topic)."},
+    )
+    ttl: str = attrs.field(default="1h", metadata={"help": "How long it is valid: 90s, 30m, 1h, 7d."})
+    secret_file: str = attrs.field(
+        metadata={"help": "The file holding the server's --auth-secret-file secret."}
+    )
+
+    @uid.validator
+    def _uid_is_valid(self, _attribute: attrs.Attribute[str], uid: str) -> None:
+        Uid(uid)
+
+    @subscribe.validator
+    @publish.validator
+    def _patterns_are_valid(
+        self, _attribute: attrs.Attribute[tuple[str, ...]], texts: tuple[str, ...]
+    ) -> None:
+        patterns(texts)
+
+    @ttl.validator
+    def _ttl_is_a_duration(self, _attribute: attrs.Attribute[str], text: str) -> None:
+        parse_duration(text)
+
+    @property
+    def lifetime(self) -> timedelta:
+        return parse_duration(self.ttl)
+
+    @property
+    def subscribe_patterns(self) -> tuple[TopicPattern, ...] | None:
+        """The subscribe list; None (any topic) when no pattern was given."""
+        return patterns(self.subscribe) if self.subscribe else None
+
+    @property
+    def publish_patterns(self) -> tuple[TopicPattern, ...] | None:
+        """The publish list; None (any topic) when no pattern was given."""
+        return patterns(self.publish) if self.publish else None

@@ -26,3 +26,18 @@ class PublishTimeout(MinimessError):
 
 class IdReused(MinimessError):
     """A client-chosen message id that was already used on another topic."""
+
+
+class Forbidden(MinimessError):
+    """A session's grant does not allow what it asked for (a topic it may not subscribe or publish to)."""
+
+
+class InvalidToken(MinimessError):
+    """A token that proves nothing: absent, malformed, badly signed or expired."""
+
+
+class CannotAuthenticate(MinimessError):
+    """A client cannot prove who it is: the server refused its token, or it has none to send.
+
+    Trying again with the same token cannot help.
+    """

@@ -1,4 +1,4 @@
-"""The ports the core needs from the outside world: a bus and its health, a clock, local connections."""
+"""The ports the core needs: a bus and its health, a clock, local connections, a token verifier."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from minimess.domain.model import LogState, Message, Position, Topic
+from minimess.domain.permissions import Grant
 
 Frame = bytes
 """One message, already encoded for the wire; the same bytes serve every recipient."""
@@ -93,4 +94,12 @@ class Outbox(Protocol):
 
     def room(self) -> int:
         """How many more frames `push` takes now before the connection counts as a slow consumer."""
+        ...
+
+
+class TokenVerifier(Protocol):
+    """Turns a token a client presents into the grant it proves."""
+
+    def verify(self, token: str) -> Grant:
+        """The grant `token` carries; InvalidToken when it is malformed, badly signed or expired."""
         ...

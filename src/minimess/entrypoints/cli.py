@@ -1,4 +1,4 @@
-"""The `minimess` command line: `minimess serve`, `minimess client` and `minimess bench`."""
+"""The `minimess` command line: `minimess serve`, `client`, `token` and `bench`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,19 @@ from typing import Annotated, Any, TypeVar, cast
 import attrs
 import typer
 
-from minimess.app.settings import ClientSettings
+from minimess.adapters.jwt_tokens import SecretFileError
+from minimess.app.settings import ClientSettings, TokenSettings
 from minimess.bench.command import bench
-from minimess.bootstrap import ServeSettings, build_client_container, build_container
+from minimess.bootstrap import ServeSettings, build_client_container, build_container, mint_token
+from minimess.domain.errors import CannotAuthenticate
 from minimess.entrypoints import options
 from minimess.entrypoints.log_setup import LogSettings, configure_logging
 
 F = TypeVar("F", bound=Callable[..., None])
 T = TypeVar("T")
+
+# The client's exit status when the server refuses its token: retrying would not help.
+EXIT_NOT_AUTHENTICATED = 3
 
 app = typer.Typer(
     name="minimess",
@@ -64,7 +69,11 @@ def serve(**values: Any) -> None:
     level = "debug" if values["verbose"] else "warning" if values["quiet"] else logging.log_level
     configure_logging(level, logging.log_format)
     settings = _settings("serve", ServeSettings, values)
-    server = build_container(settings).server()
+    try:
+        server = build_container(settings).server()
+    except SecretFileError as error:
+        typer.echo(f"minimess serve: invalid --auth-secret-file: {error}", err=True)
+        raise typer.Exit(2) from None
     try:
         asyncio.run(server.run())
     except OSError as error:
@@ -90,8 +99,23 @@ def client(**values: Any) -> None:
         raise typer.Exit(2) from None
     try:
         asyncio.run(container.run()(container.chat(), container.link()))
+    except CannotAuthenticate as error:
+        typer.echo(f"minimess client: {error}", err=True)
+        raise typer.Exit(EXIT_NOT_AUTHENTICATED) from None
     finally:
         transcript.close()
+
+
+@app.command()
+@_derive_options(TokenSettings)
+def token(**values: Any) -> None:
+    """Print a token for a server started with --auth-secret-file (for development and scripts)."""
+    settings = _settings("token", TokenSettings, values)
+    try:
+        typer.echo(mint_token(settings))
+    except SecretFileError as error:
+        typer.echo(f"minimess token: invalid --secret-file: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _settings(command: str, settings_class: type[T], values: dict[str, Any]) -> T:

@@ -6,8 +6,8 @@ methods already, so the real factory hands them over as they are.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndTimestamp
 
 from minimess.adapters.kafka import topic_ids
+from minimess.adapters.kafka.security import connection_options
 from minimess.adapters.kafka.settings import KafkaSettings
 
 TOPIC_ALREADY_EXISTS = 36
@@ -103,10 +104,25 @@ class KafkaClients(Protocol):
 
 
 class AiokafkaClients:
-    """The real clients, aiokafka's."""
+    """The real clients, aiokafka's, each connecting with the security options of the settings.
+
+    The classes are aiokafka's unless given: a test gives recorders, to see what each client gets.
+    """
+
+    def __init__(
+        self,
+        producer_class: Callable[..., Any] = AIOKafkaProducer,
+        consumer_class: Callable[..., Any] = AIOKafkaConsumer,
+        admin_class: Callable[..., Any] = AIOKafkaAdminClient,
+    ) -> None:
+        self._producer_class = producer_class
+        self._consumer_class = consumer_class
+        self._admin_class = admin_class
 
     async def create_topic(self, settings: KafkaSettings, client_id: str) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=client_id)
+        admin = self._admin_class(
+            bootstrap_servers=settings.kafka_bootstrap, client_id=client_id, **connection_options(settings)
+        )
         try:
             await admin.start()
             new_topic = NewTopic(
@@ -122,7 +138,8 @@ class AiokafkaClients:
             await admin.close()
 
     def producer(self, settings: KafkaSettings, client_id: str) -> Producer:
-        producer: Producer = AIOKafkaProducer(
+        producer: Producer = self._producer_class(
+            **connection_options(settings),
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=client_id,
             acks="all",
@@ -137,7 +154,8 @@ class AiokafkaClients:
         return await topic_ids.topic_id(producer.client, topic)
 
     def consumer(self, settings: KafkaSettings, client_id: str) -> Consumer:
-        consumer: Consumer = AIOKafkaConsumer(
+        consumer: Consumer = self._consumer_class(
+            **connection_options(settings),
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=client_id,
             group_id=None,

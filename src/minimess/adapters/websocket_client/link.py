@@ -16,16 +16,20 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from minimess.adapters.websocket_client.backoff import Backoff
+from minimess.adapters.websocket_client.credentials import Credentials
 from minimess.adapters.wire import client_frames
 from minimess.adapters.wire.paths import subscribe_path
 from minimess.adapters.wire.server_frames import message_from_document, position_from_document
 from minimess.app.chat_client import LinkEvents
-from minimess.domain.errors import MinimessError
+from minimess.domain.errors import CannotAuthenticate, MinimessError
 from minimess.domain.model import Message, Position, Topic, Uid
 
 log = structlog.get_logger(__name__)
 
 GOING_AWAY = 1001
+TOKEN_EXPIRED = 4001
+# Handshake answers that the same token would get again: retrying cannot help.
+REFUSED_CREDENTIALS = (401, 403)
 # Sends of one publish at most: the first, and retries while its outcome is unknown.
 MAX_ATTEMPTS = 3
 # The server's answer to a pub whose outcome it does not know; the same pub with the same id is safe.
@@ -90,6 +94,7 @@ class ServerLink:
         ack_timeout: float,
         queue_size: int,
         open_timeout: float = 10.0,
+        credentials: Credentials | None = None,
     ) -> None:
         self._base_url = server_url.rstrip("/")
         self._uid = uid
@@ -99,6 +104,8 @@ class ServerLink:
         self._ack_timeout = ack_timeout
         self._queue_size = queue_size
         self._open_timeout = open_timeout
+        # The token sent with every connection attempt, read again each time; none without it.
+        self._credentials = Credentials() if credentials is None else credentials
         # Frames not sent yet; publishes stay across reconnects, sub/unsub are only for this
         # connection (the URL of the next one carries the topics). At most queue_size publishes,
         # besides those queued again to retry.
@@ -155,6 +162,11 @@ class ServerLink:
             asyncio.get_running_loop().create_task(self._connection.close())
 
     async def run(self, events: LinkEvents) -> None:
+        """Connect, and reconnect whenever the connection drops, until close().
+
+        Raises CannotAuthenticate when the server refuses the token (HTTP 401 or 403), or when
+        the token file cannot be read: the same token would be refused again.
+        """
         self._events = events
         while not self._closing.is_set():
             try:
@@ -177,12 +189,14 @@ class ServerLink:
         # The server subscribes what the URL names; what changes during the handshake is sent after.
         url_topics = self.topics
         since = {topic: self._positions[topic] for topic in url_topics if topic in self._positions}
+        token = self._credentials.token()
         try:
             async with connect(
                 self._url(url_topics, since),
                 open_timeout=self._open_timeout,
                 close_timeout=2,
                 max_size=2**20,
+                additional_headers=None if token is None else {"Authorization": f"Bearer {token}"},
             ) as connection:
                 async with asyncio.timeout(self._open_timeout):
                     greeting = await connection.recv()
@@ -205,7 +219,10 @@ class ServerLink:
         except ConnectionClosed as closed:
             return _close_reason(closed)
         except InvalidStatus as error:
-            return f"the server refused the connection: HTTP {error.response.status_code}"
+            status = error.response.status_code
+            if status in REFUSED_CREDENTIALS:
+                raise CannotAuthenticate(_refusal(status, error.response.body, token is not None)) from None
+            return f"the server refused the connection: HTTP {status}"
         except (OSError, InvalidHandshake, TimeoutError) as error:
             return f"cannot reach {self._base_url}: {_describe(error)}"
         return _close_reason_of(connection)
@@ -451,11 +468,27 @@ def _node(greeting: str | bytes) -> str:
     return str(json.loads(greeting).get("node", "?"))
 
 
+def _refusal(status: int, body: bytes | bytearray, sent_token: bool) -> str:
+    """What the user reads when the server refuses the token: its one-line reason, and what to do."""
+    lines = body.decode("utf-8", "replace").splitlines()
+    # Printable ASCII only, and short: the server's reason is shown, not anything it may send.
+    reason = "".join(char if " " <= char <= "~" else "?" for char in (lines[0] if lines else ""))[:200]
+    if status == 401 and not sent_token:
+        advice = "give a token with --token, --token-file or MINIMESS_TOKEN (see minimess token)"
+    elif status == 401:
+        advice = "get a fresh token (minimess token) and start the client again"
+    else:
+        advice = "this token does not allow this uid or these topics: use another token, uid or topics"
+    return f"the server refused the token: HTTP {status}: {reason or 'no reason given'}; {advice}"
+
+
 def _close_reason(closed: ConnectionClosed) -> str:
     if closed.rcvd is None:
         return "connection lost"
     if closed.rcvd.code == GOING_AWAY:
         return "the server is going away"
+    if closed.rcvd.code == TOKEN_EXPIRED:
+        return "the token expired"
     return f"closed by the server: {closed.rcvd.code} {closed.rcvd.reason}".rstrip()
 
 

@@ -12,7 +12,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from minimess.adapters.websocket_server import tracing
+from minimess.adapters.websocket_server import authentication, tracing
 from minimess.adapters.websocket_server.client_address import real_client_address
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
@@ -23,14 +23,16 @@ from minimess.adapters.wire.client_frames import ClientFrame, FrameError, Pub, S
 from minimess.adapters.wire.paths import SubscribeRequest
 from minimess.app.messaging import MessagingService, Session, Subscribed
 from minimess.app.task_groups import until_first_ends
-from minimess.domain.errors import BrokerUnavailable, IdReused, PublishTimeout, TooManyTopics
+from minimess.domain.errors import BrokerUnavailable, Forbidden, IdReused, PublishTimeout, TooManyTopics
 from minimess.domain.model import Position, Topic
+from minimess.domain.permissions import Grant
 
 log = structlog.get_logger(__name__)
 
 GOING_AWAY = 1001
 SLOW_CONSUMER = 4000
 INTERNAL_ERROR = 1011
+TOKEN_EXPIRED = 4001
 
 
 @attrs.frozen
@@ -66,6 +68,7 @@ class AcceptedConnection:
         node_id: str,
         flusher: Flusher,
         trace: bool = False,
+        grant: Grant | None = None,
     ) -> None:
         self._connection = connection
         self._request = request
@@ -82,6 +85,8 @@ class AcceptedConnection:
         self._log = log.bind(connection_id=connection_id(connection))
         # Closing handshakes started from a callback; kept so they are not garbage-collected.
         self._closing: set[asyncio.Task[None]] = set()
+        # What the client's token allows; None: anything (a server without authentication).
+        self._grant = grant
 
     async def run(self) -> None:
         peer = _peer(self._connection)
@@ -93,7 +98,7 @@ class AcceptedConnection:
             ),
             peer=peer,
         )
-        session = self._service.connect(self._request.uid, self._outbound)
+        session = self._service.connect(self._request.uid, self._outbound, self._grant)
         self._stats.connections_opened += 1
         try:
             try:
@@ -107,11 +112,10 @@ class AcceptedConnection:
             except Exception as error:
                 await self._fail(error)
                 return
-            await self._run_tasks(
-                self._read(session),
-                self._outbound.run_writer(),
-                self._keep_alive(),
-            )
+            jobs = [self._read(session), self._outbound.run_writer(), self._keep_alive()]
+            if session.grant.expires is not None:
+                jobs.append(self._close_at_expiry(session.grant))
+            await self._run_tasks(*jobs)
         finally:
             self._service.disconnect(session)
             self._stats.connections_closed += 1
@@ -163,6 +167,8 @@ class AcceptedConnection:
                     subscribed = await self._recover(session, frame.topic, frame.since)
             except TooManyTopics as error:
                 raise FrameError("too_many_topics", str(error), frame.ref) from None
+            except Forbidden as error:
+                raise FrameError("forbidden", str(error), frame.ref) from None
             self._push_subscribed(subscribed)
         elif isinstance(frame, Unsub):
             self._service.unsubscribe(session, frame.topic)
@@ -177,6 +183,8 @@ class AcceptedConnection:
                 raise FrameError("publish_timeout", str(error), frame.ref) from None
             except IdReused as error:
                 raise FrameError("id_reused", str(error), frame.ref) from None
+            except Forbidden as error:
+                raise FrameError("forbidden", str(error), frame.ref) from None
             self._stats.messages_published += 1
             if received is None:
                 self._outbound.push(server_frames.ack_frame(frame.ref, message))
@@ -225,6 +233,12 @@ class AcceptedConnection:
                     return
         except ConnectionClosed:
             pass
+
+    async def _close_at_expiry(self, grant: Grant) -> None:
+        """Close with 4001 when the token the connection was opened with expires."""
+        await authentication.expiry(grant)
+        self._log.info("token_expired", uid=str(grant.uid))
+        await self._close(TOKEN_EXPIRED, "token expired")
 
     async def _close(self, code: int, reason: str) -> None:
         """Close with `code`, and drop the TCP connection if that takes over the close timeout.

@@ -17,6 +17,7 @@ from websockets.http11 import Request, Response
 
 from minimess.adapters.websocket_server import connection_caps
 from minimess.adapters.websocket_server.accept_errors import AcceptErrorLog
+from minimess.adapters.websocket_server.authentication import Authentication
 from minimess.adapters.websocket_server.connection import AcceptedConnection, connection_id
 from minimess.adapters.websocket_server.connection_caps import ConnectionSlots
 from minimess.adapters.websocket_server.http_endpoints import HttpEndpoints, websocket_method_refusal
@@ -26,6 +27,7 @@ from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.stats import ServerStats
 from minimess.adapters.wire.paths import PathError, parse_subscribe_path
 from minimess.app.messaging import MessagingService
+from minimess.domain.ports import TokenVerifier
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +41,7 @@ class WebSocketServer:
         service: MessagingService,
         trace: bool = False,
         flusher: Flusher | None = None,
+        tokens: TokenVerifier | None = None,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -66,6 +69,8 @@ class WebSocketServer:
         self._slots: ConnectionSlots | None = None
         # Set once the admin listener listens (with --admin-port), like `port`.
         self.admin_port: int | None = None
+        # Without a token verifier the server is open: anyone may connect as anyone.
+        self._authentication = Authentication(tokens)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Serve until `stop` is set, or until SIGINT/SIGTERM when no event is given."""
@@ -115,7 +120,9 @@ class WebSocketServer:
                 allowed_origins=list(settings.allowed_origins),
                 admin_port=self.admin_port,
                 admin_token=settings.admin_token is not None,
+                auth=self._authentication.mode,
             )
+            self._authentication.announce()
             self.listening.set()
             try:
                 await stop.wait()
@@ -167,6 +174,7 @@ class WebSocketServer:
                 self._node_id,
                 self._flusher,
                 self._trace,
+                grant=self._authentication.grant(connection, request.uid),
             )
             self._clients.add(client)
             try:
@@ -183,21 +191,18 @@ class WebSocketServer:
             return response
         if (response := websocket_method_refusal(connection, request)) is not None:
             return response
-        if (response := self._refuse_path(connection, request)) is not None:
-            return response
-        if (response := self._refuse_origin(connection, request)) is not None:
-            return response
-        assert self._slots is not None  # set before the server listens
-        return self._slots.admit(connection, request)
-
-    def _refuse_path(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
         try:
-            parse_subscribe_path(path, self._service.max_topics)
+            subscribe = parse_subscribe_path(path, self._service.max_topics)
         except PathError as error:
             log.info("request_rejected", path=path[:200], status=error.status, reason=error.reason)
             return connection.respond(error.status, error.reason + "\n")
-        return None
+        if (response := self._refuse_origin(connection, request)) is not None:
+            return response
+        if (response := self._authentication.admit(connection, request, subscribe)) is not None:
+            return response
+        assert self._slots is not None  # set before the server listens
+        return self._slots.admit(connection, request)
 
     def _refuse_origin(self, connection: ServerConnection, request: Request) -> Response | None:
         reason = self._origins.refusal(request)

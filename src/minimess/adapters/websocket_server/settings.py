@@ -110,6 +110,13 @@ class WebSocketSettings:
             "help": "/stats requires Authorization: Bearer with this token (better set in the environment)."
         },
     )
+    auth_secret_file: str | None = attrs.field(
+        default=None,
+        metadata={
+            "help": "A file holding the HS256 secret (32 bytes or more) that client tokens are signed"
+            " with; without it, anyone may connect as anyone."
+        },
+    )
 
     @property
     def node_name(self) -> str:
