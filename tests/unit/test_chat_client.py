@@ -315,3 +315,21 @@ def test_help_blank_lines_and_bad_lines_send_nothing(
     assert link.calls == []
     assert display.notices[0] == HELP
     assert [notice[0] for notice in display.notices[1:]] == ["!", "!"]
+
+
+def test_what_the_server_says_is_shown_escaped_like_a_body(
+    client: ChatClient, display: RecordingDisplay
+) -> None:
+    """A node name, a close reason or an error reason could carry escape sequences too."""
+    client.connected("evil\x1b]0;owned\x07:8080", ())
+    client.disconnected("bye\r\n* connected to trusted", 1)
+    client.refused("the server says", "bad_frame: \u202etxt.exe")
+    client.publish_failed(NEWS, "hi", "rate_limited: \x1b[2J")
+    client.ticked("2026\u200b")
+    assert display.notices == [
+        "* connected to evil\\x1b]0;owned\\x07:8080 as afrozalm",
+        "* disconnected (bye\\r\\n* connected to trusted); retrying in 1.0 s",
+        "! the server says: bad_frame: \\u202etxt.exe",
+        '! message to news failed: rate_limited: \\x1b[2J: "hi"',
+    ]
+    assert display.ticks == ["* time 2026\\u200b"]

@@ -19,7 +19,8 @@ from minimess.app.client_commands import (
     Unsubscribe,
     parse_line,
 )
-from minimess.app.transcript import Transcript, escape_controls, gap_line, transcript_line
+from minimess.app.transcript import Transcript, gap_line, transcript_line
+from minimess.app.visible_text import escape_text
 from minimess.domain.model import Message, Topic, Uid
 
 
@@ -153,13 +154,14 @@ class ChatClient:
     def connected(self, node: str, topics: tuple[Topic, ...]) -> None:
         verb = "resubscribed" if self._ever_connected else "subscribed"
         subscribed = f"; {verb} to {', '.join(str(t) for t in topics)}" if topics else ""
-        self._display.notice(f"* connected to {node} as {self.uid}{subscribed}")
+        # What the server says is shown escaped, like message bodies: it is not this user's text.
+        self._display.notice(f"* connected to {escape_text(node)} as {self.uid}{subscribed}")
         self._was_connected = self._ever_connected = True
 
     def disconnected(self, reason: str, retry_in: float) -> None:
         state = "disconnected" if self._was_connected else "not connected"
         self._was_connected = False
-        self._display.notice(f"* {state} ({reason}); retrying in {retry_in:.1f} s")
+        self._display.notice(f"* {state} ({escape_text(reason)}); retrying in {retry_in:.1f} s")
 
     def received(self, message: Message) -> None:
         line = transcript_line(message)
@@ -180,15 +182,15 @@ class ChatClient:
     def refused(self, what: str, reason: str) -> None:
         if self.attached is not None and self.attached not in self._link.topics:
             self.attached = None
-        self._display.notice(f"! {what}: {reason}")
+        self._display.notice(f"! {escape_text(what)}: {escape_text(reason)}")
 
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None:
-        self._display.notice(f'! message to {topic} failed: {reason}: "{_excerpt(body)}"')
+        self._display.notice(f'! message to {topic} failed: {escape_text(reason)}: "{_excerpt(body)}"')
 
     def ticked(self, timestamp: str) -> None:
-        self._display.tick(f"* time {timestamp}")
+        self._display.tick(f"* time {escape_text(timestamp)}")
 
 
 def _excerpt(body: str, limit: int = 60) -> str:
-    text = escape_controls(body)
+    text = escape_text(body)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -3,38 +3,24 @@ where messages may be missing."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TextIO
 
+from minimess.app.visible_text import escape_text
 from minimess.domain.model import Message, Topic
 
 GAP_TEXT = "* may have missed messages"
 
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: all would let one
-# message spill over several lines (or move the cursor) in `tail -f`.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _NAMED:
-        return _NAMED[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def escape_controls(text: str) -> str:
-    """`text` with every control character written as a visible escape."""
-    return _CONTROL.sub(_escape, text)
-
 
 def transcript_line(message: Message, zone: tzinfo | None = None) -> str:
-    """`YYYY/MM/DD HH:MM:SS [r/<topic>]> (@<from>): <body>`, in `zone` (default local), no newline."""
+    """`YYYY/MM/DD HH:MM:SS [r/<topic>]> (@<from>): <body>`, in `zone` (default local), no newline.
+
+    The body is escaped (`escape_text`): one message is one line, shown as it was sent, and
+    `unescape_text` of what follows `): ` gives the body back.
+    """
     when = message.timestamp.astimezone(zone).strftime("%Y/%m/%d %H:%M:%S")
-    return f"{when} [r/{message.topic}]> (@{message.sender}): {escape_controls(message.body)}"
+    return f"{when} [r/{message.topic}]> (@{message.sender}): {escape_text(message.body)}"
 
 
 def gap_line(topic: Topic, moment: datetime, zone: tzinfo | None = None) -> str:

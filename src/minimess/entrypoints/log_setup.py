@@ -9,6 +9,8 @@ from typing import Literal
 import attrs
 import structlog
 
+from minimess.entrypoints.console_log import console_renderer, escape_values
+
 LogFormat = Literal["auto", "console", "json"]
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("auto", "console", "json")
@@ -40,7 +42,7 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> No
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: structlog.typing.Processor
+    rendering: list[structlog.typing.Processor]
     if log_format == "json":
         # Tracebacks as data, without local variables: those may hold message bodies.
         shared += [
@@ -48,11 +50,12 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> No
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             )
         ]
-        renderer = structlog.processors.JSONRenderer()
+        rendering = [structlog.processors.JSONRenderer()]
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        # Colours only where a person reads them: piped or in a file, the lines stay plain text.
+        rendering = [escape_values, console_renderer(colors=sys.stderr.isatty())]
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, *rendering],
         # Calls below the level cost one method lookup and nothing else (hot paths log at debug).
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
@@ -64,7 +67,7 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> No
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
     root = logging.getLogger()

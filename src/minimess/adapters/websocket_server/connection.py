@@ -20,6 +20,7 @@ from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.stats import ServerStats
 from minimess.adapters.wire import server_frames
 from minimess.adapters.wire.client_frames import ClientFrame, FrameError, Pub, Sub, Unsub, parse_client_frame
+from minimess.adapters.wire.frame_ref import dropped_frame_ref
 from minimess.adapters.wire.paths import SubscribeRequest
 from minimess.app.messaging import MessagingService, Session, Subscribed
 from minimess.app.task_groups import until_first_ends
@@ -148,7 +149,7 @@ class AcceptedConnection:
                 received = tracing.now_us() if trace else None
                 if not self._rate.allow():
                     self._stats.rate_limited += 1
-                    self._reply_error("rate_limited", "too many frames; slow down", None)
+                    self._reply_error("rate_limited", "too many frames; slow down", dropped_frame_ref(data))
                     continue
                 try:
                     await self._handle(session, parse_client_frame(data), received)

@@ -64,9 +64,7 @@ def parse_client_frame(data: str | bytes) -> ClientFrame:
     if not isinstance(document, dict):
         raise FrameError("bad_frame", "frame must be a JSON object")
     ref = document.get("ref")
-    if ref is not None and (
-        not isinstance(ref, str) or len(ref) > MAX_REF_LENGTH or not _is_unicode_text(ref)
-    ):
+    if ref is not None and not is_valid_ref(ref):
         raise FrameError("bad_frame", f"'ref' must be a string of at most {MAX_REF_LENGTH} characters")
     kind = document.get("type")
     if not isinstance(kind, str):
@@ -113,6 +111,11 @@ def _since_field(document: dict[str, Any], ref: str | None) -> Position | None:
         return Position(epoch, offset)
     except InvalidName as error:
         raise FrameError("bad_frame", f"'since': {error}", ref) from None
+
+
+def is_valid_ref(ref: object) -> bool:
+    """Whether `ref` may be echoed: a string of at most MAX_REF_LENGTH characters that UTF-8 can carry."""
+    return isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH and _is_unicode_text(ref)
 
 
 def _is_unicode_text(text: str) -> bool:
