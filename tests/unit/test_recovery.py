@@ -236,6 +236,37 @@ async def test_a_repeat_of_another_topics_id_is_not_a_repeat(
     assert service.counters().repeats_skipped == 0
 
 
+async def test_another_senders_id_is_refused_and_does_not_say_where_it_was_used(
+    service: MessagingService,
+) -> None:
+    """An id is its publisher's: bob cannot get alice's ack, nor learn on which topic she used it."""
+    outbox = RecordingOutbox()
+    alice = service.connect(Uid("alice"), outbox)
+    bob = service.connect(Uid("bob"), RecordingOutbox())
+    service.subscribe(alice, NEWS)
+    await service.publish(alice, NEWS, "alice's", message_id="alices-own-id-0001")
+    with pytest.raises(IdReused) as refused:
+        await service.publish(bob, NEWS, "bob's", message_id="alices-own-id-0001")
+    with pytest.raises(IdReused) as elsewhere:
+        await service.publish(bob, SPORT, "bob's", message_id="alices-own-id-0001")
+    assert str(NEWS) not in str(refused.value)
+    assert str(NEWS) not in str(elsewhere.value)
+    assert outbox.frames == [b"alice's"]
+
+
+async def test_a_message_of_another_sender_with_a_known_id_is_not_a_repeat(
+    service: MessagingService, broker: MemoryBroker
+) -> None:
+    """Only the same sender's message on the same topic is skipped: another's is its own message."""
+    outbox = RecordingOutbox()
+    alice = service.connect(Uid("alice"), outbox)
+    service.subscribe(alice, NEWS)
+    original = await service.publish(alice, NEWS, "hi", message_id="same-id-other-sender")
+    await broker.publish(attrs.evolve(original, sender=Uid("mallory"), body="mine", position=None))
+    assert outbox.frames == [b"hi", b"mine"]
+    assert service.counters().repeats_skipped == 0
+
+
 # On a scripted broker
 
 

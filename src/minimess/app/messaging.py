@@ -242,21 +242,27 @@ class MessagingService:
     ) -> Message:
         """Publish `body` on `topic` as the session's uid; the message, positioned, once the bus has it.
 
-        A `message_id` the history holds on this topic is a repeat: the original is returned and
-        nothing is published again. On another topic it raises IdReused. Raises Forbidden when the
-        session's grant does not allow publishing on `topic`.
+        A `message_id` the history holds from the same sender on this topic is a repeat: the
+        original is returned and nothing is published again. Held for another topic or from another
+        sender, it raises IdReused, which says no more than that (the other topic may be one the
+        session may not read). Raises Forbidden when the session's grant does not allow publishing
+        on `topic`.
         """
         session.grant.check_publish(topic)
         if message_id is not None and (original := self._history.find(message_id)) is not None:
-            if original.topic != topic:
-                raise IdReused(f"message id {message_id} was used on another topic")
+            if not _same_publish(original, topic, session.uid):
+                raise IdReused(f"message id {message_id} is already in use")
             return original
         message = Message.create(topic, session.uid, body, self._clock.now(), headers, message_id)
         position = await self._broker.publish(message)
         # A repeat that raced its original to the bus is skipped on delivery; the original's
         # position is the one subscribers saw, when it is known by now.
         original = self._history.find(message.id)
-        if original is not None and original.topic == topic and original.position is not None:
+        if (
+            original is not None
+            and _same_publish(original, topic, session.uid)
+            and original.position is not None
+        ):
             position = original.position
         return attrs.evolve(message, position=position)
 
@@ -292,7 +298,7 @@ class MessagingService:
     def _receive(self, message: Message) -> None:
         """What the bus delivers: keep it, hand it to recoveries under way, fan it out."""
         original = self._history.find(message.id)
-        if original is not None and original.topic == message.topic:
+        if original is not None and _same_publish(original, message.topic, message.sender):
             self._repeats_skipped += 1
             return
         self._history.add(message)
@@ -348,3 +354,12 @@ class MessagingService:
         while True:
             await asyncio.sleep(self._tick)
             self._hub.broadcast(self._renderer.time(self._clock.now()))
+
+
+def _same_publish(original: Message, topic: Topic, sender: Uid) -> bool:
+    """Whether a message with `original`'s id, on `topic` from `sender`, is a repeat of it.
+
+    An id is the publisher's: another sender using it (by chance or on purpose) publishes a
+    message of its own, never one that stands for someone else's.
+    """
+    return original.topic == topic and original.sender == sender
