@@ -17,6 +17,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from devtools import commands
@@ -38,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 POM = REPO / "scripts" / "kafka-pom.xml"
 NODE_ID = 1
 DEFAULT_PORT = 9092
+SASL_LISTENER = "SASL_PLAINTEXT"
 MIN_JAVA = 17
 
 # --- fetch -------------------------------------------------------------------------------------
@@ -162,15 +164,59 @@ class Layout:
         return int(match.group(1)) if match else None
 
 
-def write_server_properties(layout: Layout, port: int, controller_port: int) -> None:
+@dataclass(frozen=True)
+class Sasl:
+    """A SASL_PLAINTEXT listener beside PLAINTEXT: its port, its PLAIN users, and whether ACLs are checked."""
+
+    port: int
+    users: dict[str, str]
+    acls: bool
+
+    def properties(self) -> str:
+        users = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
+        text = f"""
+# --sasl-user: the SASL_PLAINTEXT listener authenticates these users with PLAIN.
+sasl.enabled.mechanisms=PLAIN
+listener.name.{SASL_LISTENER.lower()}.plain.sasl.jaas.config=\\
+  org.apache.kafka.common.security.plain.PlainLoginModule required {users};
+"""
+        if self.acls:
+            text += """
+# --acls: a request needs an ACL allowing it. The anonymous users of the PLAINTEXT and CONTROLLER
+# listeners are super users: the broker talks to its controller as one, and so does the readiness probe.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+"""
+        return text
+
+
+def sasl_user(text: str) -> tuple[str, str]:
+    """NAME=PASSWORD, in characters that need no quoting in the broker's JAAS configuration."""
+    name, _, password = text.partition("=")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or not re.fullmatch(r'[^\s"\\]+', password):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAME=PASSWORD (NAME of letters, digits and '._-'; "
+            "PASSWORD without spaces, quotes or backslashes)"
+        )
+    return name, password
+
+
+def write_server_properties(
+    layout: Layout, port: int, controller_port: int, sasl: Sasl | None = None
+) -> None:
+    listeners = f"PLAINTEXT://{HOST}:{port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if sasl is not None:
+        listeners += f",{SASL_LISTENER}://{HOST}:{sasl.port}"
+        protocols += f",{SASL_LISTENER}:{SASL_LISTENER}"
     layout.server_properties.write_text(
         f"""\
 # Written by scripts/kafka on every start; edits here do not last.
 process.roles=broker,controller
 node.id={NODE_ID}
-listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}
-advertised.listeners=PLAINTEXT://{HOST}:{port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners={listeners},CONTROLLER://{HOST}:{controller_port}
+advertised.listeners={listeners}
+listener.security.protocol.map={protocols}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 # A dynamic quorum of one, formatted with --standalone.
@@ -208,6 +254,7 @@ log.retention.bytes=268435456
 num.network.threads=2
 num.io.threads=4
 """
+        + (sasl.properties() if sasl is not None else "")
     )
 
 
@@ -395,10 +442,12 @@ def cmd_start(args: argparse.Namespace) -> int:
         if controller_port == port and layout.formatted():
             raise Failure(f"port {port} is the controller port of {layout.dir}; pick another --port")
         controller_port = free_port()
-    for name, number in (("port", port), ("controller port", controller_port)):
+    sasl = sasl_listener(args, layout, (port, controller_port))
+    ports = [("port", port), ("controller port", controller_port)]
+    for name, number in [*ports, *([("SASL port", sasl.port)] if sasl else [])]:
         if not port_free(number):
             raise Failure(f"{name} {number} on {HOST} is in use (by another Kafka?)")
-    write_server_properties(layout, port, controller_port)
+    write_server_properties(layout, port, controller_port, sasl)
     write_log4j_properties(layout)
     if not layout.formatted():
         say(f"formatting {layout.data} for a new cluster")
@@ -413,12 +462,27 @@ def cmd_start(args: argparse.Namespace) -> int:
             terminate([process.pid], 10)
         layout.pid_file.unlink(missing_ok=True)
         raise Failure(f"{failure}; last lines of {layout.log}:\n{last_lines(layout.log, 30)}") from None
+    also = f", {SASL_LISTENER} on {HOST}:{sasl.port}" if sasl else ""
     say(
-        f"Kafka {kafka_version()} serving on {HOST}:{port} after {time.monotonic() - started:.1f} s "
+        f"Kafka {kafka_version()} serving on {HOST}:{port}{also} after {time.monotonic() - started:.1f} s "
         f"(pid {process.pid}, log {layout.log})"
     )
     print(f"{HOST}:{port}")
     return 0
+
+
+def sasl_listener(args: argparse.Namespace, layout: Layout, taken: tuple[int, ...]) -> Sasl | None:
+    """The SASL_PLAINTEXT listener that --sasl-user asks for, on the port --dir had last unless told."""
+    if not args.sasl_user:
+        if args.sasl_port is not None or args.acls:
+            raise Failure("--sasl-port and --acls need at least one --sasl-user")
+        return None
+    port = args.sasl_port or layout.configured_port(SASL_LISTENER)
+    while port is None or port in taken:
+        if port in taken and args.sasl_port:
+            raise Failure(f"--sasl-port {port} is taken by another listener of {layout.dir}")
+        port = free_port()
+    return Sasl(port, dict(args.sasl_user), args.acls)
 
 
 def already_running(layout: Layout, pid: int, args: argparse.Namespace) -> int:
@@ -497,6 +561,24 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     )
     start.add_argument(
         "--timeout", type=float, default=60, help="seconds to wait until it serves (default 60)"
+    )
+    start.add_argument(
+        "--sasl-user",
+        type=sasl_user,
+        action="append",
+        metavar="NAME=PASSWORD",
+        help=f"also listen with {SASL_LISTENER}, authenticating this user with PLAIN (repeatable)",
+    )
+    start.add_argument(
+        "--sasl-port",
+        type=int,
+        help=f"the {SASL_LISTENER} port (default: the one --dir had last, else any free port)",
+    )
+    start.add_argument(
+        "--acls",
+        action="store_true",
+        help="check ACLs (StandardAuthorizer): SASL users may do only what ACLs allow; "
+        "anonymous PLAINTEXT and controller connections are super users",
     )
     stop = command("stop", cmd_stop, "stop: SIGTERM, then SIGKILL after --timeout")
     stop.add_argument(

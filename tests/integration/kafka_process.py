@@ -33,9 +33,13 @@ class KafkaProcess:
     so clients that were connected before a stop can reconnect to the same address.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, sasl_users: dict[str, str] | None = None, acls: bool = False) -> None:
         self.dir = directory
         self.pid_file = kafka.Layout(directory).pid_file
+        # With users, the broker also listens with SASL_PLAINTEXT (PLAIN) for them; with acls, it
+        # checks ACLs on that listener (scripts/kafka start --sasl-user, --acls).
+        self.sasl_users = sasl_users or {}
+        self.acls = acls
         # 0 until the first start has picked a free port.
         self.port = 0
         # Frozen by `pause`: a stop has to let it go on first, or SIGTERM would wait for a SIGCONT.
@@ -46,14 +50,24 @@ class KafkaProcess:
         assert self.port, "Kafka was never started"
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT listener's address, as the last start wrote it into server.properties."""
+        port = kafka.Layout(self.dir).configured_port(kafka.SASL_LISTENER)
+        assert port, "Kafka was never started with SASL users"
+        return f"127.0.0.1:{port}"
+
     def start(self) -> KafkaProcess:
         """Start the broker (on a free port first, on the same port after) and wait until it serves."""
+        sasl = [f"--sasl-user={name}={password}" for name, password in self.sasl_users.items()]
         result = self._run(
             "start",
             "--port",
             str(self.port),
             "--timeout",
             str(scaled(START_TIMEOUT)),
+            *sasl,
+            *(["--acls"] if self.acls else []),
             within=scaled(START_TIMEOUT) + FETCH_ALLOWANCE,
         )
         if result.returncode != 0:
