@@ -76,7 +76,14 @@ class AcceptedConnection:
         # --trace: stage times on publishes, acks and every frame this connection writes.
         self._trace = trace
         stamps = tracing.OutboundStamps() if trace else None
-        self._outbound = Outbound(connection, settings.queue_size, self._close_slow_consumer, flusher, stamps)
+        self._outbound = Outbound(
+            connection,
+            settings.queue_size,
+            self._close_slow_consumer,
+            flusher,
+            stamps,
+            queue_bytes=settings.queue_bytes,
+        )
         self._rate = TokenBucket(settings.rate_limit)
         # Bound here as well as in the context: a slow-consumer close runs on the publisher's task.
         self._log = log.bind(connection_id=connection_id(connection))
@@ -271,7 +278,12 @@ class AcceptedConnection:
 
     def _close_slow_consumer(self) -> None:
         self._stats.slow_consumer_closes += 1
-        self._log.warning("slow_consumer_closed", queue_size=self._settings.queue_size)
+        self._log.warning(
+            "slow_consumer_closed",
+            queue_size=self._settings.queue_size,
+            queue_bytes=self._settings.queue_bytes,
+            pending_bytes=self._outbound.pending_bytes,
+        )
         task = asyncio.create_task(self._close(SLOW_CONSUMER, "slow consumer"))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
