@@ -16,6 +16,7 @@ from minimess.adapters.websocket_server import tracing
 from minimess.adapters.websocket_server.client_address import real_client_address
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
+from minimess.adapters.websocket_server.reset import reset
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.stats import ServerStats
 from minimess.adapters.wire import server_frames
@@ -244,7 +245,7 @@ class AcceptedConnection:
                 await self._connection.close(code, reason)
         except TimeoutError:
             self._log.info("connection_dropped", code=code, reason="close timed out")
-            self._connection.transport.abort()
+            reset(self._connection.transport)
 
     @property
     def frames_queued(self) -> int:
@@ -273,7 +274,7 @@ class AcceptedConnection:
             self._log.warning(
                 "shutdown_frames_lost", frames=undelivered.frames, unsent_bytes=undelivered.unsent_bytes
             )
-        transport.abort()
+        reset(transport)
         return undelivered
 
     def _close_slow_consumer(self) -> None:
