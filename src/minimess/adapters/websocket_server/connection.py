@@ -239,13 +239,18 @@ class AcceptedConnection:
 
         websockets' close() first waits for the socket to take the close frame, without a time
         limit; a client that never reads would keep its connection, and its buffers, forever.
+        A slow consumer's connection is reset: its frames are lost anyway, and a plain abort would
+        leave the kernel holding them. Others may still be reading what they were sent.
         """
         try:
             async with asyncio.timeout(self._settings.close_timeout):
                 await self._connection.close(code, reason)
         except TimeoutError:
             self._log.info("connection_dropped", code=code, reason="close timed out")
-            reset(self._connection.transport)
+            if code == SLOW_CONSUMER:
+                reset(self._connection.transport)
+            else:
+                self._connection.transport.abort()
 
     @property
     def frames_queued(self) -> int:
@@ -274,7 +279,7 @@ class AcceptedConnection:
             self._log.warning(
                 "shutdown_frames_lost", frames=undelivered.frames, unsent_bytes=undelivered.unsent_bytes
             )
-        reset(transport)
+        transport.abort()
         return undelivered
 
     def _close_slow_consumer(self) -> None:

@@ -11,13 +11,14 @@ import struct
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
-def reset(transport: asyncio.BaseTransport) -> None:
+def reset(transport: asyncio.WriteTransport) -> None:
     """Abort `transport` so that nothing of it outlives the call.
 
     A plain abort closes the socket with a FIN queued behind its unsent data: for a client that
     never reads, the kernel keeps that data (megabytes, with send-buffer autotuning) and probes
     the closed window for minutes, and the client never learns it was dropped. A reset frees the
-    buffer now and tells the client at once.
+    buffer now and tells the client at once; what the client had not read yet is lost with it,
+    so it is only for clients whose frames are dropped anyway.
     """
     sock = transport.get_extra_info("socket")
     if sock is not None:
