@@ -35,6 +35,8 @@ class BenchSettings:
     # Seconds to wait for the last deliveries after the last ack.
     drain_timeout: float = attrs.field(default=30.0, validator=v.gt(0))
     connect_concurrency: int = attrs.field(default=100, validator=v.ge(1))
+    # Connections to the first topic that never read, opened again whenever a server drops them.
+    never_reading: int = attrs.field(default=0, validator=v.ge(0))
 
     @topics.validator
     def _topics_have_subscribers(self, _attribute: attrs.Attribute[int], topics: int) -> None:
