@@ -114,6 +114,9 @@ class Outbound:
         # kept with integer adds as frames move, so that no push ever sums a list.
         self._collected_bytes = 0
         self._queued_bytes = 0
+        # What the bounds left for the frames collected in this turn, read when the first was.
+        self._frames_left = queue_size
+        self._bytes_left = queue_bytes
         # True while the writer holds frames it took from the queue but has not written yet,
         # so that a flush cannot overtake them.
         self._writer_busy = False
@@ -150,23 +153,34 @@ class Outbound:
                 frame = self._stamps.written([self._stamps.queued(frame)])[0]
             connection.transport.write(frame)
             return
-        # Off the direct path only: a direct write needs nothing held and a socket that does not
-        # push back, so its buffer is under websockets' high-water mark (32 KiB).
-        if (
-            len(collected) + self._queue.qsize() >= self._queue_size
-            or self._collected_bytes + self._queued_bytes + connection.transport.get_write_buffer_size()
-            >= self._queue_bytes
-        ):
-            self._stopped = True
-            self._progress.set()
-            self._on_overflow()
-            return
+        if collected:
+            if len(collected) >= self._frames_left or self._collected_bytes >= self._bytes_left:
+                self._overflow()
+                return
+        else:
+            # The first frame collected in this turn: what the bounds leave is read once, here,
+            # and every later frame of the turn is counted against it with integer compares.
+            # Within a turn the socket's buffer only shrinks (the writer moves bytes from the
+            # queue into it, which leaves the total as it was), so the figure errs on the safe side.
+            # A direct write needs nothing held and a socket that does not push back, so its
+            # buffer is under websockets' high-water mark (32 KiB): it is left out of the count.
+            self._frames_left = self._queue_size - self._queue.qsize()
+            self._bytes_left = (
+                self._queue_bytes - self._queued_bytes - connection.transport.get_write_buffer_size()
+            )
+            if self._frames_left <= 0 or self._bytes_left <= 0:
+                self._overflow()
+                return
+            flusher.schedule(self)
         if self._stamps is not None:
             frame = self._stamps.queued(frame)
         collected.append(frame)
         self._collected_bytes += len(frame)
-        if len(collected) == 1:
-            flusher.schedule(self)
+
+    def _overflow(self) -> None:
+        self._stopped = True
+        self._progress.set()
+        self._on_overflow()
 
     def flush(self) -> None:
         """Hand this turn's frames to the socket in one write, or to the writer if it is busy."""
