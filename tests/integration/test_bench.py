@@ -201,6 +201,7 @@ def test_never_reading_connections_are_dropped_opened_again_and_the_peak_rss_rep
     assert_sane_delivery_figures(median, 10 * 1000)
     # 8 MB each: more than the bound and the kernel's buffers of a connection together.
     assert median["never_reading_drops"] >= 3
+    assert median["server_slow_consumer_closes"] >= median["never_reading_drops"]
     assert median["rss_peak_mib"] > 0
     assert 0 <= median["rss_growth_mib"] < median["rss_peak_mib"]
     assert "never-reading connections dropped" in table

@@ -31,6 +31,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "rss_peak_mib": ("server RSS peak MiB", "{:,.1f}"),
     "rss_growth_mib": ("server RSS peak - before MiB", "{:,.1f}"),
     "never_reading_drops": ("never-reading connections dropped", "{:,.0f}"),
+    "server_slow_consumer_closes": ("slow-consumer closes, server's count", "{:,.0f}"),
     "other_closes": ("other closes", "{:,.0f}"),
 }
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import threading
 import time
+import urllib.request
 from array import array
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
@@ -248,6 +250,7 @@ class _Aside:
         self._never_reading: NeverReading | None = None
         self._before = 0
         self._peak = 0
+        self._closes_before: int | None = None
 
     def __enter__(self) -> _Aside:
         self._thread.start()
@@ -269,7 +272,15 @@ class _Aside:
         }
         if self._never_reading is not None:
             metrics["never_reading_drops"] = self._never_reading.drops
+        closes = _slow_consumer_closes(self._stats_urls())
+        if closes is not None and self._closes_before is not None:
+            metrics["server_slow_consumer_closes"] = closes - self._closes_before
         return metrics
+
+    def _stats_urls(self) -> list[str]:
+        if self._settings.target is not None and self._settings.stats_urls:
+            return list(self._settings.stats_urls)
+        return [url.replace("ws://", "http://", 1) + "/stats" for url in self._servers.urls]
 
     def _run(self) -> None:
         try:
@@ -290,6 +301,7 @@ class _Aside:
             async with asyncio.timeout(NEVER_READING_TIMEOUT):
                 await self._never_reading.opened.wait()
         try:
+            self._closes_before = await asyncio.to_thread(_slow_consumer_closes, self._stats_urls())
             self._before = self._peak = (await asyncio.to_thread(self._servers.read_sample)).rss_bytes
             self._ready.set()
             while not self._finish.is_set():
@@ -300,6 +312,21 @@ class _Aside:
             stop.set()
             if task is not None:
                 await task
+
+
+def _slow_consumer_closes(stats_urls: Sequence[str]) -> int | None:
+    """The servers' slow-consumer closes so far, from their /stats; None where there is none (baselines)."""
+    total = 0
+    for url in stats_urls:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                closes = json.load(response).get("slow_consumer_closes")
+        except (OSError, ValueError):
+            return None
+        if not isinstance(closes, int):
+            return None
+        total += closes
+    return total
 
 
 def topic_names(count: int) -> list[str]:
