@@ -204,3 +204,29 @@ def test_a_bad_option_or_target_ends_the_run_with_a_reason(
     )
     assert completed.returncode == code
     assert reason in completed.stderr
+
+
+def test_never_reading_connections_are_dropped_opened_again_and_the_peak_rss_reported(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    """--never-reading keeps N connections that never read through the run: the server drops each
+    (a small --queue-bytes, a short close timeout) and the bench opens it again, counting the drops;
+    the honest subscribers still get everything, and the server's peak RSS is in the report."""
+    server = start_server(
+        *("--rate-limit", "0", "--tick", "0", "--queue-bytes", "262144", "--close-timeout", "0.2")
+    )
+    document, table = bench(
+        tmp_path,
+        *("--subscribers", "10", "--messages", "1000", "--body-bytes", "8192", "--rounds", "1"),
+        # Few publishes in flight, so that the honest subscribers keep within the bound.
+        *("--window", "2", "--workers", "1", "--baseline", "none", "--never-reading", "3"),
+        *("--target", server.url("")),
+    )
+    median = document["servers"]["minimess"]["median"]
+    assert_sane_delivery_figures(median, 10 * 1000)
+    # 8 MB each: more than the bound and the kernel's buffers of a connection together.
+    assert median["never_reading_drops"] >= 3
+    assert median["server_slow_consumer_closes"] >= median["never_reading_drops"]
+    assert median["rss_peak_mib"] > 0
+    assert 0 <= median["rss_growth_mib"] < median["rss_peak_mib"]
+    assert "never-reading connections dropped" in table

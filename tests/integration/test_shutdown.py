@@ -21,9 +21,12 @@ CLIENTS = 20
 SHUTDOWN_TIMEOUT = 2.0
 # Slack for process scheduling and interpreter teardown on top of the shutdown timeout.
 MARGIN = 3.0
-# Queues long enough for every message, so that a subscriber that is behind is not a slow consumer;
-# pings off, so that only the shutdown can end a connection that does not read.
-DRAIN_OPTIONS = ("--tick", "0", "--rate-limit", "0", "--ping-interval", "0", "--queue-size", "1000")
+# Queues long enough for every message, in frames and in bytes, so that a subscriber that is behind
+# is not a slow consumer; pings off, so that only the shutdown can end a connection that does not read.
+DRAIN_OPTIONS = (
+    *("--tick", "0", "--rate-limit", "0", "--ping-interval", "0"),
+    *("--queue-size", "1000", "--queue-bytes", str(64 * 2**20)),
+)
 # 9 MB in all: more than a connection's kernel buffers and write buffer hold, so that most of it
 # waits in the server's outbound queue of a subscriber that does not read.
 BODIES = [f"{number:04d}:" + "x" * (30 * 1024) for number in range(300)]

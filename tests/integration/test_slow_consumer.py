@@ -1,4 +1,5 @@
-"""Slow consumers: a subscriber that stops reading is closed with 4000 and delays nobody else."""
+"""Slow consumers: a subscriber that stops reading is closed with 4000, delays nobody else, and holds
+no more of the server's memory than --queue-bytes."""
 
 from __future__ import annotations
 
@@ -82,3 +83,88 @@ async def test_slow_consumer_that_never_reads_is_dropped_within_close_timeout(
             assert (await stats(server))["connections"] == 1
     finally:
         slow.close()
+
+
+# Never-reading clients against the byte bound: 60 KB messages, fewer than the frame bound, so that
+# only the byte bound can close a client before it holds everything published.
+NEVER_READING = 8
+QUEUE_BYTES = 256 * 1024
+BIG_BODIES = [f"{number:04d}:" + "y" * (60 * 1024) for number in range(400)]
+# What the server's RSS may grow by beyond the never-reading clients' bound: the publisher's and
+# the honest subscriber's buffers, the frames in flight, the allocator's slack. Measured: no growth
+# at all with the bound (the allocator reuses what start-up freed); without it the same run grew
+# by 19 MiB, the frames the never-reading clients held.
+FIXED_OVERHEAD = 8 * 2**20
+
+
+async def test_clients_that_never_read_are_closed_at_the_byte_bound_and_hold_no_more_than_it(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """N clients that never read, a flood of 60 KB messages: each is closed as a slow consumer (4000,
+    dropped after the close timeout), an honest subscriber gets every message, and the server's RSS
+    grows by less than N x --queue-bytes plus a fixed overhead."""
+    server = start_server(
+        *OPTIONS[2:],  # all but --queue-size: frames enough for every message
+        "--queue-size",
+        str(len(BIG_BODIES) + 10),
+        "--queue-bytes",
+        str(QUEUE_BYTES),
+        "--history-size",
+        "1",
+        "--close-timeout",
+        "0.5",
+    )
+    never_reading = [
+        await RawClient.connect(server, f"never-{number}", "load") for number in range(NEVER_READING)
+    ]
+    try:
+        async with (
+            await open_client(server, "honest", "load", max_size=None) as honest,
+            await open_client(server, "publisher") as publisher,
+        ):
+            # After a first message has gone through, so that start-up allocations are not counted.
+            await publish(publisher, "load", "warm-up", "warm-up")
+            assert (await next_frame(honest, "message"))["body"] == "warm-up"
+            before = (await stats(server))["process"]["rss_bytes"]
+            peak = before
+
+            async def receive_all() -> list[str]:
+                return [(await next_frame(honest, "message"))["body"] for _ in BIG_BODIES]
+
+            async def publish_and_sample() -> None:
+                nonlocal peak
+                for number, body in enumerate(BIG_BODIES):
+                    await publish(publisher, "load", body, f"p-{number}")
+                    if number % 10 == 0:
+                        peak = max(peak, (await stats(server))["process"]["rss_bytes"])
+
+            async with asyncio.timeout(scaled(60)):
+                received, _ = await asyncio.gather(receive_all(), publish_and_sample())
+            assert received == BIG_BODIES
+            closed = await logged(server, "slow_consumer_closed", count=NEVER_READING)
+            assert all(event["pending_bytes"] < QUEUE_BYTES + 70 * 1024 for event in closed), closed
+            for event in closed:
+                await logged(server, "client_disconnected", connection_id=event["connection_id"])
+            counters = await stats(server)
+            peak = max(peak, counters["process"]["rss_bytes"])
+            assert (counters["slow_consumer_closes"], counters["connections"]) == (NEVER_READING, 2)
+            growth = peak - before
+            assert growth < NEVER_READING * QUEUE_BYTES + FIXED_OVERHEAD, (
+                f"RSS grew by {growth / 2**20:.1f} MiB"
+            )
+        for client in never_reading:
+            # What it finally reads: some frames, then the close frame, or the connection cut.
+            async with asyncio.timeout(scaled(10)):
+                try:
+                    while (
+                        isinstance(frame := await client.next_event(), Frame) and frame.opcode is Opcode.TEXT
+                    ):
+                        pass
+                except (EOFError, ConnectionResetError):
+                    continue
+            assert isinstance(frame, Frame), frame
+            assert frame.opcode is Opcode.CLOSE, frame
+            assert Close.parse(bytes(frame.data)).code == 4000
+    finally:
+        for client in never_reading:
+            client.close()

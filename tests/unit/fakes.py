@@ -13,6 +13,7 @@ from websockets.server import ServerProtocol
 
 from minimess.adapters.wire.server_frames import message_from_document
 from minimess.domain.model import Message
+from minimess.domain.ports import Room
 from tests.unit.wire import decode_server_frame
 
 
@@ -27,8 +28,8 @@ class RecordingOutbox:
     def push(self, frame: bytes) -> None:
         self.frames.append(frame)
 
-    def room(self) -> int:
-        return self.capacity - len(self.frames)
+    def room(self) -> Room:
+        return Room(self.capacity - len(self.frames), 2**30 - sum(map(len, self.frames)))
 
     def documents(self) -> list[dict[str, Any]]:
         return [decode_server_frame(frame) for frame in self.frames]

@@ -10,6 +10,7 @@ from minimess.app.settings import MessagingSettings
 from minimess.bootstrap import BROKERS, ServeSettings, build_container
 from minimess.domain.errors import TooManyTopics
 from minimess.domain.model import Message, Topic, Uid
+from minimess.domain.ports import Room
 
 BUSES = {"memory": MemoryBroker, "kafka": KafkaBroker}
 
@@ -18,8 +19,8 @@ class Discard:
     def push(self, frame: bytes) -> None:
         pass
 
-    def room(self) -> int:
-        return 1_000_000
+    def room(self) -> Room:
+        return Room(1_000_000, 2**30)
 
 
 @pytest.mark.parametrize("kind", BROKERS)

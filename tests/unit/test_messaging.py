@@ -14,7 +14,7 @@ from minimess.app.messaging import MessagingCounters, MessagingService
 from minimess.domain.errors import Forbidden, TooManyTopics
 from minimess.domain.model import Message, Position, Topic, Uid
 from minimess.domain.permissions import Grant, patterns
-from minimess.domain.ports import BusHealth
+from minimess.domain.ports import BusHealth, Room
 from tests.timeouts import scaled
 
 NEWS, SPORT = Topic("news"), Topic("sport")
@@ -42,9 +42,11 @@ class RecordingRenderer:
 
 
 class RecordingOutbox:
-    def __init__(self, capacity: int = 10_000) -> None:
-        # How many frames it takes in all; a replay that does not fit in what is left is refused.
+    def __init__(self, capacity: int = 10_000, byte_capacity: int = 2**30) -> None:
+        # How many frames, and bytes, it takes in all; a replay that does not fit in what is left
+        # is refused.
         self.capacity = capacity
+        self.byte_capacity = byte_capacity
         self.frames: list[bytes] = []
         self.pushed = asyncio.Event()
 
@@ -52,8 +54,8 @@ class RecordingOutbox:
         self.frames.append(frame)
         self.pushed.set()
 
-    def room(self) -> int:
-        return self.capacity - len(self.frames)
+    def room(self) -> Room:
+        return Room(self.capacity - len(self.frames), self.byte_capacity - sum(map(len, self.frames)))
 
     async def until_frames(self, count: int) -> None:
         async with asyncio.timeout(scaled(5)):

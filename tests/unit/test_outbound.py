@@ -51,9 +51,15 @@ def outbound_for(
     flusher: Flusher | None = None,
     overflows: Overflows | None = None,
     stamps: MarkingStamps | None = None,
+    queue_bytes: int = 2**20,
 ) -> Outbound:
     return Outbound(
-        cast(ServerConnection, connection), QUEUE_SIZE, overflows or Overflows(), flusher or Flusher(), stamps
+        cast(ServerConnection, connection),
+        QUEUE_SIZE,
+        overflows or Overflows(),
+        flusher or Flusher(),
+        stamps,
+        queue_bytes=queue_bytes,
     )
 
 
@@ -346,14 +352,14 @@ async def test_emptied_returns_once_the_writer_handed_everything_to_the_socket_a
     """Room counts what is held; `emptied` waits for the writer, not for the socket's own buffer."""
     connection = FakeConnection()
     outbound = outbound_for(connection)
-    assert outbound.room() == QUEUE_SIZE - 1
+    assert outbound.room().frames == QUEUE_SIZE - 1
     async with asyncio.timeout(scaled(5)):
         await outbound.emptied()  # nothing held: at once
     pause(connection)
     for frame in frames(3):
         outbound.push(frame)
         await next_turn()
-    assert outbound.room() == QUEUE_SIZE - 1 - 3
+    assert outbound.room().frames == QUEUE_SIZE - 1 - 3
     writer = asyncio.create_task(outbound.run_writer())
     try:
         emptying = asyncio.create_task(outbound.emptied())
@@ -362,7 +368,115 @@ async def test_emptied_returns_once_the_writer_handed_everything_to_the_socket_a
         resume(connection)
         async with asyncio.timeout(scaled(5)):
             await emptying
-        assert outbound.room() == QUEUE_SIZE - 1
+        assert outbound.room().frames == QUEUE_SIZE - 1
         assert b"".join(connection.transport.writes) == b"".join(frames(3))
     finally:
         writer.cancel()
+
+
+def sized(count: int, size: int) -> list[bytes]:
+    """`count` distinct frames of exactly `size` bytes each."""
+    return [text_frame(f"{number:06d}".encode().ljust(size - 2, b"x")) for number in range(count)]
+
+
+async def test_collected_bytes_past_the_byte_bound_overflow_once_though_few_frames_are_held() -> None:
+    """Three frames of 100 bytes against a bound of 250: the third is taken (it starts under the
+    bound), the fourth is not; the frame bound (4) is never reached."""
+    connection = FakeConnection()
+    overflows = Overflows()
+    outbound = outbound_for(connection, overflows=overflows, queue_bytes=250)
+    direct, *collected = sized(5, 100)
+    outbound.push(direct)  # to the socket: its buffer is empty again (the fake sends at once)
+    for frame in collected[:3]:
+        outbound.push(frame)
+    assert (overflows.count, outbound.pending_bytes) == (0, 300)
+    outbound.push(collected[3])
+    assert overflows.count == 1
+    outbound.push(direct)
+    assert overflows.count == 1
+    await next_turn()
+    assert connection.transport.writes == [direct]
+
+
+async def test_what_the_sockets_buffer_holds_counts_against_the_byte_bound() -> None:
+    """A client that stopped reading leaves its bytes in the socket's buffer: they count too."""
+    connection = FakeConnection()
+    overflows = Overflows()
+    outbound = outbound_for(connection, overflows=overflows, queue_bytes=1000)
+    direct, collected = sized(2, 100)
+    outbound.push(direct)
+    connection.transport.buffered = 900
+    assert outbound.room().bytes == 100
+    outbound.push(collected)  # 900 pending: under the bound, taken
+    assert (overflows.count, outbound.pending_bytes) == (0, 1000)
+    assert outbound.room().bytes == 0
+    outbound.push(collected)
+    assert overflows.count == 1
+
+
+async def test_bytes_handed_to_the_socket_leave_the_count() -> None:
+    """Frames flushed at the end of a turn, or written by the writer, are no longer held: a client
+    that keeps reading gets many times the bound without ever overflowing."""
+    connection = FakeConnection()
+    overflows = Overflows()
+    outbound = outbound_for(connection, overflows=overflows, queue_bytes=250)
+    for _ in range(10):
+        for frame in sized(3, 100):  # one direct, two collected and flushed
+            outbound.push(frame)
+        await next_turn()
+        assert outbound.pending_bytes == 0
+    writer = asyncio.create_task(outbound.run_writer())
+    try:
+        for _ in range(10):
+            pause(connection)
+            for frame in sized(2, 100):  # queued for the writer
+                outbound.push(frame)
+            await next_turn()
+            assert outbound.pending_bytes == 200
+            connection.transport.written.clear()
+            resume(connection)
+            async with asyncio.timeout(scaled(5)):
+                await connection.transport.written.wait()
+            assert outbound.pending_bytes == 0
+    finally:
+        writer.cancel()
+    assert overflows.count == 0
+    assert len(b"".join(connection.transport.writes)) == 10 * 300 + 10 * 200
+
+
+async def test_the_batch_the_writer_holds_counts_against_the_byte_bound() -> None:
+    """Frames the writer took from the queue but cannot write yet are still the server's memory."""
+    connection = FakeConnection()
+    overflows = Overflows()
+    outbound = outbound_for(connection, overflows=overflows, queue_bytes=250)
+    pause(connection)
+    first, second, third = sized(3, 100)
+    outbound.push(first)
+    outbound.push(second)
+    await next_turn()
+    writer = asyncio.create_task(outbound.run_writer())
+    try:
+        await next_turn()  # the writer holds the first and waits for the socket
+        assert outbound.queued == 2
+        outbound.push(third)  # 200 pending: taken
+        assert (overflows.count, outbound.pending_bytes) == (0, 300)
+        outbound.push(first)
+        assert overflows.count == 1
+    finally:
+        writer.cancel()
+
+
+async def test_room_in_bytes_is_what_the_bound_leaves_and_nothing_once_stopped() -> None:
+    connection = FakeConnection()
+    overflows = Overflows()
+    outbound = outbound_for(connection, overflows=overflows, queue_bytes=1000)
+    assert outbound.room().bytes == 1000
+    pause(connection)
+    for frame in sized(3, 100):
+        outbound.push(frame)
+    connection.transport.buffered = 50
+    assert outbound.room().bytes == 1000 - 300 - 50
+    for frame in sized(QUEUE_SIZE, 100):
+        outbound.push(frame)
+    assert overflows.count == 1
+    assert (outbound.room().frames, outbound.room().bytes) == (0, 0)

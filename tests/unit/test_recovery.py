@@ -505,3 +505,20 @@ async def test_a_replay_that_does_not_fit_in_the_connections_queue_fails(broker:
         refused = await within(service.subscribe_since(cramped, NEWS, first.position))
     assert (ok.recovered, len(ok.replay)) == (True, 5)
     assert (refused.recovered, refused.replay) == (False, [])
+
+
+async def test_a_replay_of_more_bytes_than_the_connection_takes_fails(broker: MemoryBroker) -> None:
+    """The byte bound counts like the frame bound: a replay over the bytes left is refused, not cut."""
+    service = new_service(broker, broker)
+    async with service.running():
+        publisher = service.connect(Uid("bob"), RecordingOutbox())
+        first = await service.publish(publisher, NEWS, "seen")
+        for n in range(5):
+            await service.publish(publisher, NEWS, f"missed {n}")  # 8 bytes each, as rendered here
+        assert first.position is not None
+        roomy = service.connect(Uid("alice"), RecordingOutbox(byte_capacity=41))
+        cramped = service.connect(Uid("carol"), RecordingOutbox(byte_capacity=40))
+        ok = await within(service.subscribe_since(roomy, NEWS, first.position))
+        refused = await within(service.subscribe_since(cramped, NEWS, first.position))
+    assert (ok.recovered, len(ok.replay)) == (True, 5)
+    assert (refused.recovered, refused.replay) == (False, [])

@@ -208,13 +208,10 @@ class MessagingService:
         if recovery.overflowed:
             self._recoveries_failed += 1
             return Subscribed(topic, self._position(topic), recovered=False, overflowed=True)
-        # The replay goes out in one go, with its `subscribed` frame: it must fit in the outbox.
-        if replay is not None and len(replay) > min(self._max_replay, session.outbox.room() - 1):
-            replay = None
+        frames = None if replay is None else self._fitting(replay, session.outbox)
         self._hub.subscribe(session.outbox, topic)
-        if replay is not None:
-            render = self._renderer.message
-            return Subscribed(topic, self._position(topic), True, [render(message) for message in replay])
+        if frames is not None:
+            return Subscribed(topic, self._position(topic), True, frames)
         self._recoveries_failed += 1
         # Nothing from before. What arrived during the attempt came after `start` and is sent,
         # but for what the subscriber says it has (it may have been ahead of this server).
@@ -333,6 +330,22 @@ class MessagingService:
         # A repeat the live path skipped (its original was received before) is skipped here too.
         replayed = [message for message in replayed if not self._is_repeat(message)]
         return [*replayed, *(message for message in recovery.live if message.offset > log.last)]
+
+    def _fitting(self, replay: Sequence[Message], outbox: Outbox) -> list[Frame] | None:
+        """The replay's frames if the outbox takes them all now, with their `subscribed` frame; else None.
+
+        They go out in one go, so they must fit both in frames and in bytes. The `subscribed` frame
+        comes first and is smaller than any message frame of its topic: counting the last replayed
+        frame against the byte bound in its place (the frame that crosses the bound is taken) is enough.
+        """
+        room = outbox.room()
+        if len(replay) > min(self._max_replay, room.frames - 1):
+            return None
+        render = self._renderer.message
+        frames = [render(message) for message in replay]
+        if sum(map(len, frames)) >= room.bytes:
+            return None
+        return frames
 
     def _stop_recovering(self, topic: Topic, recovery: _Recovery) -> None:
         recoveries = self._recovering[topic]

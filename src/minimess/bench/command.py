@@ -68,6 +68,14 @@ def bench(
     drain_timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds to wait for answers and deliveries after publishing.")
     ] = 30.0,
+    never_reading: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Connections that subscribe to the first topic and never read, opened again"
+            " whenever the server drops them, for the whole publishing phase.",
+        ),
+    ] = 0,
     json_path: Annotated[
         str | None, typer.Option("--json", help="Also write every figure as JSON to this file ('-': stdout).")
     ] = None,
@@ -95,6 +103,7 @@ def bench(
             baseline=baseline,
             trace=trace,
             drain_timeout=drain_timeout,
+            never_reading=never_reading,
         )
     except ValueError as error:
         typer.echo(f"minimess bench: {error}", err=True)

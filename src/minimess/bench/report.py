@@ -28,6 +28,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "latency_p99_ms": ("latency p99 ms", "{:,.2f}"),
     "latency_max_ms": ("latency max ms", "{:,.2f}"),
     "slow_consumer_closes": ("slow-consumer closes (4000)", "{:,.0f}"),
+    "rss_peak_mib": ("server RSS peak MiB", "{:,.1f}"),
+    "rss_growth_mib": ("server RSS peak - before MiB", "{:,.1f}"),
+    "never_reading_drops": ("never-reading connections dropped", "{:,.0f}"),
+    "server_slow_consumer_closes": ("slow-consumer closes, server's count", "{:,.0f}"),
     "other_closes": ("other closes", "{:,.0f}"),
 }
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import multiprocessing
+import threading
 import time
+import urllib.request
 from array import array
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
@@ -15,6 +18,7 @@ from typing import Any
 import attrs
 
 from minimess.bench import report
+from minimess.bench.never_reading import NeverReading
 from minimess.bench.progress import Progress
 from minimess.bench.publisher import PublishPlan, PublishReport, publish
 from minimess.bench.servers import BenchError, Servers, started_baseline, started_minimess, targeted
@@ -24,6 +28,7 @@ from minimess.bench.workers import CONNECTED, RECEIVED, ConnectReport, DeliveryR
 # After the last ack, deliveries that stop arriving for this long are not coming.
 QUIET_PERIOD = 3.0
 POLL_INTERVAL = 0.1
+NEVER_READING_TIMEOUT = 60.0
 
 
 @attrs.frozen
@@ -140,10 +145,12 @@ class _Round:
             # What the publishing phase measured: the publisher's report and the servers' CPU time.
             published: tuple[PublishReport, float] | None = None
             if settings.messages and metrics["connections"]:
-                cpu_start = servers.read_sample().cpu_seconds
-                publish_report = asyncio.run(self._publish(counters, expected))
-                self._wait_for_deliveries(counters, expected)
-                published = (publish_report, servers.read_sample().cpu_seconds - cpu_start)
+                with _Aside(settings, servers) as aside:
+                    cpu_start = servers.read_sample().cpu_seconds
+                    publish_report = asyncio.run(self._publish(counters, expected))
+                    self._wait_for_deliveries(counters, expected)
+                    published = (publish_report, servers.read_sample().cpu_seconds - cpu_start)
+                metrics.update(aside.metrics())
             for control in controls:
                 control.send("finish")
             deliveries: list[DeliveryReport] = self._gather(controls, "delivered", counters)
@@ -223,6 +230,103 @@ class _Round:
             elif time.monotonic() - quiet_since > QUIET_PERIOD:
                 return
             time.sleep(POLL_INTERVAL)
+
+
+class _Aside:
+    """What runs beside a round's publishing, in a thread of its own: the never-reading
+    connections (--never-reading), and the servers' RSS sampled every POLL_INTERVAL for its peak.
+
+    The thread has its own event loop, so that the connections stand, and are opened again when
+    dropped, through the publishing and the draining alike.
+    """
+
+    def __init__(self, settings: BenchSettings, servers: Servers) -> None:
+        self._settings = settings
+        self._servers = servers
+        self._ready = threading.Event()
+        self._finish = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-aside", daemon=True)
+        self._error: BaseException | None = None
+        self._never_reading: NeverReading | None = None
+        self._before = 0
+        self._peak = 0
+        self._closes_before: int | None = None
+
+    def __enter__(self) -> _Aside:
+        self._thread.start()
+        if not self._ready.wait(NEVER_READING_TIMEOUT) or self._error is not None:
+            self._finish.set()
+            raise BenchError(f"the never-reading connections did not open: {self._error!r}")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._finish.set()
+        self._thread.join()
+
+    def metrics(self) -> dict[str, float | None]:
+        if self._error is not None:
+            raise BenchError(f"sampling the servers failed: {self._error!r}")
+        metrics: dict[str, float | None] = {
+            "rss_peak_mib": self._peak / 2**20,
+            "rss_growth_mib": (self._peak - self._before) / 2**20,
+        }
+        if self._never_reading is not None:
+            metrics["never_reading_drops"] = self._never_reading.drops
+        closes = _slow_consumer_closes(self._stats_urls())
+        if closes is not None and self._closes_before is not None:
+            metrics["server_slow_consumer_closes"] = closes - self._closes_before
+        return metrics
+
+    def _stats_urls(self) -> list[str]:
+        if self._settings.target is not None and self._settings.stats_urls:
+            return list(self._settings.stats_urls)
+        return [url.replace("ws://", "http://", 1) + "/stats" for url in self._servers.urls]
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:
+            self._error = error
+            self._ready.set()
+
+    async def _main(self) -> None:
+        stop = asyncio.Event()
+        settings = self._settings
+        task = None
+        if settings.never_reading:
+            self._never_reading = NeverReading(
+                self._servers.urls[0], topic_names(settings.topics)[0], settings.never_reading
+            )
+            task = asyncio.create_task(self._never_reading.run(stop))
+            async with asyncio.timeout(NEVER_READING_TIMEOUT):
+                await self._never_reading.opened.wait()
+        try:
+            self._closes_before = await asyncio.to_thread(_slow_consumer_closes, self._stats_urls())
+            self._before = self._peak = (await asyncio.to_thread(self._servers.read_sample)).rss_bytes
+            self._ready.set()
+            while not self._finish.is_set():
+                sample = await asyncio.to_thread(self._servers.read_sample)
+                self._peak = max(self._peak, sample.rss_bytes)
+                await asyncio.sleep(POLL_INTERVAL)
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+
+
+def _slow_consumer_closes(stats_urls: Sequence[str]) -> int | None:
+    """The servers' slow-consumer closes so far, from their /stats; None where there is none (baselines)."""
+    total = 0
+    for url in stats_urls:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                closes = json.load(response).get("slow_consumer_closes")
+        except (OSError, ValueError):
+            return None
+        if not isinstance(closes, int):
+            return None
+        total += closes
+    return total
 
 
 def topic_names(count: int) -> list[str]:

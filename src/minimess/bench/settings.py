@@ -37,6 +37,8 @@ class BenchSettings:
     connect_concurrency: int = attrs.field(default=100, validator=v.ge(1))
     # Sent to /stats as `Authorization: Bearer`, for servers run with --admin-token.
     stats_token: str | None = attrs.field(default=None, repr=False)
+    # Connections to the first topic that never read, opened again whenever a server drops them.
+    never_reading: int = attrs.field(default=0, validator=v.ge(0))
 
     @topics.validator
     def _topics_have_subscribers(self, _attribute: attrs.Attribute[int], topics: int) -> None:

@@ -11,6 +11,7 @@ from types import MappingProxyType
 import attrs
 
 from minimess.domain.errors import InvalidName
+from minimess.domain.excerpts import excerpt
 
 UID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 TOPIC_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -24,7 +25,7 @@ NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 def _matches(pattern: re.Pattern[str], kind: str) -> Callable[[object, attrs.Attribute[str], str], None]:
     def check(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
         if not isinstance(value, str) or pattern.fullmatch(value) is None:
-            raise InvalidName(f"invalid {kind} {value!r}: must match {pattern.pattern}")
+            raise InvalidName(f"invalid {kind} {excerpt(value)}: must match {pattern.pattern}")
 
     return check
 
@@ -52,7 +53,7 @@ class Topic:
 def check_message_id(value: object) -> str:
     """`value` if it may be a message id (`[A-Za-z0-9_-]{16,64}`); raise InvalidName otherwise."""
     if not isinstance(value, str) or MESSAGE_ID_PATTERN.fullmatch(value) is None:
-        raise InvalidName(f"invalid message id {value!r}: must match {MESSAGE_ID_PATTERN.pattern}")
+        raise InvalidName(f"invalid message id {excerpt(value)}: must match {MESSAGE_ID_PATTERN.pattern}")
     return value
 
 

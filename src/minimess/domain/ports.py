@@ -7,6 +7,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
+import attrs
+
 from minimess.domain.model import LogState, Message, Position, Topic
 from minimess.domain.permissions import Grant
 
@@ -92,8 +94,8 @@ class Outbox(Protocol):
         """
         ...
 
-    def room(self) -> int:
-        """How many more frames `push` takes now before the connection counts as a slow consumer."""
+    def room(self) -> Room:
+        """How much more `push` takes now before the connection counts as a slow consumer."""
         ...
 
 
@@ -103,3 +105,15 @@ class TokenVerifier(Protocol):
     def verify(self, token: str) -> Grant:
         """The grant `token` carries; InvalidToken when it is malformed, badly signed or expired."""
         ...
+
+
+@attrs.frozen
+class Room:
+    """What an Outbox takes now before its connection counts as a slow consumer.
+
+    `frames` more frames, and frames of `bytes` more bytes (the frame that crosses the byte bound
+    is still taken; the one after it is not).
+    """
+
+    frames: int
+    bytes: int

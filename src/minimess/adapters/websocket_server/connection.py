@@ -16,6 +16,7 @@ from minimess.adapters.websocket_server import authentication, tracing
 from minimess.adapters.websocket_server.client_address import real_client_address
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
+from minimess.adapters.websocket_server.reset import reset
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.stats import ServerStats
 from minimess.adapters.wire import server_frames
@@ -80,7 +81,14 @@ class AcceptedConnection:
         # --trace: stage times on publishes, acks and every frame this connection writes.
         self._trace = trace
         stamps = tracing.OutboundStamps() if trace else None
-        self._outbound = Outbound(connection, settings.queue_size, self._close_slow_consumer, flusher, stamps)
+        self._outbound = Outbound(
+            connection,
+            settings.queue_size,
+            self._close_slow_consumer,
+            flusher,
+            stamps,
+            queue_bytes=settings.queue_bytes,
+        )
         self._rate = TokenBucket(settings.rate_limit)
         # Bound here as well as in the context: a slow-consumer close runs on the publisher's task.
         self._log = log.bind(connection_id=connection_id(connection))
@@ -246,13 +254,18 @@ class AcceptedConnection:
 
         websockets' close() first waits for the socket to take the close frame, without a time
         limit; a client that never reads would keep its connection, and its buffers, forever.
+        A slow consumer's connection is reset: its frames are lost anyway, and a plain abort would
+        leave the kernel holding them. Others may still be reading what they were sent.
         """
         try:
             async with asyncio.timeout(self._settings.close_timeout):
                 await self._connection.close(code, reason)
         except TimeoutError:
             self._log.info("connection_dropped", code=code, reason="close timed out")
-            self._connection.transport.abort()
+            if code == SLOW_CONSUMER:
+                reset(self._connection.transport)
+            else:
+                self._connection.transport.abort()
 
     @property
     def frames_queued(self) -> int:
@@ -286,7 +299,12 @@ class AcceptedConnection:
 
     def _close_slow_consumer(self) -> None:
         self._stats.slow_consumer_closes += 1
-        self._log.warning("slow_consumer_closed", queue_size=self._settings.queue_size)
+        self._log.warning(
+            "slow_consumer_closed",
+            queue_size=self._settings.queue_size,
+            queue_bytes=self._settings.queue_bytes,
+            pending_bytes=self._outbound.pending_bytes,
+        )
         task = asyncio.create_task(self._close(SLOW_CONSUMER, "slow consumer"))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

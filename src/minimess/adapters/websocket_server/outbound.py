@@ -10,7 +10,7 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from minimess.domain.ports import Frame
+from minimess.domain.ports import Frame, Room
 
 log = structlog.get_logger(__name__)
 
@@ -75,8 +75,12 @@ class Outbound:
     together when the turn ends. Only when the socket pushes back (its write buffer is over the
     high-water mark) or frames are already queued do frames go to the bounded queue, which the
     writer task drains in one write. Collected and queued frames together are bounded by
-    `queue_size`: past it the client does not keep up, `on_overflow` is called once and every
-    later frame is dropped, so a slow consumer never delays the publisher or anyone else.
+    `queue_size`, and everything pending for the client by `queue_bytes`: the bytes collected,
+    queued and held by the writer, and those the socket's write buffer still holds (a frame is
+    taken while the total is under the bound, so it never exceeds it by more than one frame).
+    Past either bound the client does not keep up, `on_overflow` is called once and every later
+    frame is dropped, so a slow consumer never delays the publisher or anyone else, and never
+    holds more of the server's memory than the bound.
 
     Frames are whole unmasked WebSocket frames and bypass the websockets protocol object on
     purpose: server frames are not masked and compression is off, so the bytes encoded once
@@ -93,9 +97,12 @@ class Outbound:
         on_overflow: Callable[[], None],
         flusher: Flusher | None = None,
         stamps: Stamps | None = None,
+        *,
+        queue_bytes: int,
     ) -> None:
         self._connection = connection
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
         # Frames pushed in this turn of the event loop after a direct write, written at its end.
         self._collected: list[Frame] = []
         self._flusher = flusher if flusher is not None else Flusher()
@@ -103,6 +110,13 @@ class Outbound:
         self._direct_turn = -1
         # Frames waiting for the socket to take more; bounded (with the collected ones).
         self._queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=queue_size)
+        # Bytes of the collected frames, and of the queued ones with the batch the writer holds:
+        # kept with integer adds as frames move, so that no push ever sums a list.
+        self._collected_bytes = 0
+        self._queued_bytes = 0
+        # What the bounds left for the frames collected in this turn, read when the first was.
+        self._frames_left = queue_size
+        self._bytes_left = queue_bytes
         # True while the writer holds frames it took from the queue but has not written yet,
         # so that a flush cannot overtake them.
         self._writer_busy = False
@@ -139,20 +153,39 @@ class Outbound:
                 frame = self._stamps.written([self._stamps.queued(frame)])[0]
             connection.transport.write(frame)
             return
-        if len(collected) + self._queue.qsize() >= self._queue_size:
-            self._stopped = True
-            self._progress.set()
-            self._on_overflow()
-            return
+        if collected:
+            if len(collected) >= self._frames_left or self._collected_bytes >= self._bytes_left:
+                self._overflow()
+                return
+        else:
+            # The first frame collected in this turn: what the bounds leave is read once, here,
+            # and every later frame of the turn is counted against it with integer compares.
+            # Within a turn the socket's buffer only shrinks (the writer moves bytes from the
+            # queue into it, which leaves the total as it was), so the figure errs on the safe side.
+            # A direct write needs nothing held and a socket that does not push back, so its
+            # buffer is under websockets' high-water mark (32 KiB): it is left out of the count.
+            self._frames_left = self._queue_size - self._queue.qsize()
+            self._bytes_left = (
+                self._queue_bytes - self._queued_bytes - connection.transport.get_write_buffer_size()
+            )
+            if self._frames_left <= 0 or self._bytes_left <= 0:
+                self._overflow()
+                return
+            flusher.schedule(self)
         if self._stamps is not None:
             frame = self._stamps.queued(frame)
         collected.append(frame)
-        if len(collected) == 1:
-            flusher.schedule(self)
+        self._collected_bytes += len(frame)
+
+    def _overflow(self) -> None:
+        self._stopped = True
+        self._progress.set()
+        self._on_overflow()
 
     def flush(self) -> None:
         """Hand this turn's frames to the socket in one write, or to the writer if it is busy."""
         frames, self._collected = self._collected, []
+        size, self._collected_bytes = self._collected_bytes, 0
         connection = self._connection
         if not frames:
             return  # flushed early by a caller; the scheduled flush finds nothing left
@@ -167,6 +200,7 @@ class Outbound:
             for frame in frames:
                 # Never full: push counted the collected frames against the same bound.
                 self._queue.put_nowait(frame)
+            self._queued_bytes += size
             return
         if self._stamps is not None:
             frames = self._stamps.written(frames)
@@ -193,6 +227,8 @@ class Outbound:
                     if self._stamps is not None:
                         frames = self._stamps.written(frames)
                     connection.transport.write(b"".join(frames))
+                    # No await since the queue was emptied: every queued byte is the socket's now.
+                    self._queued_bytes = 0
                 finally:
                     self._writer_busy = False
                     self._progress.set()
@@ -238,11 +274,22 @@ class Outbound:
             self._progress.clear()
             await self._progress.wait()
 
-    def room(self) -> int:
-        """Frames `push` takes now before this connection is a slow consumer (one may go direct)."""
-        return 0 if self._stopped else max(0, self._queue_size - self.queued - 1)
+    def room(self) -> Room:
+        """What `push` takes now before this connection is a slow consumer (one frame may go direct)."""
+        if self._stopped:
+            return Room(0, 0)
+        return Room(
+            frames=max(0, self._queue_size - self.queued - 1),
+            bytes=max(0, self._queue_bytes - self.pending_bytes),
+        )
 
     @property
     def queued(self) -> int:
         """Frames held and not handed to the socket yet, the one the writer waits to write included."""
         return len(self._collected) + self._queue.qsize() + int(self._writer_busy)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held and not handed to the socket yet, and those still in the socket's write buffer."""
+        buffered = self._connection.transport.get_write_buffer_size()
+        return self._collected_bytes + self._queued_bytes + buffered

@@ -117,6 +117,15 @@ class WebSocketSettings:
             " with; without it, anyone may connect as anyone."
         },
     )
+    queue_bytes: int = attrs.field(
+        default=1048576,
+        # Below the socket's own high-water mark (32 KiB) a direct write alone could pass the bound.
+        validator=v.ge(65536),
+        metadata={
+            "help": "Bytes a connection may have waiting, its socket's write buffer included,"
+            " before it counts as slow."
+        },
+    )
 
     @property
     def node_name(self) -> str:

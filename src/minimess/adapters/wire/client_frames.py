@@ -8,6 +8,7 @@ from typing import Any, Final
 import attrs
 
 from minimess.domain.errors import InvalidName
+from minimess.domain.excerpts import excerpt
 from minimess.domain.model import MAX_OFFSET, Position, Topic, check_message_id
 
 MAX_REF_LENGTH: Final = 128
@@ -70,7 +71,9 @@ def parse_client_frame(data: str | bytes) -> ClientFrame:
     if not isinstance(kind, str):
         raise FrameError("bad_frame", "missing string field 'type'", ref)
     if kind not in ("sub", "unsub", "pub"):
-        raise FrameError("unknown_type", f"unknown frame type {kind!r}; expected sub, unsub or pub", ref)
+        raise FrameError(
+            "unknown_type", f"unknown frame type {excerpt(kind)}; expected sub, unsub or pub", ref
+        )
     topic = _topic_field(document, ref)
     if kind == "sub":
         return Sub(topic, ref, _since_field(document, ref))

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 import attrs
 
 from minimess.domain.errors import InvalidName
+from minimess.domain.excerpts import excerpt
 from minimess.domain.model import MAX_OFFSET, Position, Topic, Uid
 
 SUBSCRIBE_PREFIX: Final = "/subscribe/"
@@ -40,7 +41,7 @@ def parse_subscribe_path(path: str, max_topics: int) -> SubscribeRequest:
     """Parse `/subscribe/id:<uid>[/topic:<topic>...]`; raise PathError (404 or 400) otherwise."""
     path = path.partition("?")[0]
     if not path.startswith(SUBSCRIBE_PREFIX):
-        raise PathError(404, f"no such endpoint {path!r}")
+        raise PathError(404, f"no such endpoint {excerpt(path)}")
     # Split before unquoting, so that an escaped "/" stays inside its segment (and is rejected).
     segments = [unquote(segment) for segment in path[len(SUBSCRIBE_PREFIX) :].removesuffix("/").split("/")]
     usage = "expected /subscribe/id:<uid>[/topic:<topic>[@<epoch>:<offset>]...]"
@@ -52,7 +53,7 @@ def parse_subscribe_path(path: str, max_topics: int) -> SubscribeRequest:
         uid = Uid(segments[0].removeprefix("id:"))
         for segment in segments[1:]:
             if not segment.startswith("topic:"):
-                raise PathError(400, f"unexpected segment {segment!r}: {usage}")
+                raise PathError(400, f"unexpected segment {excerpt(segment)}: {usage}")
             # A topic name has no "@", an epoch no ":": both splits are unambiguous.
             name, at, position = segment.removeprefix("topic:").partition("@")
             topic = Topic(name)
@@ -68,7 +69,7 @@ def parse_subscribe_path(path: str, max_topics: int) -> SubscribeRequest:
 
 def _position(text: str) -> Position:
     epoch, colon, offset = text.rpartition(":")
-    usage = f"invalid position {text[:100]!r}: expected <epoch>:<offset>, the offset from -1 to 2**63 - 1"
+    usage = f"invalid position {excerpt(text)}: expected <epoch>:<offset>, the offset from -1 to 2**63 - 1"
     if not colon or _OFFSET.fullmatch(offset) is None or not -1 <= int(offset) <= MAX_OFFSET:
         raise PathError(400, usage)
     return Position(epoch, int(offset))
