@@ -86,7 +86,9 @@ class WebSocketSettings:
     max_connections: int = attrs.field(
         default=0,
         validator=v.ge(0),
-        metadata={"help": "Connections open at most; 0: the file limit less a reserve of 64."},
+        metadata={
+            "help": "Connections open at most; 0: the file limit less a reserve of 80 and --max-handshakes."
+        },
     )
     max_connections_per_ip: int = attrs.field(
         default=0,
@@ -115,6 +117,22 @@ class WebSocketSettings:
         metadata={
             "help": "A file holding the HS256 secret (32 bytes or more) that client tokens are signed"
             " with; without it, anyone may connect as anyone."
+        },
+    )
+    max_handshakes: int = attrs.field(
+        default=0,
+        validator=v.ge(0),
+        metadata={
+            "help": "Connections accepted whose request is not admitted yet, at most; past it the oldest"
+            " is dropped. 0: an eighth of what the file limit leaves (64 to 1024)."
+        },
+    )
+    max_handshakes_per_ip: int = attrs.field(
+        default=16,
+        validator=v.ge(0),
+        metadata={
+            "help": "The same per peer address (--trusted-proxy peers excepted); past it the address's"
+            " oldest is dropped. 0: no bound per address."
         },
     )
 
