@@ -28,9 +28,10 @@ pytestmark = pytest.mark.integration
 
 StartServer = Callable[..., ServerProcess]
 ADMIN_TOKEN = "admin-token-for-tests"
-# A file limit that leaves a server room for 64 connections once its reserve of 64 is kept.
-FILE_LIMIT = 128
-CAP_UNDER_FILE_LIMIT = 64
+# A file limit that leaves a server room for 176 connections once its reserve of 80 is kept: 64
+# for the handshake pool (its least), 112 for admitted connections.
+FILE_LIMIT = 256
+CAP_UNDER_FILE_LIMIT = 112
 
 
 async def raw_http(port: int, request: str) -> tuple[int, dict[str, str], bytes]:
@@ -215,6 +216,73 @@ async def test_at_the_cap_under_a_low_file_limit_health_still_answers(start_serv
         await client.close()
 
 
+async def open_idle_sockets(port: int, sources: list[str]) -> list[socket.socket]:
+    """Connect from each source address in turn and send nothing, as a slowloris does."""
+    loop = asyncio.get_running_loop()
+    sockets = []
+    try:
+        async with asyncio.timeout(scaled(20)):
+            for source in sources:
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.setblocking(False)
+                sock.bind((source, 0))
+                await loop.sock_connect(sock, ("127.0.0.1", port))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+@pytest.mark.parametrize(
+    ("flood", "sources"),
+    [
+        # One address: its own bound of pending handshakes evicts its oldest idle socket.
+        ("one_address", ["127.0.0.1"] * 3 * FILE_LIMIT),
+        # Many addresses, none past its own bound: the whole pool evicts its oldest.
+        ("many_addresses", [f"127.0.{1 + i // 200}.{2 + i % 200}" for i in range(3 * FILE_LIMIT)]),
+    ],
+)
+async def test_idle_sockets_past_the_file_limit_leave_health_and_clients_room(
+    start_server: StartServer, flood: str, sources: list[str]
+) -> None:
+    """Sockets that connect and never send a request are counted from their accept, and evicted
+    oldest first past the handshake pool's bounds: descriptors stay free, /healthz answers and a
+    client connects, long before the open timeout would have dropped them."""
+    server = start_server("--open-timeout", "60", file_limit=FILE_LIMIT)
+    (listening,) = server.logged_so_far("server_listening")
+    assert listening["max_handshakes"] < len(sources)
+    sockets = await open_idle_sockets(server.port, sources)
+    try:
+        (evicted, *_) = await logged(server, "handshake_evicted")
+        assert evicted["listener"] == "public"
+        if flood == "one_address":
+            assert evicted["reason"] == "16 handshakes pending from this address"
+        assert (await http_get(server, "/healthz"))[0] == 200
+        assert (await http_get(server, "/readyz"))[0] == 200
+        client = await open_client(server, unique("s"))
+        await client.close()
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert not server.logged_so_far("accept_failed")
+
+
+async def test_idle_sockets_on_the_admin_port_leave_its_health_answering(start_server: StartServer) -> None:
+    server = start_server("--open-timeout", "60", "--admin-port", "0", file_limit=FILE_LIMIT)
+    (admin,) = server.logged_so_far("admin_listening")
+    sockets = await open_idle_sockets(admin["port"], ["127.0.0.1"] * 3 * FILE_LIMIT)
+    try:
+        await logged(server, "handshake_evicted", listener="admin")
+        assert (await url_status(f"http://127.0.0.1:{admin['port']}/healthz"))[0] == 200
+        assert (await http_get(server, "/healthz"))[0] == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert not server.logged_so_far("accept_failed")
+
+
 # Open timeout and failed accepts
 
 
@@ -236,21 +304,27 @@ async def test_a_connection_that_sends_nothing_is_dropped_after_the_open_timeout
 async def test_failed_accepts_at_the_file_limit_are_logged_once_a_second_with_a_count(
     start_server: StartServer,
 ) -> None:
-    # Connections that never send a request hold a descriptor each until the open timeout, so
-    # more of them than the file limit allows exhaust it.
-    server = start_server("--open-timeout", "60", file_limit=48)
+    # A file limit below the server's reserve: one wakeup accepts more sockets than it leaves
+    # free, before the handshake pool can evict any; so bursts of connections exhaust it.
+    server = start_server("--open-timeout", "60", file_limit=24)
     loop = asyncio.get_running_loop()
-    sockets = []
-    try:
-        for _ in range(80):
-            sock = socket.socket()
+
+    async def connect_once() -> None:
+        with socket.socket() as sock:
             sock.setblocking(False)
             await loop.sock_connect(sock, ("127.0.0.1", server.port))
-            sockets.append(sock)
+
+    async def bursts() -> None:
+        while True:
+            await asyncio.gather(*(connect_once() for _ in range(64)), return_exceptions=True)
+
+    flood = asyncio.create_task(bursts())
+    try:
         events = await logged(server, "accept_failed", count=4, within=15)
     finally:
-        for sock in sockets:
-            sock.close()
+        flood.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flood
     stamps = [datetime.fromisoformat(event["timestamp"]) for event in events]
     gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(stamps)]
     assert all(gap >= 0.95 for gap in gaps), gaps
