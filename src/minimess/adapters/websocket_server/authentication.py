@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import weakref
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
@@ -81,6 +82,12 @@ class Authentication:
         if self._verifier is None:
             return Grant.anything(uid)
         return self._grants.pop(connection)
+
+
+def deadline(grant: Grant) -> float:
+    """When `grant` expires on the running event loop's clock (`loop.time()`); inf if it never does."""
+    left = grant.seconds_left(datetime.now(UTC))
+    return math.inf if left is None else asyncio.get_running_loop().time() + left
 
 
 async def expiry(grant: Grant) -> None:
