@@ -80,7 +80,8 @@ class WebSocketSettings:
         metadata={
             "flag": "allowed_origin",
             "help": "A web origin (https://chat.example.com) whose pages may connect, or * for any"
-            " (repeatable); the server's own origin always may.",
+            " (repeatable); the whole list. Without it, the server's own origin (by Host, which DNS"
+            " rebinding fakes): list yours if browsers reach the server on a private network.",
         },
     )
     max_connections: int = attrs.field(
