@@ -119,6 +119,29 @@ async def test_head_gets_the_headers_of_get_and_no_body(server: ServerProcess, p
         assert headers["Content-Length"] == get_headers["Content-Length"] == str(len(get_body))
 
 
+@pytest.mark.parametrize("path", ["/subscribe/id:h", "/nope"])
+async def test_head_of_any_other_path_gets_the_refusal_without_its_body(
+    server: ServerProcess, path: str
+) -> None:
+    """The answer has the headers it would have with a body (POST gets the same refusal, with it)."""
+    post_status, post_headers, post_body = await raw_http(server.port, request("POST", path))
+    status, headers, body = await raw_http(server.port, request("HEAD", path))
+    assert (status, headers["Allow"]) == (post_status, post_headers["Allow"]) == (405, "GET")
+    assert body == b""
+    assert headers["Content-Length"] == post_headers["Content-Length"] == str(len(post_body))
+
+
+async def test_head_on_the_admin_port_gets_no_body_whatever_the_path(start_server: StartServer) -> None:
+    server = start_server("--admin-port", "0", "--admin-token", ADMIN_TOKEN)
+    (admin,) = server.logged_so_far("admin_listening")
+    for path, expected in (("/nope", 404), ("/stats", 401), ("/healthz", 200)):
+        get_status, get_headers, get_body = await raw_http(admin["port"], request("GET", path))
+        status, headers, body = await raw_http(admin["port"], request("HEAD", path))
+        assert status == get_status == expected
+        assert body == b""
+        assert headers["Content-Length"] == get_headers["Content-Length"] == str(len(get_body))
+
+
 async def test_the_websocket_path_takes_get_only(server: ServerProcess) -> None:
     for method in ("POST", "HEAD"):
         status, headers, _ = await raw_http(server.port, request(method, subscribe_path(unique("m"))))

@@ -21,7 +21,11 @@ from minimess.adapters.websocket_server.authentication import Authentication
 from minimess.adapters.websocket_server.connection import AcceptedConnection, connection_id
 from minimess.adapters.websocket_server.connection_caps import ConnectionSlots
 from minimess.adapters.websocket_server.handshake_pool import HandshakePool, counted_by, deepen_listen_queue
-from minimess.adapters.websocket_server.http_endpoints import HttpEndpoints, websocket_method_refusal
+from minimess.adapters.websocket_server.http_endpoints import (
+    HttpEndpoints,
+    head_without_body,
+    websocket_method_refusal,
+)
 from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.settings import WebSocketSettings
@@ -99,6 +103,7 @@ class WebSocketServer:
                 settings.host,
                 settings.port,
                 process_request=self._route,
+                process_response=head_without_body,
                 # Compression is off so that a message's frame is the same bytes for everyone.
                 compression=None,
                 max_size=settings.max_message_bytes,
@@ -245,6 +250,7 @@ class WebSocketServer:
             self._settings.host,
             port,
             process_request=self._route_admin,
+            process_response=head_without_body,
             open_timeout=self._settings.open_timeout,
             server_header=None,
             # Its connections stay pending until they close: a small pool, the oldest evicted.
