@@ -197,6 +197,24 @@ async def test_the_servers_own_origin_is_accepted_behind_a_proxy(
         proxy.stop()
 
 
+async def test_the_shipped_proxy_configs_log_requests_without_their_query(
+    start_server: StartServer, proxy_kind: str, tmp_path: Path
+) -> None:
+    """A browser's token travels as ?token=: the proxy's access log keeps the path, not the query."""
+    server = start_server()
+    proxy = ProxyProcess(proxy_kind, tmp_path / proxy_kind, [server.port]).start()
+    uid = unique("q")
+    try:
+        await connects(proxy.url(subscribe_path(uid) + "?token=secret-in-the-query"))
+    finally:
+        # A tunnelled request is logged when it ends; a stopped proxy has written everything.
+        proxy.stop()
+    log = proxy.output if proxy_kind == "haproxy" else proxy.dir / "nginx-access.log"
+    text = log.read_text()
+    assert f"GET {subscribe_path(uid)} HTTP/1.1" in text, text
+    assert "secret-in-the-query" not in text
+
+
 # Connection caps
 
 

@@ -135,6 +135,16 @@ async def test_bearer_header_and_token_parameter_both_connect(server: ServerProc
     await by_query.close()
 
 
+async def test_a_token_in_both_the_header_and_the_query_is_401(server: ServerProcess) -> None:
+    """One way only (RFC 6750 §2): the server does not pick one of two credentials."""
+    alice = unique("alice")
+    status, body, challenge = await refusal(
+        server, alice, headers=bearer(token(alice)), query=f"?token={token(alice)}"
+    )
+    assert (status, body) == (401, "a token both in Authorization and in ?token=: send one\n")
+    assert challenge == 'Bearer realm="minimess", error="invalid_token"'
+
+
 async def test_no_token_is_401_with_a_bearer_challenge(server: ServerProcess) -> None:
     status, body, challenge = await refusal(server, unique("alice"))
     assert status == 401
