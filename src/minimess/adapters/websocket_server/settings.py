@@ -129,7 +129,7 @@ class WebSocketSettings:
         },
     )
     max_handshakes_per_ip: int = attrs.field(
-        default=16,
+        default=256,
         validator=v.ge(0),
         metadata={
             "help": "The same per peer address (--trusted-proxy peers excepted); past it the address's"
