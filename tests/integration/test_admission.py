@@ -28,9 +28,10 @@ pytestmark = pytest.mark.integration
 
 StartServer = Callable[..., ServerProcess]
 ADMIN_TOKEN = "admin-token-for-tests"
-# A file limit that leaves a server room for 64 connections once its reserve of 64 is kept.
-FILE_LIMIT = 128
-CAP_UNDER_FILE_LIMIT = 64
+# A file limit that leaves a server room for 176 connections once its reserve of 80 is kept: 64
+# for the handshake pool (its least), 112 for admitted connections.
+FILE_LIMIT = 256
+CAP_UNDER_FILE_LIMIT = 112
 
 
 async def raw_http(port: int, request: str) -> tuple[int, dict[str, str], bytes]:
@@ -50,6 +51,20 @@ async def raw_http(port: int, request: str) -> tuple[int, dict[str, str], bytes]
 
 def request(method: str, path: str, *headers: str) -> str:
     return "".join(f"{line}\r\n" for line in (f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *headers, ""))
+
+
+def upgrade_request(path: str, headers: dict[str, str]) -> str:
+    """A WebSocket handshake request for `path` with these headers (Host among them), as written."""
+    lines = [
+        f"GET {path} HTTP/1.1",
+        *(f"{name}: {value}" for name, value in headers.items()),
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        "",
+    ]
+    return "".join(f"{line}\r\n" for line in lines)
 
 
 async def refused_status(url: str, **options: Any) -> int:
@@ -104,6 +119,29 @@ async def test_head_gets_the_headers_of_get_and_no_body(server: ServerProcess, p
         assert headers["Content-Length"] == get_headers["Content-Length"] == str(len(get_body))
 
 
+@pytest.mark.parametrize("path", ["/subscribe/id:h", "/nope"])
+async def test_head_of_any_other_path_gets_the_refusal_without_its_body(
+    server: ServerProcess, path: str
+) -> None:
+    """The answer has the headers it would have with a body (POST gets the same refusal, with it)."""
+    post_status, post_headers, post_body = await raw_http(server.port, request("POST", path))
+    status, headers, body = await raw_http(server.port, request("HEAD", path))
+    assert (status, headers["Allow"]) == (post_status, post_headers["Allow"]) == (405, "GET")
+    assert body == b""
+    assert headers["Content-Length"] == post_headers["Content-Length"] == str(len(post_body))
+
+
+async def test_head_on_the_admin_port_gets_no_body_whatever_the_path(start_server: StartServer) -> None:
+    server = start_server("--admin-port", "0", "--admin-token", ADMIN_TOKEN)
+    (admin,) = server.logged_so_far("admin_listening")
+    for path, expected in (("/nope", 404), ("/stats", 401), ("/healthz", 200)):
+        get_status, get_headers, get_body = await raw_http(admin["port"], request("GET", path))
+        status, headers, body = await raw_http(admin["port"], request("HEAD", path))
+        assert status == get_status == expected
+        assert body == b""
+        assert headers["Content-Length"] == get_headers["Content-Length"] == str(len(get_body))
+
+
 async def test_the_websocket_path_takes_get_only(server: ServerProcess) -> None:
     for method in ("POST", "HEAD"):
         status, headers, _ = await raw_http(server.port, request(method, subscribe_path(unique("m"))))
@@ -126,15 +164,20 @@ async def test_the_servers_own_origin_and_no_origin_are_accepted(server: ServerP
     await connects(url)
 
 
-async def test_allowed_origins_widen_the_default(start_server: StartServer) -> None:
-    widened = start_server(
+async def test_allowed_origins_are_the_whole_list(start_server: StartServer) -> None:
+    listed = start_server(
         "--allowed-origin", "https://chat.example.com", "--allowed-origin", "http://b.example"
     )
-    url = widened.url(subscribe_path(unique("o")))
+    url = listed.url(subscribe_path(unique("o")))
     await connects(url, origin="https://chat.example.com")
     await connects(url, origin="http://b.example:80")
-    await connects(url, origin=f"http://127.0.0.1:{widened.port}")
     assert await refused_status(url, origin="https://evil.example") == 403
+    # The own origin is judged by Host, which DNS rebinding lets a page choose: with a list it no
+    # longer counts, whether Host names this server or a rebound name.
+    assert await refused_status(url, origin=f"http://127.0.0.1:{listed.port}") == 403
+    rebound = {"Host": f"evil.example:{listed.port}", "Origin": f"http://evil.example:{listed.port}"}
+    status, _, body = await raw_http(listed.port, upgrade_request(subscribe_path(unique("o")), rebound))
+    assert (status, body) == (403, b"Origin not allowed (--allowed-origin lists the ones that are)\n")
     anyone = start_server("--allowed-origin", "*")
     await connects(anyone.url(subscribe_path(unique("o"))), origin="https://evil.example")
     await connects(anyone.url(subscribe_path(unique("o"))), additional_headers={"Origin": "null"})
@@ -152,6 +195,24 @@ async def test_the_servers_own_origin_is_accepted_behind_a_proxy(
         assert await refused_status(url, origin=f"http://127.0.0.1:{server.port}") == 403
     finally:
         proxy.stop()
+
+
+async def test_the_shipped_proxy_configs_log_requests_without_their_query(
+    start_server: StartServer, proxy_kind: str, tmp_path: Path
+) -> None:
+    """A browser's token travels as ?token=: the proxy's access log keeps the path, not the query."""
+    server = start_server()
+    proxy = ProxyProcess(proxy_kind, tmp_path / proxy_kind, [server.port]).start()
+    uid = unique("q")
+    try:
+        await connects(proxy.url(subscribe_path(uid) + "?token=secret-in-the-query"))
+    finally:
+        # A tunnelled request is logged when it ends; a stopped proxy has written everything.
+        proxy.stop()
+    log = proxy.output if proxy_kind == "haproxy" else proxy.dir / "nginx-access.log"
+    text = log.read_text()
+    assert f"GET {subscribe_path(uid)} HTTP/1.1" in text, text
+    assert "secret-in-the-query" not in text
 
 
 # Connection caps
@@ -215,6 +276,73 @@ async def test_at_the_cap_under_a_low_file_limit_health_still_answers(start_serv
         await client.close()
 
 
+async def open_idle_sockets(port: int, sources: list[str]) -> list[socket.socket]:
+    """Connect from each source address in turn and send nothing, as a slowloris does."""
+    loop = asyncio.get_running_loop()
+    sockets = []
+    try:
+        async with asyncio.timeout(scaled(20)):
+            for source in sources:
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.setblocking(False)
+                sock.bind((source, 0))
+                await loop.sock_connect(sock, ("127.0.0.1", port))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+@pytest.mark.parametrize(
+    ("flood", "sources"),
+    [
+        # One address: its own bound of pending handshakes evicts its oldest idle socket.
+        ("one_address", ["127.0.0.1"] * 3 * FILE_LIMIT),
+        # Many addresses, none past its own bound: the whole pool evicts its oldest.
+        ("many_addresses", [f"127.0.{1 + i // 200}.{2 + i % 200}" for i in range(3 * FILE_LIMIT)]),
+    ],
+)
+async def test_idle_sockets_past_the_file_limit_leave_health_and_clients_room(
+    start_server: StartServer, flood: str, sources: list[str]
+) -> None:
+    """Sockets that connect and never send a request are counted from their accept, and evicted
+    oldest first past the handshake pool's bounds: descriptors stay free, /healthz answers and a
+    client connects, long before the open timeout would have dropped them."""
+    server = start_server("--open-timeout", "60", "--max-handshakes-per-ip", "8", file_limit=FILE_LIMIT)
+    (listening,) = server.logged_so_far("server_listening")
+    assert listening["max_handshakes"] < len(sources)
+    sockets = await open_idle_sockets(server.port, sources)
+    try:
+        (evicted, *_) = await logged(server, "handshake_evicted")
+        assert evicted["listener"] == "public"
+        if flood == "one_address":
+            assert evicted["reason"] == "8 handshakes pending from this address"
+        assert (await http_get(server, "/healthz"))[0] == 200
+        assert (await http_get(server, "/readyz"))[0] == 200
+        client = await open_client(server, unique("s"))
+        await client.close()
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert not server.logged_so_far("accept_failed")
+
+
+async def test_idle_sockets_on_the_admin_port_leave_its_health_answering(start_server: StartServer) -> None:
+    server = start_server("--open-timeout", "60", "--admin-port", "0", file_limit=FILE_LIMIT)
+    (admin,) = server.logged_so_far("admin_listening")
+    sockets = await open_idle_sockets(admin["port"], ["127.0.0.1"] * 3 * FILE_LIMIT)
+    try:
+        await logged(server, "handshake_evicted", listener="admin")
+        assert (await url_status(f"http://127.0.0.1:{admin['port']}/healthz"))[0] == 200
+        assert (await http_get(server, "/healthz"))[0] == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert not server.logged_so_far("accept_failed")
+
+
 # Open timeout and failed accepts
 
 
@@ -236,21 +364,27 @@ async def test_a_connection_that_sends_nothing_is_dropped_after_the_open_timeout
 async def test_failed_accepts_at_the_file_limit_are_logged_once_a_second_with_a_count(
     start_server: StartServer,
 ) -> None:
-    # Connections that never send a request hold a descriptor each until the open timeout, so
-    # more of them than the file limit allows exhaust it.
-    server = start_server("--open-timeout", "60", file_limit=48)
+    # A file limit below the server's reserve: one wakeup accepts more sockets than it leaves
+    # free, before the handshake pool can evict any; so bursts of connections exhaust it.
+    server = start_server("--open-timeout", "60", file_limit=24)
     loop = asyncio.get_running_loop()
-    sockets = []
-    try:
-        for _ in range(80):
-            sock = socket.socket()
+
+    async def connect_once() -> None:
+        with socket.socket() as sock:
             sock.setblocking(False)
             await loop.sock_connect(sock, ("127.0.0.1", server.port))
-            sockets.append(sock)
+
+    async def bursts() -> None:
+        while True:
+            await asyncio.gather(*(connect_once() for _ in range(64)), return_exceptions=True)
+
+    flood = asyncio.create_task(bursts())
+    try:
         events = await logged(server, "accept_failed", count=4, within=15)
     finally:
-        for sock in sockets:
-            sock.close()
+        flood.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flood
     stamps = [datetime.fromisoformat(event["timestamp"]) for event in events]
     gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(stamps)]
     assert all(gap >= 0.95 for gap in gaps), gaps

@@ -20,13 +20,22 @@ import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Close, Opcode
 
 from minimess.adapters.jwt_tokens import HS256Tokens
 from minimess.domain.model import Uid
 from minimess.domain.permissions import patterns
 from tests.integration.client_process import TerminalClient, run_client
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import close_code, logged, next_frame, send_frame, subscribe_path, unique
+from tests.integration.wire import (
+    RawClient,
+    close_code,
+    logged,
+    next_frame,
+    send_frame,
+    subscribe_path,
+    unique,
+)
 from tests.timeouts import scaled
 
 SECRET = b"integration-test-secret-of-48-bytes-0123456789ab"
@@ -126,6 +135,16 @@ async def test_bearer_header_and_token_parameter_both_connect(server: ServerProc
     await by_query.close()
 
 
+async def test_a_token_in_both_the_header_and_the_query_is_401(server: ServerProcess) -> None:
+    """One way only (RFC 6750 §2): the server does not pick one of two credentials."""
+    alice = unique("alice")
+    status, body, challenge = await refusal(
+        server, alice, headers=bearer(token(alice)), query=f"?token={token(alice)}"
+    )
+    assert (status, body) == (401, "a token both in Authorization and in ?token=: send one\n")
+    assert challenge == 'Bearer realm="minimess", error="invalid_token"'
+
+
 async def test_no_token_is_401_with_a_bearer_challenge(server: ServerProcess) -> None:
     status, body, challenge = await refusal(server, unique("alice"))
     assert status == 401
@@ -221,6 +240,39 @@ async def test_the_connection_closes_with_4001_when_the_token_expires(server: Se
     assert await close_code(connection, within=EXPIRING_IN.total_seconds() + 10) == 4001
     assert connection.close_reason == "token expired"
     await logged(server, "token_expired", uid=alice)
+
+
+async def test_after_expiry_nothing_a_client_sends_is_acted_on_though_it_ignores_the_close(
+    start_server: Callable[..., ServerProcess], secret_file: Path
+) -> None:
+    """A client that never answers the 4001 close frame cannot publish until the close timeout."""
+    server = start_server("--tick", "0", "--auth-secret-file", str(secret_file), "--close-timeout", "2")
+    alice, bob, room = unique("alice"), unique("bob"), unique("room")
+    spy, _ = await connect_as(server, bob, room, headers=bearer(token(bob)))
+    deaf = await RawClient.connect(server, alice, headers=bearer(token(alice, lifetime=EXPIRING_IN)))
+    try:
+        # Before expiry its publishes go through.
+        await deaf.send_text(json.dumps({"type": "pub", "topic": room, "body": "before", "ref": "p-0"}))
+        assert (await next_frame(spy)).items() >= {"type": "message", "body": "before"}.items()
+        async with asyncio.timeout(scaled(EXPIRING_IN.total_seconds() + 10)):
+            async for frame in deaf.frames():
+                if frame.opcode is Opcode.CLOSE:
+                    break
+        assert Close.parse(bytes(frame.data)).code == 4001
+        for n in range(3):
+            await deaf.send_text(
+                json.dumps({"type": "pub", "topic": room, "body": f"after {n}", "ref": f"p-{n}"})
+            )
+        # Whatever it sent was read before the server gave up waiting for its close frame.
+        await logged(server, "client_disconnected", within=10)
+    finally:
+        deaf.close()
+    # Nothing of it reached the room: bob's next message there is his own.
+    await send_frame(spy, type="pub", topic=room, body="bob's own", ref="b-1")
+    frames = [await next_frame(spy), await next_frame(spy)]
+    assert {frame["type"] for frame in frames} == {"ack", "message"}, frames
+    assert [frame["body"] for frame in frames if frame["type"] == "message"] == ["bob's own"]
+    await spy.close()
 
 
 async def test_a_token_is_never_logged(server: ServerProcess) -> None:

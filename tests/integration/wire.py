@@ -15,7 +15,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import Event, State
 from websockets.uri import parse_uri
@@ -137,8 +137,10 @@ class RawClient:
         self._eof = False
 
     @classmethod
-    async def connect(cls, server: ServerProcess, uid: str, *topics: str) -> RawClient:
-        """Connect as `uid` on `topics` and read up to the `success` frame, nothing more."""
+    async def connect(
+        cls, server: ServerProcess, uid: str, *topics: str, headers: dict[str, str] | None = None
+    ) -> RawClient:
+        """Connect as `uid` on `topics`, with these extra request headers; read up to the `success` frame."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # Set before connecting, so that the advertised window stays small and is not auto-tuned.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RAW_RECEIVE_BUFFER)
@@ -150,8 +152,10 @@ class RawClient:
             async with asyncio.timeout(scaled(10)):
                 loop = asyncio.get_running_loop()
                 await loop.sock_connect(sock, ("127.0.0.1", server.port))
-                client._protocol.send_request(client._protocol.connect())
-                # The handshake request is the only data this client ever sends.
+                request = client._protocol.connect()
+                request.headers.update(headers or {})
+                client._protocol.send_request(request)
+                # The handshake request is the only data this client sends unless told (send_text).
                 await loop.sock_sendall(sock, b"".join(client._protocol.data_to_send()))
                 response = await client.next_event()
                 success = await client.next_event()
@@ -192,6 +196,11 @@ class RawClient:
                 return
             assert isinstance(event, Frame), event
             yield event
+
+    async def send_text(self, text: str) -> None:
+        """Send a text frame, whatever the state: even after a close frame, which it never answers."""
+        frame = Frame(Opcode.TEXT, text.encode())
+        await asyncio.get_running_loop().sock_sendall(self._sock, frame.serialize(mask=True, extensions=[]))
 
     def close(self) -> None:
         """Drop the TCP connection without a closing handshake."""

@@ -12,6 +12,7 @@ from websockets.http11 import Request
 
 from minimess.adapters.websocket_server.client_address import parse_networks
 from minimess.adapters.websocket_server.connection_caps import (
+    ACCEPT_BACKLOG,
     FILE_RESERVE,
     ConnectionCaps,
     ConnectionSlots,
@@ -20,9 +21,11 @@ from minimess.adapters.websocket_server.connection_caps import (
 from tests.unit.fakes import HandshakeConnection
 
 
-def test_the_default_cap_leaves_the_reserve_of_the_file_limit() -> None:
+def test_the_default_cap_leaves_the_reserve_and_the_handshake_pool_of_the_file_limit() -> None:
     caps = fit_caps(0, 0, 1024)
-    assert caps.max_connections == 1024 - FILE_RESERVE
+    room = 1024 - FILE_RESERVE
+    assert caps.max_handshakes == room // 8
+    assert caps.max_connections == room - caps.max_handshakes
     assert not caps.lowered
 
 
@@ -31,14 +34,22 @@ def test_a_cap_that_fits_is_kept() -> None:
     assert (caps.max_connections, caps.max_connections_per_ip, caps.lowered) == (100, 5, False)
 
 
-def test_a_cap_past_the_file_limit_is_lowered_to_keep_the_reserve() -> None:
+def test_a_cap_past_the_file_limit_is_lowered_to_keep_the_reserve_and_the_pool() -> None:
     caps = fit_caps(1000, 0, 300)
-    assert caps.max_connections == 300 - FILE_RESERVE
+    assert caps.max_connections + caps.max_handshakes == 300 - FILE_RESERVE
     assert caps.lowered
 
 
-def test_a_tiny_file_limit_still_allows_one_connection() -> None:
-    assert fit_caps(0, 0, FILE_RESERVE // 2).max_connections == 1
+def test_the_handshake_pool_outlasts_two_wakeups_of_accepts_and_stays_bounded() -> None:
+    assert fit_caps(0, 0, 1024).max_handshakes >= 2 * ACCEPT_BACKLOG
+    assert fit_caps(0, 0, 1 << 20).max_handshakes == 1024
+    caps = fit_caps(0, 0, 1 << 20, handshakes=10)
+    assert (caps.max_handshakes, caps.max_connections) == (10, (1 << 20) - FILE_RESERVE - 10)
+
+
+def test_a_tiny_file_limit_still_allows_one_connection_and_one_handshake() -> None:
+    caps = fit_caps(0, 0, FILE_RESERVE // 2)
+    assert (caps.max_connections, caps.max_handshakes) == (1, 1)
 
 
 def test_an_unlimited_file_limit_does_not_count_as_negative() -> None:
@@ -46,7 +57,7 @@ def test_an_unlimited_file_limit_does_not_count_as_negative() -> None:
 
 
 def caps(total: int, per_ip: int = 0) -> ConnectionCaps:
-    return ConnectionCaps(total, per_ip, total, 1 << 20)
+    return ConnectionCaps(total, per_ip, total, 1 << 20, 64)
 
 
 def admit(slots: ConnectionSlots, connection: HandshakeConnection, forwarded_for: str | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Which pages may open a WebSocket: none but the server's own origin, unless --allowed-origin widens it."""
+"""Which pages may open a WebSocket: none but the server's own origin, unless --allowed-origin lists them."""
 
 from __future__ import annotations
 
@@ -109,12 +109,22 @@ def test_two_origin_headers_are_refused() -> None:
     assert refusal == "more than one Origin header"
 
 
-def test_allowed_origins_widen_the_default() -> None:
+def test_allowed_origins_are_the_whole_list() -> None:
     policy = OriginPolicy(parse_allowed_origins(["https://chat.example.com"]))
     assert policy.refusal(request("ws.example.com", "https://chat.example.com:443")) is None
-    assert policy.refusal(request("ws.example.com", "https://ws.example.com")) is None
     assert policy.refusal(request("ws.example.com", "https://evil.example")) is not None
     assert policy.refusal(request("ws.example.com", "null")) is not None
+    # The Host header no longer vouches for an origin: a rebound name sends its own.
+    assert policy.refusal(request("ws.example.com", "https://ws.example.com")) == (
+        "Origin not allowed (--allowed-origin lists the ones that are)"
+    )
+    assert policy.refusal(request("evil.example:8080", "http://evil.example:8080")) is not None
+
+
+def test_a_repeated_origin_header_is_refused_even_when_any_origin_is_allowed() -> None:
+    policy = OriginPolicy(parse_allowed_origins(["*"]))
+    refusal = policy.refusal(request("a.example", "https://a.example", "https://b.example"))
+    assert refusal == "more than one Origin header"
 
 
 def test_any_origin_with_a_star_null_included() -> None:

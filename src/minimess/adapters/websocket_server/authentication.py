@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import weakref
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +26,7 @@ FORBIDDEN = 403
 CHALLENGE = 'Bearer realm="minimess"'
 BAD_TOKEN_CHALLENGE = 'Bearer realm="minimess", error="invalid_token"'
 HOW_TO_SEND = "no token: send Authorization: Bearer <token>, or ?token=<token>"
+BOTH_WAYS = "a token both in Authorization and in ?token=: send one"
 
 
 class Authentication:
@@ -83,6 +85,12 @@ class Authentication:
         return self._grants.pop(connection)
 
 
+def deadline(grant: Grant) -> float:
+    """When `grant` expires on the running event loop's clock (`loop.time()`); inf if it never does."""
+    left = grant.seconds_left(datetime.now(UTC))
+    return math.inf if left is None else asyncio.get_running_loop().time() + left
+
+
 async def expiry(grant: Grant) -> None:
     """Return when `grant` expires (at once if it has); a grant that never expires never returns.
 
@@ -96,19 +104,25 @@ async def expiry(grant: Grant) -> None:
 
 
 def presented_token(request: Request) -> str | None:
-    """The token the request carries, None if it carries none; InvalidToken if it is ambiguous."""
+    """The token the request carries, None if it carries none; InvalidToken if it is ambiguous.
+
+    One way only (RFC 6750 §2): a token both in the header and in the query is refused rather
+    than one of them guessed at.
+    """
     authorization = request.headers.get_all("Authorization")
     if len(authorization) > 1:
         raise InvalidToken("more than one Authorization header")
+    query = urlsplit(request.path).query
+    tokens = parse_qs(query, keep_blank_values=True).get("token", [])
+    if len(tokens) > 1:
+        raise InvalidToken("more than one token parameter")
+    if authorization and tokens:
+        raise InvalidToken(BOTH_WAYS)
     if authorization:
         scheme, _, token = authorization[0].strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("expected Authorization: Bearer <token>")
         return token.strip()
-    query = urlsplit(request.path).query
-    tokens = parse_qs(query, keep_blank_values=True).get("token", [])
-    if len(tokens) > 1:
-        raise InvalidToken("more than one token parameter")
     return tokens[0] if tokens else None
 
 

@@ -25,16 +25,16 @@ def real_client_address(peer: str, forwarded_for: str | None, trusted: tuple[Net
     Walks X-Forwarded-For from the right (the nearest hop) and returns the first address that is
     not a trusted proxy: anything further left was written by the client and proves nothing.
     """
-    if not forwarded_for or not _is_trusted(peer, trusted):
+    if not forwarded_for or not is_trusted(peer, trusted):
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
+        if not is_trusted(hop, trusted):
             return hop
     return hops[0] if hops else peer
 
 
-def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+def is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

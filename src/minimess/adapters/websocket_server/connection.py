@@ -148,11 +148,18 @@ class AcceptedConnection:
 
     async def _read(self, session: Session) -> None:
         trace = self._trace
+        clock = asyncio.get_running_loop().time
+        expires = authentication.deadline(session.grant)
         try:
             # The URL's topics with a position recover first, each answered by `subscribed`.
             for topic, since in self._request.since.items():
                 self._push_subscribed(await self._recover(session, topic, since))
             async for data in self._connection:
+                if clock() >= expires:
+                    # The token has expired and the 4001 close is under way: a client that does
+                    # not answer it must not go on publishing until the close timeout. Frames are
+                    # still read (and dropped), so that the client's close frame is.
+                    continue
                 # Before the rate limit and parsing: `received` is when the frame left the socket.
                 received = tracing.now_us() if trace else None
                 if not self._rate.allow():

@@ -18,9 +18,21 @@ from minimess.adapters.websocket_server.log_throttle import ThrottledEvent
 log = structlog.get_logger(__name__)
 
 # Descriptors kept back from connections: the process's own (the listening sockets, the event
-# loop, logs, Kafka's connections: about 20) and room to accept and answer /healthz, /readyz and
-# the refusals below while every slot is taken.
-FILE_RESERVE: Final = 64
+# loop, logs, Kafka's connections: about 20), and the sockets accepted that no pool counts yet.
+# A wakeup of the event loop accepts up to a listen backlog of sockets; they reach the handshake
+# pool a wakeup later, and the ones it evicts close a wakeup after that: under a flood, three
+# wakeups' accepts are open that the pool has not made room for.
+PROCESS_FILES: Final = 32
+ACCEPT_BACKLOG: Final = 16
+FILE_RESERVE: Final = PROCESS_FILES + 3 * ACCEPT_BACKLOG
+# The admin listener's pending connections and its backlog (it only answers short requests).
+ADMIN_HANDSHAKES: Final = 8
+ADMIN_FILES: Final = 4 * ADMIN_HANDSHAKES
+# The derived handshake pool: an eighth of the room, within these bounds. Honest handshakes last
+# a round trip; the pool must outlast the accepts of the wakeups until a request sent with the
+# connection is read, or a flood would evict it first.
+_HANDSHAKES_MIN: Final = 4 * ACCEPT_BACKLOG
+_HANDSHAKES_MAX: Final = 1024
 # Where the file limit is unlimited, as many descriptors as Linux gives a process by default.
 _UNLIMITED_FILES: Final = 1 << 20
 
@@ -35,6 +47,8 @@ class ConnectionCaps:
     # What --max-connections asked for (0: derive it), and the soft limit on open files.
     requested: int
     file_limit: int
+    # Connections accepted whose request is not admitted yet, at most (the handshake pool).
+    max_handshakes: int
 
     @property
     def lowered(self) -> bool:
@@ -42,13 +56,28 @@ class ConnectionCaps:
         return self.requested > self.max_connections
 
 
-def fit_caps(requested: int, per_ip: int, file_limit: int, reserve: int = FILE_RESERVE) -> ConnectionCaps:
-    """The global cap: `requested` (0: as many as fit) with `reserve` descriptors left, and at least 1."""
+def fit_caps(
+    requested: int,
+    per_ip: int,
+    file_limit: int,
+    reserve: int = FILE_RESERVE,
+    handshakes: int = 0,
+) -> ConnectionCaps:
+    """The caps that fit under `file_limit` with `reserve` descriptors left: each at least 1.
+
+    Every accepted connection is either pending (in the handshake pool) or admitted (in a slot),
+    so the pool's descriptors come out of the room before the global cap: `requested` (0: as
+    many as fit) is lowered to what is left. `handshakes` 0 derives the pool from the room.
+    """
     if file_limit == resource.RLIM_INFINITY or file_limit < 0:
         file_limit = _UNLIMITED_FILES
     room = max(file_limit - reserve, 1)
-    total = room if requested == 0 else min(requested, room)
-    return ConnectionCaps(total, per_ip, requested, file_limit)
+    pool = handshakes or min(max(room // 8, _HANDSHAKES_MIN), _HANDSHAKES_MAX)
+    # Under a tiny file limit, half the room at most: admitted connections need some too.
+    pool = max(min(pool, room // 2), 1)
+    left = max(room - pool, 1)
+    total = left if requested == 0 else min(requested, left)
+    return ConnectionCaps(total, per_ip, requested, file_limit, pool)
 
 
 def current_file_limit() -> int:

@@ -50,11 +50,7 @@ class HttpEndpoints:
             return None
         if request.method not in ("GET", "HEAD"):
             return method_not_allowed(connection, ENDPOINT_METHODS)
-        response = route(connection, request)
-        if request.method == "HEAD":
-            # The GET's status and headers, Content-Length included, and no body (RFC 9110 §9.3.2).
-            return dataclasses.replace(response, body=b"")
-        return response
+        return head_without_body(connection, request, route(connection, request))
 
     def _healthz(self, connection: ServerConnection, _request: Request) -> Response:
         return connection.respond(200, "ok\n")
@@ -83,6 +79,17 @@ class HttpEndpoints:
         return scheme.lower() == "bearer" and hmac.compare_digest(
             credentials.strip().encode(), self._admin_token.encode()
         )
+
+
+def head_without_body(_connection: ServerConnection, request: Request, response: Response) -> Response:
+    """The answer to a HEAD has the status and headers of the GET's, Content-Length included, and no body.
+
+    RFC 9110 §9.3.2; for every answer a listener gives (websockets' `process_response` hook):
+    endpoints, refusals and 404s alike.
+    """
+    if request.method == "HEAD" and response.body:
+        return dataclasses.replace(response, body=b"")
+    return response
 
 
 def websocket_method_refusal(connection: ServerConnection, request: Request) -> Response | None:

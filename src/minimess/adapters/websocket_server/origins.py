@@ -1,4 +1,4 @@
-"""Which web pages may open a WebSocket: the request's own origin, `--allowed-origin` ones, or any (`*`)."""
+"""Which web pages may open a WebSocket: the `--allowed-origin` ones, or by default the server's own."""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ class OriginPolicy:
 
     A request without `Origin` does not come from a browser page (terminal clients, scripts) and
     is let through: the header is what browsers add, and only pages need guarding against.
+
+    With `allowed` origins, they are the whole list. Without, the server's own origin is judged
+    by the request's Host header, which a page can choose through DNS rebinding (its host name
+    made to resolve to the server's address): so a server that browsers reach on a private
+    network should list its origins.
     """
 
     allowed: tuple[str, ...] = ()
@@ -74,9 +79,15 @@ class OriginPolicy:
             normalised = normalise_origin(origin)
         except ValueError:
             return "malformed Origin header"
-        if normalised in self.allowed or _is_same_origin(normalised, request):
+        if self.allowed:
+            return (
+                None
+                if normalised in self.allowed
+                else "Origin not allowed (--allowed-origin lists the ones that are)"
+            )
+        if _is_same_origin(normalised, request):
             return None
-        return "Origin not allowed (the server's own origin and --allowed-origin ones are)"
+        return "Origin not allowed (only the server's own origin is, without --allowed-origin)"
 
 
 def _is_same_origin(origin: str, request: Request) -> bool:

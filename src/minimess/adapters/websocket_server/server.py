@@ -20,7 +20,12 @@ from minimess.adapters.websocket_server.accept_errors import AcceptErrorLog
 from minimess.adapters.websocket_server.authentication import Authentication
 from minimess.adapters.websocket_server.connection import AcceptedConnection, connection_id
 from minimess.adapters.websocket_server.connection_caps import ConnectionSlots
-from minimess.adapters.websocket_server.http_endpoints import HttpEndpoints, websocket_method_refusal
+from minimess.adapters.websocket_server.handshake_pool import HandshakePool, counted_by, deepen_listen_queue
+from minimess.adapters.websocket_server.http_endpoints import (
+    HttpEndpoints,
+    head_without_body,
+    websocket_method_refusal,
+)
 from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.settings import WebSocketSettings
@@ -67,6 +72,7 @@ class WebSocketServer:
         self._origins = OriginPolicy(settings.allowed_origins)
         # Set in `run`, once the file limit is known.
         self._slots: ConnectionSlots | None = None
+        self._handshakes: HandshakePool | None = None
         # Set once the admin listener listens (with --admin-port), like `port`.
         self.admin_port: int | None = None
         # Without a token verifier the server is open: anyone may connect as anyone.
@@ -78,14 +84,18 @@ class WebSocketServer:
             stop = _stop_on_signals()
         _raise_file_limit()
         slots = self._slots = self._connection_slots()
+        handshakes = self._handshakes = HandshakePool(
+            slots.caps.max_handshakes, self._settings.max_handshakes_per_ip, self._settings.trusted_proxies
+        )
         with AcceptErrorLog().installed(asyncio.get_running_loop()):
-            await self._serve(stop, slots)
+            await self._serve(stop, slots, handshakes)
 
-    async def _serve(self, stop: asyncio.Event, slots: ConnectionSlots) -> None:
+    async def _serve(self, stop: asyncio.Event, slots: ConnectionSlots, handshakes: HandshakePool) -> None:
         settings = self._settings
         async with self._service.running(), contextlib.AsyncExitStack() as listeners:
             if settings.admin_port is not None:
                 admin = await listeners.enter_async_context(self._serve_admin(settings.admin_port))
+                deepen_listen_queue(admin)
                 self.admin_port = _bound_port(admin)
                 log.info("admin_listening", host=settings.host, port=self.admin_port)
             server = await serve(
@@ -93,6 +103,7 @@ class WebSocketServer:
                 settings.host,
                 settings.port,
                 process_request=self._route,
+                process_response=head_without_body,
                 # Compression is off so that a message's frame is the same bytes for everyone.
                 compression=None,
                 max_size=settings.max_message_bytes,
@@ -103,10 +114,15 @@ class WebSocketServer:
                 ping_interval=None,
                 close_timeout=settings.close_timeout,
                 # A connection that has not finished its handshake by then is dropped: it holds a
-                # descriptor, and before its request is read no cap can count it.
+                # descriptor and a place in the handshake pool.
                 open_timeout=settings.open_timeout,
                 server_header=None,
+                # Every connection is counted from its accept: first in the handshake pool, then
+                # (admitted) in a slot; a listen backlog is what one wakeup accepts at most.
+                create_connection=counted_by(handshakes),
+                backlog=connection_caps.ACCEPT_BACKLOG,
             )
+            deepen_listen_queue(server)
             port = self.port = _bound_port(server)
             self._node_id = attrs.evolve(settings, port=port).node_name
             log.info(
@@ -116,6 +132,8 @@ class WebSocketServer:
                 node=self._node_id,
                 max_connections=slots.caps.max_connections,
                 max_connections_per_ip=slots.caps.max_connections_per_ip or None,
+                max_handshakes=slots.caps.max_handshakes,
+                max_handshakes_per_ip=settings.max_handshakes_per_ip or None,
                 open_timeout=settings.open_timeout,
                 allowed_origins=list(settings.allowed_origins),
                 admin_port=self.admin_port,
@@ -201,8 +219,14 @@ class WebSocketServer:
             return response
         if (response := self._authentication.admit(connection, request, subscribe)) is not None:
             return response
-        assert self._slots is not None  # set before the server listens
-        return self._slots.admit(connection, request)
+        # Both set before the server listens.
+        assert self._slots is not None
+        assert self._handshakes is not None
+        response = self._slots.admit(connection, request)
+        if response is None:
+            # Admitted: its slot counts it from now on.
+            self._handshakes.leave(connection)
+        return response
 
     def _refuse_origin(self, connection: ServerConnection, request: Request) -> Response | None:
         reason = self._origins.refusal(request)
@@ -226,15 +250,26 @@ class WebSocketServer:
             self._settings.host,
             port,
             process_request=self._route_admin,
+            process_response=head_without_body,
             open_timeout=self._settings.open_timeout,
             server_header=None,
+            # Its connections stay pending until they close: a small pool, the oldest evicted.
+            create_connection=counted_by(HandshakePool(connection_caps.ADMIN_HANDSHAKES, listener="admin")),
+            backlog=connection_caps.ADMIN_HANDSHAKES,
         )
 
     def _connection_slots(self) -> ConnectionSlots:
         """The caps, --max-connections fitted under the file limit with descriptors to spare."""
         settings = self._settings
+        reserve = connection_caps.FILE_RESERVE
+        if settings.admin_port is not None:
+            reserve += connection_caps.ADMIN_FILES
         caps = connection_caps.fit_caps(
-            settings.max_connections, settings.max_connections_per_ip, connection_caps.current_file_limit()
+            settings.max_connections,
+            settings.max_connections_per_ip,
+            connection_caps.current_file_limit(),
+            reserve,
+            settings.max_handshakes,
         )
         if caps.lowered:
             log.warning(
@@ -242,7 +277,8 @@ class WebSocketServer:
                 requested=caps.requested,
                 max_connections=caps.max_connections,
                 file_limit=caps.file_limit,
-                reserve=connection_caps.FILE_RESERVE,
+                reserve=reserve,
+                max_handshakes=caps.max_handshakes,
             )
         return ConnectionSlots(caps, settings.trusted_proxies)
 

@@ -80,13 +80,16 @@ class WebSocketSettings:
         metadata={
             "flag": "allowed_origin",
             "help": "A web origin (https://chat.example.com) whose pages may connect, or * for any"
-            " (repeatable); the server's own origin always may.",
+            " (repeatable); the whole list. Without it, the server's own origin (by Host, which DNS"
+            " rebinding fakes): list yours if browsers reach the server on a private network.",
         },
     )
     max_connections: int = attrs.field(
         default=0,
         validator=v.ge(0),
-        metadata={"help": "Connections open at most; 0: the file limit less a reserve of 64."},
+        metadata={
+            "help": "Connections open at most; 0: the file limit less a reserve of 80 and --max-handshakes."
+        },
     )
     max_connections_per_ip: int = attrs.field(
         default=0,
@@ -124,6 +127,22 @@ class WebSocketSettings:
         metadata={
             "help": "Bytes a connection may have waiting, its socket's write buffer included,"
             " before it counts as slow."
+        },
+    )
+    max_handshakes: int = attrs.field(
+        default=0,
+        validator=v.ge(0),
+        metadata={
+            "help": "Connections accepted whose request is not admitted yet, at most; past it the oldest"
+            " is dropped. 0: an eighth of what the file limit leaves (64 to 1024)."
+        },
+    )
+    max_handshakes_per_ip: int = attrs.field(
+        default=256,
+        validator=v.ge(0),
+        metadata={
+            "help": "The same per peer address (--trusted-proxy peers excepted); past it the address's"
+            " oldest is dropped. 0: no bound per address."
         },
     )
 
