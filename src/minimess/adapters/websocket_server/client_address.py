@@ -5,6 +5,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -17,6 +20,17 @@ def parse_networks(specs: Iterable[str | Network]) -> tuple[Network, ...]:
         except ValueError:
             raise ValueError(f"invalid --trusted-proxy {spec!r}: expected an IP address or network") from None
     return tuple(networks)
+
+
+def peer_address(connection: ServerConnection) -> str:
+    """The raw peer's IP address, as the TCP connection shows it."""
+    address = connection.remote_address
+    return str(address[0]) if address else "unknown"
+
+
+def forwarded_for(headers: Headers) -> str | None:
+    """The X-Forwarded-For hops; several header lines are one list (RFC 9110 §5.3)."""
+    return ", ".join(headers.get_all("X-Forwarded-For")) or None
 
 
 def real_client_address(peer: str, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:

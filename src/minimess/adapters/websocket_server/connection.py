@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from minimess.adapters.websocket_server import authentication, tracing
-from minimess.adapters.websocket_server.client_address import real_client_address
+from minimess.adapters.websocket_server.client_address import forwarded_for, peer_address, real_client_address
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
 from minimess.adapters.websocket_server.reset import reset
@@ -98,13 +98,13 @@ class AcceptedConnection:
         self._grant = grant
 
     async def run(self) -> None:
-        peer = _peer(self._connection)
+        peer = peer_address(self._connection)
+        request = self._connection.request
+        hops = None if request is None else forwarded_for(request.headers)
         self._log.info(
             "client_connected",
             uid=str(self._request.uid),
-            client=real_client_address(
-                peer, _forwarded_for(self._connection), self._settings.trusted_proxies
-            ),
+            client=real_client_address(peer, hops, self._settings.trusted_proxies),
             peer=peer,
         )
         session = self._service.connect(self._request.uid, self._outbound, self._grant)
@@ -320,15 +320,3 @@ class AcceptedConnection:
 def connection_id(connection: ServerConnection) -> str:
     """A short id for log lines about one connection."""
     return connection.id.hex[:12]
-
-
-def _forwarded_for(connection: ServerConnection) -> str | None:
-    """The X-Forwarded-For hops; several header lines are one list (RFC 9110 §5.3)."""
-    if connection.request is None:
-        return None
-    return ", ".join(connection.request.headers.get_all("X-Forwarded-For")) or None
-
-
-def _peer(connection: ServerConnection) -> str:
-    address = connection.remote_address
-    return str(address[0]) if address else "unknown"

@@ -12,7 +12,12 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from minimess.adapters.websocket_server.client_address import Network, real_client_address
+from minimess.adapters.websocket_server.client_address import (
+    Network,
+    forwarded_for,
+    peer_address,
+    real_client_address,
+)
 from minimess.adapters.websocket_server.log_throttle import ThrottledEvent
 
 log = structlog.get_logger(__name__)
@@ -110,9 +115,7 @@ class ConnectionSlots:
 
     def admit(self, connection: ServerConnection, request: Request) -> Response | None:
         """Take a slot for this connection until it closes (None), or a 503 or 429 refusal."""
-        address = real_client_address(
-            _peer(connection), ", ".join(request.headers.get_all("X-Forwarded-For")) or None, self._trusted
-        )
+        address = real_client_address(peer_address(connection), forwarded_for(request.headers), self._trusted)
         refusal = self._refusal(address)
         if refusal is not None:
             status, reason = refusal
@@ -140,8 +143,3 @@ class ConnectionSlots:
         if not self._per_address[address]:
             del self._per_address[address]
         log.debug("connection_slot_released", client=address, open=self.open)
-
-
-def _peer(connection: ServerConnection) -> str:
-    address = connection.remote_address
-    return str(address[0]) if address else "unknown"

@@ -7,7 +7,7 @@ from typing import Final
 
 from websockets.asyncio.server import Server, ServerConnection
 
-from minimess.adapters.websocket_server.client_address import Network, is_trusted
+from minimess.adapters.websocket_server.client_address import Network, is_trusted, peer_address
 from minimess.adapters.websocket_server.log_throttle import ThrottledEvent
 
 # Connections the kernel holds for the server before it accepts them: they cost the process no
@@ -101,12 +101,6 @@ def counted_by(pool: HandshakePool) -> type[ServerConnection]:
             super().connection_lost(exc)
 
     return PooledConnection
-
-
-def peer_address(connection: ServerConnection) -> str:
-    """The raw peer's IP address, as the TCP connection shows it."""
-    address = connection.remote_address
-    return str(address[0]) if address else "unknown"
 
 
 def deepen_listen_queue(server: Server, depth: int = LISTEN_QUEUE) -> None:
