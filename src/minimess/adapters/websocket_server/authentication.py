@@ -12,6 +12,7 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.wire.paths import SubscribeRequest
 from minimess.domain.errors import InvalidToken
 from minimess.domain.model import Uid
@@ -134,7 +135,13 @@ def _refuse(
     challenge: str | None = None,
 ) -> Response:
     # The uid the path claims, never the path's query: that may hold the token.
-    log.info("request_rejected", status=status, reason=reason, uid=str(subscribe.uid))
+    log.info(
+        "request_rejected",
+        connection_id=connection_id(connection),
+        status=status,
+        reason=reason,
+        uid=str(subscribe.uid),
+    )
     response = connection.respond(status, reason + "\n")
     if challenge is not None:
         response.headers["WWW-Authenticate"] = challenge

@@ -14,6 +14,7 @@ from websockets.protocol import State
 
 from minimess.adapters.websocket_server import authentication, tracing
 from minimess.adapters.websocket_server.client_address import forwarded_for, peer_address, real_client_address
+from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
 from minimess.adapters.websocket_server.reset import reset
@@ -315,8 +316,3 @@ class AcceptedConnection:
         task = asyncio.create_task(self._close(SLOW_CONSUMER, "slow consumer"))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-
-
-def connection_id(connection: ServerConnection) -> str:
-    """A short id for log lines about one connection."""
-    return connection.id.hex[:12]

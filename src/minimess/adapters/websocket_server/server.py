@@ -18,7 +18,7 @@ from websockets.http11 import Request, Response
 from minimess.adapters.websocket_server import connection_caps
 from minimess.adapters.websocket_server.accept_errors import AcceptErrorLog
 from minimess.adapters.websocket_server.authentication import Authentication
-from minimess.adapters.websocket_server.connection import AcceptedConnection, connection_id
+from minimess.adapters.websocket_server.connection import AcceptedConnection
 from minimess.adapters.websocket_server.connection_caps import ConnectionSlots
 from minimess.adapters.websocket_server.handshake_pool import HandshakePool, counted_by, deepen_listen_queue
 from minimess.adapters.websocket_server.http_endpoints import (
@@ -26,6 +26,7 @@ from minimess.adapters.websocket_server.http_endpoints import (
     head_without_body,
     websocket_method_refusal,
 )
+from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.settings import WebSocketSettings
@@ -213,7 +214,13 @@ class WebSocketServer:
         try:
             subscribe = parse_subscribe_path(path, self._service.max_topics)
         except PathError as error:
-            log.info("request_rejected", path=path[:200], status=error.status, reason=error.reason)
+            log.info(
+                "request_rejected",
+                connection_id=connection_id(connection),
+                path=path[:200],
+                status=error.status,
+                reason=error.reason,
+            )
             return connection.respond(error.status, error.reason + "\n")
         if (response := self._refuse_origin(connection, request)) is not None:
             return response
@@ -233,7 +240,13 @@ class WebSocketServer:
         if reason is None:
             return None
         origin = ", ".join(request.headers.get_all("Origin"))
-        log.info("request_rejected", origin=origin[:200], status=403, reason=reason)
+        log.info(
+            "request_rejected",
+            connection_id=connection_id(connection),
+            origin=origin[:200],
+            status=403,
+            reason=reason,
+        )
         return connection.respond(403, reason + "\n")
 
     def _route_admin(self, connection: ServerConnection, request: Request) -> Response:
