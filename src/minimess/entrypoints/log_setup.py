@@ -9,7 +9,9 @@ from typing import Literal
 import attrs
 import structlog
 
+from minimess.adapters.websocket_server.log_context import websocket_connection_id
 from minimess.entrypoints.console_log import console_renderer, escape_values
+from minimess.entrypoints.log_folding import SUMMARY_FIELDS, FoldingHandler
 
 LogFormat = Literal["auto", "console", "json"]
 LEVELS = ("debug", "info", "warning", "error")
@@ -62,14 +64,24 @@ def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> No
         cache_logger_on_first_use=True,
     )
     # Libraries (websockets, aiokafka) log through the standard library: render their records
-    # like ours, so that a JSON log stays one JSON object per line; keep their chatter at warning.
+    # like ours, so that a JSON log stays one JSON object per line; keep their chatter at warning,
+    # and fold their floods (a Kafka outage makes aiokafka write dozens of lines a second).
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            foreign_pre_chain=[
+                *shared,
+                structlog.stdlib.add_logger_name,
+                # websockets' records name their connection on the record, not in our context.
+                websocket_connection_id,
+                structlog.stdlib.ExtraAdder(allow=SUMMARY_FIELDS),
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for previous in root.handlers:
+        if isinstance(previous, FoldingHandler):
+            previous.close()  # its pending summaries first
+    root.handlers[:] = [FoldingHandler(handler)]
     root.setLevel(max(numeric_level, logging.WARNING))
