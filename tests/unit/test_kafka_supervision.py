@@ -140,9 +140,12 @@ async def test_readiness_follows_the_metadata_probe_without_restarting_clients(
     assert inbox == [message]
     assert (len(kafka.topics_created), len(kafka.producers), len(kafka.consumers)) == (1, 1, 1)
     events = [entry["event"] for entry in logs if entry["event"].startswith("kafka_")]
-    assert events == ["kafka_connected", "kafka_unreachable", "kafka_reachable_again"]
-    (unreachable,) = _events(logs, "kafka_unreachable")
+    assert events == ["kafka_connected", "kafka_unavailable", "kafka_reachable_again"]
+    (unreachable,) = _events(logs, "kafka_unavailable")
     assert ("KafkaConnectionError" if failure == "error" else "TimeoutError") in unreachable["error"]
+    (again,) = _events(logs, "kafka_reachable_again")
+    assert again["attempts"] >= 1
+    assert again["down_seconds"] >= 0
 
 
 async def test_the_broker_is_ready_only_when_every_reader_is(kafka: FakeKafka) -> None:
@@ -163,7 +166,8 @@ async def test_the_broker_is_ready_only_when_every_reader_is(kafka: FakeKafka) -
 
 @pytest.mark.parametrize("kind", ["topic", "producer", "consumer"])
 async def test_clients_that_fail_to_start_are_retried_until_they_work(kafka: FakeKafka, kind: str) -> None:
-    """Each failed start is logged, its clients stopped, and retried after retry_interval until it works."""
+    """Each failed start stops its clients and is retried after retry_interval until it works; the log
+    says Kafka is unavailable once, and with the connection how long it was and after how many attempts."""
     kafka.start_failures = {kind: 2}
     broker = _broker(kafka)
     with capture_logs() as logs:
@@ -175,11 +179,30 @@ async def test_clients_that_fail_to_start_are_retried_until_they_work(kafka: Fak
     assert [ready for _when, ready in attempts] == [False, False, False]
     gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(attempts)]
     assert all(gap >= RETRY * 0.99 for gap in gaps), gaps
-    failures = _events(logs, "kafka_unavailable")
-    assert len(failures) == 2
-    assert all("KafkaConnectionError" in entry["error"] for entry in failures)
+    (failure,) = _events(logs, "kafka_unavailable")
+    assert "KafkaConnectionError" in failure["error"]
+    assert (failure["log_level"], failure["bootstrap"], failure["topic"]) == (
+        "warning",
+        "localhost:9092",
+        TOPIC,
+    )
+    (connected,) = _events(logs, "kafka_connected")
+    assert connected["attempts"] == 2
+    assert connected["down_seconds"] >= round(RETRY, 1)
     assert all(producer.stopped for producer in kafka.producers)
     assert all(consumer.stopped for consumer in kafka.consumers)
+
+
+async def test_kafka_absent_for_many_attempts_is_one_line_then_one_when_it_comes(kafka: FakeKafka) -> None:
+    """Thirty failed starts in a row: `kafka_unavailable` once, not once an attempt."""
+    kafka.start_failures = {"topic": 30}
+    broker = _broker(kafka)
+    with capture_logs() as logs:
+        async with broker.receiving(Inbox().append):
+            await kafka.until(broker.is_ready, "the 31st start works")
+    events = [entry["event"] for entry in logs if entry["event"].startswith("kafka_")]
+    assert events == ["kafka_unavailable", "kafka_connected"]
+    assert _events(logs, "kafka_connected")[0]["attempts"] == 30
 
 
 # --- where reading starts ------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from minimess.adapters.kafka.clients import (
     Record,
 )
 from minimess.adapters.kafka.envelope import Envelope, EnvelopeError, RecordRules
+from minimess.adapters.kafka.outage_log import OutageLog
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.app.task_groups import until_first_ends
 from minimess.domain.errors import BrokerUnavailable, PublishTimeout
@@ -256,6 +257,8 @@ class _Reader:
         self._moved = asyncio.Event()
         # Set when a send showed that Kafka lost the producer's state: the clients are recreated.
         self._producer_lost = asyncio.Event()
+        # Logs the link's losses and returns, not every failed attempt.
+        self._outage = OutageLog(setup.settings)
 
     async def supervise(self) -> None:
         while True:
@@ -265,7 +268,7 @@ class _Reader:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.warning("kafka_unavailable", bootstrap=self._settings.kafka_bootstrap, error=repr(error))
+                self._outage.failed(error)
             finally:
                 self.ready = False
                 await self._stop_clients()
@@ -289,7 +292,7 @@ class _Reader:
         await self._assign_all_partitions(self._consumer, self.producer)
         self.topic_id = topic_id
         self.ready = True
-        log.info("kafka_connected", bootstrap=settings.kafka_bootstrap, topic=settings.kafka_topic)
+        self._outage.connected()
 
     async def _assign_all_partitions(self, consumer: Consumer, producer: Producer) -> None:
         topic = self._settings.kafka_topic
@@ -381,13 +384,11 @@ class _Reader:
                             self._positions[partition] = self._first[partition] = position
                             self._announce_moved()
             except (KafkaError, TimeoutError) as error:
-                if self.ready:
-                    log.warning("kafka_unreachable", error=repr(error))
+                self._outage.failed(error)
                 self.ready = False
                 lagging = {}
                 continue
-            if not self.ready:
-                log.info("kafka_reachable_again")
+            self._outage.reachable()
             self.ready = True
             now_lagging = {p: self._positions[p] for p, end in ends.items() if end > self._positions[p]}
             if any(lagging.get(p) == position for p, position in now_lagging.items()):
