@@ -57,7 +57,8 @@ def secret_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(secret_file: Path) -> Iterator[ServerProcess]:
     """One server with authentication on (ticks off), shared by the module."""
-    process = ServerProcess("--tick", "0", "--auth-secret-file", str(secret_file)).start()
+    # At debug: connections opened and closed are logged there.
+    process = ServerProcess("-v", "--tick", "0", "--auth-secret-file", str(secret_file)).start()
     yield process
     process.stop()
 
@@ -246,7 +247,7 @@ async def test_after_expiry_nothing_a_client_sends_is_acted_on_though_it_ignores
     start_server: Callable[..., ServerProcess], secret_file: Path
 ) -> None:
     """A client that never answers the 4001 close frame cannot publish until the close timeout."""
-    server = start_server("--tick", "0", "--auth-secret-file", str(secret_file), "--close-timeout", "2")
+    server = start_server("-v", "--tick", "0", "--auth-secret-file", str(secret_file), "--close-timeout", "2")
     alice, bob, room = unique("alice"), unique("bob"), unique("room")
     spy, _ = await connect_as(server, bob, room, headers=bearer(token(bob)))
     deaf = await RawClient.connect(server, alice, headers=bearer(token(alice, lifetime=EXPIRING_IN)))

@@ -314,7 +314,7 @@ async def test_a_client_moved_to_the_other_kafka_server_behind_haproxy_has_every
     """SIGKILL the server a client is on while messages flow: it resumes on the other one from its last
     message, and its transcript has each message, its own included, exactly once, with no gap line."""
     topic = fresh_kafka_topic()
-    servers = {node: start_server(*kafka_serve_args(kafka, topic, node)) for node in ("s1", "s2")}
+    servers = {node: start_server(*kafka_serve_args(kafka, topic, node), "-v") for node in ("s1", "s2")}
     for server in servers.values():
         await asyncio.to_thread(wait_status, server, "/readyz", 200, READY_WITHIN)
     proxy = ProxyProcess("haproxy", tmp_path / "haproxy", [s.port for s in servers.values()]).start()

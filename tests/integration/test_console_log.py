@@ -29,8 +29,10 @@ REASONS = ["bye\x1b]0;owned\x07\u202etxt.exe", "two\nfake_event\x1b[2J"]
 @pytest.fixture
 def console_server() -> Iterator[tuple[subprocess.Popen[str], FollowedStream[str]]]:
     """`minimess serve --log-format console` with its stderr on a pipe, as a service manager runs it."""
+    # At debug: the close line, which repeats the client's close reason, is logged there.
+    command = [sys.executable, "-m", "minimess", "serve", "-v", "--port", "0", "--tick", "0"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "minimess", "serve", "--port", "0", "--tick", "0", "--log-format", "console"],
+        [*command, "--log-format", "console"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

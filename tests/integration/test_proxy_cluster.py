@@ -227,7 +227,7 @@ def cluster(
     """Servers s1 and s2 (ready, on a fresh Kafka topic) behind a fresh proxy of `proxy_kind`."""
     topic = fresh_kafka_topic()
     s1, s2 = (
-        start_server(*kafka_serve_args(kafka, topic, node), "--trusted-proxy", "127.0.0.1")
+        start_server(*kafka_serve_args(kafka, topic, node), "--trusted-proxy", "127.0.0.1", "-v")
         for node in ("s1", "s2")
     )
     for server in (s1, s2):

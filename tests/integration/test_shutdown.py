@@ -135,7 +135,7 @@ async def test_a_subscriber_that_does_not_read_is_dropped_at_the_deadline_and_it
     start_server: Callable[..., ServerProcess],
 ) -> None:
     """What a subscriber has not taken by --shutdown-timeout is lost, logged and counted; exit is in time."""
-    server = start_server(*DRAIN_OPTIONS, "--shutdown-timeout", str(SHUTDOWN_TIMEOUT))
+    server = start_server(*DRAIN_OPTIONS, "-v", "--shutdown-timeout", str(SHUTDOWN_TIMEOUT))
     mute = await RawClient.connect(server, "mute", "load")
     try:
         async with await open_client(server, "publisher") as publisher:

@@ -71,16 +71,20 @@ async def test_slow_consumer_that_never_reads_is_dropped_within_close_timeout(
 ) -> None:
     """A slow consumer that never reads its 4000 close frame is dropped once --close-timeout passes."""
     close_timeout = 0.5
-    server = start_server(*OPTIONS, "--close-timeout", str(close_timeout))
+    server = start_server(*OPTIONS, "--close-timeout", str(close_timeout), "-v")
     slow = await RawClient.connect(server, "slow", "load")
     try:
         async with await open_client(server, "publisher") as publisher:
             await publish_all(publisher)
             (closed,) = await logged(server, "slow_consumer_closed")
-            await logged(
+            (disconnected,) = await logged(
                 server, "client_disconnected", within=close_timeout + 2, connection_id=closed["connection_id"]
             )
             assert (await stats(server))["connections"] == 1
+        # The server's close, though the client never answered it; and what it never got.
+        assert (disconnected["code"], disconnected["closed_by"]) == (4000, "server"), disconnected
+        assert disconnected["reason"] == "slow consumer"
+        assert disconnected["frames_dropped"] > 0, disconnected
     finally:
         slow.close()
 
@@ -104,6 +108,7 @@ async def test_clients_that_never_read_are_closed_at_the_byte_bound_and_hold_no_
     dropped after the close timeout), an honest subscriber gets every message, and the server's RSS
     grows by less than N x --queue-bytes plus a fixed overhead."""
     server = start_server(
+        "-v",
         *OPTIONS[2:],  # all but --queue-size: frames enough for every message
         "--queue-size",
         str(len(BIG_BODIES) + 10),

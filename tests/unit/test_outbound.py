@@ -136,7 +136,7 @@ async def test_one_flusher_writes_every_connection_of_the_turn() -> None:
 
 
 async def test_past_the_bound_the_outbound_overflows_once_and_drops_the_rest() -> None:
-    """Collected frames count against the bound like queued ones."""
+    """Collected frames count against the bound like queued ones; the frames refused are counted."""
     connection = FakeConnection()
     overflows = Overflows()
     outbound = outbound_for(connection, overflows=overflows)
@@ -145,6 +145,7 @@ async def test_past_the_bound_the_outbound_overflows_once_and_drops_the_rest() -
     for frame in pushed:
         outbound.push(frame)
     assert overflows.count == 1
+    assert (outbound.dropped, outbound.queued) == (2, QUEUE_SIZE)
     await next_turn()
     assert connection.transport.writes == [direct]
 
@@ -186,6 +187,8 @@ async def test_a_closing_connection_gets_no_data_after_its_close_frame() -> None
     connection.protocol.state = State.CLOSING
     await next_turn()
     assert connection.transport.writes == [direct]
+    outbound.push(frames(1)[0])
+    assert outbound.dropped == 1
 
 
 async def test_one_broken_connection_does_not_keep_the_others_from_their_frames() -> None:

@@ -14,6 +14,7 @@ from websockets.protocol import State
 
 from minimess.adapters.websocket_server import authentication, tracing
 from minimess.adapters.websocket_server.client_address import forwarded_for, peer_address, real_client_address
+from minimess.adapters.websocket_server.closes import how_closed
 from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
@@ -97,17 +98,23 @@ class AcceptedConnection:
         self._closing: set[asyncio.Task[None]] = set()
         # What the client's token allows; None: anything (a server without authentication).
         self._grant = grant
+        # Frames dropped by the rate limit: the first is said at info, the count in the close line.
+        self._rate_limited = 0
+        # Set when the server cut the TCP connection without a closing handshake (drop).
+        self._aborted = False
 
     async def run(self) -> None:
         peer = peer_address(self._connection)
         request = self._connection.request
         hops = None if request is None else forwarded_for(request.headers)
-        self._log.info(
+        self._log.debug(
             "client_connected",
             uid=str(self._request.uid),
             client=real_client_address(peer, hops, self._settings.trusted_proxies),
             peer=peer,
+            topics=[topic.name for topic in self._request.topics],
         )
+        opened = asyncio.get_running_loop().time()
         session = self._service.connect(self._request.uid, self._outbound, self._grant)
         self._stats.connections_opened += 1
         try:
@@ -118,7 +125,7 @@ class AcceptedConnection:
                 )
                 for topic in self._request.topics:
                     if topic not in self._request.since:
-                        self._service.subscribe(session, topic)
+                        self._log_subscribed(self._service.subscribe(session, topic), None, None)
             except Exception as error:
                 await self._fail(error)
                 return
@@ -129,10 +136,18 @@ class AcceptedConnection:
         finally:
             self._service.disconnect(session)
             self._stats.connections_closed += 1
-            self._log.info(
+            closed = how_closed(self._connection.protocol, self._aborted)
+            self._log.debug(
                 "client_disconnected",
-                code=self._connection.close_code,
-                reason=self._connection.close_reason,
+                uid=str(self._request.uid),
+                code=closed.code,
+                reason=closed.reason,
+                closed_by=closed.closed_by,
+                # What never reached the client: refused once the connection stopped taking
+                # frames (a slow consumer's), and what was still held when it closed.
+                frames_dropped=self._outbound.dropped + self._outbound.queued,
+                rate_limited=self._rate_limited,
+                seconds=round(asyncio.get_running_loop().time() - opened, 3),
             )
 
     async def _run_tasks(self, *jobs: Coroutine[Any, Any, None]) -> None:
@@ -154,7 +169,7 @@ class AcceptedConnection:
         try:
             # The URL's topics with a position recover first, each answered by `subscribed`.
             for topic, since in self._request.since.items():
-                self._push_subscribed(await self._recover(session, topic, since))
+                self._push_subscribed(await self._recover(session, topic, since), since, None)
             async for data in self._connection:
                 if clock() >= expires:
                     # The token has expired and the 4001 close is under way: a client that does
@@ -165,7 +180,11 @@ class AcceptedConnection:
                 received = tracing.now_us() if trace else None
                 if not self._rate.allow():
                     self._stats.rate_limited += 1
-                    self._reply_error("rate_limited", "too many frames; slow down", dropped_frame_ref(data))
+                    self._note_rate_limited()
+                    # Not a line a frame: a flood would be a flood of lines.
+                    self._reply_error(
+                        "rate_limited", "too many frames; slow down", dropped_frame_ref(data), logged=False
+                    )
                     continue
                 try:
                     await self._handle(session, parse_client_frame(data), received)
@@ -186,23 +205,29 @@ class AcceptedConnection:
                 raise FrameError("too_many_topics", str(error), frame.ref) from None
             except Forbidden as error:
                 raise FrameError("forbidden", str(error), frame.ref) from None
-            self._push_subscribed(subscribed)
+            self._push_subscribed(subscribed, frame.since, frame.ref)
         elif isinstance(frame, Unsub):
             self._service.unsubscribe(session, frame.topic)
+            self._log.debug("topic_unsubscribed", topic=frame.topic.name, ref=frame.ref)
             self._outbound.push(server_frames.unsubscribed_frame(frame.topic))
         elif isinstance(frame, Pub):
             headers = tracing.NO_STAMPS if received is None else tracing.publish_headers(frame, received)
             try:
                 message = await self._service.publish(session, frame.topic, frame.body, headers, frame.id)
-            except BrokerUnavailable as error:
-                raise FrameError("broker_unavailable", str(error), frame.ref) from None
-            except PublishTimeout as error:
-                raise FrameError("publish_timeout", str(error), frame.ref) from None
-            except IdReused as error:
-                raise FrameError("id_reused", str(error), frame.ref) from None
-            except Forbidden as error:
-                raise FrameError("forbidden", str(error), frame.ref) from None
+            except (BrokerUnavailable, PublishTimeout, IdReused, Forbidden) as error:
+                code = next(code for kind, code in _PUBLISH_ERRORS.items() if isinstance(error, kind))
+                self._log.debug(
+                    "publish_refused", topic=frame.topic.name, message_id=frame.id, code=code, ref=frame.ref
+                )
+                raise FrameError(code, str(error), frame.ref) from None
             self._stats.messages_published += 1
+            self._log.debug(
+                "publish_accepted",
+                topic=frame.topic.name,
+                message_id=message.id,
+                position=_position(message.position),
+                ref=frame.ref,
+            )
             if received is None:
                 self._outbound.push(server_frames.ack_frame(frame.ref, message))
             else:
@@ -217,8 +242,9 @@ class AcceptedConnection:
         await self._outbound.emptied()
         return await self._service.subscribe_since(session, topic, since)
 
-    def _push_subscribed(self, subscribed: Subscribed) -> None:
+    def _push_subscribed(self, subscribed: Subscribed, since: Position | None, ref: str | None) -> None:
         """`subscribed`, then what was recovered; nothing can come between them."""
+        self._log_subscribed(subscribed, since, ref)
         if subscribed.overflowed:
             self._close_slow_consumer()
             return
@@ -227,10 +253,31 @@ class AcceptedConnection:
         for frame in subscribed.replay:
             push(frame)
 
-    def _reply_error(self, code: str, reason: str, ref: str | None) -> None:
+    def _log_subscribed(self, subscribed: Subscribed, since: Position | None, ref: str | None) -> None:
+        self._log.debug(
+            "topic_subscribed",
+            topic=subscribed.topic.name,
+            since=_position(since),
+            recovered=subscribed.recovered,
+            replayed=len(subscribed.replay),
+            position=_position(subscribed.position),
+            overflowed=subscribed.overflowed,
+            ref=ref,
+        )
+
+    def _reply_error(self, code: str, reason: str, ref: str | None, logged: bool = True) -> None:
         self._stats.error_frames += 1
-        self._log.debug("error_frame_sent", code=code, reason=reason)
+        if logged:
+            self._log.debug("error_frame_sent", code=code, reason=reason, ref=ref)
         self._outbound.push(server_frames.error_frame(code, reason, ref))
+
+    def _note_rate_limited(self) -> None:
+        """Count a frame the rate limit dropped; the first one is said, the rest only counted."""
+        self._rate_limited += 1
+        if self._rate_limited == 1:
+            self._log.info(
+                "client_rate_limited", uid=str(self._request.uid), rate_limit=self._settings.rate_limit
+            )
 
     async def _keep_alive(self) -> None:
         interval, timeout = self._settings.ping_interval, self._settings.ping_timeout
@@ -302,6 +349,7 @@ class AcceptedConnection:
             self._log.warning(
                 "shutdown_frames_lost", frames=undelivered.frames, unsent_bytes=undelivered.unsent_bytes
             )
+        self._aborted = True
         transport.abort()
         return undelivered
 
@@ -316,3 +364,17 @@ class AcceptedConnection:
         task = asyncio.create_task(self._close(SLOW_CONSUMER, "slow consumer"))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+# The error code each refused publish is answered with.
+_PUBLISH_ERRORS: dict[type[Exception], str] = {
+    BrokerUnavailable: "broker_unavailable",
+    PublishTimeout: "publish_timeout",
+    IdReused: "id_reused",
+    Forbidden: "forbidden",
+}
+
+
+def _position(position: Position | None) -> dict[str, object] | None:
+    """A position as a log field."""
+    return None if position is None else {"epoch": position.epoch, "offset": position.offset}

@@ -128,13 +128,17 @@ class Outbound:
         self._on_overflow = on_overflow
         # --trace: stamp frames; without it, one check per push is all it costs.
         self._stamps = stamps
+        # Frames refused once the connection stopped taking them (overflowed, or closing).
+        self.dropped = 0
 
     def push(self, frame: Frame) -> None:
         if self._stopped:
+            self.dropped += 1
             return
         connection = self._connection
         if connection.protocol.state is not State.OPEN:
             self._stopped = True
+            self.dropped += 1
             return
         collected = self._collected
         flusher = self._flusher
@@ -179,6 +183,7 @@ class Outbound:
 
     def _overflow(self) -> None:
         self._stopped = True
+        self.dropped += 1
         self._progress.set()
         self._on_overflow()
 
