@@ -49,6 +49,17 @@ class ServeSettings:
     messaging: MessagingSettings = attrs.field(factory=MessagingSettings)
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
 
+    @property
+    def bus_summary(self) -> dict[str, str]:
+        """What the start line says of the bus: its kind, and for Kafka its address and topic."""
+        if self.broker == "kafka":
+            return {
+                "broker": "kafka",
+                "kafka_bootstrap": self.kafka.kafka_bootstrap,
+                "kafka_topic": self.kafka.kafka_topic,
+            }
+        return {"broker": self.broker}
+
 
 class Container(containers.DeclarativeContainer):
     """One server's object graph; tests and benchmarks override providers instead of patching."""
@@ -100,6 +111,7 @@ class Container(containers.DeclarativeContainer):
         service=service,
         trace=settings.provided.trace,
         tokens=tokens,
+        bus=settings.provided.bus_summary,
     )
 
 

@@ -74,6 +74,8 @@ async def test_request_paths_and_close_reasons_are_logged_escaped_each_on_its_on
     (listening,) = await asyncio.to_thread(log.wait_for, lambda line: "server_listening" in line, within=15)
     # Without colour styles, were there any: a failure then shows the lines, not a missing port.
     port = int(re.findall(r"\bport=(\d+)", re.sub(r"\x1b\[[0-9;]*m", "", listening))[0])
+    # The start line, readable: where to connect.
+    assert f"url=ws://127.0.0.1:{port}/subscribe/id:<uid>/topic:<topic>" in listening
     for path in PATHS:
         assert (await asyncio.to_thread(request, port, path)).startswith(b"HTTP/1.1 404")
     for reason in REASONS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from minimess.adapters.kafka.broker import KafkaBroker
+from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.memory import MemoryBroker
 from minimess.app.settings import MessagingSettings
 from minimess.bootstrap import BROKERS, ServeSettings, build_container
@@ -46,3 +47,9 @@ def test_max_topics_reaches_the_service() -> None:
     service.subscribe(session, Topic("a"))
     with pytest.raises(TooManyTopics):
         service.subscribe(session, Topic("b"))
+
+
+def test_the_start_line_names_the_bus_and_for_kafka_its_address_and_topic() -> None:
+    assert ServeSettings(broker="memory").bus_summary == {"broker": "memory"}
+    kafka = ServeSettings(broker="kafka", kafka=KafkaSettings(kafka_bootstrap="k1:9092", kafka_topic="chat"))
+    assert kafka.bus_summary == {"broker": "kafka", "kafka_bootstrap": "k1:9092", "kafka_topic": "chat"}

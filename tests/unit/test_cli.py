@@ -5,6 +5,7 @@ The server is a fake put in place through the container's `server` provider: not
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 from collections.abc import Iterator
@@ -196,3 +197,9 @@ def test_a_port_that_cannot_be_bound_exits_1_with_a_one_line_reason(server: Fake
     result = serve("--port=8123")
     assert result.exit_code == 1
     assert result.stderr == "minimess: cannot serve on 127.0.0.1:8123: Address already in use\n"
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    result = CliRunner().invoke(cli.app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"minimess {importlib.metadata.version('minimess')}\n"

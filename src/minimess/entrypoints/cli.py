@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, cast
@@ -54,7 +55,9 @@ _SHORTHANDS = (
         "quiet",
         inspect.Parameter.KEYWORD_ONLY,
         default=False,
-        annotation=Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")],
+        annotation=Annotated[
+            bool, typer.Option("--quiet", "-q", help="Log warnings and errors only (and the start line).")
+        ],
     ),
 )
 
@@ -130,8 +133,19 @@ def _settings(command: str, settings_class: type[T], values: dict[str, Any]) -> 
 app.command()(bench)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"minimess {importlib.metadata.version('minimess')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
     """minimess: real-time messaging over WebSocket."""
 
 

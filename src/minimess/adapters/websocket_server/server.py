@@ -8,6 +8,7 @@ import os
 import resource
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -15,7 +16,7 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from minimess.adapters.websocket_server import connection_caps
+from minimess.adapters.websocket_server import connection_caps, start_line
 from minimess.adapters.websocket_server.accept_errors import AcceptErrorLog
 from minimess.adapters.websocket_server.authentication import Authentication
 from minimess.adapters.websocket_server.connection import AcceptedConnection
@@ -48,6 +49,7 @@ class WebSocketServer:
         trace: bool = False,
         flusher: Flusher | None = None,
         tokens: TokenVerifier | None = None,
+        bus: Mapping[str, object] | None = None,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -78,6 +80,8 @@ class WebSocketServer:
         self.admin_port: int | None = None
         # Without a token verifier the server is open: anyone may connect as anyone.
         self._authentication = Authentication(tokens)
+        # What the start line says of the bus (its kind, and Kafka's address and topic).
+        self._bus = {} if bus is None else dict(bus)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Serve until `stop` is set, or until SIGINT/SIGTERM when no event is given."""
@@ -126,8 +130,9 @@ class WebSocketServer:
             deepen_listen_queue(server)
             port = self.port = _bound_port(server)
             self._node_id = attrs.evolve(settings, port=port).node_name
-            log.info(
+            start_line.start_log.info(
                 "server_listening",
+                **start_line.where(settings.host, port, self.admin_port, self._bus),
                 host=settings.host,
                 port=port,
                 node=self._node_id,
