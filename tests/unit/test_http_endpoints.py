@@ -95,3 +95,31 @@ async def test_stats_with_an_admin_token_answers_the_token_and_health_needs_none
     response = await respond(admin, "/stats", headers=Headers([("Authorization", f"bearer {TOKEN}")]))
     assert response.status_code == 200
     assert (await respond(admin, "/healthz")).status_code == 200
+
+
+async def test_the_index_page_says_how_to_connect_at_the_address_the_client_used() -> None:
+    public = HttpEndpoints(lambda: True, lambda: STATS, index=True)
+    headers = Headers([("Host", "chat.example.com:8080")])
+    page = await respond(public, "/", headers=headers)
+    assert (page.status_code, page.headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
+    text = page.body.decode()
+    assert "ws://chat.example.com:8080/subscribe/id:<uid>/topic:<topic>" in text
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert f"    {path} " in text
+    assert "Prometheus metrics, here" in text
+    head = await respond(public, "/?from=browser", "HEAD", headers)
+    assert (head.status_code, head.headers["Content-Length"], head.body) == (200, str(len(page.body)), b"")
+
+
+async def test_the_index_page_names_the_admin_port_for_metrics_and_no_odd_host() -> None:
+    public = HttpEndpoints(lambda: True, lambda: STATS, serve_stats=False, index=True)
+    page = await respond(public, "/", headers=Headers([("Host", "evil.example/<b>Injected</b>")]))
+    text = page.body.decode()
+    assert "ws://<host>:<port>/subscribe/id:<uid>/topic:<topic>" in text
+    assert "Injected" not in text
+    assert "on the admin port (--admin-port), not here" in text
+
+
+async def test_only_the_listener_clients_connect_to_has_the_index_page() -> None:
+    assert await answer(endpoints(), "/") is None
+    assert await answer(HttpEndpoints(lambda: True, lambda: STATS, index=True), "/index.html") is None

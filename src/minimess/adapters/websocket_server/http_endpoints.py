@@ -1,10 +1,11 @@
-"""The plain HTTP endpoints (/healthz, /readyz, /stats), the methods each path takes, and /stats' token."""
+"""The plain HTTP endpoints (/, /healthz, /readyz, /stats), the methods each path takes, and /stats' token."""
 
 from __future__ import annotations
 
 import dataclasses
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -13,6 +14,7 @@ from websockets.datastructures import Headers, MultipleValuesError
 from websockets.http11 import Request, Response
 
 ENDPOINT_METHODS: Final = "GET, HEAD"
+INDEX: Final = "/"
 HEALTHZ: Final = "/healthz"
 READYZ: Final = "/readyz"
 STATS: Final = "/stats"
@@ -31,6 +33,7 @@ class HttpEndpoints:
         stats_document: Callable[[], Mapping[str, object]],
         serve_stats: bool = True,
         admin_token: str | None = None,
+        index: bool = False,
     ) -> None:
         # Whether the bus works (MessagingService.is_ready), for /readyz.
         self._is_ready = is_ready
@@ -42,6 +45,11 @@ class HttpEndpoints:
         }
         if serve_stats:
             self._routes[STATS] = self._stats
+        # The page saying what this is and how to connect: on the listener clients connect to.
+        if index:
+            self._routes[INDEX] = self._index
+        # Whether /metrics is served here, like /stats, or on the admin port.
+        self._serve_stats = serve_stats
 
     def answer(self, connection: ServerConnection, request: Request) -> Response | None:
         """The answer to a request for one of these endpoints; None for any other path."""
@@ -51,6 +59,11 @@ class HttpEndpoints:
         if request.method not in ("GET", "HEAD"):
             return method_not_allowed(connection, ENDPOINT_METHODS)
         return head_without_body(connection, request, route(connection, request))
+
+    def _index(self, _connection: ServerConnection, request: Request) -> Response:
+        body = index_page(_host(request.headers), self._serve_stats).encode()
+        headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+        return Response(200, "OK", headers, body)
 
     def _healthz(self, connection: ServerConnection, _request: Request) -> Response:
         return connection.respond(200, "ok\n")
@@ -79,6 +92,40 @@ class HttpEndpoints:
         return scheme.lower() == "bearer" and hmac.compare_digest(
             credentials.strip().encode(), self._admin_token.encode()
         )
+
+
+def index_page(host: str, metrics_here: bool) -> str:
+    """What GET / says: what this server is, how to connect to it, and its other endpoints."""
+    metrics = "here" if metrics_here else "on the admin port (--admin-port), not here"
+    return f"""minimess: a real-time messaging server (WebSocket, protocol v1).
+
+Connect a WebSocket client to
+    ws://{host}/subscribe/id:<uid>/topic:<topic>
+with one /topic:<topic> segment per topic (or none), for example
+    minimess client --server ws://{host} --uid <uid> --topic <topic>
+then send JSON text frames:
+    {{"type": "sub", "topic": "<topic>"}}
+    {{"type": "pub", "topic": "<topic>", "body": "<text>"}}
+and receive {{"type": "message", ...}} for every message of your topics.
+
+Plain HTTP (GET or HEAD):
+    /healthz   200 while the server runs
+    /readyz    200 when its broker works, 503 when not
+    /metrics   Prometheus metrics, {metrics}
+"""
+
+
+# A Host header as a client would write the server's address: a name or an IP address, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
+def _host(headers: Headers) -> str:
+    """The address the client reached this server at, from Host; a placeholder when it is odd."""
+    try:
+        host = headers.get("Host") or ""
+    except MultipleValuesError:
+        host = ""
+    return host if _HOST.fullmatch(host) else "<host>:<port>"
 
 
 def head_without_body(_connection: ServerConnection, request: Request, response: Response) -> Response:

@@ -66,7 +66,11 @@ class WebSocketServer:
         self._node_id = settings.node_id or ""
         # The plain HTTP endpoints of the public port; /stats moves to the admin port when there is one.
         self._endpoints = HttpEndpoints(
-            service.is_ready, self._stats_document, settings.admin_port is None, settings.admin_token
+            service.is_ready,
+            self._stats_document,
+            settings.admin_port is None,
+            settings.admin_token,
+            index=True,
         )
         # The admin listener's (with --admin-port): the same endpoints, /stats included.
         self._admin_endpoints = HttpEndpoints(
