@@ -4,6 +4,7 @@ and the parts of a websockets ServerConnection that the outbound path and the ro
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -88,6 +89,7 @@ class FakeConnection:
     """What Outbound uses of a ServerConnection; `paused`, `drained` and the state are set by hand."""
 
     def __init__(self) -> None:
+        self.id = uuid.uuid4()
         self.protocol = FakeProtocol()
         self.paused = False
         self.transport = FakeTransport()
@@ -102,6 +104,7 @@ class HandshakeConnection:
     """The parts of a websockets ServerConnection that the routing of a handshake request uses."""
 
     def __init__(self, peer: str = "127.0.0.1") -> None:
+        self.id = uuid.uuid4()
         self.remote_address = (peer, 40000)
         # Resolved by the test when "the TCP connection" closes.
         self.connection_lost_waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -205,7 +205,9 @@ async def test_one_broken_connection_does_not_keep_the_others_from_their_frames(
             outbound.push(second)
         await next_turn()
     assert healthy.transport.writes == [first, second]
-    assert [entry["event"] for entry in logs] == ["flush_failed"]
+    assert [(entry["event"], entry["connection_id"]) for entry in logs] == [
+        ("flush_failed", broken.id.hex[:12])
+    ]
 
 
 async def test_stamps_mark_a_frame_queued_when_pushed_and_written_when_it_goes_to_the_socket() -> None:

@@ -18,6 +18,7 @@ from minimess.adapters.websocket_server.client_address import (
     peer_address,
     real_client_address,
 )
+from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.log_throttle import ThrottledEvent
 
 log = structlog.get_logger(__name__)
@@ -121,7 +122,7 @@ class ConnectionSlots:
             status, reason = refusal
             self._refused[status].record(status=status, reason=reason, client=address)
             return connection.respond(status, reason + "\n")
-        self._take(address, connection.connection_lost_waiter)
+        self._take(address, connection.connection_lost_waiter, connection_id(connection))
         return None
 
     def _refusal(self, address: str) -> tuple[int, str] | None:
@@ -132,14 +133,14 @@ class ConnectionSlots:
             return 429, f"too many connections from your address: {per_ip} open (--max-connections-per-ip)"
         return None
 
-    def _take(self, address: str, closed: asyncio.Future[None]) -> None:
+    def _take(self, address: str, closed: asyncio.Future[None], connection: str) -> None:
         self.open += 1
         self._per_address[address] += 1
-        closed.add_done_callback(lambda _: self._release(address))
+        closed.add_done_callback(lambda _: self._release(address, connection))
 
-    def _release(self, address: str) -> None:
+    def _release(self, address: str, connection: str) -> None:
         self.open -= 1
         self._per_address[address] -= 1
         if not self._per_address[address]:
             del self._per_address[address]
-        log.debug("connection_slot_released", client=address, open=self.open)
+        log.debug("connection_slot_released", connection_id=connection, client=address, open=self.open)

@@ -10,6 +10,7 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.domain.ports import Frame, Room
 
 log = structlog.get_logger(__name__)
@@ -63,7 +64,7 @@ class Flusher:
                 outbound.flush()
             except Exception:
                 # One broken connection must not keep the frames of the others from their sockets.
-                log.exception("flush_failed")
+                log.exception("flush_failed", connection_id=outbound.connection_id)
 
 
 class Outbound:
@@ -287,6 +288,11 @@ class Outbound:
             frames=max(0, self._queue_size - self.queued - 1),
             bytes=max(0, self._queue_bytes - self.pending_bytes),
         )
+
+    @property
+    def connection_id(self) -> str:
+        """The id of the connection this outbound writes to, for log lines."""
+        return connection_id(self._connection)
 
     @property
     def queued(self) -> int:
