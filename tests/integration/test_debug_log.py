@@ -24,8 +24,13 @@ MESSAGE_ID = "scripted-session-id-0001"
 
 
 def story(server: ServerProcess, connection_id: str) -> list[LogEvent]:
-    """Every line about one connection, in order."""
-    return [event for event in server.events if event.get("connection_id") == connection_id]
+    """Every line about one connection, in order, but the slot's release: that follows the TCP
+    connection's end, before or after the close line."""
+    return [
+        event
+        for event in server.events
+        if event.get("connection_id") == connection_id and event["event"] != "connection_slot_released"
+    ]
 
 
 def fields(event: LogEvent, *names: str) -> dict[str, Any]:
