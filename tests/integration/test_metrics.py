@@ -4,15 +4,19 @@ histograms have observations, and the figures move to the admin port behind the 
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import RawClient, logged, next_frame, open_client, publish, send_frame
-from tests.timeouts import scaled
+from tests.integration.wire import (
+    RawClient,
+    http_request,
+    logged,
+    next_frame,
+    open_client,
+    publish,
+    scrape,
+    send_frame,
+)
 
 ADMIN_TOKEN = "metrics-admin-token"
 # Pings off, so that only the slow-consumer path ends the connection that never reads; a short close
@@ -23,45 +27,6 @@ OPTIONS = (
 )
 # 9 MB: more than a connection that never reads can hold (its queue, buffers and kernel buffers).
 FLOOD = [f"{number:04d}:" + "x" * (30 * 1024) for number in range(300)]
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-class Scrape:
-    """One scrape of /metrics, parsed as Prometheus parses it."""
-
-    def __init__(self, text: str) -> None:
-        self.samples: Samples = {}
-        self.types: dict[str, str] = {}
-        for family in text_string_to_metric_families(text):
-            self.types[family.name] = family.type
-            for sample in family.samples:
-                self.samples[sample.name, frozenset(sample.labels.items())] = sample.value
-
-    def value(self, name: str, **labels: str) -> float:
-        """The sample `name` with exactly these labels; 0 for a labelled series not seen yet."""
-        return self.samples.get((name, frozenset(labels.items())), 0.0)
-
-    def total(self, name: str) -> float:
-        """The sum of every series of `name`."""
-        return sum(value for (sample, _), value in self.samples.items() if sample == name)
-
-
-def http(url: str, method: str = "GET", token: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    try:
-        request = urllib.request.Request(url, headers=headers, method=method)
-        with urllib.request.urlopen(request, timeout=scaled(10)) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-async def scrape(url: str, token: str | None = None) -> Scrape:
-    status, headers, body = await asyncio.to_thread(http, url, "GET", token)
-    assert status == 200, (status, body)
-    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    return Scrape(body.decode())
 
 
 async def test_the_counts_follow_real_traffic_and_the_histograms_have_observations(
@@ -146,9 +111,9 @@ async def test_with_an_admin_port_metrics_is_served_only_there_and_only_with_the
     (admin,) = server.logged_so_far("admin_listening")
     url = f"http://127.0.0.1:{admin['port']}/metrics"
 
-    assert (await asyncio.to_thread(http, server.http_url("/metrics"), "GET", ADMIN_TOKEN))[0] == 404
+    assert (await asyncio.to_thread(http_request, server.http_url("/metrics"), "GET", ADMIN_TOKEN))[0] == 404
     for token in (None, "not-the-token"):
-        status, headers, body = await asyncio.to_thread(http, url, "GET", token)
+        status, headers, body = await asyncio.to_thread(http_request, url, "GET", token)
         assert (status, body) == (401, b"/metrics needs Authorization: Bearer <admin token>\n")
         assert headers["WWW-Authenticate"].startswith("Bearer")
 
@@ -157,7 +122,7 @@ async def test_with_an_admin_port_metrics_is_served_only_there_and_only_with_the
     assert metrics.value("minimess_connections") == 1
     assert metrics.value("minimess_connections_opened_total") == 1
 
-    status, headers, body = await asyncio.to_thread(http, url, "HEAD", ADMIN_TOKEN)
+    status, headers, body = await asyncio.to_thread(http_request, url, "HEAD", ADMIN_TOKEN)
     assert (status, body) == (200, b"")
     assert int(headers["Content-Length"]) > 0
     assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"

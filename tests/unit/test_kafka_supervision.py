@@ -122,7 +122,7 @@ async def test_the_lag_per_partition_is_the_end_at_the_last_probe_less_the_posit
     inbox = Inbox()
     async with broker.receiving(inbox.append):
         await kafka.until(broker.is_ready, "the broker is ready")
-        await kafka.until(lambda: broker.lag() == {0: 0, 1: 0, 2: 0}, "a probe saw every partition")
+        await kafka.until(lambda: broker.lag() == {0: 0, 1: 0, 2: 0}, "the lag of every partition is known")
         for partition in (0, 0, 0, 2):
             kafka.append_message(partition)
         await kafka.until(lambda: broker.lag() == {0: 3, 1: 0, 2: 1}, "a probe saw the records unread")

@@ -318,6 +318,8 @@ class _Reader:
             # by time, or lies at or after that end; asked the other way round it could be
             # neither (a lookup by time only sees records Kafka has already committed).
             ends = await consumer.end_offsets(new)
+            # The lag is known from the start, not only from the first probe on.
+            self._ends = {**self._ends, **ends}
             found = await consumer.offsets_for_times(dict.fromkeys(new, self._since_ms))
             for partition in new:
                 hit = found.get(partition)
