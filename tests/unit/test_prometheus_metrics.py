@@ -132,7 +132,18 @@ def test_every_result_and_error_code_has_a_series_from_the_start() -> None:
     }
     assert results == {"ack", "forbidden", "id_reused", "broker_unavailable", "publish_timeout"}
     codes = {dict(labels)["code"] for name, labels in samples if name == "minimess_error_frames_total"}
-    assert {"bad_frame", "rate_limited", "forbidden", "too_many_topics"} <= codes
+    # Every error code of docs/protocol.md.
+    assert codes == {
+        "bad_frame",
+        "unknown_type",
+        "bad_topic",
+        "too_many_topics",
+        "forbidden",
+        "broker_unavailable",
+        "publish_timeout",
+        "id_reused",
+        "rate_limited",
+    }
     counted = ("minimess_messages_published_total", "minimess_error_frames_total")
     assert all(value == 0 for (name, _), value in samples.items() if name in counted)
 

@@ -26,6 +26,7 @@ PUBLISH_RESULTS = ("ack", "forbidden", "id_reused", "broker_unavailable", "publi
 
 ERROR_CODES = (
     "bad_frame",
+    "unknown_type",
     "bad_topic",
     "too_many_topics",
     "rate_limited",
