@@ -240,7 +240,7 @@ class _Round:
 
 class _Aside:
     """What runs beside a round's publishing, in a thread of its own: the never-reading
-    connections (--never-reading), and the servers' RSS sampled every POLL_INTERVAL for its peak.
+    connections (--never-reading), and the servers' RSS sampled every `sample_interval` for its peak.
 
     The thread has its own event loop, so that the connections stand, and are opened again when
     dropped, through the publishing and the draining alike.
@@ -315,7 +315,9 @@ class _Aside:
             while not self._finish.is_set():
                 sample = await asyncio.to_thread(self._servers.read_sample)
                 self._peak = max(self._peak, sample.rss_bytes)
-                await asyncio.sleep(POLL_INTERVAL)
+                # In a worker thread: the loop (the never-reading connections) runs meanwhile, and the
+                # end of the round is seen at once.
+                await asyncio.to_thread(self._finish.wait, self._servers.sample_interval)
         finally:
             stop.set()
             if task is not None:

@@ -21,6 +21,11 @@ from minimess.bench.scrape import CPU_SECONDS, RSS_BYTES, ScrapeError, scrape
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+# How often the peak RSS is sampled during a round: often for servers read through /proc, which
+# costs them nothing; once a second for servers read through /metrics, whose every scrape costs
+# the server a few milliseconds of CPU that would otherwise show in its CPU per delivery.
+PROC_SAMPLE_INTERVAL = 0.1
+SCRAPE_SAMPLE_INTERVAL = 1.0
 
 
 class BenchError(Exception):
@@ -46,6 +51,8 @@ class Servers:
     name: str
     urls: tuple[str, ...]
     read_sample: Callable[[], Sample]
+    # Seconds between samples of the peak RSS.
+    sample_interval: float = PROC_SAMPLE_INTERVAL
 
 
 @contextlib.contextmanager
@@ -108,7 +115,7 @@ def targeted(url: str, metrics_urls: Sequence[str], metrics_token: str | None = 
     base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
     sample = _metrics_sample(metrics_urls, metrics_token)
     sample()  # fail now, not after connecting thousands of clients
-    yield Servers(f"minimess at {base}", (base,), sample)
+    yield Servers(f"minimess at {base}", (base,), sample, SCRAPE_SAMPLE_INTERVAL)
 
 
 @contextlib.contextmanager
