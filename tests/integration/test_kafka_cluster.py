@@ -19,7 +19,7 @@ from minimess.adapters.kafka.envelope import Envelope
 from minimess.domain.model import Message, Topic, Uid
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.server_process import ServerProcess, wait_status
-from tests.integration.wire import logged, next_frame, open_client, publish, send_frame, stats
+from tests.integration.wire import logged, next_frame, open_client, publish, scrape, send_frame, stats
 from tests.timeouts import scaled
 
 pytestmark = pytest.mark.integration
@@ -212,3 +212,9 @@ async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturb
             for record in written:
                 await logged(server, "kafka_record_skipped", partition=record.partition, offset=record.offset)
             assert (await stats(server))["broker"]["undecodable_records"] == len(written)
+            metrics = await scrape(server.http_url("/metrics"))
+            assert metrics.value("minimess_kafka_records_skipped_total", reason="undecodable") == len(written)
+            assert metrics.value("minimess_broker_ready") == 1
+            lag = metrics.series("minimess_kafka_consumer_lag")
+            assert {dict(labels)["partition"] for labels in lag} == {str(p) for p in range(PARTITIONS)}
+            assert all(records >= 0 for records in lag.values())

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
@@ -87,6 +88,51 @@ async def stats(server: ServerProcess) -> dict[str, Any]:
     document = json.loads(body)
     assert isinstance(document, dict)
     return document
+
+
+class MetricsScrape:
+    """One scrape of a server's /metrics, parsed as Prometheus parses it."""
+
+    def __init__(self, text: str) -> None:
+        self.samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        self.types: dict[str, str] = {}
+        for family in text_string_to_metric_families(text):
+            self.types[family.name] = family.type
+            for sample in family.samples:
+                self.samples[sample.name, frozenset(sample.labels.items())] = sample.value
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sample `name` with exactly these labels; 0 for a series not there (yet)."""
+        return self.samples.get((name, frozenset(labels.items())), 0.0)
+
+    def total(self, name: str) -> float:
+        """The sum of every series of `name`."""
+        return sum(value for (sample, _), value in self.samples.items() if sample == name)
+
+    def series(self, name: str) -> dict[frozenset[tuple[str, str]], float]:
+        """Every series of `name`, by its labels."""
+        return {labels: value for (sample, labels), value in self.samples.items() if sample == name}
+
+
+def http_request(
+    url: str, method: str = "GET", token: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of a plain HTTP request to `url` (any port), with an admin token if given."""
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    try:
+        request = urllib.request.Request(url, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=scaled(10)) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+async def scrape(url: str, token: str | None = None) -> MetricsScrape:
+    """The /metrics at `url`, which must answer 200 in the Prometheus text format."""
+    status, headers, body = await asyncio.to_thread(http_request, url, "GET", token)
+    assert status == 200, (status, body)
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    return MetricsScrape(body.decode())
 
 
 async def logged(

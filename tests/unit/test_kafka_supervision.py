@@ -115,6 +115,22 @@ async def test_a_lagging_consumer_that_keeps_moving_is_kept(kafka: FakeKafka) ->
     assert (len(kafka.topics_created), len(kafka.producers)) == (1, 1)
 
 
+async def test_the_lag_per_partition_is_the_end_at_the_last_probe_less_the_position(kafka: FakeKafka) -> None:
+    """A consumer stalled behind the end shows its lag until it is replaced (a reconnect) and catches up."""
+    kafka.behaviours = [Behaviour(stall_after=0)]
+    broker = _broker(kafka)
+    inbox = Inbox()
+    async with broker.receiving(inbox.append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        await kafka.until(lambda: broker.lag() == {0: 0, 1: 0, 2: 0}, "the lag of every partition is known")
+        for partition in (0, 0, 0, 2):
+            kafka.append_message(partition)
+        await kafka.until(lambda: broker.lag() == {0: 3, 1: 0, 2: 1}, "a probe saw the records unread")
+        await kafka.until(lambda: len(inbox) == 4, "the new consumer delivered them")
+        await kafka.until(lambda: broker.lag() == {0: 0, 1: 0, 2: 0}, "a probe saw them read")
+    assert broker.counters()["reconnects"] == 1
+
+
 # --- readiness -----------------------------------------------------------------------------------
 
 
@@ -189,6 +205,7 @@ async def test_clients_that_fail_to_start_are_retried_until_they_work(kafka: Fak
     (connected,) = _events(logs, "kafka_connected")
     assert connected["attempts"] == 2
     assert connected["down_seconds"] >= round(RETRY, 1)
+    assert broker.counters()["reconnects"] == 2
     assert all(producer.stopped for producer in kafka.producers)
     assert all(consumer.stopped for consumer in kafka.consumers)
 
@@ -320,7 +337,12 @@ async def test_records_that_are_no_envelope_are_logged_counted_and_skipped(kafka
             good = kafka.append_message(1)
             await kafka.until(lambda: len(inbox) >= 1, "1 delivered")
     assert inbox.ids == [good]
-    assert broker.counters() == {"undecodable_records": 3, "invalid_records": 0, "replays": 0}
+    assert broker.counters() == {
+        "undecodable_records": 3,
+        "invalid_records": 0,
+        "replays": 0,
+        "reconnects": 0,
+    }
     skipped = _events(logs, "kafka_record_skipped")
     assert [(entry["partition"], entry["offset"], entry["log_level"]) for entry in skipped] == [
         (1, offset, "warning") for offset in range(3)

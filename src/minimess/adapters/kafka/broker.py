@@ -125,6 +125,7 @@ class KafkaBroker:
         self.undecodable_records = 0
         self.invalid_records = 0
         self.replays = 0
+        self.reconnects = 0
 
     @asynccontextmanager
     async def receiving(self, deliver: Deliver) -> AsyncIterator[None]:
@@ -220,7 +221,12 @@ class KafkaBroker:
             "undecodable_records": self.undecodable_records,
             "invalid_records": self.invalid_records,
             "replays": self.replays,
+            "reconnects": self.reconnects,
         }
+
+    def lag(self) -> Mapping[int, int]:
+        reader = self._readers[0] if self._readers else None
+        return {} if reader is None else reader.lag()
 
 
 class _Reader:
@@ -259,9 +265,16 @@ class _Reader:
         self._producer_lost = asyncio.Event()
         # Logs the link's losses and returns, not every failed attempt.
         self._outage = OutageLog(setup.settings)
+        # The end offset of each partition at the last probe, for the consumer lag read at scrape.
+        self._ends: Mapping[TopicPartition, int] = {}
 
     async def supervise(self) -> None:
+        # Every round after the first makes new clients because the ones before failed.
+        retrying = False
         while True:
+            if retrying:
+                self._broker.reconnects += 1
+            retrying = True
             try:
                 await self._start_clients()
                 await self._consume_and_watch()
@@ -308,6 +321,8 @@ class _Reader:
             # by time, or lies at or after that end; asked the other way round it could be
             # neither (a lookup by time only sees records Kafka has already committed).
             ends = await consumer.end_offsets(new)
+            # The lag is known from the start, not only from the first probe on.
+            self._ends = {**self._ends, **ends}
             found = await consumer.offsets_for_times(dict.fromkeys(new, self._since_ms))
             for partition in new:
                 hit = found.get(partition)
@@ -375,6 +390,7 @@ class _Reader:
                     if topic_id != self.topic_id:
                         raise TopicRecreated(f"the Kafka topic has a new id, {topic_id}")
                     ends = await consumer.end_offsets(list(self._positions))
+                    self._ends = ends
                     # The consumer may have moved past records it never returned (deleted by
                     # retention); its own position is then the one to compare with the end.
                     for partition in ends:
@@ -496,6 +512,15 @@ class _Reader:
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    def lag(self) -> dict[int, int]:
+        """Per partition, the records between this reader's position and the end at the last probe."""
+        positions = self._positions
+        return {
+            partition.partition: max(0, end - positions[partition])
+            for partition, end in self._ends.items()
+            if partition in positions
+        }
 
     def _partition(self, topic: Topic) -> TopicPartition:
         return TopicPartition(self._settings.kafka_topic, partition_of(topic, self.partition_count))

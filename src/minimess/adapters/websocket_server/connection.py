@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -20,7 +21,6 @@ from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
 from minimess.adapters.websocket_server.reset import reset
 from minimess.adapters.websocket_server.settings import WebSocketSettings
-from minimess.adapters.websocket_server.stats import ServerStats
 from minimess.adapters.wire import server_frames
 from minimess.adapters.wire.client_frames import ClientFrame, FrameError, Pub, Sub, Unsub, parse_client_frame
 from minimess.adapters.wire.frame_ref import dropped_frame_ref
@@ -28,6 +28,7 @@ from minimess.adapters.wire.paths import SubscribeRequest
 from minimess.app.messaging import MessagingService, Session, Subscribed
 from minimess.app.task_groups import until_first_ends
 from minimess.domain.errors import BrokerUnavailable, Forbidden, IdReused, PublishTimeout, TooManyTopics
+from minimess.domain.metrics import Metrics
 from minimess.domain.model import Position, Topic
 from minimess.domain.permissions import Grant
 
@@ -68,7 +69,7 @@ class AcceptedConnection:
         request: SubscribeRequest,
         service: MessagingService,
         settings: WebSocketSettings,
-        stats: ServerStats,
+        metrics: Metrics,
         node_id: str,
         flusher: Flusher,
         trace: bool = False,
@@ -78,7 +79,7 @@ class AcceptedConnection:
         self._request = request
         self._service = service
         self._settings = settings
-        self._stats = stats
+        self._metrics = metrics
         self._node_id = node_id
         # --trace: stage times on publishes, acks and every frame this connection writes.
         self._trace = trace
@@ -116,7 +117,7 @@ class AcceptedConnection:
         )
         opened = asyncio.get_running_loop().time()
         session = self._service.connect(self._request.uid, self._outbound, self._grant)
-        self._stats.connections_opened += 1
+        self._metrics.connection_opened()
         try:
             try:
                 # Nothing awaits between connect and here: `success` is the first frame.
@@ -135,8 +136,8 @@ class AcceptedConnection:
             await self._run_tasks(*jobs)
         finally:
             self._service.disconnect(session)
-            self._stats.connections_closed += 1
             closed = how_closed(self._connection.protocol, self._aborted)
+            self._metrics.connection_closed(closed.code)
             self._log.debug(
                 "client_disconnected",
                 uid=str(self._request.uid),
@@ -158,7 +159,7 @@ class AcceptedConnection:
 
     async def _fail(self, error: BaseException) -> None:
         """A bug met this connection: log it with the connection id, close only this one (1011)."""
-        self._stats.internal_errors += 1
+        self._metrics.internal_error()
         self._log.error("connection_failed", exc_info=error)
         await self._close(INTERNAL_ERROR, "internal error")
 
@@ -179,7 +180,6 @@ class AcceptedConnection:
                 # Before the rate limit and parsing: `received` is when the frame left the socket.
                 received = tracing.now_us() if trace else None
                 if not self._rate.allow():
-                    self._stats.rate_limited += 1
                     self._note_rate_limited()
                     # Not a line a frame: a flood would be a flood of lines.
                     self._reply_error(
@@ -211,16 +211,18 @@ class AcceptedConnection:
             self._log.debug("topic_unsubscribed", topic=frame.topic.name, ref=frame.ref)
             self._outbound.push(server_frames.unsubscribed_frame(frame.topic))
         elif isinstance(frame, Pub):
+            started = time.perf_counter()
             headers = tracing.NO_STAMPS if received is None else tracing.publish_headers(frame, received)
             try:
                 message = await self._service.publish(session, frame.topic, frame.body, headers, frame.id)
             except (BrokerUnavailable, PublishTimeout, IdReused, Forbidden) as error:
                 code = next(code for kind, code in _PUBLISH_ERRORS.items() if isinstance(error, kind))
+                self._metrics.publish_answered(code, time.perf_counter() - started)
                 self._log.debug(
                     "publish_refused", topic=frame.topic.name, message_id=frame.id, code=code, ref=frame.ref
                 )
                 raise FrameError(code, str(error), frame.ref) from None
-            self._stats.messages_published += 1
+            self._metrics.publish_answered("ack", time.perf_counter() - started)
             self._log.debug(
                 "publish_accepted",
                 topic=frame.topic.name,
@@ -266,7 +268,7 @@ class AcceptedConnection:
         )
 
     def _reply_error(self, code: str, reason: str, ref: str | None, logged: bool = True) -> None:
-        self._stats.error_frames += 1
+        self._metrics.error_frame_sent(code)
         if logged:
             self._log.debug("error_frame_sent", code=code, reason=reason, ref=ref)
         self._outbound.push(server_frames.error_frame(code, reason, ref))
@@ -291,7 +293,7 @@ class AcceptedConnection:
                     async with asyncio.timeout(timeout):
                         await pong
                 except TimeoutError:
-                    self._stats.inactive_closes += 1
+                    self._metrics.inactive_closed()
                     self._log.info("client_inactive", ping_timeout=timeout)
                     await self._close(INTERNAL_ERROR, "ping timeout")
                     return
@@ -321,6 +323,11 @@ class AcceptedConnection:
                 reset(self._connection.transport)
             else:
                 self._connection.transport.abort()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes waiting for this client: held by the outbound path and in the socket's write buffer."""
+        return self._outbound.pending_bytes
 
     @property
     def frames_queued(self) -> int:
@@ -354,7 +361,7 @@ class AcceptedConnection:
         return undelivered
 
     def _close_slow_consumer(self) -> None:
-        self._stats.slow_consumer_closes += 1
+        self._metrics.slow_consumer_closed()
         self._log.warning(
             "slow_consumer_closed",
             queue_size=self._settings.queue_size,

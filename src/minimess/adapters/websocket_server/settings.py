@@ -104,13 +104,17 @@ class WebSocketSettings:
     admin_port: int | None = attrs.field(
         default=None,
         converter=_optional_port,
-        metadata={"help": "Serve /stats, /healthz and /readyz on this port too, and /stats only there."},
+        metadata={
+            "help": "Serve /metrics, /stats, /healthz and /readyz on this port too, and /metrics and /stats"
+            " only there."
+        },
     )
     admin_token: str | None = attrs.field(
         default=None,
         repr=False,
         metadata={
-            "help": "/stats requires Authorization: Bearer with this token (better set in the environment)."
+            "help": "/metrics and /stats require Authorization: Bearer with this token (better set in the"
+            " environment)."
         },
     )
     auth_secret_file: str | None = attrs.field(
