@@ -8,7 +8,7 @@ from pathlib import Path
 from devtools import templates
 
 # Short, for a development cluster: what a client does shows on a graph within seconds.
-SCRAPE_INTERVAL = "2s"
+SCRAPE_INTERVAL = "5s"
 # Debian's package, found as HAProxy and nginx are (devtools.processes.find_executable).
 EXECUTABLE = "prometheus"
 INSTALL_HINT = "Debian, Ubuntu: sudo apt-get install prometheus"
