@@ -13,10 +13,12 @@ from minimess.adapters.kafka.broker import KafkaBroker
 from minimess.adapters.kafka.envelope import RecordRules
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.memory import MemoryBroker
+from minimess.adapters.prometheus_metrics import PrometheusMetrics, ScrapeSources
 from minimess.adapters.terminal import InteractiveDisplay, PrintDisplay, run_interactive, run_printing
 from minimess.adapters.websocket_client.backoff import Backoff
 from minimess.adapters.websocket_client.credentials import Credentials
 from minimess.adapters.websocket_client.link import ServerLink
+from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.server import WebSocketServer
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.tracing import TracedRenderer
@@ -76,6 +78,10 @@ class Container(containers.DeclarativeContainer):
         plain=providers.Object(FrameRenderer()),
         traced=providers.Object(TracedRenderer()),
     )
+    # What the server reports to operators, served on /metrics (and /stats).
+    metrics = providers.Singleton(PrometheusMetrics)
+    # Writes what each turn of the event loop sent, and times the fan-out of messages to its end.
+    flusher = providers.Singleton(Flusher, metrics=metrics)
     service = providers.Singleton(
         MessagingService,
         broker=broker,
@@ -88,6 +94,7 @@ class Container(containers.DeclarativeContainer):
         recovery_timeout=settings.provided.messaging.recovery_timeout,
         # The replay and its `subscribed` frame fit in the connection's outbound queue.
         max_replay=providers.Callable(lambda size: size - 1, settings.provided.server.queue_size),
+        fan_out_started=flusher.provided.fan_out_started,
     )
     # Who may connect as whom: tokens signed with the secret in --auth-secret-file, read once here.
     tokens = providers.Singleton(
@@ -98,9 +105,17 @@ class Container(containers.DeclarativeContainer):
         WebSocketServer,
         settings=settings.provided.server,
         service=service,
+        metrics=metrics,
         trace=settings.provided.trace,
+        flusher=flusher,
         tokens=tokens,
     )
+    # What the metrics read at each scrape, counted elsewhere as plain ints. Handed over as a
+    # provider, called when scraped: the service and the server are built after the metrics.
+    scrape_sources = providers.Singleton(
+        ScrapeSources, counters=service.provided.counters, health=broker, queued=server.provided.queued_bytes
+    )
+    metrics.add_kwargs(sources=scrape_sources.provider)
 
 
 BROKERS: tuple[str, ...] = tuple(Container.broker.providers)

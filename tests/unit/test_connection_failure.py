@@ -72,7 +72,7 @@ async def test_a_failing_connection_is_closed_with_1011_and_logged_and_the_other
     (failed,) = running.events("connection_failed")
     assert (failed["log_level"], failed["connection_id"]) == ("error", running.connection_id("alice"))
     assert isinstance(failed["exc_info"], RuntimeError)
-    assert running.server.stats.internal_errors == 1
+    assert running.server.stats_document()["internal_errors"] == 1
 
     await bob.send(json.dumps({"type": "pub", "topic": "news", "body": "still here", "ref": "b-1"}))
     message, ack = await next_frame(bob), await next_frame(bob)

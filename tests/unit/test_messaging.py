@@ -75,6 +75,9 @@ class StubHealth:
     def counters(self) -> Mapping[str, int]:
         return self.counted
 
+    def lag(self) -> Mapping[int, int]:
+        return {}
+
 
 def new_service(
     broker: MemoryBroker,

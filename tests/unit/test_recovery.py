@@ -334,6 +334,9 @@ class ScriptedBroker:
     def counters(self) -> Mapping[str, int]:
         return {}
 
+    def lag(self) -> Mapping[int, int]:
+        return {}
+
 
 def kafka_message(offset: int, topic: Topic = NEWS) -> Message:
     return Message(

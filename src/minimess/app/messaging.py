@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -123,6 +123,7 @@ class MessagingService:
         history: History | None = None,
         recovery_timeout: float = 5.0,
         max_replay: int = 1000,
+        fan_out_started: Callable[[], None] | None = None,
     ) -> None:
         self._broker = broker
         self._health = health
@@ -141,6 +142,9 @@ class MessagingService:
         self._repeats_skipped = 0
         self._recoveries = 0
         self._recoveries_failed = 0
+        # Told once per message from the bus that local subscribers are about to get, so that the
+        # outbound path can time its fan-out (the Flusher, wired in bootstrap); None: not timed.
+        self._fan_out_started = fan_out_started
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -302,6 +306,8 @@ class MessagingService:
         if self._recovering:
             for recovery in self._recovering.get(message.topic, ()):
                 recovery.take(message)
+        if self._fan_out_started is not None and self._hub.subscriber_count(message.topic):
+            self._fan_out_started()
         self._hub.fan_out(message)
 
     async def _recover(self, topic: Topic, since: Position, recovery: _Recovery) -> Sequence[Message] | None:

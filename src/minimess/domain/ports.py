@@ -64,7 +64,11 @@ class BusHealth(Protocol):
         ...
 
     def counters(self) -> Mapping[str, int]:
-        """What the bus counted since start (records skipped, ...), by name."""
+        """What the bus counted since start (records skipped, reconnects, ...), by name."""
+        ...
+
+    def lag(self) -> Mapping[int, int]:
+        """Per partition of the bus, how many records this server has not read yet (empty: none kept)."""
         ...
 
 

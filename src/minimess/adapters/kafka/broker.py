@@ -124,6 +124,7 @@ class KafkaBroker:
         self.undecodable_records = 0
         self.invalid_records = 0
         self.replays = 0
+        self.reconnects = 0
 
     @asynccontextmanager
     async def receiving(self, deliver: Deliver) -> AsyncIterator[None]:
@@ -219,7 +220,12 @@ class KafkaBroker:
             "undecodable_records": self.undecodable_records,
             "invalid_records": self.invalid_records,
             "replays": self.replays,
+            "reconnects": self.reconnects,
         }
+
+    def lag(self) -> Mapping[int, int]:
+        reader = self._readers[0] if self._readers else None
+        return {} if reader is None else reader.lag()
 
 
 class _Reader:
@@ -256,9 +262,16 @@ class _Reader:
         self._moved = asyncio.Event()
         # Set when a send showed that Kafka lost the producer's state: the clients are recreated.
         self._producer_lost = asyncio.Event()
+        # The end offset of each partition at the last probe, for the consumer lag read at scrape.
+        self._ends: Mapping[TopicPartition, int] = {}
 
     async def supervise(self) -> None:
+        # Every round after the first makes new clients because the ones before failed.
+        retrying = False
         while True:
+            if retrying:
+                self._broker.reconnects += 1
+            retrying = True
             try:
                 await self._start_clients()
                 await self._consume_and_watch()
@@ -372,6 +385,7 @@ class _Reader:
                     if topic_id != self.topic_id:
                         raise TopicRecreated(f"the Kafka topic has a new id, {topic_id}")
                     ends = await consumer.end_offsets(list(self._positions))
+                    self._ends = ends
                     # The consumer may have moved past records it never returned (deleted by
                     # retention); its own position is then the one to compare with the end.
                     for partition in ends:
@@ -495,6 +509,15 @@ class _Reader:
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    def lag(self) -> dict[int, int]:
+        """Per partition, the records between this reader's position and the end at the last probe."""
+        positions = self._positions
+        return {
+            partition.partition: max(0, end - positions[partition])
+            for partition, end in self._ends.items()
+            if partition in positions
+        }
 
     def _partition(self, topic: Topic) -> TopicPartition:
         return TopicPartition(self._settings.kafka_topic, partition_of(topic, self.partition_count))

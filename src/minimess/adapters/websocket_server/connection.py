@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -18,7 +19,6 @@ from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
 from minimess.adapters.websocket_server.reset import reset
 from minimess.adapters.websocket_server.settings import WebSocketSettings
-from minimess.adapters.websocket_server.stats import ServerStats
 from minimess.adapters.wire import server_frames
 from minimess.adapters.wire.client_frames import ClientFrame, FrameError, Pub, Sub, Unsub, parse_client_frame
 from minimess.adapters.wire.frame_ref import dropped_frame_ref
@@ -26,6 +26,7 @@ from minimess.adapters.wire.paths import SubscribeRequest
 from minimess.app.messaging import MessagingService, Session, Subscribed
 from minimess.app.task_groups import until_first_ends
 from minimess.domain.errors import BrokerUnavailable, Forbidden, IdReused, PublishTimeout, TooManyTopics
+from minimess.domain.metrics import Metrics
 from minimess.domain.model import Position, Topic
 from minimess.domain.permissions import Grant
 
@@ -35,6 +36,7 @@ GOING_AWAY = 1001
 SLOW_CONSUMER = 4000
 INTERNAL_ERROR = 1011
 TOKEN_EXPIRED = 4001
+ABNORMAL_CLOSURE = 1006
 
 
 @attrs.frozen
@@ -66,7 +68,7 @@ class AcceptedConnection:
         request: SubscribeRequest,
         service: MessagingService,
         settings: WebSocketSettings,
-        stats: ServerStats,
+        metrics: Metrics,
         node_id: str,
         flusher: Flusher,
         trace: bool = False,
@@ -76,7 +78,7 @@ class AcceptedConnection:
         self._request = request
         self._service = service
         self._settings = settings
-        self._stats = stats
+        self._metrics = metrics
         self._node_id = node_id
         # --trace: stage times on publishes, acks and every frame this connection writes.
         self._trace = trace
@@ -108,7 +110,7 @@ class AcceptedConnection:
             peer=peer,
         )
         session = self._service.connect(self._request.uid, self._outbound, self._grant)
-        self._stats.connections_opened += 1
+        self._metrics.connection_opened()
         try:
             try:
                 # Nothing awaits between connect and here: `success` is the first frame.
@@ -127,7 +129,9 @@ class AcceptedConnection:
             await self._run_tasks(*jobs)
         finally:
             self._service.disconnect(session)
-            self._stats.connections_closed += 1
+            # No close code yet: the TCP connection is being dropped without a closing handshake.
+            code = self._connection.close_code
+            self._metrics.connection_closed(ABNORMAL_CLOSURE if code is None else code)
             self._log.info(
                 "client_disconnected",
                 code=self._connection.close_code,
@@ -142,7 +146,7 @@ class AcceptedConnection:
 
     async def _fail(self, error: BaseException) -> None:
         """A bug met this connection: log it with the connection id, close only this one (1011)."""
-        self._stats.internal_errors += 1
+        self._metrics.internal_error()
         self._log.error("connection_failed", exc_info=error)
         await self._close(INTERNAL_ERROR, "internal error")
 
@@ -163,7 +167,6 @@ class AcceptedConnection:
                 # Before the rate limit and parsing: `received` is when the frame left the socket.
                 received = tracing.now_us() if trace else None
                 if not self._rate.allow():
-                    self._stats.rate_limited += 1
                     self._reply_error("rate_limited", "too many frames; slow down", dropped_frame_ref(data))
                     continue
                 try:
@@ -190,18 +193,15 @@ class AcceptedConnection:
             self._service.unsubscribe(session, frame.topic)
             self._outbound.push(server_frames.unsubscribed_frame(frame.topic))
         elif isinstance(frame, Pub):
+            started = time.perf_counter()
             headers = tracing.NO_STAMPS if received is None else tracing.publish_headers(frame, received)
             try:
                 message = await self._service.publish(session, frame.topic, frame.body, headers, frame.id)
-            except BrokerUnavailable as error:
-                raise FrameError("broker_unavailable", str(error), frame.ref) from None
-            except PublishTimeout as error:
-                raise FrameError("publish_timeout", str(error), frame.ref) from None
-            except IdReused as error:
-                raise FrameError("id_reused", str(error), frame.ref) from None
-            except Forbidden as error:
-                raise FrameError("forbidden", str(error), frame.ref) from None
-            self._stats.messages_published += 1
+            except (BrokerUnavailable, PublishTimeout, IdReused, Forbidden) as error:
+                code = _refusal_code(error)
+                self._metrics.publish_answered(code, time.perf_counter() - started)
+                raise FrameError(code, str(error), frame.ref) from None
+            self._metrics.publish_answered("ack", time.perf_counter() - started)
             if received is None:
                 self._outbound.push(server_frames.ack_frame(frame.ref, message))
             else:
@@ -227,7 +227,7 @@ class AcceptedConnection:
             push(frame)
 
     def _reply_error(self, code: str, reason: str, ref: str | None) -> None:
-        self._stats.error_frames += 1
+        self._metrics.error_frame_sent(code)
         self._log.debug("error_frame_sent", code=code, reason=reason)
         self._outbound.push(server_frames.error_frame(code, reason, ref))
 
@@ -243,7 +243,7 @@ class AcceptedConnection:
                     async with asyncio.timeout(timeout):
                         await pong
                 except TimeoutError:
-                    self._stats.inactive_closes += 1
+                    self._metrics.inactive_closed()
                     self._log.info("client_inactive", ping_timeout=timeout)
                     await self._close(INTERNAL_ERROR, "ping timeout")
                     return
@@ -273,6 +273,11 @@ class AcceptedConnection:
                 reset(self._connection.transport)
             else:
                 self._connection.transport.abort()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes waiting for this client: held by the outbound path and in the socket's write buffer."""
+        return self._outbound.pending_bytes
 
     @property
     def frames_queued(self) -> int:
@@ -305,7 +310,7 @@ class AcceptedConnection:
         return undelivered
 
     def _close_slow_consumer(self) -> None:
-        self._stats.slow_consumer_closes += 1
+        self._metrics.slow_consumer_closed()
         self._log.warning(
             "slow_consumer_closed",
             queue_size=self._settings.queue_size,
@@ -315,6 +320,17 @@ class AcceptedConnection:
         task = asyncio.create_task(self._close(SLOW_CONSUMER, "slow consumer"))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+def _refusal_code(error: Exception) -> str:
+    """The protocol error code of a publish the service refused."""
+    if isinstance(error, BrokerUnavailable):
+        return "broker_unavailable"
+    if isinstance(error, PublishTimeout):
+        return "publish_timeout"
+    if isinstance(error, IdReused):
+        return "id_reused"
+    return "forbidden"
 
 
 def connection_id(connection: ServerConnection) -> str:

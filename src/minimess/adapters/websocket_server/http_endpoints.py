@@ -1,4 +1,4 @@
-"""The plain HTTP endpoints (/healthz, /readyz, /stats), the methods each path takes, and /stats' token."""
+"""The plain HTTP endpoints (/healthz, /readyz, /stats, /metrics), their methods, and the admin token."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ ENDPOINT_METHODS: Final = "GET, HEAD"
 HEALTHZ: Final = "/healthz"
 READYZ: Final = "/readyz"
 STATS: Final = "/stats"
+METRICS: Final = "/metrics"
 
 
 class HttpEndpoints:
     """Answers the plain HTTP endpoints of one listener: GET and HEAD only, HEAD without a body.
 
-    /stats tells the host name and the process's figures: it can move to an admin listener
-    (`serve_stats` off on the public one) and require `Authorization: Bearer <admin token>`.
+    /stats and /metrics tell the host name and the process's figures: they can move to an admin
+    listener (`serve_stats` off on the public one) and require `Authorization: Bearer <admin token>`.
     """
 
     def __init__(
@@ -31,10 +32,13 @@ class HttpEndpoints:
         stats_document: Callable[[], Mapping[str, object]],
         serve_stats: bool = True,
         admin_token: str | None = None,
+        exposition: Callable[[], tuple[bytes, str]] | None = None,
     ) -> None:
         # Whether the bus works (MessagingService.is_ready), for /readyz.
         self._is_ready = is_ready
         self._stats_document = stats_document
+        # /metrics' body and content type (the Prometheus text format); None: no /metrics.
+        self._exposition = exposition
         self._admin_token = admin_token
         self._routes: dict[str, Callable[[ServerConnection, Request], Response]] = {
             HEALTHZ: self._healthz,
@@ -42,6 +46,8 @@ class HttpEndpoints:
         }
         if serve_stats:
             self._routes[STATS] = self._stats
+            if exposition is not None:
+                self._routes[METRICS] = self._metrics
 
     def answer(self, connection: ServerConnection, request: Request) -> Response | None:
         """The answer to a request for one of these endpoints; None for any other path."""
@@ -62,10 +68,15 @@ class HttpEndpoints:
 
     def _stats(self, connection: ServerConnection, request: Request) -> Response:
         if not self._authorized(request):
-            response = connection.respond(401, "/stats needs Authorization: Bearer <admin token>\n")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="minimess admin"'
-            return response
+            return _unauthorized(connection, STATS)
         return _json_response(self._stats_document())
+
+    def _metrics(self, connection: ServerConnection, request: Request) -> Response:
+        if not self._authorized(request):
+            return _unauthorized(connection, METRICS)
+        assert self._exposition is not None  # routed only with one
+        body, content_type = self._exposition()
+        return _response(body, content_type)
 
     def _authorized(self, request: Request) -> bool:
         if self._admin_token is None:
@@ -105,7 +116,16 @@ def method_not_allowed(connection: ServerConnection, allow: str) -> Response:
     return response
 
 
+def _unauthorized(connection: ServerConnection, path: str) -> Response:
+    response = connection.respond(401, f"{path} needs Authorization: Bearer <admin token>\n")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="minimess admin"'
+    return response
+
+
 def _json_response(document: Mapping[str, object]) -> Response:
-    body = json.dumps(document).encode()
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return _response(json.dumps(document).encode(), "application/json")
+
+
+def _response(body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body)))])
     return Response(200, "OK", headers, body)

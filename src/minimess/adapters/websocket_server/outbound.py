@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -10,6 +11,7 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from minimess.domain.metrics import Metrics
 from minimess.domain.ports import Frame, Room
 
 log = structlog.get_logger(__name__)
@@ -33,10 +35,18 @@ class Flusher:
 
     With `direct_writes` off, no frame goes straight to a socket: every one waits for its
     connection's writer task (what the direct writes save is measured by benchmarks.variants).
+
+    With `metrics`, it times the fan-out of each message from the bus (`fan_out_started`) to the
+    end of the turn that wrote its frames: one clock reading per message, and the observations
+    made once the turn's writes are done. A frame that a socket pushing back had to queue leaves
+    later, through its connection's writer; the figure does not wait for it.
     """
 
-    def __init__(self, direct_writes: bool = True) -> None:
+    def __init__(self, direct_writes: bool = True, metrics: Metrics | None = None) -> None:
         self.direct_writes = direct_writes
+        self._metrics = metrics
+        # When each message fanned out in this turn came from the bus (perf_counter), if timed.
+        self._fan_outs: list[float] = []
         # Counts ended turns; an outbound compares it with the turn of its last direct write.
         self.turn = 0
         # The outbounds with collected frames, each once, in the order they got their first.
@@ -49,6 +59,12 @@ class Flusher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._end_turn)
 
+    def fan_out_started(self) -> None:
+        """A message from the bus is about to be pushed to local subscribers: time it to this turn's end."""
+        if self._metrics is not None:
+            self._fan_outs.append(time.perf_counter())
+            self.end_turn_later()
+
     def schedule(self, outbound: Outbound) -> None:
         """Flush `outbound` when this turn ends."""
         self._pending.append(outbound)
@@ -58,12 +74,17 @@ class Flusher:
         self._scheduled = False
         self.turn += 1
         pending, self._pending = self._pending, []
+        fan_outs, self._fan_outs = self._fan_outs, []
         for outbound in pending:
             try:
                 outbound.flush()
             except Exception:
                 # One broken connection must not keep the frames of the others from their sockets.
                 log.exception("flush_failed")
+        if fan_outs and self._metrics is not None:
+            written = time.perf_counter()
+            for started in fan_outs:
+                self._metrics.fanned_out(written - started)
 
 
 class Outbound:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import resource
 import signal
-import time
-from pathlib import Path
 
 import attrs
 import structlog
@@ -29,9 +26,10 @@ from minimess.adapters.websocket_server.http_endpoints import (
 from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.settings import WebSocketSettings
-from minimess.adapters.websocket_server.stats import ServerStats
+from minimess.adapters.websocket_server.stats import SERVER_COUNTERS, ServedMetrics, stats_document
 from minimess.adapters.wire.paths import PathError, parse_subscribe_path
 from minimess.app.messaging import MessagingService
+from minimess.domain.metrics import QueuedBytes
 from minimess.domain.ports import TokenVerifier
 
 log = structlog.get_logger(__name__)
@@ -44,6 +42,7 @@ class WebSocketServer:
         self,
         settings: WebSocketSettings,
         service: MessagingService,
+        metrics: ServedMetrics,
         trace: bool = False,
         flusher: Flusher | None = None,
         tokens: TokenVerifier | None = None,
@@ -52,7 +51,8 @@ class WebSocketServer:
         self._service = service
         # --trace: stage times on every publish and message frame (for minimess bench --trace).
         self._trace = trace
-        self.stats = ServerStats()
+        # What connections report as it happens; /metrics and /stats show it.
+        self.metrics = metrics
         # Writes what every connection got in one turn of the event loop, at the end of the turn.
         self._flusher = Flusher() if flusher is None else flusher
         # Every connection whose handler runs, so that a shutdown can drain and close them all.
@@ -61,13 +61,21 @@ class WebSocketServer:
         self.listening = asyncio.Event()
         self.port = settings.port
         self._node_id = settings.node_id or ""
-        # The plain HTTP endpoints of the public port; /stats moves to the admin port when there is one.
+        # The plain HTTP endpoints of the public port; /stats and /metrics move to the admin port
+        # when there is one.
         self._endpoints = HttpEndpoints(
-            service.is_ready, self._stats_document, settings.admin_port is None, settings.admin_token
+            service.is_ready,
+            self.stats_document,
+            settings.admin_port is None,
+            settings.admin_token,
+            metrics.exposition,
         )
-        # The admin listener's (with --admin-port): the same endpoints, /stats included.
+        # The admin listener's (with --admin-port): the same endpoints, /stats and /metrics included.
         self._admin_endpoints = HttpEndpoints(
-            service.is_ready, self._stats_document, admin_token=settings.admin_token
+            service.is_ready,
+            self.stats_document,
+            admin_token=settings.admin_token,
+            exposition=metrics.exposition,
         )
         self._origins = OriginPolicy(settings.allowed_origins)
         # Set in `run`, once the file limit is known.
@@ -172,9 +180,10 @@ class WebSocketServer:
                     lost_connections += 1
                     lost_frames += undelivered.frames
             await server.wait_closed()
+        stats = self.stats_document()
         log.info(
             "server_stopped",
-            **attrs.asdict(self.stats),
+            **{name: stats[name] for name in SERVER_COUNTERS},
             drain_lost_connections=lost_connections,
             drain_lost_frames=lost_frames,
         )
@@ -188,7 +197,7 @@ class WebSocketServer:
                 request,
                 self._service,
                 self._settings,
-                self.stats,
+                self.metrics,
                 self._node_id,
                 self._flusher,
                 self._trace,
@@ -240,7 +249,7 @@ class WebSocketServer:
         """The admin listener answers its endpoints and nothing else: it never upgrades."""
         response = self._admin_endpoints.answer(connection, request)
         if response is None:
-            return connection.respond(404, "no such endpoint: /stats, /healthz and /readyz are\n")
+            return connection.respond(404, "no such endpoint: /metrics, /stats, /healthz and /readyz are\n")
         return response
 
     def _serve_admin(self, port: int) -> Server:
@@ -282,17 +291,14 @@ class WebSocketServer:
             )
         return ConnectionSlots(caps, settings.trusted_proxies)
 
-    def _stats_document(self) -> dict[str, object]:
-        counters = self._service.counters()
-        return {
-            "node": self._node_id,
-            "connections": counters.connections,
-            "deliveries": counters.deliveries,
-            **attrs.asdict(self.stats),
-            "broker": dict(counters.bus),
-            # Read by `minimess bench --stats` to measure a server it did not start itself.
-            "process": {"cpu_seconds": time.process_time(), "rss_bytes": _rss_bytes()},
-        }
+    def stats_document(self) -> dict[str, object]:
+        """What /stats shows: this server's name, and the figures of its metrics."""
+        return stats_document(self._node_id, self.metrics.samples())
+
+    def queued_bytes(self) -> QueuedBytes:
+        """What the open connections hold for their clients now (read when the metrics are scraped)."""
+        pending = [client.pending_bytes for client in self._clients]
+        return QueuedBytes(total=sum(pending), worst=max(pending, default=0))
 
 
 async def _never_upgraded(_connection: ServerConnection) -> None:
@@ -305,15 +311,6 @@ def _raise_file_limit() -> None:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         log.debug("file_limit_raised", soft=soft, hard=hard)
-
-
-def _rss_bytes() -> int | None:
-    """This process's resident set size now (Linux), or None where /proc is not there."""
-    try:
-        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def _bound_port(server: Server) -> int:

@@ -1,0 +1,263 @@
+"""A server's metrics in a Prometheus registry of its own: events counted as they come, the rest at scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import attrs
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from minimess.app.messaging import MessagingCounters
+from minimess.domain.metrics import QueuedBytes
+from minimess.domain.ports import BusHealth
+
+PUBLISH_RESULTS = ("ack", "forbidden", "id_reused", "broker_unavailable", "publish_timeout")
+"""How a publish can be answered: the label values of minimess_messages_published_total."""
+
+ERROR_CODES = (
+    "bad_frame",
+    "bad_topic",
+    "too_many_topics",
+    "rate_limited",
+    "forbidden",
+    "id_reused",
+    "broker_unavailable",
+    "publish_timeout",
+)
+"""The protocol's error codes (docs/protocol.md): their series exist from the start, at 0."""
+
+# From a tenth of a millisecond (a publish on the memory bus, a small fan-out) up to the
+# publish timeout's default of 5 s (Kafka unreachable).
+SECONDS_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+# The bus's counters (BusHealth.counters) that have a family of their own, with its labels.
+_SKIPPED = {"undecodable_records": "undecodable", "invalid_records": "invalid"}
+
+
+@attrs.frozen
+class ScrapeSources:
+    """Where the figures that are counted elsewhere are read from, at every scrape."""
+
+    # The service's counters: connections open, deliveries, recoveries, history, the bus's counters.
+    counters: Callable[[], MessagingCounters]
+    # Readiness and Kafka consumer lag.
+    health: BusHealth
+    # What the open connections hold for their clients.
+    queued: Callable[[], QueuedBytes]
+
+
+class PrometheusMetrics:
+    """The Metrics port on prometheus_client, and the text /metrics serves.
+
+    Events move Counters and Histograms (children resolved once, so that an event costs one
+    locked add); the figures counted elsewhere as plain ints are read by a collector when
+    scraped. `sources` is called at each scrape, not before: the objects it reads are built
+    after the metrics they report to. The registry is this object's own, not prometheus_client's
+    global one, so that two servers in one process (tests) never share a number.
+    """
+
+    def __init__(self, sources: Callable[[], ScrapeSources] | None = None) -> None:
+        # No `_created` series beside every counter and histogram: Prometheus takes each for a gauge
+        # of its own. The switch is prometheus_client's, for the whole process (untyped there).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        registry = self.registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
+        self._opened = Counter(
+            "minimess_connections_opened", "WebSocket connections accepted.", registry=registry
+        )
+        self._closed = Counter(
+            "minimess_connections_closed", "Connections ended, by close code.", ["code"], registry=registry
+        )
+        published = self._published_counter = Counter(
+            "minimess_messages_published",
+            "Publishes answered: ack, or the error code that refused them.",
+            ["result"],
+            registry=registry,
+        )
+        self._published = {result: published.labels(result) for result in PUBLISH_RESULTS}
+        self._error_frames = Counter(
+            "minimess_error_frames",
+            "Error frames sent to clients, by error code.",
+            ["code"],
+            registry=registry,
+        )
+        self._error_children = {code: self._error_frames.labels(code) for code in ERROR_CODES}
+        self._slow_consumers = Counter(
+            "minimess_slow_consumer_closes",
+            "Connections closed (4000) because their client did not keep up.",
+            registry=registry,
+        )
+        self._inactive = Counter(
+            "minimess_inactive_closes",
+            "Connections closed because their client stopped answering pings.",
+            registry=registry,
+        )
+        self._internal_errors = Counter(
+            "minimess_internal_errors", "Connections closed (1011) by a bug in the server.", registry=registry
+        )
+        self._publish_seconds = Histogram(
+            "minimess_publish_seconds",
+            "From a pub frame read to the bus's acceptance, for acked publishes.",
+            buckets=SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self._fanout_seconds = Histogram(
+            "minimess_fanout_seconds",
+            "Per message, from the bus's delivery to the end of the event-loop turn that wrote its frames"
+            " to the last local socket that took them.",
+            buckets=SECONDS_BUCKETS,
+            registry=registry,
+        )
+        if sources is not None:
+            registry.register(_ScrapedFigures(sources))
+
+    def connection_opened(self) -> None:
+        self._opened.inc()
+
+    def connection_closed(self, code: int) -> None:
+        self._closed.labels(str(code)).inc()
+
+    def publish_answered(self, result: str, seconds: float) -> None:
+        child = self._published.get(result)
+        if child is None:
+            child = self._published_counter.labels(result)
+        child.inc()
+        if result == "ack":
+            self._publish_seconds.observe(seconds)
+
+    def error_frame_sent(self, code: str) -> None:
+        child = self._error_children.get(code)
+        if child is None:
+            child = self._error_frames.labels(code)
+        child.inc()
+
+    def slow_consumer_closed(self) -> None:
+        self._slow_consumers.inc()
+
+    def inactive_closed(self) -> None:
+        self._inactive.inc()
+
+    def internal_error(self) -> None:
+        self._internal_errors.inc()
+
+    def fanned_out(self, seconds: float) -> None:
+        self._fanout_seconds.observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """Every metric in the Prometheus text format, and that format's content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
+
+    def samples(self) -> Iterator[tuple[str, Mapping[str, str], float]]:
+        """Every sample of the registry now: its name (with its suffix), its labels, its value."""
+        for family in self.registry.collect():
+            for sample in family.samples:
+                yield sample.name, sample.labels, sample.value
+
+
+class _ScrapedFigures(Collector):
+    """The figures counted elsewhere as plain ints, turned into metric families when scraped."""
+
+    def __init__(self, sources: Callable[[], ScrapeSources]) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        sources = self._sources()
+        counters = sources.counters()
+        queued = sources.queued()
+        yield GaugeMetricFamily(
+            "minimess_connections", "WebSocket connections open now.", value=counters.connections
+        )
+        yield CounterMetricFamily(
+            "minimess_deliveries", "Message frames handed to local subscribers.", value=counters.deliveries
+        )
+        yield GaugeMetricFamily(
+            "minimess_outbound_queued_bytes",
+            "Bytes the open connections hold for their clients, their sockets' write buffers included.",
+            value=queued.total,
+        )
+        yield GaugeMetricFamily(
+            "minimess_outbound_queued_bytes_max",
+            "The most bytes one connection holds for its client.",
+            value=queued.worst,
+        )
+        yield GaugeMetricFamily(
+            "minimess_broker_ready",
+            "1 while the bus is expected to take publishes and deliver, else 0.",
+            value=1 if sources.health.is_ready() else 0,
+        )
+        recoveries = CounterMetricFamily(
+            "minimess_recoveries",
+            "Subscriptions with a position, by whether every message after it was replayed.",
+            labels=["result"],
+        )
+        recoveries.add_metric(["recovered"], counters.recoveries - counters.recoveries_failed)
+        recoveries.add_metric(["failed"], counters.recoveries_failed)
+        yield recoveries
+        yield CounterMetricFamily(
+            "minimess_repeats_skipped",
+            "Messages from the bus skipped because the history held their id from their sender.",
+            value=counters.repeats_skipped,
+        )
+        yield GaugeMetricFamily(
+            "minimess_history_messages", "Messages the history holds now.", value=counters.history_messages
+        )
+        yield from _bus_families(counters.bus, sources.health.lag())
+
+
+def _bus_families(bus: Mapping[str, int], lag: Mapping[int, int]) -> Iterator[Metric]:
+    """The Kafka bus's figures; a counter the bus does not keep (the memory bus keeps none) is left out."""
+    lagging = GaugeMetricFamily(
+        "minimess_kafka_consumer_lag",
+        "Records of each partition this server has not read yet, as of the last probe of Kafka.",
+        labels=["partition"],
+    )
+    for partition, records in sorted(lag.items()):
+        lagging.add_metric([str(partition)], records)
+    yield lagging
+    if any(name in bus for name in _SKIPPED):
+        skipped = CounterMetricFamily(
+            "minimess_kafka_records_skipped",
+            "Records read from Kafka and skipped, by reason: undecodable, or invalid (out of bounds).",
+            labels=["reason"],
+        )
+        for name, reason in _SKIPPED.items():
+            skipped.add_metric([reason], bus.get(name, 0))
+        yield skipped
+    if "reconnects" in bus:
+        yield CounterMetricFamily(
+            "minimess_kafka_reconnects",
+            "Times new Kafka clients were made after a failure.",
+            value=bus["reconnects"],
+        )
+    if "replays" in bus:
+        yield CounterMetricFamily(
+            "minimess_kafka_replays", "Recoveries that read Kafka back.", value=bus["replays"]
+        )

@@ -1,0 +1,57 @@
+"""The Metrics port: what a server reports to its operators as it happens, never once per delivery."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+
+class Metrics(Protocol):
+    """Counts and times events of connections and publishes, one call per event.
+
+    Figures already counted elsewhere (connections open, deliveries, recoveries, the bus's own
+    counters) are not reported here: the metrics read them when scraped, so that the delivery
+    path pays nothing for them.
+    """
+
+    def connection_opened(self) -> None:
+        """A WebSocket connection was accepted and its session started."""
+        ...
+
+    def connection_closed(self, code: int) -> None:
+        """A connection ended with this close code (1006 when no close frame came back)."""
+        ...
+
+    def publish_answered(self, result: str, seconds: float) -> None:
+        """A publish was answered: `ack`, or the error code that refused it (forbidden, id_reused,
+        broker_unavailable, publish_timeout), `seconds` after its frame was read."""
+        ...
+
+    def error_frame_sent(self, code: str) -> None:
+        """An `error` frame with this protocol error code went to a client."""
+        ...
+
+    def slow_consumer_closed(self) -> None:
+        """A connection was closed because its client did not keep up (4000)."""
+        ...
+
+    def inactive_closed(self) -> None:
+        """A connection was closed because its client stopped answering pings."""
+        ...
+
+    def internal_error(self) -> None:
+        """A bug met one connection, which was closed with 1011."""
+        ...
+
+    def fanned_out(self, seconds: float) -> None:
+        """One message from the bus reached the last local socket `seconds` after the bus delivered it."""
+        ...
+
+
+@attrs.frozen
+class QueuedBytes:
+    """What the open connections hold for their clients now: in all, and the most one holds."""
+
+    total: int
+    worst: int
