@@ -96,11 +96,11 @@ def encode_per_subscriber(container: Container) -> None:
 
 
 def no_coalescing(container: Container) -> None:
-    container.server.add_kwargs(flusher=providers.Factory(TurnPerWrite))
+    container.flusher.override(providers.Singleton(TurnPerWrite, metrics=container.metrics))
 
 
 def writer_wakeup(container: Container) -> None:
-    container.server.add_kwargs(flusher=providers.Factory(Flusher, direct_writes=False))
+    container.flusher.override(providers.Singleton(Flusher, direct_writes=False, metrics=container.metrics))
 
 
 def nagle(container: Container) -> None:

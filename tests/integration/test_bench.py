@@ -28,6 +28,9 @@ pytestmark = pytest.mark.integration
 # A short run: 20 subscribers on 2 topics, 20 messages, so 10 x 10 deliveries per topic.
 SHORT = ("--subscribers", "20", "--topics", "2", "--messages", "20", "--rounds", "1", "--workers", "2")
 SHORT_DELIVERIES = 200
+# Long enough for the servers' CPU time, which /metrics gives in clock ticks (10 ms), to move.
+TICKING = (*SHORT, "--messages", "1000")
+TICKING_DELIVERIES = 10_000
 BENCH_WITHIN = 120.0
 # Until a Kafka server answers /readyz 200: it creates the Kafka topic and connects first.
 READY_WITHIN = 20.0
@@ -145,7 +148,7 @@ def test_two_kafka_servers(tmp_path: Path, kafka: KafkaProcess) -> None:
 def test_through_a_proxy_in_front_of_two_servers(
     tmp_path: Path, kafka: KafkaProcess, start_server: Callable[..., ServerProcess], proxy_kind: str
 ) -> None:
-    """--target measures servers the bench did not start, reading CPU and RSS from each one's /stats."""
+    """--target measures servers the bench did not start, reading CPU and RSS from each one's /metrics."""
     topic = fresh_kafka_topic()
     s1, s2 = (
         start_server(*kafka_serve_args(kafka, topic, node), "--rate-limit", "0") for node in ("s1", "s2")
@@ -154,25 +157,25 @@ def test_through_a_proxy_in_front_of_two_servers(
         wait_status(server, "/readyz", 200, READY_WITHIN)
     proxy = ProxyProcess(proxy_kind, tmp_path / proxy_kind, [s1.port, s2.port]).start()
     try:
-        stats = [arg for server in (s1, s2) for arg in ("--stats", server.http_url("/stats"))]
-        document, _ = bench(tmp_path, *SHORT, "--target", proxy.url(), *stats)
+        metrics = [arg for server in (s1, s2) for arg in ("--metrics", server.http_url("/metrics"))]
+        document, _ = bench(tmp_path, *TICKING, "--target", proxy.url(), *metrics)
     finally:
         proxy.stop()
     median = document["servers"]["minimess"]["median"]
-    assert_sane_delivery_figures(median, SHORT_DELIVERIES)
-    assert median["cpu_us_per_delivery"] > 0  # read from the servers' /stats, at nanosecond resolution
+    assert_sane_delivery_figures(median, TICKING_DELIVERIES)
+    assert median["cpu_us_per_delivery"] > 0  # read from the servers' /metrics
     assert document["ratio"]["deliveries"] == 1.0
 
 
-def test_stats_from_an_admin_port_with_a_token(
+def test_metrics_from_an_admin_port_with_a_token(
     tmp_path: Path, start_server: Callable[..., ServerProcess]
 ) -> None:
-    """--stats-token reads /stats from a server that keeps it on its admin port behind --admin-token."""
+    """--metrics-token reads /metrics from a server that keeps it on its admin port behind --admin-token."""
     token = "bench-admin-token"
     server = start_server("--rate-limit", "0", "--admin-port", "0", "--admin-token", token)
     (admin,) = server.logged_so_far("admin_listening")
-    stats_url = f"http://127.0.0.1:{admin['port']}/stats"
-    target = ("--target", server.url(""), "--stats", stats_url, "--baseline", "none")
+    metrics_url = f"http://127.0.0.1:{admin['port']}/metrics"
+    target = ("--target", server.url(""), "--metrics", metrics_url, "--baseline", "none")
     refused = subprocess.run(
         [sys.executable, "-m", "minimess", "bench", *SHORT, *target],
         capture_output=True,
@@ -181,18 +184,33 @@ def test_stats_from_an_admin_port_with_a_token(
         env={key: value for key, value in os.environ.items() if key != "MINIMESS_ADMIN_TOKEN"},
     )
     assert refused.returncode == 1
-    assert f"cannot read {stats_url}: HTTP Error 401" in refused.stderr
-    document, _ = bench(tmp_path, *SHORT, *target, "--stats-token", token)
+    assert f"cannot read {metrics_url}: HTTP Error 401" in refused.stderr
+    document, _ = bench(tmp_path, *TICKING, *target, "--metrics-token", token)
     median = document["servers"]["minimess"]["median"]
-    assert_sane_delivery_figures(median, SHORT_DELIVERIES)
+    assert_sane_delivery_figures(median, TICKING_DELIVERIES)
     assert median["cpu_us_per_delivery"] > 0
+
+
+def test_the_old_option_names_still_work(tmp_path: Path, start_server: Callable[..., ServerProcess]) -> None:
+    """--stats and --stats-token, from before /metrics, name the same options: without them the
+    target's own port, which has no /metrics with --admin-port, would be read."""
+    token = "bench-admin-token"
+    server = start_server("--rate-limit", "0", "--admin-port", "0", "--admin-token", token)
+    (admin,) = server.logged_so_far("admin_listening")
+    old = ("--stats", f"http://127.0.0.1:{admin['port']}/metrics", "--stats-token", token)
+    document, _ = bench(tmp_path, *SHORT, "--target", server.url(""), *old, "--baseline", "none")
+    assert_sane_delivery_figures(document["servers"]["minimess"]["median"], SHORT_DELIVERIES)
 
 
 @pytest.mark.parametrize(
     ("args", "code", "reason"),
     [
         (("--subscribers", "2", "--topics", "3"), 2, "--topics 3 is more than --subscribers 2"),
-        (("--target", "ws://127.0.0.1:9/", "--baseline", "none"), 1, "cannot read http://127.0.0.1:9/stats"),
+        (
+            ("--target", "ws://127.0.0.1:9/", "--baseline", "none"),
+            1,
+            "cannot read http://127.0.0.1:9/metrics",
+        ),
     ],
     ids=["more-topics-than-subscribers", "unreachable-target"],
 )

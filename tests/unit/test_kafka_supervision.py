@@ -297,7 +297,12 @@ async def test_records_that_are_no_envelope_are_logged_counted_and_skipped(kafka
             good = kafka.append_message(1)
             await kafka.until(lambda: len(inbox) >= 1, "1 delivered")
     assert inbox.ids == [good]
-    assert broker.counters() == {"undecodable_records": 3, "invalid_records": 0, "replays": 0, "reconnects": 0}
+    assert broker.counters() == {
+        "undecodable_records": 3,
+        "invalid_records": 0,
+        "replays": 0,
+        "reconnects": 0,
+    }
     skipped = _events(logs, "kafka_record_skipped")
     assert [(entry["partition"], entry["offset"], entry["log_level"]) for entry in skipped] == [
         (1, offset, "warning") for offset in range(3)

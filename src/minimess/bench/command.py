@@ -41,15 +41,23 @@ def bench(
         str | None,
         typer.Option(help="Measure a running server or proxy at this ws:// URL instead of starting one."),
     ] = None,
-    stats: Annotated[
+    metrics: Annotated[
         list[str] | None,
-        typer.Option(help="With --target: a /stats URL of each server behind it (default: the target's)."),
+        typer.Option(
+            "--metrics",
+            "--stats",
+            help="With --target: the /metrics URL of each server behind it (default: the target's)."
+            " --stats is its old name.",
+        ),
     ] = None,
-    stats_token: Annotated[
+    metrics_token: Annotated[
         str | None,
         typer.Option(
+            "--metrics-token",
+            "--stats-token",
             envvar="MINIMESS_ADMIN_TOKEN",
-            help="With --target: the servers' --admin-token, sent to /stats as a Bearer token.",
+            help="With --target: the servers' --admin-token, sent to /metrics as a Bearer token."
+            " --stats-token is its old name.",
             show_default=False,
         ),
     ] = None,
@@ -96,8 +104,8 @@ def bench(
             rounds=rounds,
             broker=broker,
             target=target,
-            stats_urls=tuple(stats or ()),
-            stats_token=stats_token,
+            metrics_urls=tuple(metrics or ()),
+            metrics_token=metrics_token,
             kafka_bootstrap=kafka_bootstrap,
             kafka_topic=kafka_topic,
             baseline=baseline,

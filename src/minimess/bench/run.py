@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import threading
 import time
-import urllib.request
 from array import array
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
@@ -21,7 +19,15 @@ from minimess.bench import report
 from minimess.bench.never_reading import NeverReading
 from minimess.bench.progress import Progress
 from minimess.bench.publisher import PublishPlan, PublishReport, publish
-from minimess.bench.servers import BenchError, Servers, started_baseline, started_minimess, targeted
+from minimess.bench.scrape import SLOW_CONSUMER_CLOSES, ScrapeError, scrape
+from minimess.bench.servers import (
+    BenchError,
+    Servers,
+    metrics_url_of,
+    started_baseline,
+    started_minimess,
+    targeted,
+)
 from minimess.bench.settings import BenchSettings
 from minimess.bench.workers import CONNECTED, RECEIVED, ConnectReport, DeliveryReport, WorkerPlan, run_worker
 
@@ -105,7 +111,7 @@ def _servers(key: str, settings: BenchSettings, log_dir: Path) -> Iterator[Serve
         with started_baseline(settings.baseline, log_dir) as servers:
             yield servers
     elif settings.target is not None:
-        with targeted(settings.target, settings.stats_urls, settings.stats_token) as servers:
+        with targeted(settings.target, settings.metrics_urls, settings.metrics_token) as servers:
             yield servers
     else:
         with started_minimess(
@@ -272,15 +278,15 @@ class _Aside:
         }
         if self._never_reading is not None:
             metrics["never_reading_drops"] = self._never_reading.drops
-        closes = _slow_consumer_closes(self._stats_urls())
+        closes = _slow_consumer_closes(self._metrics_urls(), self._settings.metrics_token)
         if closes is not None and self._closes_before is not None:
             metrics["server_slow_consumer_closes"] = closes - self._closes_before
         return metrics
 
-    def _stats_urls(self) -> list[str]:
-        if self._settings.target is not None and self._settings.stats_urls:
-            return list(self._settings.stats_urls)
-        return [url.replace("ws://", "http://", 1) + "/stats" for url in self._servers.urls]
+    def _metrics_urls(self) -> list[str]:
+        if self._settings.target is not None and self._settings.metrics_urls:
+            return list(self._settings.metrics_urls)
+        return [metrics_url_of(url) for url in self._servers.urls]
 
     def _run(self) -> None:
         try:
@@ -301,7 +307,9 @@ class _Aside:
             async with asyncio.timeout(NEVER_READING_TIMEOUT):
                 await self._never_reading.opened.wait()
         try:
-            self._closes_before = await asyncio.to_thread(_slow_consumer_closes, self._stats_urls())
+            self._closes_before = await asyncio.to_thread(
+                _slow_consumer_closes, self._metrics_urls(), settings.metrics_token
+            )
             self._before = self._peak = (await asyncio.to_thread(self._servers.read_sample)).rss_bytes
             self._ready.set()
             while not self._finish.is_set():
@@ -314,18 +322,17 @@ class _Aside:
                 await task
 
 
-def _slow_consumer_closes(stats_urls: Sequence[str]) -> int | None:
-    """The servers' slow-consumer closes so far, from their /stats; None where there is none (baselines)."""
+def _slow_consumer_closes(metrics_urls: Sequence[str], token: str | None) -> int | None:
+    """The servers' slow-consumer closes so far, from their /metrics; None where there is none (baselines)."""
     total = 0
-    for url in stats_urls:
+    for url in metrics_urls:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                closes = json.load(response).get("slow_consumer_closes")
-        except (OSError, ValueError):
+            closes = scrape(url, token).get(SLOW_CONSUMER_CLOSES)
+        except ScrapeError:
             return None
-        if not isinstance(closes, int):
+        if closes is None:
             return None
-        total += closes
+        total += int(closes)
     return total
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -16,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import attrs
+
+from minimess.bench.scrape import CPU_SECONDS, RSS_BYTES, ScrapeError, scrape
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0
@@ -97,16 +98,15 @@ def started_minimess(
 
 
 @contextlib.contextmanager
-def targeted(url: str, stats_urls: Sequence[str], stats_token: str | None = None) -> Iterator[Servers]:
-    """A server (or a proxy in front of several) that runs already; figures come from /stats."""
+def targeted(url: str, metrics_urls: Sequence[str], metrics_token: str | None = None) -> Iterator[Servers]:
+    """A server (or a proxy in front of several) that runs already; CPU and RSS come from /metrics."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.netloc:
         raise BenchError(f"--target must be a ws:// or wss:// URL, got {url!r}")
-    if not stats_urls:
-        scheme = "https" if parts.scheme == "wss" else "http"
-        stats_urls = [f"{scheme}://{parts.netloc}/stats"]
+    if not metrics_urls:
+        metrics_urls = [metrics_url_of(url)]
     base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-    sample = _stats_sample(stats_urls, stats_token)
+    sample = _metrics_sample(metrics_urls, metrics_token)
     sample()  # fail now, not after connecting thousands of clients
     yield Servers(f"minimess at {base}", (base,), sample)
 
@@ -171,25 +171,25 @@ def _proc_sample(processes: list[subprocess.Popen[bytes]]) -> Sample:
     return Sample(cpu, rss)
 
 
-def _stats_sample(stats_urls: Sequence[str], token: str | None) -> Callable[[], Sample]:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+def metrics_url_of(url: str) -> str:
+    """The /metrics URL of the server (or proxy) that serves the ws:// or wss:// `url`."""
+    parts = urlsplit(url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return f"{scheme}://{parts.netloc}/metrics"
 
+
+def _metrics_sample(metrics_urls: Sequence[str], token: str | None) -> Callable[[], Sample]:
     def sample() -> Sample:
         cpu, rss = 0.0, 0
-        for url in stats_urls:
+        for url in metrics_urls:
             try:
-                with urllib.request.urlopen(
-                    urllib.request.Request(url, headers=headers), timeout=5
-                ) as response:
-                    process = json.load(response).get("process") or {}
-            except (OSError, ValueError, urllib.error.URLError) as error:
-                raise BenchError(f"cannot read {url}: {error}") from None
-            if not isinstance(process.get("cpu_seconds"), float | int) or not isinstance(
-                process.get("rss_bytes"), int
-            ):
+                figures = scrape(url, token)
+            except ScrapeError as error:
+                raise BenchError(str(error)) from None
+            if CPU_SECONDS not in figures or RSS_BYTES not in figures:
                 raise BenchError(f"{url} does not report the server's CPU time and RSS")
-            cpu += process["cpu_seconds"]
-            rss += process["rss_bytes"]
+            cpu += figures[CPU_SECONDS]
+            rss += int(figures[RSS_BYTES])
         return Sample(cpu, rss)
 
     return sample

@@ -23,10 +23,10 @@ class BenchSettings:
     workers: int = attrs.field(factory=lambda: os.cpu_count() or 2, validator=v.ge(1))
     rounds: int = attrs.field(default=3, validator=v.ge(1))
     # Servers: "memory" starts one, "kafka" starts two on --kafka-bootstrap; a target URL
-    # starts nothing and reads CPU and RSS from the servers' /stats (`stats_urls`).
+    # starts nothing and reads CPU and RSS from the servers' /metrics (`metrics_urls`).
     broker: str = attrs.field(default="memory", validator=v.in_(("memory", "kafka")))
     target: str | None = None
-    stats_urls: tuple[str, ...] = ()
+    metrics_urls: tuple[str, ...] = ()
     kafka_bootstrap: str = "localhost:9092"
     kafka_topic: str = "minimess.bench"
     # The yardstick server run in the same rounds (minimess.bench.baseline), or "none".
@@ -35,8 +35,8 @@ class BenchSettings:
     # Seconds to wait for the last deliveries after the last ack.
     drain_timeout: float = attrs.field(default=30.0, validator=v.gt(0))
     connect_concurrency: int = attrs.field(default=100, validator=v.ge(1))
-    # Sent to /stats as `Authorization: Bearer`, for servers run with --admin-token.
-    stats_token: str | None = attrs.field(default=None, repr=False)
+    # Sent to /metrics as `Authorization: Bearer`, for servers run with --admin-token.
+    metrics_token: str | None = attrs.field(default=None, repr=False)
     # Connections to the first topic that never read, opened again whenever a server drops them.
     never_reading: int = attrs.field(default=0, validator=v.ge(0))
 
