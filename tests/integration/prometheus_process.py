@@ -80,14 +80,22 @@ class PrometheusApi:
 
 class PrometheusProcess(PrometheusApi):
     """Prometheus owning the folder `directory`, scraping `servers` (node id -> host:port) every
-    `scrape_interval`, with its config rendered from deploy/prometheus-local.yml.in as scripts/cluster
-    renders it. It writes only into the folder, and listens on a free port of HOST only.
+    `scrape_interval`, with `token` when given (the servers' --admin-token), its config rendered from
+    deploy/prometheus-local.yml.in as scripts/cluster renders it. It writes only into the folder, and
+    listens on a free port of HOST only.
     """
 
-    def __init__(self, directory: Path, servers: Mapping[str, str], scrape_interval: str = "1s") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        servers: Mapping[str, str],
+        scrape_interval: str = "1s",
+        token: str | None = None,
+    ) -> None:
         self.dir = directory
         self.servers = dict(servers)
         self.scrape_interval = scrape_interval
+        self.token = token
         super().__init__("")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -107,7 +115,12 @@ class PrometheusProcess(PrometheusApi):
         """Render the config, start Prometheus, and wait until it answers /-/ready with 200."""
         binary = executable()
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(prometheus.render(self.servers, scrape_interval=self.scrape_interval))
+        token_file = None
+        if self.token is not None:
+            token_file = self.dir / "token"
+            token_file.write_text(self.token)
+        config = prometheus.render(self.servers, scrape_interval=self.scrape_interval, token_file=token_file)
+        self.config.write_text(config)
         self.address = f"{HOST}:{processes.free_port()}"
         command = prometheus.command(binary, self.config, self.data, self.address)
         # Its working directory is the folder too: nothing it might write relative to it lands elsewhere.

@@ -7,13 +7,14 @@ import asyncio
 import json
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devtools import prometheus
+from devtools.processes import http_status
 from tests.integration.prometheus_process import FIRST_SCRAPE_TIMEOUT, PrometheusProcess, executable
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import http_get, next_frame, open_client, publish, send_frame, unique
@@ -134,6 +135,21 @@ async def test_every_metric_the_dashboard_names_is_one_the_server_serves(
 
     assert named - served == set()
     assert "minimess_kafka_consumer_lag" in served
+
+
+def test_prometheus_scrapes_a_server_that_guards_metrics_with_the_admin_token(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    server = start_server("--tick", "0", "--admin-token", "admin-secret-1234")
+    # Not readable without the token, so a scrape that is up shows the token was sent.
+    assert http_status(server.http_url("/metrics")) == 401
+    scraper = PrometheusProcess(tmp_path, {"s1": f"127.0.0.1:{server.port}"}, token="admin-secret-1234")
+    try:
+        scraper.start()
+
+        scraper.wait_for('up{job="minimess"}', _one_value(1), FIRST_SCRAPE_TIMEOUT, "s1 scraped and up")
+    finally:
+        scraper.stop()
 
 
 def test_the_configs_prometheus_is_given_are_valid(tmp_path: Path) -> None:
