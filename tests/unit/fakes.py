@@ -111,3 +111,37 @@ class HandshakeConnection:
 
     def lose(self) -> None:
         self.connection_lost_waiter.set_result(None)
+
+
+class RecordingMetrics:
+    """A Metrics port that keeps every event reported to it, in order, as (method, arguments)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, tuple[object, ...]]] = []
+
+    def named(self, name: str) -> list[tuple[object, ...]]:
+        return [arguments for method, arguments in self.events if method == name]
+
+    def connection_opened(self) -> None:
+        self.events.append(("connection_opened", ()))
+
+    def connection_closed(self, code: int) -> None:
+        self.events.append(("connection_closed", (code,)))
+
+    def publish_answered(self, result: str, seconds: float) -> None:
+        self.events.append(("publish_answered", (result, seconds)))
+
+    def error_frame_sent(self, code: str) -> None:
+        self.events.append(("error_frame_sent", (code,)))
+
+    def slow_consumer_closed(self) -> None:
+        self.events.append(("slow_consumer_closed", ()))
+
+    def inactive_closed(self) -> None:
+        self.events.append(("inactive_closed", ()))
+
+    def internal_error(self) -> None:
+        self.events.append(("internal_error", ()))
+
+    def fanned_out(self, seconds: float) -> None:
+        self.events.append(("fanned_out", (seconds,)))

@@ -1,4 +1,4 @@
-"""The plain HTTP endpoints: GET and HEAD only, HEAD without a body, /stats behind the admin token."""
+"""The plain HTTP endpoints: GET and HEAD only, HEAD without a body, the figures behind the admin token."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from minimess.adapters.websocket_server.http_endpoints import HttpEndpoints, web
 from tests.unit.fakes import HandshakeConnection
 
 STATS = {"node": "unit", "connections": 3}
+EXPOSITION = (b"# TYPE minimess_connections gauge\nminimess_connections 3.0\n", "text/plain; version=0.0.4")
 TOKEN = "s3cret-admin-token"
 
 
 def endpoints(serve_stats: bool = True, admin_token: str | None = None, ready: bool = True) -> HttpEndpoints:
-    return HttpEndpoints(lambda: ready, lambda: STATS, serve_stats, admin_token)
+    return HttpEndpoints(lambda: ready, lambda: STATS, serve_stats, admin_token, lambda: EXPOSITION)
 
 
 async def answer(
@@ -46,7 +47,13 @@ async def test_the_endpoints_answer_get() -> None:
     assert (await respond(endpoints(ready=False), "/readyz")).status_code == 503
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/stats"])
+async def test_metrics_answers_the_exposition_with_its_content_type() -> None:
+    metrics = await respond(endpoints(), "/metrics")
+    assert (metrics.status_code, metrics.body) == (200, EXPOSITION[0])
+    assert metrics.headers["Content-Type"] == EXPOSITION[1]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/stats", "/metrics"])
 async def test_head_gets_the_gets_status_and_headers_and_no_body(path: str) -> None:
     get = await respond(endpoints(), path)
     head = await respond(endpoints(), path, "HEAD")
@@ -66,6 +73,7 @@ async def test_other_methods_get_405_with_allow(method: str) -> None:
 async def test_other_paths_are_not_theirs() -> None:
     assert await answer(endpoints(), "/subscribe/id:alice") is None
     assert await answer(endpoints(serve_stats=False), "/stats") is None
+    assert await answer(endpoints(serve_stats=False), "/metrics") is None
 
 
 async def test_the_websocket_path_takes_get_only() -> None:
@@ -82,16 +90,20 @@ async def test_the_websocket_path_takes_get_only() -> None:
     [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer"],
     ids=["none", "wrong", "not-bearer", "longer", "empty"],
 )
-async def test_stats_with_an_admin_token_refuses_any_other_credentials(authorization: str | None) -> None:
+@pytest.mark.parametrize("path", ["/stats", "/metrics"])
+async def test_figures_with_an_admin_token_refuse_any_other_credentials(
+    authorization: str | None, path: str
+) -> None:
     headers = Headers() if authorization is None else Headers([("Authorization", authorization)])
-    response = await respond(endpoints(admin_token=TOKEN), "/stats", headers=headers)
+    response = await respond(endpoints(admin_token=TOKEN), path, headers=headers)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert b"node" not in response.body
+    assert response.body == f"{path} needs Authorization: Bearer <admin token>\n".encode()
 
 
-async def test_stats_with_an_admin_token_answers_the_token_and_health_needs_none() -> None:
+async def test_figures_with_an_admin_token_answer_the_token_and_health_needs_none() -> None:
     admin = endpoints(admin_token=TOKEN)
-    response = await respond(admin, "/stats", headers=Headers([("Authorization", f"bearer {TOKEN}")]))
-    assert response.status_code == 200
+    for path in ("/stats", "/metrics"):
+        response = await respond(admin, path, headers=Headers([("Authorization", f"bearer {TOKEN}")]))
+        assert response.status_code == 200
     assert (await respond(admin, "/healthz")).status_code == 200

@@ -115,6 +115,22 @@ async def test_a_lagging_consumer_that_keeps_moving_is_kept(kafka: FakeKafka) ->
     assert (len(kafka.topics_created), len(kafka.producers)) == (1, 1)
 
 
+async def test_the_lag_per_partition_is_the_end_at_the_last_probe_less_the_position(kafka: FakeKafka) -> None:
+    """A consumer stalled behind the end shows its lag until it is replaced (a reconnect) and catches up."""
+    kafka.behaviours = [Behaviour(stall_after=0)]
+    broker = _broker(kafka)
+    inbox = Inbox()
+    async with broker.receiving(inbox.append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        await kafka.until(lambda: broker.lag() == {0: 0, 1: 0, 2: 0}, "a probe saw every partition")
+        for partition in (0, 0, 0, 2):
+            kafka.append_message(partition)
+        await kafka.until(lambda: broker.lag() == {0: 3, 1: 0, 2: 1}, "a probe saw the records unread")
+        await kafka.until(lambda: len(inbox) == 4, "the new consumer delivered them")
+        await kafka.until(lambda: broker.lag() == {0: 0, 1: 0, 2: 0}, "a probe saw them read")
+    assert broker.counters()["reconnects"] == 1
+
+
 # --- readiness -----------------------------------------------------------------------------------
 
 
@@ -178,6 +194,7 @@ async def test_clients_that_fail_to_start_are_retried_until_they_work(kafka: Fak
     failures = _events(logs, "kafka_unavailable")
     assert len(failures) == 2
     assert all("KafkaConnectionError" in entry["error"] for entry in failures)
+    assert broker.counters()["reconnects"] == 2
     assert all(producer.stopped for producer in kafka.producers)
     assert all(consumer.stopped for consumer in kafka.consumers)
 

@@ -336,3 +336,32 @@ def test_a_grant_for_another_uid_cannot_serve_a_session(broker: MemoryBroker) ->
     service = new_service(broker)
     with pytest.raises(ValueError, match="grant for bob"):
         service.connect(Uid("alice"), RecordingOutbox(), _limited("bob", None, None))
+
+
+async def test_each_message_fanned_out_to_local_subscribers_is_reported_once_before_its_frames(
+    broker: MemoryBroker,
+) -> None:
+    """The hook that times fan-outs hears of every message that local subscribers get, before the first
+    frame is pushed; not of a message nobody here holds, nor of a repeat skipped on delivery."""
+    box = RecordingOutbox()
+    frames_when_started: list[int] = []
+    service = MessagingService(
+        broker,
+        broker,
+        RecordingRenderer(),
+        FixedClock(),
+        max_topics=MAX_TOPICS,
+        tick=0,
+        fan_out_started=lambda: frames_when_started.append(len(box.frames)),
+    )
+    async with service.running():
+        alice = service.connect(Uid("alice"), box)
+        service.subscribe(alice, NEWS)
+        await service.publish(alice, NEWS, "one")
+        await service.publish(alice, SPORT, "nobody here holds sport")
+        repeated = Message.create(NEWS, Uid("bob"), "twice", NOW, message_id="bob-1")
+        await broker.publish(repeated)
+        await broker.publish(repeated)
+    assert frames_when_started == [0, 1]
+    assert box.frames == [b"one", b"twice"]
+    assert service.counters().repeats_skipped == 1

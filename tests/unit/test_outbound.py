@@ -12,7 +12,7 @@ from websockets.protocol import State
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.wire.server_frames import text_frame
 from tests.timeouts import scaled
-from tests.unit.fakes import FakeConnection
+from tests.unit.fakes import FakeConnection, RecordingMetrics
 
 QUEUE_SIZE = 4
 
@@ -133,6 +133,49 @@ async def test_one_flusher_writes_every_connection_of_the_turn() -> None:
     await next_turn()
     for connection in connections:
         assert connection.transport.writes == [first, second]
+
+
+class WritesWhenObserved(RecordingMetrics):
+    """Records, with each fan-out observed, how many writes the connections' sockets had got by then."""
+
+    def __init__(self, connections: list[FakeConnection]) -> None:
+        super().__init__()
+        self.connections = connections
+        self.writes_then: list[list[int]] = []
+
+    def fanned_out(self, seconds: float) -> None:
+        super().fanned_out(seconds)
+        self.writes_then.append([len(connection.transport.writes) for connection in self.connections])
+
+
+async def test_fan_outs_are_timed_to_the_end_of_the_turn_that_wrote_their_collected_frames() -> None:
+    """Each message is observed once, when the turn ends, after the collected frames were written."""
+    connections = [FakeConnection() for _ in range(2)]
+    metrics = WritesWhenObserved(connections)
+    flusher = Flusher(metrics=metrics)
+    outbounds = [outbound_for(connection, flusher) for connection in connections]
+    for frame in frames(2):
+        flusher.fan_out_started()
+        for outbound in outbounds:
+            outbound.push(frame)
+    assert metrics.events == []
+    await next_turn()
+    assert metrics.writes_then == [[2, 2], [2, 2]]
+    first, second = [seconds for (seconds,) in metrics.named("fanned_out")]
+    assert isinstance(first, float)
+    assert isinstance(second, float)
+    assert first >= second >= 0
+    await next_turn()
+    assert len(metrics.events) == 2
+
+
+async def test_a_fan_out_that_wrote_nothing_still_ends_its_turn_and_is_observed() -> None:
+    """Every subscriber's socket pushing back (or nothing to write): the turn is ended all the same."""
+    metrics = RecordingMetrics()
+    flusher = Flusher(metrics=metrics)
+    flusher.fan_out_started()
+    await next_turn()
+    assert len(metrics.named("fanned_out")) == 1
 
 
 async def test_past_the_bound_the_outbound_overflows_once_and_drops_the_rest() -> None:

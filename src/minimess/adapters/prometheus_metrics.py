@@ -65,9 +65,9 @@ _SKIPPED = {"undecodable_records": "undecodable", "invalid_records": "invalid"}
 class ScrapeSources:
     """Where the figures that are counted elsewhere are read from, at every scrape."""
 
-    # The service's counters: connections open, deliveries, recoveries, history, the bus's counters.
+    # The service's counters: connections open, deliveries, recoveries, history.
     counters: Callable[[], MessagingCounters]
-    # Readiness and Kafka consumer lag.
+    # Readiness, the bus's own counters and Kafka consumer lag.
     health: BusHealth
     # What the open connections hold for their clients.
     queued: Callable[[], QueuedBytes]
@@ -229,7 +229,7 @@ class _ScrapedFigures(Collector):
         yield GaugeMetricFamily(
             "minimess_history_messages", "Messages the history holds now.", value=counters.history_messages
         )
-        yield from _bus_families(counters.bus, sources.health.lag())
+        yield from _bus_families(sources.health.counters(), sources.health.lag())
 
 
 def _bus_families(bus: Mapping[str, int], lag: Mapping[int, int]) -> Iterator[Metric]:

@@ -1,0 +1,72 @@
+"""How `minimess bench` reads a running server's /metrics: samples by name, the token, and clear failures."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from minimess.bench.scrape import CPU_SECONDS, RSS_BYTES, ScrapeError, scrape
+
+EXPOSITION = b"""# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 2.5
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 7.0803456e+07
+# TYPE minimess_error_frames_total counter
+minimess_error_frames_total{code="bad_frame"} 2.0
+minimess_error_frames_total{code="rate_limited"} 3.0
+"""
+TOKEN = "bench-token"
+
+
+class Endpoint(BaseHTTPRequestHandler):
+    """/metrics answers EXPOSITION to the token, 401 to anyone else; /stats answers JSON."""
+
+    def do_GET(self) -> None:
+        if self.path == "/stats":
+            self._answer(200, b'{"node": "x"}', "application/json")
+        elif self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self._answer(401, b"no\n", "text/plain")
+        else:
+            self._answer(200, EXPOSITION, "text/plain; version=0.0.4; charset=utf-8")
+
+    def _answer(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def base_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_samples_are_read_by_name_and_summed_over_their_labels(base_url: str) -> None:
+    figures = scrape(f"{base_url}/metrics", TOKEN)
+    assert figures[CPU_SECONDS] == 2.5
+    assert figures[RSS_BYTES] == 70_803_456
+    assert figures["minimess_error_frames_total"] == 5
+
+
+def test_without_the_token_the_refusal_is_the_reason(base_url: str) -> None:
+    with pytest.raises(ScrapeError, match=r"cannot read .*/metrics: HTTP Error 401"):
+        scrape(f"{base_url}/metrics")
+
+
+def test_a_document_in_another_format_is_refused_as_such(base_url: str) -> None:
+    with pytest.raises(ScrapeError, match=r"/stats is not in the Prometheus text format"):
+        scrape(f"{base_url}/stats", TOKEN)
