@@ -1,4 +1,4 @@
-"""A local minimess cluster without Docker: Kafka, N servers and HAProxy or nginx, up, down, status."""
+"""A local minimess cluster without Docker: Kafka, N servers, a proxy and Prometheus: up, down, status."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from devtools import commands, kafka, templates
+from devtools import commands, kafka, prometheus, templates
 from devtools.commands import Command, Failure
 from devtools.processes import (
     HOST,
@@ -33,9 +33,13 @@ REPO = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = REPO / "scripts" / "kafka"
 DEFAULT_PORT = 8080
 DEFAULT_SERVERS = 2
+# Not Prometheus's own 9090: Debian's package starts a system-wide Prometheus there.
+DEFAULT_PROMETHEUS_PORT = 9190
 # A proxy stops at once on SIGTERM (both take it as a fast stop); a server first drains its clients
 # for up to its --shutdown-timeout (10 s).
 PROXY_STOP_TIMEOUT = 5.0
+# Prometheus closes its storage on SIGTERM: a moment.
+PROMETHEUS_STOP_TIMEOUT = 15.0
 SERVER_STOP_TIMEOUT = 15.0
 
 # --- the files in --dir ------------------------------------------------------------------------
@@ -49,6 +53,9 @@ class Plan:
     public: str  # host:port
     kafka: str  # bootstrap host:port
     servers: dict[str, str]  # node id -> host:port
+    # Its web UI and API, host:port; "" when it was not started (not installed). A default, so that
+    # the cluster.json of a cluster started before Prometheus was part of it still reads.
+    prometheus: str = ""
 
 
 class Layout:
@@ -65,6 +72,19 @@ class Layout:
 
     def config(self, proxy: str) -> Path:
         return self.dir / templates.config_name(proxy)
+
+    @property
+    def prometheus_config(self) -> Path:
+        return self.dir / "prometheus.yml"
+
+    @property
+    def prometheus_data(self) -> Path:
+        # Kept across `up`s, as Kafka's is: instances are named by node id, so graphs go on.
+        return self.dir / "prometheus-data"
+
+    @property
+    def prometheus_token(self) -> Path:
+        return self.dir / "prometheus-token"
 
     def log(self, name: str) -> Path:
         if name == "kafka":
@@ -88,8 +108,8 @@ class Layout:
 
 @dataclass(frozen=True)
 class Component:
-    name: str  # kafka, s1, s2, ..., haproxy or nginx
-    kind: str  # kafka, server or proxy
+    name: str  # kafka, s1, s2, ..., haproxy or nginx, prometheus
+    kind: str  # kafka, server, proxy or prometheus
     address: str
     pid_file: Path
     # Words its command line must hold: after a crash or a reboot the pid in the file may belong to
@@ -103,7 +123,10 @@ def components(layout: Layout, plan: Plan | None) -> list[Component]:
         # cluster.json is gone (deleted by hand?): down still finds what the pid files name.
         servers = {path.stem: "?" for path in sorted(layout.dir.glob("s[0-9]*.pid"))}
         proxies = [name for name in PROXIES if layout.pid_file(name).exists()]
-        plan = Plan(proxy=proxies[0] if proxies else "", public="?", kafka="?", servers=servers)
+        scraper = "?" if layout.pid_file("prometheus").exists() else ""
+        plan = Plan(
+            proxy=proxies[0] if proxies else "", public="?", kafka="?", servers=servers, prometheus=scraper
+        )
     found = [Component("kafka", "kafka", plan.kafka, layout.kafka.pid_file)]
     for name, address in plan.servers.items():
         marks: tuple[str, ...] = ("-m minimess serve", f"--node-id {name}")
@@ -112,12 +135,20 @@ def components(layout: Layout, plan: Plan | None) -> list[Component]:
         found.append(Component(name, "server", address, layout.pid_file(name), marks))
     if plan.proxy:
         found.append(proxy_component(layout, plan.proxy, plan.public))
+    if plan.prometheus:
+        found.append(prometheus_component(layout, plan.prometheus))
     return found
 
 
 def proxy_component(layout: Layout, proxy: str, address: str) -> Component:
     # Its config's path is on its command line, and names this --dir.
     return Component(proxy, "proxy", address, layout.pid_file(proxy), (str(layout.config(proxy)),))
+
+
+def prometheus_component(layout: Layout, address: str) -> Component:
+    # Its config's path is on its command line, and names this --dir.
+    marks = (f"--config.file={layout.prometheus_config}",)
+    return Component("prometheus", "prometheus", address, layout.pid_file("prometheus"), marks)
 
 
 def running_pid(component: Component, layout: Layout) -> int | None:
@@ -196,6 +227,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Everything that can be known wrong is checked before Kafka takes its seconds to start.
     binary = find_binary(proxy)
     python = project_python()
+    scraper = find_prometheus()
     layout.dir.mkdir(parents=True, exist_ok=True)
     # Nothing of this --dir runs (already_up said so) but maybe what a killed nginx master left
     # behind, holding the port.
@@ -204,15 +236,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         stale.unlink()
     if not port_free(port):
         raise Failure(f"port {port} on {HOST} is in use; pick another with --port")
+    prometheus_port = prometheus_port_for(args) if scraper is not None else None
 
     started = time.monotonic()
     try:
         bootstrap = start_kafka(layout, args.timeout)
         servers = {f"s{n}": f"{HOST}:{port}" for n, port in enumerate(free_ports(count), 1)}
-        plan = Plan(proxy=proxy, public=f"{HOST}:{port}", kafka=bootstrap, servers=servers)
+        scraped_on = "" if prometheus_port is None else f"{HOST}:{prometheus_port}"
+        plan = Plan(proxy, f"{HOST}:{port}", bootstrap, servers, prometheus=scraped_on)
         layout.write_plan(plan)
         start_servers(layout, plan, python, args.timeout)
         start_proxy(layout, plan, binary, args.timeout)
+        if scraper is not None:
+            start_prometheus(layout, plan, scraper, args.timeout)
     except BaseException:
         # A half-started cluster is of no use, but its logs are: stop the processes, keep the files.
         say(f"stopping what had started; the logs stay in {layout.dir}")
@@ -238,6 +274,7 @@ def already_up(layout: Layout, plan: Plan | None, args: argparse.Namespace) -> b
         ("--proxy", args.proxy, plan.proxy),
         ("--port", args.port, port),
         ("--servers", args.servers, len(plan.servers)),
+        ("--prometheus-port", args.prometheus_port or None, port_of(plan.prometheus)),
     ):
         if asked is not None and asked != running:
             raise Failure(
@@ -254,6 +291,31 @@ def find_binary(proxy: str) -> str:
     if binary is None:
         raise Failure(f"{proxy} not found: install it (Debian, Ubuntu: sudo apt-get install {proxy})")
     return binary
+
+
+def find_prometheus() -> str | None:
+    """Prometheus's path; None, after saying how to get it, when it is not installed: a cluster
+    without it still serves."""
+    binary = find_executable(prometheus.EXECUTABLE)
+    if binary is None:
+        say(f"prometheus not found, so nothing scrapes the servers: install it ({prometheus.INSTALL_HINT})")
+    return binary
+
+
+def prometheus_port_for(args: argparse.Namespace) -> int:
+    """--prometheus-port, checked free now; 0 picks a free one."""
+    port = args.prometheus_port if args.prometheus_port is not None else DEFAULT_PROMETHEUS_PORT
+    if port == 0:
+        return free_ports(1)[0]
+    if not port_free(port):
+        raise Failure(
+            f"port {port} on {HOST} is in use; pick another with --prometheus-port (0: any free one)"
+        )
+    return port
+
+
+def port_of(address: str) -> int | None:
+    return int(address.rpartition(":")[2]) if address else None
 
 
 def project_python() -> Path:
@@ -350,6 +412,38 @@ def start_proxy(layout: Layout, plan: Plan, binary: str, timeout: float) -> None
     say(f"{plan.proxy} serving on {plan.public} after {time.monotonic() - started:.1f} s")
 
 
+def start_prometheus(layout: Layout, plan: Plan, binary: str, timeout: float) -> None:
+    """Render Prometheus's config for the servers, start it, and wait until it says it is ready."""
+    started = time.monotonic()
+    # The servers are started with the same environment: a MINIMESS_ADMIN_TOKEN guards their /metrics.
+    token = os.environ.get("MINIMESS_ADMIN_TOKEN")
+    token_file = layout.prometheus_token
+    token_file.unlink(missing_ok=True)
+    if token:
+        token_file.touch(mode=0o600)
+        token_file.write_text(token)
+    config = prometheus.render(plan.servers, token_file=token_file if token else None)
+    layout.prometheus_config.write_text(config)
+    layout.prometheus_data.mkdir(exist_ok=True)
+    log = layout.log("prometheus")
+    command = prometheus.command(binary, layout.prometheus_config, layout.prometheus_data, plan.prometheus)
+    process = launch(command, log, pid_file=layout.pid_file("prometheus"))
+    deadline = started + timeout
+    while http_status(f"http://{plan.prometheus}{prometheus.READY_PATH}") != 200:
+        if process.poll() is not None:
+            raise Failure(
+                f"prometheus exited with status {process.returncode} while starting; "
+                f"last lines of {log}:\n{last_lines(log)}"
+            )
+        if time.monotonic() > deadline:
+            raise Failure(
+                f"prometheus did not answer {prometheus.READY_PATH} on {plan.prometheus} with 200 within "
+                f"{timeout:g} s; last lines of {log}:\n{last_lines(log)}"
+            )
+        time.sleep(0.05)
+    say(f"prometheus serving on {plan.prometheus} after {time.monotonic() - started:.1f} s")
+
+
 # --- down and status -----------------------------------------------------------------------------
 
 
@@ -363,7 +457,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def stop_all(layout: Layout, server_timeout: float = SERVER_STOP_TIMEOUT) -> None:
-    """Stop the proxy (clients leave at once), then the servers, then Kafka; whatever runs of them."""
+    """Stop Prometheus (or it would scrape the servers while they go), the proxy (clients leave at
+    once), then the servers, then Kafka; whatever runs of them."""
+    stop_prometheus(layout)
     stop_proxies(layout)
     servers = [c for c in components(layout, layout.read_plan()) if c.kind == "server"]
     pids = {server.name: running_pid(server, layout) for server in servers}
@@ -387,6 +483,13 @@ def stop_proxies(layout: Layout) -> None:
         component.pid_file.unlink(missing_ok=True)
 
 
+def stop_prometheus(layout: Layout) -> None:
+    pid = running_pid(prometheus_component(layout, "?"), layout)
+    if pid is not None:
+        stop_processes({pid: "prometheus"}, PROMETHEUS_STOP_TIMEOUT)
+    layout.pid_file("prometheus").unlink(missing_ok=True)
+
+
 def stop_kafka(layout: Layout) -> None:
     if not layout.kafka.dir.is_dir():
         return
@@ -408,23 +511,30 @@ def cmd_status(args: argparse.Namespace) -> int:
         pid = running_pid(component, layout)
         all_run = all_run and pid is not None
         state = "running" if pid is not None else "not running"
-        if component.kind == "server" and pid is not None:
-            status = http_status(f"http://{component.address}/readyz")
+        ready_path = {"server": "/readyz", "prometheus": prometheus.READY_PATH}.get(component.kind)
+        if ready_path is not None and pid is not None:
+            status = http_status(f"http://{component.address}{ready_path}")
             state += ", ready" if status == 200 else f", not ready ({status or 'no answer'})"
         print(row(component.name, pid, component.address, state))
-    print(f"{'public':8} ws://{plan.public}/subscribe/id:<uid>/topic:<topic>")
+    print_urls(plan)
     return 0 if all_run else 1
 
 
 def print_components(layout: Layout, plan: Plan) -> None:
     for component in components(layout, plan):
         print(row(component.name, running_pid(component, layout), component.address))
-    print(f"{'public':8} ws://{plan.public}/subscribe/id:<uid>/topic:<topic>")
+    print_urls(plan)
+
+
+def print_urls(plan: Plan) -> None:
+    print(f"{'public':10} ws://{plan.public}/subscribe/id:<uid>/topic:<topic>")
+    if plan.prometheus:
+        print(f"{'metrics':10} http://{plan.prometheus}/ (Prometheus; instances {', '.join(plan.servers)})")
 
 
 def row(name: str, pid: int | None, address: str, state: str = "") -> str:
     pid_text = f"pid {pid}" if pid is not None else "pid -"
-    return f"{name:8} {pid_text:10} {address:21} {state}".rstrip()
+    return f"{name:10} {pid_text:10} {address:21} {state}".rstrip()
 
 
 # --- small things --------------------------------------------------------------------------------
@@ -436,7 +546,8 @@ def say(message: str) -> None:
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="scripts/cluster", description="A local minimess cluster: Kafka, servers, HAProxy or nginx."
+        prog="scripts/cluster",
+        description="A local minimess cluster: Kafka, servers, HAProxy or nginx, and Prometheus.",
     )
     subcommands = parser.add_subparsers(dest="command", required=True)
 
@@ -456,9 +567,14 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     up.add_argument("--proxy", choices=PROXIES, help="the proxy in front (default haproxy)")
     up.add_argument("--port", type=int, help=f"the proxy's public port (default {DEFAULT_PORT})")
     up.add_argument("--servers", type=int, help=f"how many servers (default {DEFAULT_SERVERS})")
+    up.add_argument(
+        "--prometheus-port",
+        type=int,
+        help=f"Prometheus's port, when it is installed (default {DEFAULT_PROMETHEUS_PORT}; 0: any free one)",
+    )
     up.add_argument("--timeout", type=float, default=60, help="seconds each stage may take (default 60)")
     command("status", cmd_status, "say what runs (exit 0 when everything does, 1 when not)")
-    down = command("down", cmd_down, "stop the proxy, the servers, then Kafka")
+    down = command("down", cmd_down, "stop Prometheus, the proxy, the servers, then Kafka")
     down.add_argument(
         "--timeout",
         type=float,

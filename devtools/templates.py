@@ -28,15 +28,17 @@ def render(proxy: str, directory: Path, host: str, port: int, servers: Mapping[s
         lines = [f"    server {name} {address}" for name, address in servers.items()]
     else:
         lines = [f"        server {address} max_fails=1 fail_timeout=2s;" for address in servers.values()]
-    path = template(proxy)
-    text = (
-        path.read_text()
-        .replace("@DIR@", str(directory))
-        .replace("@HOST@", host)
-        .replace("@PORT@", str(port))
-        .replace("@SERVERS@", "\n".join(lines))
-    )
-    # A placeholder added to the template but not here would reach the proxy as a puzzling error.
+    values = {"DIR": str(directory), "HOST": host, "PORT": str(port), "SERVERS": "\n".join(lines)}
+    return fill(template(proxy), values)
+
+
+def fill(path: Path, values: Mapping[str, str]) -> str:
+    """The template at path with each @NAME@ replaced by values[NAME]; a ValueError if one is left."""
+    text = path.read_text()
+    for name, value in values.items():
+        text = text.replace(f"@{name}@", value)
+    # A placeholder added to the template but not to the values would reach the program reading the
+    # config as a puzzling error.
     settings = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     left = sorted({match for line in settings for match in re.findall(r"@[A-Z_]+@", line)})
     if left:

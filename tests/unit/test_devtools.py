@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools import processes, templates
+from devtools import cluster, processes, prometheus, templates
 
 SERVERS = {"s1": "127.0.0.1:9001", "s2": "127.0.0.1:9002"}
 
@@ -36,6 +36,31 @@ def test_a_placeholder_nothing_fills_is_an_error(tmp_path: Path, monkeypatch: py
 
     with pytest.raises(ValueError, match=r"nothing fills: @WHERE@$"):
         templates.render("haproxy", tmp_path, "127.0.0.1", 8080, SERVERS)
+
+
+def test_a_rendered_prometheus_config_names_each_server_by_its_node_id() -> None:
+    text = prometheus.render(SERVERS, scrape_interval="1s")
+
+    assert "scrape_interval: 1s" in text
+    assert '- targets: ["127.0.0.1:9002"]\n        labels: {__node_id__: "s2"}' in text
+    assert "target_label: instance" in text
+    assert "authorization" not in text
+
+
+def test_a_rendered_prometheus_config_scrapes_with_the_admin_token_from_its_file(tmp_path: Path) -> None:
+    text = prometheus.render(SERVERS, token_file=tmp_path / "token")
+
+    assert f'    authorization:\n      credentials_file: "{tmp_path}/token"' in text
+
+
+def test_a_cluster_without_prometheus_says_how_to_install_it_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(processes, "SBIN", ())
+
+    assert cluster.find_prometheus() is None
+    assert "apt-get install prometheus" in capsys.readouterr().err
 
 
 def test_free_ports_are_distinct_and_bindable_while_a_listening_one_is_not() -> None:
