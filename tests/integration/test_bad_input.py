@@ -176,6 +176,28 @@ async def test_a_bad_url_is_refused_with_a_one_line_reason_before_any_upgrade(
         await assert_still_serves(server, innocent)
 
 
+async def test_a_flood_of_bad_requests_is_counted_in_the_log_not_written_line_by_line(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """At info, refused requests are one line at once, then one a second with a count; none is lost."""
+    server = start_server("--tick", "0")
+    flood = 200
+    answers = await asyncio.gather(*(http_get(server, f"/subscribe/id:bad!{n}") for n in range(flood)))
+    assert {status for status, _ in answers} == {400}
+    # The count of the last interval is written when it ends: wait for lines until all are told.
+    summaries = await asyncio.to_thread(server.wait_logged, "requests_rejected", within=scaled(10))
+    while sum(line["count"] for line in summaries) < flood:
+        summaries = await asyncio.to_thread(
+            server.wait_logged, "requests_rejected", count=len(summaries) + 1, within=scaled(10)
+        )
+    summaries = server.logged_so_far("requests_rejected")
+    assert sum(line["count"] for line in summaries) == flood
+    assert all((line["status"], line["level"]) == (400, "info") for line in summaries)
+    # One at once, then one a second: 200 refusals in well under a few seconds are a few lines.
+    assert len(summaries) <= 5, summaries
+    assert server.logged_so_far("request_rejected") == []
+
+
 async def test_several_x_forwarded_for_lines_are_one_list_and_break_nothing(server: ServerProcess) -> None:
     """A request with two X-Forwarded-For header lines (as HAProxy sends them) is served like any other."""
     headers = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-For", "198.51.100.7")]

@@ -12,7 +12,7 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from minimess.adapters.websocket_server.log_context import connection_id
+from minimess.adapters.websocket_server.rejections import RejectionLog
 from minimess.adapters.wire.paths import SubscribeRequest
 from minimess.domain.errors import InvalidToken
 from minimess.domain.model import Uid
@@ -37,8 +37,12 @@ class Authentication:
     use every topic under the uid its path names.
     """
 
-    def __init__(self, verifier: TokenVerifier | None, name: str = "hs256") -> None:
+    def __init__(
+        self, verifier: TokenVerifier | None, name: str = "hs256", rejections: RejectionLog | None = None
+    ) -> None:
         self._verifier = verifier
+        # Where refusals are said (the server's, shared with its other refusals).
+        self._rejections = RejectionLog() if rejections is None else rejections
         # What the start line calls the scheme in force.
         self.mode = "off" if verifier is None else name
         # The grant of each connection admitted, from its handshake until its handler takes it.
@@ -65,17 +69,17 @@ class Authentication:
         try:
             token = presented_token(request)
             if token is None:
-                return _refuse(connection, subscribe, UNAUTHORIZED, HOW_TO_SEND, CHALLENGE)
+                return self._refuse(connection, subscribe, UNAUTHORIZED, HOW_TO_SEND, CHALLENGE)
             grant = self._verifier.verify(token)
         except InvalidToken as error:
-            return _refuse(connection, subscribe, UNAUTHORIZED, str(error), BAD_TOKEN_CHALLENGE)
+            return self._refuse(connection, subscribe, UNAUTHORIZED, str(error), BAD_TOKEN_CHALLENGE)
         if grant.uid != subscribe.uid:
             reason = f"the token is for {grant.uid}, not {subscribe.uid}"
-            return _refuse(connection, subscribe, FORBIDDEN, reason)
+            return self._refuse(connection, subscribe, FORBIDDEN, reason)
         for topic in subscribe.topics:
             if not grant.may_subscribe(topic):
                 reason = f"the token does not allow subscribing to {topic}"
-                return _refuse(connection, subscribe, FORBIDDEN, reason)
+                return self._refuse(connection, subscribe, FORBIDDEN, reason)
         self._grants[connection] = grant
         return None
 
@@ -84,6 +88,21 @@ class Authentication:
         if self._verifier is None:
             return Grant.anything(uid)
         return self._grants.pop(connection)
+
+    def _refuse(
+        self,
+        connection: ServerConnection,
+        subscribe: SubscribeRequest,
+        status: int,
+        reason: str,
+        challenge: str | None = None,
+    ) -> Response:
+        # The uid the path claims, never the path's query: that may hold the token.
+        self._rejections.record(connection, status, reason, uid=str(subscribe.uid))
+        response = connection.respond(status, reason + "\n")
+        if challenge is not None:
+            response.headers["WWW-Authenticate"] = challenge
+        return response
 
 
 def deadline(grant: Grant) -> float:
@@ -125,24 +144,3 @@ def presented_token(request: Request) -> str | None:
             raise InvalidToken("expected Authorization: Bearer <token>")
         return token.strip()
     return tokens[0] if tokens else None
-
-
-def _refuse(
-    connection: ServerConnection,
-    subscribe: SubscribeRequest,
-    status: int,
-    reason: str,
-    challenge: str | None = None,
-) -> Response:
-    # The uid the path claims, never the path's query: that may hold the token.
-    log.info(
-        "request_rejected",
-        connection_id=connection_id(connection),
-        status=status,
-        reason=reason,
-        uid=str(subscribe.uid),
-    )
-    response = connection.respond(status, reason + "\n")
-    if challenge is not None:
-        response.headers["WWW-Authenticate"] = challenge
-    return response

@@ -27,6 +27,7 @@ from minimess.adapters.websocket_server.http_endpoints import (
 from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
+from minimess.adapters.websocket_server.rejections import RejectionLog
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.stats import SERVER_COUNTERS, ServedMetrics, stats_document
 from minimess.adapters.wire.paths import PathError, parse_subscribe_path
@@ -88,7 +89,9 @@ class WebSocketServer:
         # Set once the admin listener listens (with --admin-port), like `port`.
         self.admin_port: int | None = None
         # Without a token verifier the server is open: anyone may connect as anyone.
-        self._authentication = Authentication(tokens)
+        # Refused requests: each at debug, at info as a count at most once a second.
+        self._rejections = RejectionLog()
+        self._authentication = Authentication(tokens, rejections=self._rejections)
         # What the start line says of the bus (its kind, and Kafka's address and topic).
         self._bus = {} if bus is None else dict(bus)
 
@@ -229,13 +232,7 @@ class WebSocketServer:
         try:
             subscribe = parse_subscribe_path(path, self._service.max_topics)
         except PathError as error:
-            log.info(
-                "request_rejected",
-                connection_id=connection_id(connection),
-                path=path[:200],
-                status=error.status,
-                reason=error.reason,
-            )
+            self._rejections.record(connection, error.status, error.reason, path=path[:200])
             return connection.respond(error.status, error.reason + "\n")
         if (response := self._refuse_origin(connection, request)) is not None:
             return response
@@ -255,13 +252,7 @@ class WebSocketServer:
         if reason is None:
             return None
         origin = ", ".join(request.headers.get_all("Origin"))
-        log.info(
-            "request_rejected",
-            connection_id=connection_id(connection),
-            origin=origin[:200],
-            status=403,
-            reason=reason,
-        )
+        self._rejections.record(connection, 403, reason, origin=origin[:200])
         return connection.respond(403, reason + "\n")
 
     def _route_admin(self, connection: ServerConnection, request: Request) -> Response:
