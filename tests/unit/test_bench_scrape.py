@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from minimess.bench.scrape import CPU_SECONDS, RSS_BYTES, ScrapeError, scrape
+from minimess.bench.servers import BenchError, targeted
 
 EXPOSITION = b"""# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
 # TYPE process_cpu_seconds_total counter
@@ -70,3 +71,12 @@ def test_without_the_token_the_refusal_is_the_reason(base_url: str) -> None:
 def test_a_document_in_another_format_is_refused_as_such(base_url: str) -> None:
     with pytest.raises(ScrapeError, match=r"/stats is not in the Prometheus text format"):
         scrape(f"{base_url}/stats", TOKEN)
+
+
+def test_a_stats_url_of_before_is_refused_with_where_to_look_instead(base_url: str) -> None:
+    """`--stats` is --metrics' old name: a /stats URL given to it says to give /metrics."""
+    with (
+        pytest.raises(BenchError, match=r"/stats is not in the Prometheus text format.*/metrics URL"),
+        targeted("ws://127.0.0.1:1", [f"{base_url}/stats"], TOKEN),
+    ):
+        pass

@@ -189,12 +189,14 @@ def _metrics_sample(metrics_urls: Sequence[str], token: str | None) -> Callable[
     def sample() -> Sample:
         cpu, rss = 0.0, 0
         for url in metrics_urls:
+            # `--stats` is --metrics' old name, and its old URLs name /stats, which is JSON.
+            hint = "; give the server's /metrics URL" if urlsplit(url).path.endswith("/stats") else ""
             try:
                 figures = scrape(url, token)
             except ScrapeError as error:
-                raise BenchError(str(error)) from None
+                raise BenchError(f"{error}{hint}") from None
             if CPU_SECONDS not in figures or RSS_BYTES not in figures:
-                raise BenchError(f"{url} does not report the server's CPU time and RSS")
+                raise BenchError(f"{url} does not report the server's CPU time and RSS{hint}")
             cpu += figures[CPU_SECONDS]
             rss += int(figures[RSS_BYTES])
         return Sample(cpu, rss)
