@@ -165,6 +165,7 @@ async def test_a_close_the_server_started_says_its_code_though_the_client_never_
 async def test_a_rate_limited_client_is_said_once_and_counted_in_its_close_line(
     start_server: StartServer,
 ) -> None:
+    """At debug the connection's first dropped frame names it; at info a count over all connections."""
     server = start_server("-v", "--tick", "0", "--rate-limit", str(RATE_LIMIT))
     dave = await open_client(server, "dave")
     dave_id = await connection_of(server, "dave")
@@ -177,5 +178,9 @@ async def test_a_rate_limited_client_is_said_once_and_counted_in_its_close_line(
     (closed,) = await logged(server, "client_disconnected", connection_id=dave_id)
     assert closed["rate_limited"] == limited
     (said,) = server.logged_so_far("client_rate_limited", connection_id=dave_id)
-    assert (said["level"], said["uid"], said["rate_limit"]) == ("info", "dave", RATE_LIMIT)
+    assert (said["level"], said["uid"], said["rate_limit"]) == ("debug", "dave", RATE_LIMIT)
+    (counted,) = server.logged_so_far("clients_rate_limited")
+    assert fields(counted, "level", "count", "uid", "rate_limit", "connection_id") == {
+        "level": "info", "count": 1, "uid": "dave", "rate_limit": RATE_LIMIT, "connection_id": None,
+    }  # fmt: skip
     assert [event for event in story(server, dave_id) if event["event"] == "error_frame_sent"] == []

@@ -1,16 +1,19 @@
-"""A client over `--rate-limit` learns which frames were dropped: `rate_limited` carries their refs."""
+"""A client over `--rate-limit` learns which frames were dropped (`rate_limited` carries their refs);
+the log counts such clients rather than writing a line each."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.wire import next_frame, open_client, send_frame
+from tests.integration.wire import logged, next_frame, open_client, send_frame
 from tests.timeouts import scaled
 
 TOPIC = "limited"
@@ -71,3 +74,32 @@ async def served_again(connection: ClientConnection, frame: dict[str, Any]) -> d
             if reply["type"] == "ack":
                 return reply
             assert (reply["code"], reply["ref"]) == ("rate_limited", frame["ref"]), reply
+
+
+async def test_clients_going_over_the_limit_in_a_loop_are_counted_at_info_not_written_one_by_one(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """Connect, flood, leave, again and again: at info one line at once, then at most one a second
+    with a count; together the counts tell every connection."""
+    server = start_server("--tick", "0", "--rate-limit", "2")
+    clients = 30
+    for n in range(clients):
+        async with await open_client(server, f"looper-{n}") as looper:
+            for ref in range(5):
+                await send_frame(looper, type="pub", topic=TOPIC, body="flood", ref=f"f{ref}")
+            answers = [await next_frame(looper) for _ in range(5)]
+            assert any(answer["type"] == "error" for answer in answers), answers
+    # The count of the last interval is written when it ends: wait for lines until all are told.
+    summaries = await logged(server, "clients_rate_limited")
+    while sum(line["count"] for line in summaries) < clients:
+        summaries = await logged(server, "clients_rate_limited", count=len(summaries) + 1)
+    assert sum(line["count"] for line in summaries) == clients
+    assert all(line["level"] == "info" and "connection_id" not in line for line in summaries), summaries
+    assert summaries[-1]["uid"] == f"looper-{clients - 1}"
+    # Fewer lines than connections, each at least a second (less the clocks' jitter) after the one before.
+    assert len(summaries) < clients, summaries
+    times = [datetime.fromisoformat(line["timestamp"]) for line in summaries]
+    assert all((later - earlier).total_seconds() >= 0.95 for earlier, later in itertools.pairwise(times)), (
+        times
+    )
+    assert server.logged_so_far("client_rate_limited") == []

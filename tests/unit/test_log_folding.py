@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -14,6 +15,7 @@ import structlog
 
 from minimess.entrypoints.log_folding import FoldingHandler, FoldingLimits
 from minimess.entrypoints.log_setup import configure_logging
+from tests.timeouts import scaled
 
 LIMITS = FoldingLimits(interval=10.0, burst=3, per_second=1.0)
 CONNECT = "Unable connect to node with id %s: %s"
@@ -31,27 +33,53 @@ class Clock:
         return self.now
 
 
+class Timer:
+    """One scheduled callback; cancelling it before its time means it never runs."""
+
+    def __init__(self, timers: Timers, when: float, delay: float, callback: Callable[[], None]) -> None:
+        self.timers, self.when, self.delay, self.callback = timers, when, delay, callback
+
+    def cancel(self) -> None:
+        if self in self.timers.pending:
+            self.timers.pending.remove(self)
+
+
 class Timers:
-    """Callbacks scheduled by the handler, run when the test moves the clock past them."""
+    """Callbacks scheduled by the handler, run when the test moves the clock past them.
 
-    def __init__(self, clock: Clock) -> None:
+    Each run is a wake-up, kept with its delay as scheduled and the lines it wrote, so that a test
+    can tell a wake-up that had something to do from one that only plans the next.
+    """
+
+    # More wake-ups than this in one `advance`: the handler plans them faster than time passes.
+    MOST_WAKES = 10_000
+
+    def __init__(self, clock: Clock, written: Written) -> None:
         self.clock = clock
-        self.pending: list[tuple[float, Callable[[], None]]] = []
+        self.written = written
+        self.pending: list[Timer] = []
+        # (delay, lines written) of each callback run.
+        self.wakes: list[tuple[float, int]] = []
 
-    def schedule(self, delay: float, callback: Callable[[], None]) -> None:
-        self.pending.append((self.clock.now + delay, callback))
+    def schedule(self, delay: float, callback: Callable[[], None]) -> Timer:
+        timer = Timer(self, self.clock.now + delay, delay, callback)
+        self.pending.append(timer)
+        return timer
 
     def advance(self, seconds: float) -> None:
         """Move the clock on, running each callback that falls due at its own time, in order."""
         end = self.clock.now + seconds
-        while True:
-            due = sorted((when, n) for n, (when, _) in enumerate(self.pending) if when <= end)
-            if not due:
-                break
-            when, index = due[0]
-            _, callback = self.pending.pop(index)
-            self.clock.now = max(self.clock.now, when)
-            callback()
+        runs = 0
+        while due := [timer for timer in self.pending if timer.when <= end]:
+            runs += 1
+            # Without this a handler that reschedules itself for "now" would hang the test.
+            assert runs <= self.MOST_WAKES, f"{runs} wake-ups by {self.clock.now}: the handler spins"
+            timer = min(due, key=lambda timer: timer.when)
+            self.pending.remove(timer)
+            self.clock.now = max(self.clock.now, timer.when)
+            before = len(self.written.lines)
+            timer.callback()
+            self.wakes.append((timer.delay, len(self.written.lines) - before))
         self.clock.now = end
 
 
@@ -87,13 +115,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def timers(clock: Clock) -> Timers:
-    return Timers(clock)
+def written(clock: Clock) -> Written:
+    return Written(clock)
 
 
 @pytest.fixture
-def written(clock: Clock) -> Written:
-    return Written(clock)
+def timers(clock: Clock, written: Written) -> Timers:
+    return Timers(clock, written)
 
 
 @pytest.fixture
@@ -190,6 +218,100 @@ def test_no_mix_of_templates_gets_past_the_cap_and_what_it_held_back_is_counted(
     flooded = sum(line["held_back"] or 0 for line in written.lines[4:])
     shown = len([line for line in written.lines[4:] if line["held_back"] is None])
     assert flooded + shown == 20 * 50
+
+
+def records_told(lines: list[dict[str, Any]]) -> int:
+    """How many records the lines stand for: one each, or the count a summary gives."""
+    return sum(line["repeated"] or line["held_back"] or 1 for line in lines)
+
+
+def test_summaries_the_cap_holds_wake_the_handler_only_when_they_can_be_written(
+    folding: FoldingHandler, written: Written, timers: Timers
+) -> None:
+    """Five templates at 20 records a second for 25 s: their intervals end together, the cap lets
+    a line out a second, and the summaries waiting for it do not wake the handler in between."""
+    templates = [f"template {n} failed: %s" for n in range(5)]
+    for tick in range(25 * 20):
+        for template in templates:
+            folding.handle(record(template, tick))
+        timers.advance(0.05)
+    timers.advance(60.0)
+    # Every wake-up wrote a line, and none was planned for "now".
+    assert [(delay, lines) for delay, lines in timers.wakes if delay <= 0 or lines == 0] == []
+    assert len(timers.wakes) <= len(written.lines)
+    # Every record is told, once the cap let the last summary out; then nothing is planned.
+    assert records_told(written.lines) == 25 * 20 * 5
+    assert timers.pending == []
+    times = [line["at"] for line in written.lines]
+    for start in times:
+        assert sum(start <= at < start + 1.0 for at in times) <= LIMITS.burst + LIMITS.per_second
+
+
+def test_an_interval_that_ends_while_the_cap_is_empty_waits_for_the_next_token(
+    clock: Clock, written: Written, timers: Timers
+) -> None:
+    """The interval ends at 0.2 s, the cap has a token again at 1 s: one wake-up then, not thousands."""
+    folding = FoldingHandler(
+        written, FoldingLimits(interval=0.2, burst=1, per_second=1.0), clock=clock, schedule=timers.schedule
+    )
+    start = clock.now
+    folding.handle(record(CONNECT, 1, "refused"))
+    folding.handle(record(CONNECT, 2, "refused"))
+    folding.handle(record(METADATA, [1]))
+    timers.advance(5.0)
+    assert [(line["at"] - start, line["repeated"], line["held_back"]) for line in written.lines] == [
+        (0.0, None, None),
+        (1.0, 1, None),
+        (2.0, None, 1),
+    ]
+    assert timers.wakes == [(1.0, 1), (1.0, 1)]
+    assert timers.pending == []
+
+
+class Collected(logging.Handler):
+    """The records written, and an event set once there are `wanted` of them."""
+
+    def __init__(self, wanted: int) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.wanted = wanted
+        self.done = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        if len(self.records) >= self.wanted:
+            self.done.set()
+
+
+async def test_on_the_event_loop_no_wake_up_comes_too_early_to_write_its_line() -> None:
+    """The loop's timers and the cap's refill time are computed apart, in floating point: a wake-up
+    a hair early must still write its line rather than plan another for the same instant."""
+    loop = asyncio.get_running_loop()
+    collected = Collected(wanted=3)
+    wakes: list[tuple[float, int]] = []
+
+    def schedule(delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        def wake() -> None:
+            before = len(collected.records)
+            callback()
+            wakes.append((delay, len(collected.records) - before))
+
+        return loop.call_later(delay, wake)
+
+    folding = FoldingHandler(
+        collected, FoldingLimits(interval=0.01, burst=1, per_second=30.0), schedule=schedule
+    )
+    # One template written and repeated twice; four more held back by the cap, three records each.
+    for n in range(5):
+        for attempt in range(3):
+            folding.handle(record(f"template {n} failed: %s", attempt))
+    async with asyncio.timeout(scaled(5)):
+        await collected.done.wait()
+    repeated, held_back = (
+        getattr(collected.records[i], name) for i, name in ((1, "repeated"), (2, "held_back"))
+    )
+    assert (repeated, held_back) == (2, 12)
+    assert [lines for _, lines in wakes] == [1, 1]
 
 
 def test_a_summary_names_no_connection_the_first_line_keeps_its_own(

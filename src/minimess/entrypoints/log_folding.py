@@ -10,7 +10,8 @@ interval; its repeats within the interval are counted, and when the interval end
 how many there were (with the latest one's text, at its level), which opens the next interval,
 so a flood that goes on writes one line an interval. Over all templates together a token bucket
 caps the lines written (a few at once, one a second on average); what it holds back is counted
-and said in one line as soon as the cap allows.
+and said in one line as soon as the cap allows. A summary is due when its interval has ended and
+the cap has a token for it, and the handler wakes only then: never to find the cap empty.
 """
 
 from __future__ import annotations
@@ -21,14 +22,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
+from typing import Protocol
 
 import attrs
 
 # The fields a summary line carries besides its text, for a JSON log's readers.
 SUMMARY_FIELDS = ("repeated", "interval_seconds", "held_back", "loggers")
 
+# A line due this close to now is due now. Timers may fire a hair early, and the cap's refill time,
+# computed from the bucket in floating point, may leave it a rounding error short of a token: without
+# this, such a wake-up would write nothing and plan another for the same instant.
+_EARLY = 0.001
+
+
+class Timer(Protocol):
+    """A planned callback (asyncio's TimerHandle, threading's Timer)."""
+
+    def cancel(self) -> None: ...
+
+
 # Runs a callback after a delay; a test passes one it drives itself.
-Schedule = Callable[[float, Callable[[], None]], object]
+Schedule = Callable[[float, Callable[[], None]], Timer]
 Clock = Callable[[], float]
 
 
@@ -92,18 +106,21 @@ class Folding:
         return self._due(self._clock())
 
     def next_due(self) -> float | None:
-        """When a summary line may next be due (by the clock), or None when nothing is pending."""
-        ends = [
-            template.opened + self._limits.interval
-            for template in self._templates.values()
-            if template.repeats
+        """When the next summary line can be written (by the clock), or None when nothing is pending.
+
+        The earliest interval end (or at once, for a count of held-back records), but never before
+        the cap has a whole token again: at that time `due()` writes at least one line.
+        """
+        limits = self._limits
+        starts = [
+            template.opened + limits.interval for template in self._templates.values() if template.repeats
         ]
-        now = self._clock()
-        waiting = self._held_back > 0 or any(end <= now for end in ends)
-        if waiting:
-            # A summary held by the cap: when the bucket has a whole token again.
-            ends.append(self._refilled + max(0.0, 1.0 - self._tokens) / self._limits.per_second)
-        return min(ends) if ends else None
+        if self._held_back:
+            starts.append(self._held_since)
+        if not starts:
+            return None
+        token = self._refilled + max(0.0, 1.0 - self._tokens) / limits.per_second
+        return max(min(starts), token)
 
     def drain(self) -> list[logging.LogRecord]:
         """Every summary still pending, whatever the time and the cap (the log is closing)."""
@@ -122,7 +139,7 @@ class Folding:
         out = []
         interval = self._limits.interval
         for key, template in list(self._templates.items()):
-            if now < template.opened + interval:
+            if now + _EARLY < template.opened + interval:
                 continue
             if not template.repeats or template.latest is None:
                 del self._templates[key]
@@ -139,7 +156,7 @@ class Folding:
         limits = self._limits
         self._tokens = min(float(limits.burst), self._tokens + (now - self._refilled) * limits.per_second)
         self._refilled = now
-        if self._tokens < 1.0:
+        if self._tokens + _EARLY * limits.per_second < 1.0:
             return False
         self._tokens -= 1.0
         return True
@@ -211,7 +228,9 @@ class FoldingHandler(logging.Handler):
         self._clock = clock
         self._folding = Folding(FoldingLimits() if limits is None else limits, clock)
         self._schedule = _call_later if schedule is None else schedule
-        # When the next wake-up is planned for, and its number: an earlier plan makes later ones stale.
+        # The wake-up planned for when the next summary is due, when that is, and its number: a timer
+        # thread may run a wake-up that was cancelled while it waited for the lock.
+        self._wake: Timer | None = None
         self._wake_at: float | None = None
         self._plan_number = 0
 
@@ -229,18 +248,19 @@ class FoldingHandler(logging.Handler):
     def close(self) -> None:
         self.acquire()
         try:
+            self._cancel_wake()
             for line in self._folding.drain():
                 self._write(line, summary=True)
         finally:
             self.release()
         super().close()
 
-    def _wake(self, number: int) -> None:
+    def _woken(self, number: int) -> None:
         self.acquire()
         try:
             if number != self._plan_number:
-                return  # superseded by an earlier wake-up, which planned again
-            self._wake_at = None
+                return  # cancelled, and planned again, while this one waited for the lock
+            self._wake = self._wake_at = None
             for line in self._folding.due():
                 self._write(line, summary=True)
             self._plan()
@@ -248,13 +268,28 @@ class FoldingHandler(logging.Handler):
             self.release()
 
     def _plan(self) -> None:
+        """Wake up when the next summary is due, and only then.
+
+        A line written in the meantime takes the cap's token and makes the summary due later, and a
+        summary written by `emit` makes the wake-up needless: either way the planned one is replaced,
+        so that no wake-up finds nothing to write. Counted and held-back records change nothing, so a
+        flood plans no more timers than it writes lines.
+        """
         due = self._folding.next_due()
-        if due is None or (self._wake_at is not None and self._wake_at <= due):
+        if due is not None and self._wake_at is not None and abs(due - self._wake_at) <= _EARLY / 2:
             return
-        self._wake_at = due
-        self._plan_number += 1
+        self._cancel_wake()
+        if due is None:
+            return
         number = self._plan_number
-        self._schedule(max(0.0, due - self._clock()), lambda: self._wake(number))
+        self._wake_at = due
+        self._wake = self._schedule(max(0.0, due - self._clock()), lambda: self._woken(number))
+
+    def _cancel_wake(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake = self._wake_at = None
+        self._plan_number += 1
 
     def _write(self, record: logging.LogRecord, summary: bool) -> None:
         if summary:
@@ -272,7 +307,7 @@ def _seconds(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _call_later(delay: float, callback: Callable[[], None]) -> object:
+def _call_later(delay: float, callback: Callable[[], None]) -> Timer:
     """On the event loop when the record came from it (library records do), else on a timer thread."""
     try:
         return asyncio.get_running_loop().call_later(delay, callback)

@@ -19,6 +19,7 @@ from minimess.adapters.websocket_server.closes import how_closed
 from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
+from minimess.adapters.websocket_server.rate_limited_log import RateLimitedLog
 from minimess.adapters.websocket_server.reset import reset
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.wire import server_frames
@@ -74,6 +75,8 @@ class AcceptedConnection:
         flusher: Flusher,
         trace: bool = False,
         grant: Grant | None = None,
+        *,
+        rate_limited_log: RateLimitedLog,
     ) -> None:
         self._connection = connection
         self._request = request
@@ -99,8 +102,10 @@ class AcceptedConnection:
         self._closing: set[asyncio.Task[None]] = set()
         # What the client's token allows; None: anything (a server without authentication).
         self._grant = grant
-        # Frames dropped by the rate limit: the first is said at info, the count in the close line.
+        # Frames dropped by the rate limit: the first is said (at debug, and counted at info with
+        # other connections' by the server-wide log), the count in the close line.
         self._rate_limited = 0
+        self._rate_limited_log = rate_limited_log
         # Set when the server cut the TCP connection without a closing handshake (drop).
         self._aborted = False
 
@@ -277,9 +282,7 @@ class AcceptedConnection:
         """Count a frame the rate limit dropped; the first one is said, the rest only counted."""
         self._rate_limited += 1
         if self._rate_limited == 1:
-            self._log.info(
-                "client_rate_limited", uid=str(self._request.uid), rate_limit=self._settings.rate_limit
-            )
+            self._rate_limited_log.record(self._connection, str(self._request.uid), self._settings.rate_limit)
 
     async def _keep_alive(self) -> None:
         interval, timeout = self._settings.ping_interval, self._settings.ping_timeout

@@ -27,6 +27,7 @@ from minimess.adapters.websocket_server.http_endpoints import (
 from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
+from minimess.adapters.websocket_server.rate_limited_log import RateLimitedLog
 from minimess.adapters.websocket_server.rejections import RejectionLog
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.stats import SERVER_COUNTERS, ServedMetrics, stats_document
@@ -92,6 +93,8 @@ class WebSocketServer:
         # Refused requests: each at debug, at info as a count at most once a second.
         self._rejections = RejectionLog()
         self._authentication = Authentication(tokens, rejections=self._rejections)
+        # Clients over --rate-limit: each at debug, at info as a count at most once a second.
+        self._rate_limited_log = RateLimitedLog()
         # What the start line says of the bus (its kind, and Kafka's address and topic).
         self._bus = {} if bus is None else dict(bus)
 
@@ -212,6 +215,7 @@ class WebSocketServer:
                 self._flusher,
                 self._trace,
                 grant=self._authentication.grant(connection, request.uid),
+                rate_limited_log=self._rate_limited_log,
             )
             self._clients.add(client)
             try:
