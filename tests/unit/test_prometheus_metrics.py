@@ -148,6 +148,27 @@ def test_every_result_and_error_code_has_a_series_from_the_start() -> None:
     assert all(value == 0 for (name, _), value in samples.items() if name in counted)
 
 
+def test_every_close_code_of_the_server_and_the_protocol_has_a_series_from_the_start() -> None:
+    samples = minimess_samples(metrics_on(Figures()))
+    codes = {dict(labels)["code"] for name, labels in samples if name == "minimess_connections_closed_total"}
+    assert codes == {
+        *("1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1010", "1011"),
+        *("4000", "4001", "other"),
+    }
+
+
+@pytest.mark.parametrize("code", [3000, 3999, 4002, 4999, 1004, 1012, 1015, 2000, 0])
+def test_a_close_code_a_client_chose_is_counted_as_other_and_makes_no_series(code: int) -> None:
+    metrics = metrics_on(Figures())
+    series = len(minimess_samples(metrics))
+    metrics.connection_closed(code)
+    metrics.connection_closed(code)
+    assert len(minimess_samples(metrics)) == series
+    value = metrics.registry.get_sample_value
+    assert value("minimess_connections_closed_total", {"code": "other"}) == 2
+    assert value("minimess_connections_closed_total", {"code": str(code)}) is None
+
+
 EVENTS: list[tuple[str, Callable[[PrometheusMetrics], None], SampleKey]] = [
     ("opened", lambda m: m.connection_opened(), ("minimess_connections_opened_total", frozenset())),
     (

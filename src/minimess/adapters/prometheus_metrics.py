@@ -37,6 +37,14 @@ ERROR_CODES = (
 )
 """The protocol's error codes (docs/protocol.md): their series exist from the start, at 0."""
 
+# A client picks the code of its own close frame (any of 1000-4999): taken as a label value as it
+# is, it could make thousands of series, which a server keeps until it stops.
+CLOSE_CODES = (1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 4000, 4001)
+"""The close codes the server, websockets or the protocol use: each has a series of
+minimess_connections_closed_total from the start, at 0; any other code counts as `other`."""
+
+OTHER_CLOSE_CODE = "other"
+
 # From a tenth of a millisecond (a publish on the memory bus, a small fan-out) up to the
 # publish timeout's default of 5 s (Kafka unreachable).
 SECONDS_BUCKETS = (
@@ -94,9 +102,14 @@ class PrometheusMetrics:
         self._opened = Counter(
             "minimess_connections_opened", "WebSocket connections accepted.", registry=registry
         )
-        self._closed = Counter(
-            "minimess_connections_closed", "Connections ended, by close code.", ["code"], registry=registry
+        closed = Counter(
+            "minimess_connections_closed",
+            "Connections ended, by close code (the server's and the protocol's; `other` for the rest).",
+            ["code"],
+            registry=registry,
         )
+        self._closed = {code: closed.labels(str(code)) for code in CLOSE_CODES}
+        self._closed_other = closed.labels(OTHER_CLOSE_CODE)
         published = self._published_counter = Counter(
             "minimess_messages_published",
             "Publishes answered: ack, or the error code that refused them.",
@@ -144,7 +157,7 @@ class PrometheusMetrics:
         self._opened.inc()
 
     def connection_closed(self, code: int) -> None:
-        self._closed.labels(str(code)).inc()
+        self._closed.get(code, self._closed_other).inc()
 
     def publish_answered(self, result: str, seconds: float) -> None:
         child = self._published.get(result)
