@@ -19,6 +19,7 @@ FAMILIES = {
     "minimess_connections": ("gauge", ()),
     "minimess_connections_opened": ("counter", ()),
     "minimess_connections_closed": ("counter", ("code",)),
+    "minimess_frames_dropped": ("counter", ()),
     "minimess_messages_published": ("counter", ("result",)),
     "minimess_deliveries": ("counter", ()),
     "minimess_error_frames": ("counter", ("code",)),
@@ -111,7 +112,7 @@ def scraped(metrics: PrometheusMetrics) -> dict[str, tuple[str, set[str], set[st
 def test_every_family_has_its_name_type_and_labels_and_the_standard_collectors_are_there() -> None:
     figures = Figures(health=StubHealth(counted=KAFKA_COUNTERS, lagging={0: 5}))
     metrics = metrics_on(figures)
-    metrics.connection_closed(1000)
+    metrics.connection_closed(1000, 0)
     families = scraped(metrics)
     minimess = {name: (kind, tuple(sorted(labels))) for name, (kind, labels, _) in families.items()}
     assert {name: shape for name, shape in minimess.items() if name.startswith("minimess_")} == FAMILIES
@@ -161,8 +162,8 @@ def test_every_close_code_of_the_server_and_the_protocol_has_a_series_from_the_s
 def test_a_close_code_a_client_chose_is_counted_as_other_and_makes_no_series(code: int) -> None:
     metrics = metrics_on(Figures())
     series = len(minimess_samples(metrics))
-    metrics.connection_closed(code)
-    metrics.connection_closed(code)
+    metrics.connection_closed(code, 0)
+    metrics.connection_closed(code, 0)
     assert len(minimess_samples(metrics)) == series
     value = metrics.registry.get_sample_value
     assert value("minimess_connections_closed_total", {"code": "other"}) == 2
@@ -173,8 +174,8 @@ EVENTS: list[tuple[str, Callable[[PrometheusMetrics], None], SampleKey]] = [
     ("opened", lambda m: m.connection_opened(), ("minimess_connections_opened_total", frozenset())),
     (
         "closed",
-        lambda m: m.connection_closed(4000),
-        ("minimess_connections_closed_total", frozenset({("code", "4000")})),
+        lambda m: m.connection_closed(1000, 0),
+        ("minimess_connections_closed_total", frozenset({("code", "1000")})),
     ),
     (
         "refused",
@@ -209,6 +210,17 @@ def test_an_event_moves_its_count_by_one_and_nothing_else(
     after = minimess_samples(metrics)
     moved = {sample: after[sample] - before.get(sample, 0.0) for sample in after}
     assert {sample: change for sample, change in moved.items() if change} == {key: 1.0}
+
+
+def test_a_closed_connection_adds_its_dropped_frames_and_the_close_counts_once() -> None:
+    metrics = metrics_on(Figures())
+    metrics.connection_closed(4000, 37)
+    metrics.connection_closed(1000, 0)
+    metrics.connection_closed(1006, 2)
+    value = metrics.registry.get_sample_value
+    assert value("minimess_frames_dropped_total") == 39
+    assert value("minimess_connections_closed_total", {"code": "4000"}) == 1
+    assert value("minimess_connections_closed_total", {"code": "1006"}) == 1
 
 
 def test_an_acked_publish_is_counted_and_timed_and_a_refused_one_only_counted() -> None:
@@ -315,7 +327,7 @@ def test_stats_is_a_view_of_the_same_samples() -> None:
     metrics = metrics_on(figures)
     for _ in range(3):
         metrics.connection_opened()
-    metrics.connection_closed(1000)
+    metrics.connection_closed(1000, 0)
     metrics.publish_answered("ack", 0.001)
     metrics.publish_answered("ack", 0.001)
     metrics.publish_answered("forbidden", 0.001)

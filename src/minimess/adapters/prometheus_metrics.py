@@ -110,6 +110,12 @@ class PrometheusMetrics:
         )
         self._closed = {code: closed.labels(str(code)) for code in CLOSE_CODES}
         self._closed_other = closed.labels(OTHER_CLOSE_CODE)
+        self._frames_dropped = Counter(
+            "minimess_frames_dropped",
+            "Frames pushed to connections that never reached their sockets, counted when each closed:"
+            " refused once it stopped taking frames (a slow consumer's), or still held at its close.",
+            registry=registry,
+        )
         published = self._published_counter = Counter(
             "minimess_messages_published",
             "Publishes answered: ack, or the error code that refused them.",
@@ -156,8 +162,10 @@ class PrometheusMetrics:
     def connection_opened(self) -> None:
         self._opened.inc()
 
-    def connection_closed(self, code: int) -> None:
+    def connection_closed(self, code: int, frames_dropped: int) -> None:
         self._closed.get(code, self._closed_other).inc()
+        if frames_dropped:
+            self._frames_dropped.inc(frames_dropped)
 
     def publish_answered(self, result: str, seconds: float) -> None:
         child = self._published.get(result)

@@ -19,8 +19,9 @@ class Metrics(Protocol):
         """A WebSocket connection was accepted and its session started."""
         ...
 
-    def connection_closed(self, code: int) -> None:
-        """A connection ended with this close code (1006 when no close frame came back)."""
+    def connection_closed(self, code: int, frames_dropped: int) -> None:
+        """A connection ended with this close code (1006 when no close frame came back), and
+        `frames_dropped` of the frames pushed to it never reached its socket."""
         ...
 
     def publish_answered(self, result: str, seconds: float) -> None:
@@ -29,7 +30,7 @@ class Metrics(Protocol):
         ...
 
     def error_frame_sent(self, code: str) -> None:
-        """An `error` frame with this protocol error code went to a client."""
+        """An `error` frame with this protocol error code was taken for a client's socket."""
         ...
 
     def slow_consumer_closed(self) -> None:
