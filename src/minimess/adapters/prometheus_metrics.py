@@ -258,7 +258,8 @@ def _bus_families(bus: Mapping[str, int], lag: Mapping[int, int]) -> Iterator[Me
     """The Kafka bus's figures; a counter the bus does not keep (the memory bus keeps none) is left out."""
     lagging = GaugeMetricFamily(
         "minimess_kafka_consumer_lag",
-        "Records of each partition this server has not read yet, as of the last probe of Kafka.",
+        "Records of each partition this server has not read yet, as of the last probe of Kafka;"
+        " none while the bus is not ready.",
         labels=["partition"],
     )
     for partition, records in sorted(lag.items()):
