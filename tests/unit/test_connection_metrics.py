@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import attrs
 import pytest
 from dependency_injector import providers
 from websockets.asyncio.client import ClientConnection
@@ -21,6 +22,7 @@ from minimess.adapters.wire.server_frames import message_frame
 from minimess.app.messaging import MessagingService, Session
 from minimess.app.settings import MessagingSettings
 from minimess.bootstrap import ServeSettings, build_container
+from minimess.domain.metrics import MetricsSummary
 from minimess.domain.model import NO_HEADERS, Message, Topic, Uid
 from minimess.domain.permissions import Grant
 from minimess.domain.ports import Outbox
@@ -38,8 +40,10 @@ class ServedRecordingMetrics(RecordingMetrics):
     def exposition(self) -> tuple[bytes, str]:
         return b"", "text/plain"
 
-    def samples(self) -> Iterable[tuple[str, Mapping[str, str], float]]:
-        return ()
+    def summary(self) -> MetricsSummary:
+        nested = ("broker", "cpu_seconds", "rss_bytes")
+        counts = {field.name: 0 for field in attrs.fields(MetricsSummary) if field.name not in nested}
+        return MetricsSummary(**counts, broker={}, cpu_seconds=None, rss_bytes=None)
 
 
 class RefusingService(MessagingService):

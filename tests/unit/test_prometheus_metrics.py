@@ -1,5 +1,5 @@
 """The Prometheus metrics: the names, types and labels operators rely on, one event one count, and the
-figures read at scrape (the service's, the bus's, the connections'), also as the /stats view."""
+figures read at scrape (the service's, the bus's, the connections'), and their summary, which /stats shows."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from minimess.adapters.prometheus_metrics import PrometheusMetrics, ScrapeSources
-from minimess.adapters.websocket_server.stats import stats_document
 from minimess.app.messaging import MessagingCounters
-from minimess.domain.metrics import QueuedBytes
+from minimess.domain.metrics import MetricsSummary, QueuedBytes
 
 # The families of issue 13, as a scrape shows them: name (without _total), type, label names.
 FAMILIES = {
@@ -93,7 +92,8 @@ def minimess_samples(metrics: PrometheusMetrics) -> dict[SampleKey, float]:
     """The minimess samples (the process and GC ones move by themselves), by name and labels."""
     return {
         (name, frozenset(labels.items())): value
-        for name, labels, value in metrics.samples()
+        for family in metrics.registry.collect()
+        for name, labels, value, *_ in family.samples
         if name.startswith("minimess_")
     }
 
@@ -313,7 +313,7 @@ def test_two_servers_in_one_process_share_no_number() -> None:
     assert second.registry.get_sample_value("minimess_connections_opened_total") == 0
 
 
-def test_stats_is_a_view_of_the_same_samples() -> None:
+def test_the_summary_is_read_from_the_same_samples() -> None:
     figures = Figures(health=StubHealth(counted=KAFKA_COUNTERS))
     figures.counters = MessagingCounters(
         connections=2,
@@ -328,6 +328,7 @@ def test_stats_is_a_view_of_the_same_samples() -> None:
     for _ in range(3):
         metrics.connection_opened()
     metrics.connection_closed(1000, 0)
+    metrics.connection_closed(4000, 5)
     metrics.publish_answered("ack", 0.001)
     metrics.publish_answered("ack", 0.001)
     metrics.publish_answered("forbidden", 0.001)
@@ -339,40 +340,40 @@ def test_stats_is_a_view_of_the_same_samples() -> None:
     metrics.internal_error()
     value = metrics.registry.get_sample_value
 
-    document = stats_document("node-1", metrics.samples())
+    summary = metrics.summary()
 
-    assert document == {
-        "node": "node-1",
-        "connections": 2,
-        "deliveries": 40,
-        "connections_opened": 3,
-        "connections_closed": 1,
-        "messages_published": 2,
-        "slow_consumer_closes": 1,
-        "inactive_closes": 1,
-        "error_frames": 3,
-        "rate_limited": 2,
-        "internal_errors": 1,
-        "repeats_skipped": 1,
-        "recoveries": 3,
-        "recoveries_failed": 1,
-        "history_messages": 6,
-        "broker": {"undecodable_records": 2, "invalid_records": 1, "replays": 4, "reconnects": 3},
-        "process": {
-            "cpu_seconds": document["process"]["cpu_seconds"],  # type: ignore[index]
-            "rss_bytes": document["process"]["rss_bytes"],  # type: ignore[index]
-        },
-    }
+    assert summary == MetricsSummary(
+        connections=2,
+        deliveries=40,
+        frames_dropped=5,
+        connections_opened=3,
+        connections_closed=2,
+        messages_published=2,
+        slow_consumer_closes=1,
+        inactive_closes=1,
+        error_frames=3,
+        rate_limited=2,
+        internal_errors=1,
+        repeats_skipped=1,
+        recoveries=3,
+        recoveries_failed=1,
+        history_messages=6,
+        broker={"undecodable_records": 2, "invalid_records": 1, "replays": 4, "reconnects": 3},
+        cpu_seconds=summary.cpu_seconds,
+        rss_bytes=summary.rss_bytes,
+    )
     # The same numbers as the registry's, which /metrics shows.
-    assert document["messages_published"] == value("minimess_messages_published_total", {"result": "ack"})
-    assert document["rate_limited"] == value("minimess_error_frames_total", {"code": "rate_limited"})
-    assert document["deliveries"] == value("minimess_deliveries_total")
-    process = document["process"]
-    assert isinstance(process, dict)
+    assert summary.messages_published == value("minimess_messages_published_total", {"result": "ack"})
+    assert summary.rate_limited == value("minimess_error_frames_total", {"code": "rate_limited"})
+    assert summary.deliveries == value("minimess_deliveries_total")
     # Read a moment before the registry's own: the process's CPU time only grows meanwhile.
-    assert 0 < process["cpu_seconds"] <= value("process_cpu_seconds_total")
-    assert process["rss_bytes"] > 0
+    cpu_seconds = value("process_cpu_seconds_total")
+    assert summary.cpu_seconds is not None
+    assert cpu_seconds is not None
+    assert 0 < summary.cpu_seconds <= cpu_seconds
+    assert summary.rss_bytes is not None
+    assert summary.rss_bytes > 0
 
 
-def test_stats_of_a_bus_without_counters_has_an_empty_broker_part() -> None:
-    assert stats_document("n", metrics_on(Figures()).samples())["broker"] == {}
+def test_the_summary_of_a_bus_without_counters_has_no_bus_counts() -> None:
+    assert metrics_on(Figures()).summary().broker == {}

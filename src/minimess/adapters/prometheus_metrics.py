@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
 from prometheus_client import (
@@ -18,7 +18,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from minimess.app.messaging import MessagingCounters
-from minimess.domain.metrics import QueuedBytes
+from minimess.domain.metrics import MetricsSummary, QueuedBytes
 from minimess.domain.ports import BusHealth
 
 PUBLISH_RESULTS = ("ack", "forbidden", "id_reused", "broker_unavailable", "publish_timeout")
@@ -68,6 +68,32 @@ SECONDS_BUCKETS = (
 
 # The bus's counters (BusHealth.counters) that have a family of their own, with its labels.
 _SKIPPED = {"undecodable_records": "undecodable", "invalid_records": "invalid"}
+
+# Each count of MetricsSummary: the sample it reads, and the labels it is summed over (all when none).
+_COUNTS: dict[str, tuple[str, Mapping[str, str]]] = {
+    "connections": ("minimess_connections", {}),
+    "deliveries": ("minimess_deliveries_total", {}),
+    "frames_dropped": ("minimess_frames_dropped_total", {}),
+    "connections_opened": ("minimess_connections_opened_total", {}),
+    "connections_closed": ("minimess_connections_closed_total", {}),
+    "messages_published": ("minimess_messages_published_total", {"result": "ack"}),
+    "slow_consumer_closes": ("minimess_slow_consumer_closes_total", {}),
+    "inactive_closes": ("minimess_inactive_closes_total", {}),
+    "error_frames": ("minimess_error_frames_total", {}),
+    "rate_limited": ("minimess_error_frames_total", {"code": "rate_limited"}),
+    "internal_errors": ("minimess_internal_errors_total", {}),
+    "repeats_skipped": ("minimess_repeats_skipped_total", {}),
+    "recoveries": ("minimess_recoveries_total", {}),
+    "recoveries_failed": ("minimess_recoveries_total", {"result": "failed"}),
+    "history_messages": ("minimess_history_messages", {}),
+}
+# The bus's own counts, in MetricsSummary.broker when the bus keeps them (Kafka).
+_BUS_COUNTS: dict[str, tuple[str, Mapping[str, str]]] = {
+    "undecodable_records": ("minimess_kafka_records_skipped_total", {"reason": "undecodable"}),
+    "invalid_records": ("minimess_kafka_records_skipped_total", {"reason": "invalid"}),
+    "replays": ("minimess_kafka_replays_total", {}),
+    "reconnects": ("minimess_kafka_reconnects_total", {}),
+}
 
 
 @attrs.frozen
@@ -197,11 +223,9 @@ class PrometheusMetrics:
         """Every metric in the Prometheus text format, and that format's content type."""
         return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
 
-    def samples(self) -> Iterator[tuple[str, Mapping[str, str], float]]:
-        """Every sample of the registry now: its name (with its suffix), its labels, its value."""
-        for family in self.registry.collect():
-            for sample in family.samples:
-                yield sample.name, sample.labels, sample.value
+    def summary(self) -> MetricsSummary:
+        """The main figures, read from the samples that /metrics shows: one source of numbers."""
+        return summary_of(self.registry.collect())
 
 
 class _ScrapedFigures(Collector):
@@ -284,3 +308,26 @@ def _bus_families(bus: Mapping[str, int], lag: Mapping[int, int]) -> Iterator[Me
         yield CounterMetricFamily(
             "minimess_kafka_replays", "Recoveries that read Kafka back.", value=bus["replays"]
         )
+
+
+def summary_of(families: Iterable[Metric]) -> MetricsSummary:
+    """The main figures, from the metric families of one collection of the registry."""
+    by_name: dict[str, list[tuple[Mapping[str, str], float]]] = {}
+    for family in families:
+        for sample in family.samples:
+            by_name.setdefault(sample.name, []).append((sample.labels, sample.value))
+
+    def total(name: str, labels: Mapping[str, str]) -> int:
+        return int(sum(value for have, value in by_name.get(name, ()) if labels.items() <= have.items()))
+
+    cpu = by_name.get("process_cpu_seconds_total")
+    rss = by_name.get("process_resident_memory_bytes")
+    return MetricsSummary(
+        **{field: total(name, labels) for field, (name, labels) in _COUNTS.items()},
+        broker={
+            field: total(name, labels) for field, (name, labels) in _BUS_COUNTS.items() if name in by_name
+        },
+        # Left out by the process collector where /proc is missing.
+        cpu_seconds=cpu[0][1] if cpu else None,
+        rss_bytes=int(rss[0][1]) if rss else None,
+    )

@@ -303,7 +303,7 @@ class WebSocketServer:
 
     def stats_document(self) -> dict[str, object]:
         """What /stats shows: this server's name, and the figures of its metrics."""
-        return stats_document(self._node_id, self.metrics.samples())
+        return stats_document(self._node_id, self.metrics.summary())
 
     def queued_bytes(self) -> QueuedBytes:
         """What the open connections hold for their clients now (read when the metrics are scraped)."""
