@@ -40,7 +40,7 @@ class ServedRecordingMetrics(RecordingMetrics):
     def exposition(self) -> tuple[bytes, str]:
         return b"", "text/plain"
 
-    def summary(self) -> MetricsSummary:
+    def summary(self, fresh: bool = False) -> MetricsSummary:
         nested = ("broker", "cpu_seconds", "rss_bytes")
         counts = {field.name: 0 for field in attrs.fields(MetricsSummary) if field.name not in nested}
         return MetricsSummary(**counts, broker={}, cpu_seconds=None, rss_bytes=None)

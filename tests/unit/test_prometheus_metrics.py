@@ -306,6 +306,60 @@ def test_a_bus_that_keeps_no_counters_has_no_kafka_counters_and_an_empty_lag() -
     } & set(families)
 
 
+@attrs.define
+class ManualClock:
+    """A monotonic clock that moves only when told."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_within_the_max_age_metrics_and_stats_are_served_from_one_collection() -> None:
+    figures, clock = Figures(), ManualClock()
+    metrics = PrometheusMetrics(sources=figures.sources, max_age=1.0, clock=clock)
+    first, content_type = metrics.exposition()
+    metrics.connection_opened()
+    figures.counters = attrs.evolve(NO_COUNTS, connections=1)
+    clock.now += 0.999
+    again, _ = metrics.exposition()
+    summary = metrics.summary()
+    # One collection for all three: the connections' bytes and the process's descriptors read once.
+    assert figures.scrapes == 1
+    assert again is first
+    assert (summary.connections_opened, summary.connections) == (0, 0)
+    assert content_type.startswith("text/plain; version=0.0.4")
+
+    clock.now += 0.001
+    later, _ = metrics.exposition()
+    assert figures.scrapes == 2
+    assert b"minimess_connections_opened_total 1.0" in later
+    assert metrics.summary().connections == 1
+    assert figures.scrapes == 2
+
+
+def test_a_fresh_summary_is_collected_now_and_serves_from_then_on() -> None:
+    figures, clock = Figures(), ManualClock()
+    metrics = PrometheusMetrics(sources=figures.sources, clock=clock)
+    metrics.exposition()
+    metrics.connection_opened()
+    assert metrics.summary(fresh=True).connections_opened == 1
+    assert figures.scrapes == 2
+    assert b"minimess_connections_opened_total 1.0" in metrics.exposition()[0]
+    assert figures.scrapes == 2
+
+
+def test_with_a_max_age_of_0_every_request_is_collected() -> None:
+    figures = Figures()
+    metrics = PrometheusMetrics(sources=figures.sources, max_age=0)
+    metrics.exposition()
+    metrics.connection_opened()
+    assert b"minimess_connections_opened_total 1.0" in metrics.exposition()[0]
+    assert metrics.summary().connections_opened == 1
+    assert figures.scrapes == 3
+
+
 def test_two_servers_in_one_process_share_no_number() -> None:
     first, second = metrics_on(Figures()), metrics_on(Figures())
     first.connection_opened()

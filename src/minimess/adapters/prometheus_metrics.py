@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
@@ -116,9 +118,24 @@ class PrometheusMetrics:
     scraped. `sources` is called at each scrape, not before: the objects it reads are built
     after the metrics they report to. The registry is this object's own, not prometheus_client's
     global one, so that two servers in one process (tests) never share a number.
+
+    Collecting runs on the event loop and costs time in proportion to the connections (the
+    process collector lists every open descriptor, the bytes held are summed over every
+    connection): the registry is collected at most once per `max_age` seconds of `clock`, and
+    /metrics and /stats are rendered from that collection, whoever asks and however often.
     """
 
-    def __init__(self, sources: Callable[[], ScrapeSources] | None = None) -> None:
+    def __init__(
+        self,
+        sources: Callable[[], ScrapeSources] | None = None,
+        *,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_age = max_age
+        self._clock = clock
+        # The last collection, served again until it is `max_age` old; None before the first.
+        self._collected: _Collection | None = None
         # No `_created` series beside every counter and histogram: Prometheus takes each for a gauge
         # of its own. The switch is prometheus_client's, for the whole process (untyped there).
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -220,12 +237,43 @@ class PrometheusMetrics:
         self._fanout_seconds.observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
-        """Every metric in the Prometheus text format, and that format's content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
+        """Every metric in the Prometheus text format (as collected at most `max_age` ago), and that
+        format's content type."""
+        return self._collection().exposition, CONTENT_TYPE_PLAIN_0_0_4
 
+    def summary(self, fresh: bool = False) -> MetricsSummary:
+        """The main figures, read from the samples that /metrics shows: one source of numbers.
+
+        As collected at most `max_age` ago; `fresh`: collected now.
+        """
+        return self._collection(fresh).summary
+
+    def _collection(self, fresh: bool = False) -> _Collection:
+        now = self._clock()
+        collected = self._collected
+        if fresh or collected is None or now - collected.taken >= self._max_age:
+            collected = self._collected = _Collection(now, list(self.registry.collect()))
+        return collected
+
+
+class _Collection(Collector):
+    """The metric families of one collection of the registry, and what is rendered from them, once each."""
+
+    def __init__(self, taken: float, families: list[Metric]) -> None:
+        # When it was collected, by the metrics' clock.
+        self.taken = taken
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+    @functools.cached_property
+    def exposition(self) -> bytes:
+        return generate_latest(self)
+
+    @functools.cached_property
     def summary(self) -> MetricsSummary:
-        """The main figures, read from the samples that /metrics shows: one source of numbers."""
-        return summary_of(self.registry.collect())
+        return summary_of(self._families)
 
 
 class _ScrapedFigures(Collector):

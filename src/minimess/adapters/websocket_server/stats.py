@@ -29,11 +29,12 @@ class ServedMetrics(Metrics, Protocol):
     """The Metrics port, and the figures it has gathered, as /metrics and /stats serve them."""
 
     def exposition(self) -> tuple[bytes, str]:
-        """Every metric in a text format, and that format's content type."""
+        """Every metric in a text format, and that format's content type; rendered at most once per
+        --metrics-max-age, whoever asks."""
         ...
 
-    def summary(self) -> MetricsSummary:
-        """The main figures."""
+    def summary(self, fresh: bool = False) -> MetricsSummary:
+        """The main figures, as /metrics last showed them; `fresh`: as of now."""
         ...
 
 
