@@ -22,13 +22,14 @@ from minimess.adapters.wire.server_frames import message_frame
 from minimess.app.messaging import MessagingService, Session
 from minimess.app.settings import MessagingSettings
 from minimess.bootstrap import ServeSettings, build_container
+from minimess.domain.errors import BrokerUnavailable, Forbidden, IdReused, PublishTimeout
 from minimess.domain.metrics import MetricsSummary
 from minimess.domain.model import NO_HEADERS, Message, Topic, Uid
 from minimess.domain.permissions import Grant
 from minimess.domain.ports import Outbox
 from tests.timeouts import scaled
 from tests.unit.fakes import RecordingMetrics, SteppingClock
-from tests.unit.running_server import RunningServer, running_server
+from tests.unit.running_server import RunningServer, next_frame, running_server
 
 QUEUE_SIZE = 4
 SLOW_CONSUMER = 4000
@@ -67,11 +68,17 @@ class RefusingService(MessagingService):
     ) -> Message:
         refusal = REFUSALS.get(topic.name)
         if refusal is not None:
-            raise refusal
+            raise refusal(f"refused on {topic.name}")
         return await super().publish(session, topic, body, headers, message_id)
 
 
-REFUSALS: dict[str, Exception] = {}
+# A publish on each of these topics is refused with its error.
+REFUSALS: dict[str, type[Exception]] = {
+    "refused-forbidden": Forbidden,
+    "refused-unavailable": BrokerUnavailable,
+    "refused-timeout": PublishTimeout,
+    "refused-reused": IdReused,
+}
 
 
 @pytest.fixture
@@ -102,6 +109,57 @@ async def closed_by_server(connection: ClientConnection) -> tuple[int | None, li
         except ConnectionClosed:
             pass
     return connection.close_code, documents
+
+
+@pytest.mark.parametrize(
+    ("topic", "result"),
+    [
+        ("news", "ack"),
+        ("refused-forbidden", "forbidden"),
+        ("refused-unavailable", "broker_unavailable"),
+        ("refused-timeout", "publish_timeout"),
+        ("refused-reused", "id_reused"),
+    ],
+)
+async def test_each_publish_is_reported_once_with_its_result_and_a_refusal_with_its_error_frame(
+    running: tuple[RunningServer, ServedRecordingMetrics, RefusingService], topic: str, result: str
+) -> None:
+    server, metrics, _ = running
+    alice = await server.client("alice")
+    await alice.send(
+        json.dumps({"type": "pub", "topic": topic, "body": "hi", "ref": "r-1", "id": "message-id-000001"})
+    )
+    answer = await next_frame(alice)
+    assert (answer["type"], answer.get("code", "ack"), answer["ref"]) == (
+        "ack" if result == "ack" else "error",
+        result,
+        "r-1",
+    )
+    ((reported, seconds),) = metrics.named("publish_answered")
+    assert reported == result
+    assert isinstance(seconds, float)
+    assert 0 <= seconds < scaled(10)
+    assert metrics.named("error_frame_sent") == ([] if result == "ack" else [(result,)])
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 3000, 4999])
+async def test_a_client_that_closes_is_reported_with_the_code_it_closed_with(
+    running: tuple[RunningServer, ServedRecordingMetrics, RefusingService], code: int
+) -> None:
+    server, metrics, _ = running
+    alice = await server.client("alice", "news")
+    await alice.close(code)
+    assert await metrics.reported("connection_closed") == [(code, 0)]
+    assert metrics.named("connection_opened") == [()]
+
+
+async def test_a_connection_lost_without_a_close_frame_is_reported_as_1006(
+    running: tuple[RunningServer, ServedRecordingMetrics, RefusingService],
+) -> None:
+    server, metrics, _ = running
+    alice = await server.client("alice", "news")
+    alice.transport.abort()
+    assert await metrics.reported("connection_closed") == [(1006, 0)]
 
 
 def a_message(number: int) -> bytes:
