@@ -137,7 +137,10 @@ class PrometheusMetrics:
         # The last collection, served again until it is `max_age` old; None before the first.
         self._collected: _Collection | None = None
         # No `_created` series beside every counter and histogram: Prometheus takes each for a gauge
-        # of its own. The switch is prometheus_client's, for the whole process (untyped there).
+        # of its own. prometheus_client (0.26) has no switch per registry, only this one for the
+        # whole process, read at each collection (a global switch is its maintainers' choice, in
+        # client_python#973). That is safe here: the only registries in a minimess process are
+        # those of PrometheusMetrics, which all want it off; nothing uses the library's global one.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         registry = self.registry = CollectorRegistry()
         ProcessCollector(registry=registry)
