@@ -90,7 +90,7 @@ class Container(containers.DeclarativeContainer):
         traced=providers.Object(TracedRenderer()),
     )
     # What the server reports to operators, served on /metrics (and /stats).
-    metrics = providers.Singleton(PrometheusMetrics)
+    metrics = providers.Singleton(PrometheusMetrics, max_age=settings.provided.server.metrics_max_age)
     # Writes what each turn of the event loop sent, and times the fan-out of messages to its end.
     flusher = providers.Singleton(Flusher, metrics=metrics)
     service = providers.Singleton(

@@ -32,8 +32,12 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    """One server with default settings (ticks off), shared by a test module."""
-    process = ServerProcess("--tick", "0").start()
+    """One server with default settings (ticks off), shared by a test module.
+
+    /stats and /metrics are rendered at every request: the tests read them before and after what
+    they count, often within the second for which a default server answers with the same rendering.
+    """
+    process = ServerProcess("--tick", "0", "--metrics-max-age", "0").start()
     yield process
     process.stop()
 

@@ -118,6 +118,10 @@ async def test_clients_that_never_read_are_closed_at_the_byte_bound_and_hold_no_
         "1",
         "--close-timeout",
         "0.5",
+        # /stats is read every ten messages for the peak RSS, then for the counts at once: each
+        # request must be rendered anew, not answered with the rendering of up to a second ago.
+        "--metrics-max-age",
+        "0",
     )
     never_reading = [
         await RawClient.connect(server, f"never-{number}", "load") for number in range(NEVER_READING)

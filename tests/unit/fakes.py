@@ -15,6 +15,7 @@ from websockets.server import ServerProtocol
 from minimess.adapters.wire.server_frames import message_from_document
 from minimess.domain.model import Message
 from minimess.domain.ports import Room
+from tests.timeouts import scaled
 from tests.unit.wire import decode_server_frame
 
 
@@ -121,30 +122,44 @@ class RecordingMetrics:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, tuple[object, ...]]] = []
+        # Set whenever an event is recorded, for `reported`.
+        self._recorded = asyncio.Event()
 
     def named(self, name: str) -> list[tuple[object, ...]]:
         return [arguments for method, arguments in self.events if method == name]
 
-    def connection_opened(self) -> None:
-        self.events.append(("connection_opened", ()))
+    async def reported(self, name: str, count: int = 1) -> list[tuple[object, ...]]:
+        """The arguments of the events called `name`, once there are `count`; fails after a timeout."""
+        async with asyncio.timeout(scaled(10)):
+            while len(self.named(name)) < count:
+                self._recorded.clear()
+                await self._recorded.wait()
+        return self.named(name)
 
-    def connection_closed(self, code: int) -> None:
-        self.events.append(("connection_closed", (code,)))
+    def _record(self, method: str, arguments: tuple[object, ...]) -> None:
+        self.events.append((method, arguments))
+        self._recorded.set()
+
+    def connection_opened(self) -> None:
+        self._record("connection_opened", ())
+
+    def connection_closed(self, code: int, frames_dropped: int) -> None:
+        self._record("connection_closed", (code, frames_dropped))
 
     def publish_answered(self, result: str, seconds: float) -> None:
-        self.events.append(("publish_answered", (result, seconds)))
+        self._record("publish_answered", (result, seconds))
 
     def error_frame_sent(self, code: str) -> None:
-        self.events.append(("error_frame_sent", (code,)))
+        self._record("error_frame_sent", (code,))
 
     def slow_consumer_closed(self) -> None:
-        self.events.append(("slow_consumer_closed", ()))
+        self._record("slow_consumer_closed", ())
 
     def inactive_closed(self) -> None:
-        self.events.append(("inactive_closed", ()))
+        self._record("inactive_closed", ())
 
     def internal_error(self) -> None:
-        self.events.append(("internal_error", ()))
+        self._record("internal_error", ())
 
     def fanned_out(self, seconds: float) -> None:
-        self.events.append(("fanned_out", (seconds,)))
+        self._record("fanned_out", (seconds,))

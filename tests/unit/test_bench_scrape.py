@@ -1,4 +1,5 @@
-"""How `minimess bench` reads a running server's /metrics: samples by name, the token, and clear failures."""
+"""How `minimess bench` reads a running server's /metrics: samples by name, the token, clear failures,
+and a sample at the end of a phase that no cached rendering makes stale."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.bench.scrape import CPU_SECONDS, RSS_BYTES, ScrapeError, scrape
-from minimess.bench.servers import BenchError, targeted
+from minimess.bench.servers import (
+    SCRAPE_SAMPLE_INTERVAL,
+    SCRAPE_SETTLE,
+    BenchError,
+    Sample,
+    Servers,
+    targeted,
+)
 
 EXPOSITION = b"""# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
 # TYPE process_cpu_seconds_total counter
@@ -80,3 +89,31 @@ def test_a_stats_url_of_before_is_refused_with_where_to_look_instead(base_url: s
         targeted("ws://127.0.0.1:1", [f"{base_url}/stats"], TOKEN),
     ):
         pass
+
+
+class CachedMetrics:
+    """A server's /metrics as minimess serves it: rendered again only once the last rendering is
+    `max_age` old, on a clock that moves only when slept on. Its CPU time is the clock."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self.now = 100.0
+        self.rendered: float | None = None
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def read(self) -> Sample:
+        if self.rendered is None or self.now - self.rendered >= self.max_age:
+            self.rendered = self.now
+        return Sample(cpu_seconds=self.rendered, rss_bytes=1)
+
+
+def test_a_targeted_servers_sample_since_includes_all_they_did_until_it_was_asked() -> None:
+    server = CachedMetrics(max_age=WebSocketSettings().metrics_max_age)
+    servers = Servers("t", ("ws://127.0.0.1:1",), server.read, SCRAPE_SAMPLE_INTERVAL, SCRAPE_SETTLE)
+    server.read()  # read for the peak RSS a moment before the phase ends
+    server.sleep(0.3)
+    phase_ended = server.now
+    assert server.read().cpu_seconds < phase_ended  # what a plain read would have said
+    assert servers.sample_since(server.sleep).cpu_seconds >= phase_ended

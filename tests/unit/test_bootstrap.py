@@ -1,4 +1,4 @@
-"""What build_container wires from the settings: the bus it selects, and the service on that bus."""
+"""What build_container wires from the settings: the bus it selects, the service on that bus, the metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 from minimess.adapters.kafka.broker import KafkaBroker
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.memory import MemoryBroker
+from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.app.settings import MessagingSettings
 from minimess.bootstrap import BROKERS, ServeSettings, build_container
 from minimess.domain.errors import TooManyTopics
@@ -47,6 +48,16 @@ def test_max_topics_reaches_the_service() -> None:
     service.subscribe(session, Topic("a"))
     with pytest.raises(TooManyTopics):
         service.subscribe(session, Topic("b"))
+
+
+@pytest.mark.parametrize(("max_age", "collections"), [(1.0, 1), (0.0, 2)])
+def test_metrics_max_age_reaches_the_metrics(max_age: float, collections: int) -> None:
+    """Within the max age a second /metrics is the first one's bytes; with 0 it is collected again."""
+    settings = ServeSettings(server=WebSocketSettings(metrics_max_age=max_age))
+    metrics = build_container(settings).metrics()
+    first, _ = metrics.exposition()
+    second, _ = metrics.exposition()
+    assert len({id(first), id(second)}) == collections
 
 
 def test_the_start_line_names_the_bus_and_for_kafka_its_address_and_topic() -> None:

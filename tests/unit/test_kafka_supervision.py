@@ -131,6 +131,21 @@ async def test_the_lag_per_partition_is_the_end_at_the_last_probe_less_the_posit
     assert broker.counters()["reconnects"] == 1
 
 
+async def test_while_kafka_is_unreachable_no_lag_is_shown_and_after_it_is_again(kafka: FakeKafka) -> None:
+    """The last probe's lag would look like a healthy server's during an outage: none is known then."""
+    kafka.behaviours = [Behaviour(one_per_probe=True)]
+    broker = _broker(kafka)
+    async with broker.receiving(Inbox().append):
+        for _ in range(3):
+            kafka.append_message(0)
+        await kafka.until(lambda: broker.lag().get(0, 0) > 0, "a probe saw records unread")
+        kafka.metadata = "error"
+        await kafka.until(lambda: not broker.is_ready(), "the failed probe makes the broker unready")
+        assert broker.lag() == {}
+        kafka.metadata = "ok"
+        await kafka.until(lambda: broker.lag() == {0: 0, 1: 0, 2: 0}, "ready again, the lag is shown")
+
+
 # --- readiness -----------------------------------------------------------------------------------
 
 

@@ -230,8 +230,23 @@ async def test_a_closing_connection_gets_no_data_after_its_close_frame() -> None
     connection.protocol.state = State.CLOSING
     await next_turn()
     assert connection.transport.writes == [direct]
+    assert outbound.dropped == 1  # the collected frame, which never reached the socket
     outbound.push(frames(1)[0])
-    assert outbound.dropped == 1
+    assert outbound.dropped == 2
+
+
+async def test_every_frame_of_an_overflowing_turn_that_is_not_written_counts_as_dropped() -> None:
+    """The frames collected before the overflow are dropped with the rest when the turn ends."""
+    connection = FakeConnection()
+    overflows = Overflows()
+    outbound = outbound_for(connection, overflows=overflows)
+    pushed = frames(QUEUE_SIZE + 5)
+    for frame in pushed:
+        outbound.push(frame)
+    await next_turn()
+    assert overflows.count == 1
+    assert connection.transport.writes == [pushed[0]]
+    assert outbound.dropped + outbound.queued == len(pushed) - 1
 
 
 async def test_one_broken_connection_does_not_keep_the_others_from_their_frames() -> None:

@@ -1,5 +1,5 @@
 """The Prometheus metrics: the names, types and labels operators rely on, one event one count, and the
-figures read at scrape (the service's, the bus's, the connections'), also as the /stats view."""
+figures read at scrape (the service's, the bus's, the connections'), and their summary, which /stats shows."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from minimess.adapters.prometheus_metrics import PrometheusMetrics, ScrapeSources
-from minimess.adapters.websocket_server.stats import stats_document
 from minimess.app.messaging import MessagingCounters
-from minimess.domain.metrics import QueuedBytes
+from minimess.domain.metrics import MetricsSummary, QueuedBytes
 
 # The families of issue 13, as a scrape shows them: name (without _total), type, label names.
 FAMILIES = {
     "minimess_connections": ("gauge", ()),
     "minimess_connections_opened": ("counter", ()),
     "minimess_connections_closed": ("counter", ("code",)),
+    "minimess_frames_dropped": ("counter", ()),
     "minimess_messages_published": ("counter", ("result",)),
     "minimess_deliveries": ("counter", ()),
     "minimess_error_frames": ("counter", ("code",)),
@@ -92,7 +92,8 @@ def minimess_samples(metrics: PrometheusMetrics) -> dict[SampleKey, float]:
     """The minimess samples (the process and GC ones move by themselves), by name and labels."""
     return {
         (name, frozenset(labels.items())): value
-        for name, labels, value in metrics.samples()
+        for family in metrics.registry.collect()
+        for name, labels, value, *_ in family.samples
         if name.startswith("minimess_")
     }
 
@@ -111,7 +112,7 @@ def scraped(metrics: PrometheusMetrics) -> dict[str, tuple[str, set[str], set[st
 def test_every_family_has_its_name_type_and_labels_and_the_standard_collectors_are_there() -> None:
     figures = Figures(health=StubHealth(counted=KAFKA_COUNTERS, lagging={0: 5}))
     metrics = metrics_on(figures)
-    metrics.connection_closed(1000)
+    metrics.connection_closed(1000, 0)
     families = scraped(metrics)
     minimess = {name: (kind, tuple(sorted(labels))) for name, (kind, labels, _) in families.items()}
     assert {name: shape for name, shape in minimess.items() if name.startswith("minimess_")} == FAMILIES
@@ -148,12 +149,33 @@ def test_every_result_and_error_code_has_a_series_from_the_start() -> None:
     assert all(value == 0 for (name, _), value in samples.items() if name in counted)
 
 
+def test_every_close_code_of_the_server_and_the_protocol_has_a_series_from_the_start() -> None:
+    samples = minimess_samples(metrics_on(Figures()))
+    codes = {dict(labels)["code"] for name, labels in samples if name == "minimess_connections_closed_total"}
+    assert codes == {
+        *("1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1010", "1011"),
+        *("4000", "4001", "other"),
+    }
+
+
+@pytest.mark.parametrize("code", [3000, 3999, 4002, 4999, 1004, 1012, 1015, 2000, 0])
+def test_a_close_code_a_client_chose_is_counted_as_other_and_makes_no_series(code: int) -> None:
+    metrics = metrics_on(Figures())
+    series = len(minimess_samples(metrics))
+    metrics.connection_closed(code, 0)
+    metrics.connection_closed(code, 0)
+    assert len(minimess_samples(metrics)) == series
+    value = metrics.registry.get_sample_value
+    assert value("minimess_connections_closed_total", {"code": "other"}) == 2
+    assert value("minimess_connections_closed_total", {"code": str(code)}) is None
+
+
 EVENTS: list[tuple[str, Callable[[PrometheusMetrics], None], SampleKey]] = [
     ("opened", lambda m: m.connection_opened(), ("minimess_connections_opened_total", frozenset())),
     (
         "closed",
-        lambda m: m.connection_closed(4000),
-        ("minimess_connections_closed_total", frozenset({("code", "4000")})),
+        lambda m: m.connection_closed(1000, 0),
+        ("minimess_connections_closed_total", frozenset({("code", "1000")})),
     ),
     (
         "refused",
@@ -188,6 +210,17 @@ def test_an_event_moves_its_count_by_one_and_nothing_else(
     after = minimess_samples(metrics)
     moved = {sample: after[sample] - before.get(sample, 0.0) for sample in after}
     assert {sample: change for sample, change in moved.items() if change} == {key: 1.0}
+
+
+def test_a_closed_connection_adds_its_dropped_frames_and_the_close_counts_once() -> None:
+    metrics = metrics_on(Figures())
+    metrics.connection_closed(4000, 37)
+    metrics.connection_closed(1000, 0)
+    metrics.connection_closed(1006, 2)
+    value = metrics.registry.get_sample_value
+    assert value("minimess_frames_dropped_total") == 39
+    assert value("minimess_connections_closed_total", {"code": "4000"}) == 1
+    assert value("minimess_connections_closed_total", {"code": "1006"}) == 1
 
 
 def test_an_acked_publish_is_counted_and_timed_and_a_refused_one_only_counted() -> None:
@@ -273,6 +306,60 @@ def test_a_bus_that_keeps_no_counters_has_no_kafka_counters_and_an_empty_lag() -
     } & set(families)
 
 
+@attrs.define
+class ManualClock:
+    """A monotonic clock that moves only when told."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_within_the_max_age_metrics_and_stats_are_served_from_one_collection() -> None:
+    figures, clock = Figures(), ManualClock()
+    metrics = PrometheusMetrics(sources=figures.sources, max_age=1.0, clock=clock)
+    first, content_type = metrics.exposition()
+    metrics.connection_opened()
+    figures.counters = attrs.evolve(NO_COUNTS, connections=1)
+    clock.now += 0.999
+    again, _ = metrics.exposition()
+    summary = metrics.summary()
+    # One collection for all three: the connections' bytes and the process's descriptors read once.
+    assert figures.scrapes == 1
+    assert again is first
+    assert (summary.connections_opened, summary.connections) == (0, 0)
+    assert content_type.startswith("text/plain; version=0.0.4")
+
+    clock.now += 0.001
+    later, _ = metrics.exposition()
+    assert figures.scrapes == 2
+    assert b"minimess_connections_opened_total 1.0" in later
+    assert metrics.summary().connections == 1
+    assert figures.scrapes == 2
+
+
+def test_a_fresh_summary_is_collected_now_and_serves_from_then_on() -> None:
+    figures, clock = Figures(), ManualClock()
+    metrics = PrometheusMetrics(sources=figures.sources, clock=clock)
+    metrics.exposition()
+    metrics.connection_opened()
+    assert metrics.summary(fresh=True).connections_opened == 1
+    assert figures.scrapes == 2
+    assert b"minimess_connections_opened_total 1.0" in metrics.exposition()[0]
+    assert figures.scrapes == 2
+
+
+def test_with_a_max_age_of_0_every_request_is_collected() -> None:
+    figures = Figures()
+    metrics = PrometheusMetrics(sources=figures.sources, max_age=0)
+    metrics.exposition()
+    metrics.connection_opened()
+    assert b"minimess_connections_opened_total 1.0" in metrics.exposition()[0]
+    assert metrics.summary().connections_opened == 1
+    assert figures.scrapes == 3
+
+
 def test_two_servers_in_one_process_share_no_number() -> None:
     first, second = metrics_on(Figures()), metrics_on(Figures())
     first.connection_opened()
@@ -280,7 +367,7 @@ def test_two_servers_in_one_process_share_no_number() -> None:
     assert second.registry.get_sample_value("minimess_connections_opened_total") == 0
 
 
-def test_stats_is_a_view_of_the_same_samples() -> None:
+def test_the_summary_is_read_from_the_same_samples() -> None:
     figures = Figures(health=StubHealth(counted=KAFKA_COUNTERS))
     figures.counters = MessagingCounters(
         connections=2,
@@ -294,7 +381,8 @@ def test_stats_is_a_view_of_the_same_samples() -> None:
     metrics = metrics_on(figures)
     for _ in range(3):
         metrics.connection_opened()
-    metrics.connection_closed(1000)
+    metrics.connection_closed(1000, 0)
+    metrics.connection_closed(4000, 5)
     metrics.publish_answered("ack", 0.001)
     metrics.publish_answered("ack", 0.001)
     metrics.publish_answered("forbidden", 0.001)
@@ -306,40 +394,40 @@ def test_stats_is_a_view_of_the_same_samples() -> None:
     metrics.internal_error()
     value = metrics.registry.get_sample_value
 
-    document = stats_document("node-1", metrics.samples())
+    summary = metrics.summary()
 
-    assert document == {
-        "node": "node-1",
-        "connections": 2,
-        "deliveries": 40,
-        "connections_opened": 3,
-        "connections_closed": 1,
-        "messages_published": 2,
-        "slow_consumer_closes": 1,
-        "inactive_closes": 1,
-        "error_frames": 3,
-        "rate_limited": 2,
-        "internal_errors": 1,
-        "repeats_skipped": 1,
-        "recoveries": 3,
-        "recoveries_failed": 1,
-        "history_messages": 6,
-        "broker": {"undecodable_records": 2, "invalid_records": 1, "replays": 4, "reconnects": 3},
-        "process": {
-            "cpu_seconds": document["process"]["cpu_seconds"],  # type: ignore[index]
-            "rss_bytes": document["process"]["rss_bytes"],  # type: ignore[index]
-        },
-    }
+    assert summary == MetricsSummary(
+        connections=2,
+        deliveries=40,
+        frames_dropped=5,
+        connections_opened=3,
+        connections_closed=2,
+        messages_published=2,
+        slow_consumer_closes=1,
+        inactive_closes=1,
+        error_frames=3,
+        rate_limited=2,
+        internal_errors=1,
+        repeats_skipped=1,
+        recoveries=3,
+        recoveries_failed=1,
+        history_messages=6,
+        broker={"undecodable_records": 2, "invalid_records": 1, "replays": 4, "reconnects": 3},
+        cpu_seconds=summary.cpu_seconds,
+        rss_bytes=summary.rss_bytes,
+    )
     # The same numbers as the registry's, which /metrics shows.
-    assert document["messages_published"] == value("minimess_messages_published_total", {"result": "ack"})
-    assert document["rate_limited"] == value("minimess_error_frames_total", {"code": "rate_limited"})
-    assert document["deliveries"] == value("minimess_deliveries_total")
-    process = document["process"]
-    assert isinstance(process, dict)
+    assert summary.messages_published == value("minimess_messages_published_total", {"result": "ack"})
+    assert summary.rate_limited == value("minimess_error_frames_total", {"code": "rate_limited"})
+    assert summary.deliveries == value("minimess_deliveries_total")
     # Read a moment before the registry's own: the process's CPU time only grows meanwhile.
-    assert 0 < process["cpu_seconds"] <= value("process_cpu_seconds_total")
-    assert process["rss_bytes"] > 0
+    cpu_seconds = value("process_cpu_seconds_total")
+    assert summary.cpu_seconds is not None
+    assert cpu_seconds is not None
+    assert 0 < summary.cpu_seconds <= cpu_seconds
+    assert summary.rss_bytes is not None
+    assert summary.rss_bytes > 0
 
 
-def test_stats_of_a_bus_without_counters_has_an_empty_broker_part() -> None:
-    assert stats_document("n", metrics_on(Figures()).samples())["broker"] == {}
+def test_the_summary_of_a_bus_without_counters_has_no_bus_counts() -> None:
+    assert metrics_on(Figures()).summary().broker == {}

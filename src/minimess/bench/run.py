@@ -132,7 +132,9 @@ class _Round:
         settings, servers = self._settings, self._servers
         plans, expected = self._plans()
         context = multiprocessing.get_context("spawn")
-        before = servers.read_sample()
+        # Each end of a phase is read with sample_since: a server read through /metrics may answer
+        # with a rendering of up to a second ago, which would leave the end of the phase out.
+        before = servers.sample_since()
         controls: list[Connection] = []
         counters = []
         processes = []
@@ -146,16 +148,18 @@ class _Round:
             processes.append(process)
         try:
             connects: list[ConnectReport] = self._gather(controls, "connected", counters)
-            after_connect = servers.read_sample()
+            after_connect = servers.sample_since()
             metrics = _connect_metrics(connects, before.rss_bytes, after_connect.rss_bytes)
             # What the publishing phase measured: the publisher's report and the servers' CPU time.
             published: tuple[PublishReport, float] | None = None
             if settings.messages and metrics["connections"]:
                 with _Aside(settings, servers) as aside:
+                    # No need to wait here: a rendering of before the start only adds a moment of
+                    # idling (the servers' use was just read) to the phase.
                     cpu_start = servers.read_sample().cpu_seconds
                     publish_report = asyncio.run(self._publish(counters, expected))
                     self._wait_for_deliveries(counters, expected)
-                    published = (publish_report, servers.read_sample().cpu_seconds - cpu_start)
+                    published = (publish_report, servers.sample_since().cpu_seconds - cpu_start)
                 metrics.update(aside.metrics())
             for control in controls:
                 control.send("finish")

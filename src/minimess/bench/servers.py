@@ -26,6 +26,12 @@ STOP_TIMEOUT = 15.0
 # the server a few milliseconds of CPU that would otherwise show in its CPU per delivery.
 PROC_SAMPLE_INTERVAL = 0.1
 SCRAPE_SAMPLE_INTERVAL = 1.0
+# A server answers /metrics with what it rendered up to --metrics-max-age ago (1 s by default), so
+# a sample that must include everything up to a moment (the end of a phase) is read once longer
+# than that has passed since: whatever rendering it gets, cached or new, was made after the moment.
+# The wait adds an idle second to the phase's CPU time, which is a few milliseconds.
+METRICS_MAX_AGE = 1.0
+SCRAPE_SETTLE = METRICS_MAX_AGE + 0.1
 
 
 class BenchError(Exception):
@@ -53,6 +59,14 @@ class Servers:
     read_sample: Callable[[], Sample]
     # Seconds between samples of the peak RSS.
     sample_interval: float = PROC_SAMPLE_INTERVAL
+    # Seconds a sample may lag behind the servers (read through /metrics: a cached rendering).
+    settle: float = 0.0
+
+    def sample_since(self, sleep: Callable[[float], None] = time.sleep) -> Sample:
+        """A sample that includes everything the servers did until this call, waiting first if need be."""
+        if self.settle:
+            sleep(self.settle)
+        return self.read_sample()
 
 
 @contextlib.contextmanager
@@ -115,7 +129,7 @@ def targeted(url: str, metrics_urls: Sequence[str], metrics_token: str | None = 
     base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
     sample = _metrics_sample(metrics_urls, metrics_token)
     sample()  # fail now, not after connecting thousands of clients
-    yield Servers(f"minimess at {base}", (base,), sample, SCRAPE_SAMPLE_INTERVAL)
+    yield Servers(f"minimess at {base}", (base,), sample, SCRAPE_SAMPLE_INTERVAL, SCRAPE_SETTLE)
 
 
 @contextlib.contextmanager

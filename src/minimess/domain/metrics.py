@@ -1,7 +1,8 @@
-"""The Metrics port: what a server reports to its operators as it happens, never once per delivery."""
+"""The Metrics port: what a server reports to its operators as it happens, and the figures read back."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 import attrs
@@ -19,8 +20,9 @@ class Metrics(Protocol):
         """A WebSocket connection was accepted and its session started."""
         ...
 
-    def connection_closed(self, code: int) -> None:
-        """A connection ended with this close code (1006 when no close frame came back)."""
+    def connection_closed(self, code: int, frames_dropped: int) -> None:
+        """A connection ended with this close code (1006 when no close frame came back), and
+        `frames_dropped` of the frames pushed to it never reached its socket."""
         ...
 
     def publish_answered(self, result: str, seconds: float) -> None:
@@ -29,7 +31,7 @@ class Metrics(Protocol):
         ...
 
     def error_frame_sent(self, code: str) -> None:
-        """An `error` frame with this protocol error code went to a client."""
+        """An `error` frame with this protocol error code was taken for a client's socket."""
         ...
 
     def slow_consumer_closed(self) -> None:
@@ -47,6 +49,39 @@ class Metrics(Protocol):
     def fanned_out(self, seconds: float) -> None:
         """One message from the bus reached the last local socket `seconds` after the bus delivered it."""
         ...
+
+
+@attrs.frozen(kw_only=True)
+class MetricsSummary:
+    """A server's main figures at one moment, as its metrics had them: what /stats shows."""
+
+    # WebSocket connections open now.
+    connections: int
+    # Message frames pushed to local subscribers, one per subscriber per message.
+    deliveries: int
+    # Frames of any kind pushed to connections that closed without them reaching their sockets.
+    frames_dropped: int
+    connections_opened: int
+    connections_closed: int
+    # Publishes acked.
+    messages_published: int
+    slow_consumer_closes: int
+    inactive_closes: int
+    # Error frames sent, and of them those for the rate limit.
+    error_frames: int
+    rate_limited: int
+    internal_errors: int
+    repeats_skipped: int
+    # Subscriptions with a position, and those of them that could not be recovered whole.
+    recoveries: int
+    recoveries_failed: int
+    history_messages: int
+    # The bus's own counters by name (undecodable_records, invalid_records, replays, reconnects);
+    # empty for a bus that keeps none (the memory bus).
+    broker: Mapping[str, int]
+    # The process's CPU time so far and its resident memory now; None where they cannot be read.
+    cpu_seconds: float | None
+    rss_bytes: int | None
 
 
 @attrs.frozen

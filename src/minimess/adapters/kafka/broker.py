@@ -225,8 +225,11 @@ class KafkaBroker:
         }
 
     def lag(self) -> Mapping[int, int]:
-        reader = self._readers[0] if self._readers else None
-        return {} if reader is None else reader.lag()
+        # Kafka unreachable, the last probe's ends are stale and the lag they give looks like a
+        # healthy server's: none is known until Kafka answers again.
+        if not self.is_ready():
+            return {}
+        return self._readers[0].lag()
 
 
 class _Reader:

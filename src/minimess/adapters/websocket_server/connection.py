@@ -142,16 +142,17 @@ class AcceptedConnection:
         finally:
             self._service.disconnect(session)
             closed = how_closed(self._connection.protocol, self._aborted)
-            self._metrics.connection_closed(closed.code)
+            # What never reached the client: refused once the connection stopped taking frames
+            # (a slow consumer's), and what was still held when it closed.
+            frames_dropped = self._outbound.dropped + self._outbound.queued
+            self._metrics.connection_closed(closed.code, frames_dropped)
             self._log.debug(
                 "client_disconnected",
                 uid=str(self._request.uid),
                 code=closed.code,
                 reason=closed.reason,
                 closed_by=closed.closed_by,
-                # What never reached the client: refused once the connection stopped taking
-                # frames (a slow consumer's), and what was still held when it closed.
-                frames_dropped=self._outbound.dropped + self._outbound.queued,
+                frames_dropped=frames_dropped,
                 rate_limited=self._rate_limited,
                 seconds=round(asyncio.get_running_loop().time() - opened, 3),
             )
@@ -273,10 +274,16 @@ class AcceptedConnection:
         )
 
     def _reply_error(self, code: str, reason: str, ref: str | None, logged: bool = True) -> None:
+        outbound = self._outbound
+        dropped = outbound.dropped
+        outbound.push(server_frames.error_frame(code, reason, ref))
+        if outbound.dropped != dropped:
+            # Refused: the connection has stopped taking frames (a slow consumer's, or closing), and
+            # the frame is counted among its frames dropped, not as an error frame sent.
+            return
         self._metrics.error_frame_sent(code)
         if logged:
             self._log.debug("error_frame_sent", code=code, reason=reason, ref=ref)
-        self._outbound.push(server_frames.error_frame(code, reason, ref))
 
     def _note_rate_limited(self) -> None:
         """Count a frame the rate limit dropped; the first one is said, the rest only counted."""

@@ -150,7 +150,8 @@ class Outbound:
         self._on_overflow = on_overflow
         # --trace: stamp frames; without it, one check per push is all it costs.
         self._stamps = stamps
-        # Frames refused once the connection stopped taking them (overflowed, or closing).
+        # Frames that will never reach the socket: refused once the connection stopped taking them
+        # (overflowed, or closing), or collected in the turn in which it stopped.
         self.dropped = 0
 
     def push(self, frame: Frame) -> None:
@@ -217,7 +218,9 @@ class Outbound:
         if not frames:
             return  # flushed early by a caller; the scheduled flush finds nothing left
         if self._stopped or connection.protocol.state is not State.OPEN:
-            return  # closing: the close frame may already be out, and no data may follow it
+            # Closing: the close frame may already be out, and no data may follow it.
+            self.dropped += len(frames)
+            return
         if (
             connection.paused
             or self._writer_busy

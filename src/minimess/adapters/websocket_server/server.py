@@ -193,7 +193,8 @@ class WebSocketServer:
                     lost_connections += 1
                     lost_frames += undelivered.frames
             await server.wait_closed()
-        stats = self.stats_document()
+        # As of now, not as last served: the stop line tells everything that happened.
+        stats = self.stats_document(fresh=True)
         log.info(
             "server_stopped",
             **{name: stats[name] for name in SERVER_COUNTERS},
@@ -305,9 +306,9 @@ class WebSocketServer:
             )
         return ConnectionSlots(caps, settings.trusted_proxies)
 
-    def stats_document(self) -> dict[str, object]:
-        """What /stats shows: this server's name, and the figures of its metrics."""
-        return stats_document(self._node_id, self.metrics.samples())
+    def stats_document(self, fresh: bool = False) -> dict[str, object]:
+        """What /stats shows: this server's name, and the figures of its metrics (`fresh`: as of now)."""
+        return stats_document(self._node_id, self.metrics.summary(fresh))
 
     def queued_bytes(self) -> QueuedBytes:
         """What the open connections hold for their clients now (read when the metrics are scraped)."""

@@ -149,6 +149,15 @@ class WebSocketSettings:
             " oldest is dropped. 0: no bound per address."
         },
     )
+    metrics_max_age: float = attrs.field(
+        default=1.0,
+        validator=v.ge(0),
+        metadata={
+            "help": "Seconds /metrics and /stats answer with what they last rendered before rendering"
+            " again: a rendering takes the event loop time in proportion to the connections, so however"
+            " often they are asked, it runs at most once per this. 0: at every request."
+        },
+    )
 
     @property
     def node_name(self) -> str:
