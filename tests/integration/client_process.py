@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pexpect  # type: ignore[import-untyped]
 
-from tests.integration.server_process import FollowedStream
+from tests.integration.server_process import PROCESS_START, FollowedStream
 from tests.timeouts import scaled
 
 # A fixed POSIX zone (no tz database needed) half an hour off any whole-hour zone, so that a client
@@ -298,7 +298,7 @@ class PrintClient:
 
 
 def run_client(
-    workdir: Path, args: Sequence[str], within: float = 10.0, env: dict[str, str] | None = None
+    workdir: Path, args: Sequence[str], within: float = PROCESS_START, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`minimess client <args>` run to completion with no input, with `env` added; fail if it takes
     over `within` s."""

@@ -23,6 +23,10 @@ LogEvent = dict[str, Any]
 _logs_changed = threading.Condition()
 
 
+# Seconds a process may take to start (to listen, or to exit on bad arguments) before a test fails.
+PROCESS_START = 60.0
+
+
 class FollowedStream(Generic[T]):
     """What a process writes to one of its streams, an item per line, read by a thread of its own.
 
@@ -135,7 +139,9 @@ class ServerProcess:
         )
         # A log of this run's own: a restart waits for its own events, not the previous run's.
         self.log = FollowedStream(self.process.stderr, _event, _logs_changed)
-        (listening,) = self.wait_logged("server_listening", within=15)
+        # A bound for a process start, not a measure of it: importing the server takes some 2 s of
+        # CPU, several times that on a loaded 2-core machine.
+        (listening,) = self.wait_logged("server_listening", within=scaled(PROCESS_START))
         self.port = int(listening["port"])
         return self
 

@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from devtools import processes
-from tests.integration.server_process import FollowedStream
+from tests.integration.server_process import PROCESS_START, FollowedStream
 from tests.timeouts import scaled
 
 CONSOLE_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \[")
@@ -71,7 +71,9 @@ async def test_request_paths_and_close_reasons_are_logged_escaped_each_on_its_on
     console_server: tuple[subprocess.Popen[str], FollowedStream[str]],
 ) -> None:
     process, log = console_server
-    (listening,) = await asyncio.to_thread(log.wait_for, lambda line: "server_listening" in line, within=15)
+    (listening,) = await asyncio.to_thread(
+        log.wait_for, lambda line: "server_listening" in line, within=scaled(PROCESS_START)
+    )
     # Without colour styles, were there any: a failure then shows the lines, not a missing port.
     port = int(re.findall(r"\bport=(\d+)", re.sub(r"\x1b\[[0-9;]*m", "", listening))[0])
     # The start line, readable: where to connect.
