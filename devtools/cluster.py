@@ -396,20 +396,25 @@ def start_proxy(layout: Layout, plan: Plan, binary: str, timeout: float) -> None
     command = templates.prepare(plan.proxy, binary, config, layout.dir, log)
     # nginx writes to its error log itself too: our descriptor appends, or the two overwrite each other.
     process = launch(command, log, pid_file=layout.pid_file(plan.proxy), append=plan.proxy == "nginx")
-    deadline = started + timeout
-    while http_status(f"http://{plan.public}/healthz") != 200:
+    wait_until_answering(plan.proxy, process, f"http://{plan.public}/healthz", log, started + timeout)
+    say(f"{plan.proxy} serving on {plan.public} after {time.monotonic() - started:.1f} s")
+
+
+def wait_until_answering(
+    name: str, process: subprocess.Popen[bytes], url: str, log: Path, deadline: float
+) -> None:
+    """Return once `url` answers 200; Failure, with the end of `log`, if `process` exits or time runs out."""
+    while http_status(url) != 200:
         if process.poll() is not None:
             raise Failure(
-                f"{plan.proxy} exited with status {process.returncode} while starting; "
+                f"{name} exited with status {process.returncode} while starting; "
                 f"last lines of {log}:\n{last_lines(log)}"
             )
         if time.monotonic() > deadline:
             raise Failure(
-                f"{plan.proxy} did not answer /healthz on {plan.public} with 200 within {timeout:g} s; "
-                f"last lines of {log}:\n{last_lines(log)}"
+                f"{name} did not answer {url} with 200 in time; last lines of {log}:\n{last_lines(log)}"
             )
         time.sleep(0.05)
-    say(f"{plan.proxy} serving on {plan.public} after {time.monotonic() - started:.1f} s")
 
 
 def start_prometheus(layout: Layout, plan: Plan, binary: str, timeout: float) -> None:
@@ -428,19 +433,8 @@ def start_prometheus(layout: Layout, plan: Plan, binary: str, timeout: float) ->
     log = layout.log("prometheus")
     command = prometheus.command(binary, layout.prometheus_config, layout.prometheus_data, plan.prometheus)
     process = launch(command, log, pid_file=layout.pid_file("prometheus"))
-    deadline = started + timeout
-    while http_status(f"http://{plan.prometheus}{prometheus.READY_PATH}") != 200:
-        if process.poll() is not None:
-            raise Failure(
-                f"prometheus exited with status {process.returncode} while starting; "
-                f"last lines of {log}:\n{last_lines(log)}"
-            )
-        if time.monotonic() > deadline:
-            raise Failure(
-                f"prometheus did not answer {prometheus.READY_PATH} on {plan.prometheus} with 200 within "
-                f"{timeout:g} s; last lines of {log}:\n{last_lines(log)}"
-            )
-        time.sleep(0.05)
+    ready = f"http://{plan.prometheus}{prometheus.READY_PATH}"
+    wait_until_answering("prometheus", process, ready, log, started + timeout)
     say(f"prometheus serving on {plan.prometheus} after {time.monotonic() - started:.1f} s")
 
 
