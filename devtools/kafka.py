@@ -429,24 +429,18 @@ def cmd_start(args: argparse.Namespace) -> int:
         say(f"removing the stale {layout.pid_file} (pid {layout.pid_file.read_text().strip()} is gone)")
         layout.pid_file.unlink()
 
-    java = find_java()
-    libs = fetch()
-    layout.dir.mkdir(parents=True, exist_ok=True)
     # Clients keep their bootstrap address across restarts of the same --dir.
     port = args.port if args.port is not None else layout.configured_port("PLAINTEXT") or DEFAULT_PORT
     port = port or free_port()
-    # The controller's address is written into the metadata at format time, so a formatted
-    # --dir keeps its controller port.
-    controller_port = layout.configured_port("CONTROLLER") if layout.formatted() else None
-    while controller_port is None or controller_port == port:
-        if controller_port == port and layout.formatted():
-            raise Failure(f"port {port} is the controller port of {layout.dir}; pick another --port")
-        controller_port = free_port()
+    controller_port = controller_port_for(args, layout, port)
     sasl = sasl_listener(args, layout, (port, controller_port))
     ports = [("port", port), ("controller port", controller_port)]
     for name, number in [*ports, *([("SASL port", sasl.port)] if sasl else [])]:
         if not port_free(number):
             raise Failure(f"{name} {number} on {HOST} is in use (by another Kafka?)")
+    java = find_java()
+    libs = fetch()
+    layout.dir.mkdir(parents=True, exist_ok=True)
     write_server_properties(layout, port, controller_port, sasl)
     write_log4j_properties(layout)
     if not layout.formatted():
@@ -471,6 +465,23 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def controller_port_for(args: argparse.Namespace, layout: Layout, port: int) -> int:
+    """--controller-port; by default the one --dir had last, else a free one; 0 picks a free one.
+
+    A formatted --dir may change it: the single voter updates its own endpoint in the metadata when
+    it starts (Kafka 4.4; tests/integration/test_kafka_script.py holds it to that).
+    """
+    if args.controller_port is not None and args.controller_port == port:
+        raise Failure(f"--controller-port {port} is the PLAINTEXT port too; pick another")
+    controller_port: int | None = args.controller_port
+    if controller_port is None:
+        controller_port = layout.configured_port("CONTROLLER")
+    # A remembered port that --port now takes gives way: only the port asked for is kept.
+    while not controller_port or controller_port == port:
+        controller_port = free_port()
+    return controller_port
+
+
 def sasl_listener(args: argparse.Namespace, layout: Layout, taken: tuple[int, ...]) -> Sasl | None:
     """The SASL_PLAINTEXT listener that --sasl-user asks for, on the port --dir had last unless told."""
     if not args.sasl_user:
@@ -492,6 +503,12 @@ def already_running(layout: Layout, pid: int, args: argparse.Namespace) -> int:
     if args.port not in (None, 0, port):
         raise Failure(
             f"Kafka already runs from {layout.dir} on {HOST}:{port}; stop it to use port {args.port}"
+        )
+    controller_port = layout.configured_port("CONTROLLER")
+    if args.controller_port not in (None, 0, controller_port):
+        raise Failure(
+            f"Kafka already runs from {layout.dir} with its controller on {HOST}:{controller_port}; "
+            f"stop it to use controller port {args.controller_port}"
         )
     say(f"Kafka already running on {HOST}:{port} (pid {pid})")
     # A start that is still under way elsewhere counts as running only once it serves.
@@ -558,6 +575,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "--port",
         type=int,
         help=f"the PLAINTEXT port (default: the one --dir had last, else {DEFAULT_PORT}; 0: any free port)",
+    )
+    start.add_argument(
+        "--controller-port",
+        type=int,
+        help="the CONTROLLER port, which only Kafka itself uses "
+        "(default: the one --dir had last, else any free port; 0: any free port)",
     )
     start.add_argument(
         "--timeout", type=float, default=60, help="seconds to wait until it serves (default 60)"
