@@ -1,10 +1,12 @@
-"""A local minimess cluster without Docker: Kafka, N servers, a proxy and Prometheus: up, down, status."""
+"""A local minimess cluster without Docker: Kafka, N servers, a proxy and Prometheus: up (or up again,
+starting what is down), restart, down, status."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from devtools import commands, kafka, prometheus, templates
 from devtools.commands import Command, Failure
+from devtools.plan import Plan, differences, port_of
 from devtools.processes import (
     HOST,
     alive,
@@ -43,19 +46,6 @@ PROMETHEUS_STOP_TIMEOUT = 15.0
 SERVER_STOP_TIMEOUT = 15.0
 
 # --- the files in --dir ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What `up` starts, kept in cluster.json so that status and down find every piece."""
-
-    proxy: str
-    public: str  # host:port
-    kafka: str  # bootstrap host:port
-    servers: dict[str, str]  # node id -> host:port
-    # Its web UI and API, host:port; "" when it was not started (not installed). A default, so that
-    # the cluster.json of a cluster started before Prometheus was part of it still reads.
-    prometheus: str = ""
 
 
 class Layout:
@@ -217,8 +207,10 @@ def kafka_script(command: str, layout: Layout, *args: str) -> subprocess.Complet
 def cmd_up(args: argparse.Namespace) -> int:
     layout = Layout(args.dir)
     plan = layout.read_plan()
-    if already_up(layout, plan, args):
-        return 0
+    found = components(layout, plan)
+    pids = {component.name: running_pid(component, layout) for component in found}
+    if any(pids.values()):
+        return up_again(layout, plan, args, [c for c in found if pids[c.name] is None])
     proxy = args.proxy or "haproxy"
     port = args.port if args.port is not None else DEFAULT_PORT
     count = args.servers if args.servers is not None else DEFAULT_SERVERS
@@ -229,18 +221,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     python = project_python()
     scraper = find_prometheus()
     layout.dir.mkdir(parents=True, exist_ok=True)
-    # Nothing of this --dir runs (already_up said so) but maybe what a killed nginx master left
-    # behind, holding the port.
+    # Nothing of this --dir runs but maybe what a killed nginx master left behind, holding the port.
     stop_proxies(layout)
     for stale in layout.dir.glob("*.pid"):
         stale.unlink()
+    remove_other_proxies(layout, proxy)
     if not port_free(port):
         raise Failure(f"port {port} on {HOST} is in use; pick another with --port")
     prometheus_port = prometheus_port_for(args) if scraper is not None else None
 
     started = time.monotonic()
     try:
-        bootstrap = start_kafka(layout, args.timeout)
+        bootstrap = start_kafka(layout, args.timeout, args.kafka_port or 0, args.kafka_controller_port)
         servers = {f"s{n}": f"{HOST}:{port}" for n, port in enumerate(free_ports(count), 1)}
         scraped_on = "" if prometheus_port is None else f"{HOST}:{prometheus_port}"
         plan = Plan(proxy, f"{HOST}:{port}", bootstrap, servers, prometheus=scraped_on)
@@ -259,31 +251,78 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def already_up(layout: Layout, plan: Plan | None, args: argparse.Namespace) -> bool:
-    """True when --dir's cluster runs as asked; a Failure when it runs otherwise or only in part."""
-    found = components(layout, plan)
-    pids = {component.name: running_pid(component, layout) for component in found}
-    if not any(pids.values()):
-        return False
-    missing = [name for name, pid in pids.items() if pid is None]
-    if plan is None or missing:
-        what = f"{', '.join(missing)} not running" if missing else "no cluster.json"
-        raise Failure(f"the cluster in {layout.dir} is partly up ({what}); run `scripts/cluster down` first")
-    port = int(plan.public.rpartition(":")[2])
-    for option, asked, running in (
-        ("--proxy", args.proxy, plan.proxy),
-        ("--port", args.port, port),
-        ("--servers", args.servers, len(plan.servers)),
-        ("--prometheus-port", args.prometheus_port or None, port_of(plan.prometheus)),
-    ):
-        if asked is not None and asked != running:
-            raise Failure(
-                f"already up with {plan.proxy} on {plan.public} and {len(plan.servers)} servers; "
-                f"run `scripts/cluster down` first to change {option}"
-            )
-    say(f"already up from {layout.dir}")
+def up_again(layout: Layout, plan: Plan | None, args: argparse.Namespace, down: list[Component]) -> int:
+    """`up` on a cluster of which something runs: start what is down when the options ask for the
+    cluster that runs, else a Failure that says what differs."""
+    if plan is None:
+        raise Failure(
+            f"the cluster in {layout.dir} is partly up (no cluster.json); run `scripts/cluster down` first"
+        )
+    differ = differences(plan, args, layout.kafka.configured_port("CONTROLLER"))
+    if differ:
+        missing = f"; {', '.join(c.name for c in down)} not running" if down else ""
+        # Without the options that differ, `up` starts just what is down.
+        how = "; `scripts/cluster up` without them starts what is down" if down else ""
+        raise Failure(
+            f"the cluster in {layout.dir} runs with {plan.proxy} on {plan.public} and "
+            f"{servers(len(plan.servers))}{missing}, not {', '.join(differ)}; "
+            f"run `scripts/cluster down` first to change it{how}"
+        )
+    if down:
+        names = [component.name for component in down]
+        say(f"{', '.join(names)} not running; starting {'it' if len(names) == 1 else 'them'} again")
+        start_again(layout, plan, down, args.timeout)
+    else:
+        say(f"already up from {layout.dir}")
     print_components(layout, plan)
-    return True
+    return 0
+
+
+def start_again(layout: Layout, plan: Plan, down: list[Component], timeout: float) -> None:
+    """Start the components that are down as the plan has them (each server on its old port, so the
+    proxy's config holds), in start order; what runs is left alone."""
+    names = [component.name for component in down]
+    kinds = {component.kind for component in down}
+    # As for a first `up`: everything that can be known wrong before Kafka takes its seconds.
+    python = project_python() if "server" in kinds else None
+    binary = find_binary(plan.proxy) if "proxy" in kinds else None
+    scraper = find_prometheus() if "prometheus" in kinds else None
+    if binary is not None:
+        stop_proxies(layout)  # a killed nginx master's workers still hold the public port
+    for component in down:
+        if component.kind in ("server", "proxy", "prometheus") and not port_free(
+            port_of(component.address) or 0
+        ):
+            raise Failure(
+                f"{component.name}'s port {component.address} is in use by another process; "
+                "`scripts/cluster down` then `up` starts the cluster afresh"
+            )
+    started = time.monotonic()
+    if "kafka" in kinds:
+        # Its old port: the servers reconnect to the address they were given.
+        bootstrap = start_kafka(layout, timeout, port_of(plan.kafka) or 0, None)
+        if bootstrap != plan.kafka:
+            raise Failure(f"Kafka started on {bootstrap}, not {plan.kafka} where the servers look for it")
+    if python is not None:
+        start_servers(layout, plan, python, timeout, [c.name for c in down if c.kind == "server"])
+    if binary is not None:
+        start_proxy(layout, plan, binary, timeout)
+    if scraper is not None:
+        start_prometheus(layout, plan, scraper, timeout)
+    say(f"started {', '.join(names)} again in {time.monotonic() - started:.1f} s")
+
+
+def remove_other_proxies(layout: Layout, proxy: str) -> None:
+    """Remove what a run of another proxy left in --dir, so that it holds only this proxy's files."""
+    for other in PROXIES:
+        if other == proxy:
+            continue
+        for name in templates.files(other):
+            path = layout.dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def find_binary(proxy: str) -> str:
@@ -314,10 +353,6 @@ def prometheus_port_for(args: argparse.Namespace) -> int:
     return port
 
 
-def port_of(address: str) -> int | None:
-    return int(address.rpartition(":")[2]) if address else None
-
-
 def project_python() -> Path:
     venv = Path(os.environ.get("UV_PROJECT_ENVIRONMENT") or ".venv")
     python = (REPO / venv / "bin" / "python").absolute()  # an absolute venv stays as it is
@@ -326,11 +361,12 @@ def project_python() -> Path:
     return python
 
 
-def start_kafka(layout: Layout, timeout: float) -> str:
-    """Start Kafka in layout.kafka.dir on a free port; its bootstrap address."""
+def start_kafka(layout: Layout, timeout: float, port: int, controller_port: int | None) -> str:
+    """Start Kafka in layout.kafka.dir on port (0: a free one, so that a Kafka of one's own on 9092
+    is no obstacle) and controller_port (None: the one its --dir had last); its bootstrap address."""
     started = time.monotonic()
-    # --port 0: a free port, so that a Kafka of one's own on 9092 is no obstacle.
-    result = kafka_script("start", layout, "--port", "0", "--timeout", f"{timeout:g}")
+    controller = ["--controller-port", str(controller_port)] if controller_port is not None else []
+    result = kafka_script("start", layout, "--port", str(port), *controller, "--timeout", f"{timeout:g}")
     if result.returncode != 0:
         # scripts/kafka's message already names the reason and ends with its log's last lines.
         reason = result.stderr.rpartition("kafka: error: ")[2].strip() or f"exit status {result.returncode}"
@@ -340,11 +376,15 @@ def start_kafka(layout: Layout, timeout: float) -> str:
     return bootstrap
 
 
-def start_servers(layout: Layout, plan: Plan, python: Path, timeout: float) -> None:
-    """Start every server at once, then wait until each answers /readyz with 200 (Kafka reached)."""
+def start_servers(
+    layout: Layout, plan: Plan, python: Path, timeout: float, names: Sequence[str] | None = None
+) -> None:
+    """Start the servers named (default: all) at once, then wait until each answers /readyz with 200
+    (Kafka reached)."""
     started = time.monotonic()
+    chosen = {name: address for name, address in plan.servers.items() if names is None or name in names}
     processes = {}
-    for name, address in plan.servers.items():
+    for name, address in chosen.items():
         command = [
             str(python), "-m", "minimess", "serve",
             "--host", HOST,
@@ -357,7 +397,7 @@ def start_servers(layout: Layout, plan: Plan, python: Path, timeout: float) -> N
             "--log-format", "json",
         ]  # fmt: skip
         processes[name] = launch(command, layout.log(name), pid_file=layout.pid_file(name))
-    waiting = dict(plan.servers)
+    waiting = dict(chosen)
     deadline = started + timeout
     while waiting:
         for name, address in list(waiting.items()):
@@ -377,7 +417,7 @@ def start_servers(layout: Layout, plan: Plan, python: Path, timeout: float) -> N
                 f"last lines of {layout.log(name)}:\n{last_lines(layout.log(name))}"
             )
         time.sleep(0.1)
-    say(f"{len(plan.servers)} servers ready after {time.monotonic() - started:.1f} s")
+    say(f"{', '.join(chosen)} ready after {time.monotonic() - started:.1f} s")
 
 
 def start_proxy(layout: Layout, plan: Plan, binary: str, timeout: float) -> None:
@@ -494,6 +534,33 @@ def stop_kafka(layout: Layout) -> None:
     say(message[:1].lower() + message[1:])
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    layout = Layout(args.dir)
+    plan = layout.read_plan()
+    if plan is None:
+        raise Failure(f"no cluster in {layout.dir} (no cluster.json): `scripts/cluster up` starts one")
+    found = {component.name: component for component in components(layout, plan)}
+    unknown = [name for name in args.names if name not in found]
+    if unknown:
+        raise Failure(f"no {', '.join(unknown)} in the cluster in {layout.dir}; it has {', '.join(found)}")
+    chosen = {found[name] for name in args.names}
+    # In stop order, as down stops them: whatever scrapes or forwards to a server goes before it.
+    if any(component.kind == "prometheus" for component in chosen):
+        stop_prometheus(layout)
+    if any(component.kind == "proxy" for component in chosen):
+        stop_proxies(layout)
+    pids = {
+        component.name: running_pid(component, layout) for component in chosen if component.kind == "server"
+    }
+    stop_processes({pid: name for name, pid in pids.items() if pid is not None}, args.timeout)
+    if any(component.kind == "kafka" for component in chosen):
+        stop_kafka(layout)
+    down = [component for component in found.values() if running_pid(component, layout) is None]
+    start_again(layout, plan, down, args.timeout)
+    print_components(layout, plan)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     layout = Layout(args.dir)
     plan = layout.read_plan()
@@ -534,6 +601,10 @@ def row(name: str, pid: int | None, address: str, state: str = "") -> str:
 # --- small things --------------------------------------------------------------------------------
 
 
+def servers(count: int) -> str:
+    return f"{count} server" if count == 1 else f"{count} servers"
+
+
 def say(message: str) -> None:
     print(f"cluster: {message}", file=sys.stderr, flush=True)
 
@@ -567,6 +638,21 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         help=f"Prometheus's port, when it is installed (default {DEFAULT_PROMETHEUS_PORT}; 0: any free one)",
     )
     up.add_argument("--timeout", type=float, default=60, help="seconds each stage may take (default 60)")
+    up.add_argument("--kafka-port", type=int, help="Kafka's bootstrap port (default 0: any free one)")
+    up.add_argument(
+        "--kafka-controller-port",
+        type=int,
+        help="Kafka's controller port (default: the one kafka/ had last, else any free one; 0: any free one)",
+    )
+    restart = command(
+        "restart", cmd_restart, "stop the components named, then start them, and whatever else is down, again"
+    )
+    restart.add_argument(
+        "names", nargs="+", metavar="NAME", help="s1, s2, ..., kafka, haproxy, nginx or prometheus"
+    )
+    restart.add_argument(
+        "--timeout", type=float, default=60, help="seconds each stage may take to stop or start (default 60)"
+    )
     command("status", cmd_status, "say what runs (exit 0 when everything does, 1 when not)")
     down = command("down", cmd_down, "stop Prometheus, the proxy, the servers, then Kafka")
     down.add_argument(

@@ -17,6 +17,14 @@ def config_name(proxy: str) -> str:
     return "haproxy.cfg" if proxy == "haproxy" else "nginx.conf"
 
 
+def files(proxy: str) -> tuple[str, ...]:
+    """The names of every file and folder a run of proxy leaves in its directory (config, logs, pid)."""
+    if proxy == "haproxy":
+        return ("haproxy.cfg", "haproxy.log", "haproxy.pid")
+    # As the template names them (and `prepare` makes nginx-tmp/).
+    return ("nginx.conf", "nginx-error.log", "nginx-access.log", "nginx.pid", "nginx-tmp")
+
+
 def template(proxy: str) -> Path:
     name, _, suffix = config_name(proxy).partition(".")
     return DEPLOY / f"{name}-local.{suffix}.in"

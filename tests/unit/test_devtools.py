@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-from devtools import cluster, processes, prometheus, templates
+from devtools import cluster, kafka, plan, processes, prometheus, templates
+from devtools.commands import Failure
 
 SERVERS = {"s1": "127.0.0.1:9001", "s2": "127.0.0.1:9002"}
 
@@ -97,3 +100,67 @@ def test_last_lines_keep_the_end_of_a_log_without_colours(tmp_path: Path) -> Non
 
     assert processes.last_lines(log, 2) == "  two\n  three"
     assert processes.last_lines(tmp_path / "missing.log") == "  (nothing)"
+
+
+def up_options(**given: object) -> argparse.Namespace:
+    asked: dict[str, object] = dict.fromkeys(
+        ("proxy", "port", "servers", "prometheus_port", "kafka_port", "kafka_controller_port")
+    )
+    return argparse.Namespace(**{**asked, **given})
+
+
+def test_a_later_up_differs_from_the_plan_only_in_the_options_it_gives_otherwise() -> None:
+    running = plan.Plan("haproxy", "127.0.0.1:8080", "127.0.0.1:9092", SERVERS, prometheus="127.0.0.1:9190")
+
+    assert plan.differences(running, up_options(), 9093) == []
+    # 0, any free port, is met by whatever port runs.
+    same = up_options(
+        proxy="haproxy", port=8080, servers=2, prometheus_port=0, kafka_port=0, kafka_controller_port=9093
+    )
+    assert plan.differences(running, same, 9093) == []
+    assert plan.differences(
+        running, up_options(proxy="nginx", servers=3, kafka_controller_port=9094), 9093
+    ) == [
+        "--proxy nginx (it has haproxy)",
+        "--servers 3 (it has 2)",
+        "--kafka-controller-port 9094 (it has 9093)",
+    ]
+    assert plan.differences(
+        plan.Plan("nginx", "127.0.0.1:8080", "127.0.0.1:9092", SERVERS),
+        up_options(prometheus_port=9190),
+        9093,
+    ) == ["--prometheus-port 9190 (it has none)"]
+
+
+@pytest.mark.parametrize("proxy", templates.PROXIES)
+def test_a_proxys_files_are_every_path_its_rendered_config_names_in_the_folder(
+    tmp_path: Path, proxy: str
+) -> None:
+    text = templates.render(proxy, tmp_path, "127.0.0.1", 8080, SERVERS)
+    named = {Path(path).relative_to(tmp_path).parts[0] for path in re.findall(rf"{tmp_path}/[\w./-]+", text)}
+    # Besides those: the config itself, and the log scripts/cluster sends the proxy's output to.
+    output_log = "haproxy.log" if proxy == "haproxy" else "nginx-error.log"
+
+    assert named | {templates.config_name(proxy), output_log} == set(templates.files(proxy))
+
+
+def kafka_start(directory: Path, *argv: str) -> argparse.Namespace:
+    return kafka.parse(["start", "--dir", str(directory), *argv])
+
+
+def test_the_kafka_controller_port_is_the_one_asked_for_else_the_one_its_dir_had(tmp_path: Path) -> None:
+    layout = kafka.Layout(tmp_path)
+    tmp_path.joinpath("server.properties").write_text(
+        "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n"
+    )
+
+    assert kafka.controller_port_for(kafka_start(tmp_path, "--controller-port", "9500"), layout, 9092) == 9500
+    assert kafka.controller_port_for(kafka_start(tmp_path), layout, 9092) == 9093
+    # 0 asks for a free one; and a remembered port that the PLAINTEXT port now takes gives way.
+    assert kafka.controller_port_for(kafka_start(tmp_path, "--controller-port", "0"), layout, 9092) not in (
+        0,
+        9092,
+    )
+    assert kafka.controller_port_for(kafka_start(tmp_path), layout, 9093) not in (0, 9093)
+    with pytest.raises(Failure, match=r"^--controller-port 9092 is the PLAINTEXT port too; pick another$"):
+        kafka.controller_port_for(kafka_start(tmp_path, "--controller-port", "9092"), layout, 9092)
