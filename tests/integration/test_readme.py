@@ -62,6 +62,27 @@ def test_a_client_after_scripts_serve_installs_nothing_and_neither_does_serve_af
         assert not UV_CHANGES.search(again.stderr), again.stderr
 
 
+def test_a_walkthrough_is_its_terminals_lines_typed_lines_and_keys_and_nothing_of_its_prose() -> None:
+    readme = """
+<!-- walkthrough: demo -->
+```sh
+# terminal 1: a server; Ctrl-C stops it
+scripts/serve --port 8080
+# terminal 2: a client
+uv run minimess client --uid bob
+# type: attach news
+# terminal 2 shows it. Then:
+# terminal 2: press Ctrl-D
+```
+"""
+    assert walkthrough("demo", readme) == [
+        Step("terminal 1", "run", "scripts/serve --port 8080"),
+        Step("terminal 2", "run", "uv run minimess client --uid bob"),
+        Step("terminal 2", "type", "attach news"),
+        Step("terminal 2", "press", "Ctrl-D"),
+    ]
+
+
 def test_the_memory_walkthrough(tmp_path: Path) -> None:
     follow(walkthrough("memory"), tmp_path)
 
@@ -105,6 +126,11 @@ def follow(steps: list[Step], tmp_path: Path, cleanup: list[str] | None = None) 
         )
         for step in steps[stopping:]:
             session.do(step)
+        # Nothing was installed into a chat: the environment was set up once, before.
+        for step in steps:
+            if step.action == "run" and "minimess client" in step.text:
+                screen = session.terminal(step.terminal).screen
+                assert not UV_CHANGES.search(screen), f"{step.terminal}:\n{screen}"
     finally:
         session.close()
         # Whatever the steps left running (a failed step before its stop), stopped as the README would.
