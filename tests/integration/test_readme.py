@@ -37,7 +37,8 @@ def run(project: Path, *command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command,
         cwd=project,
-        env=reader_env(),
+        # uv from its cache, as in the walkthroughs' terminals: no index requests to wait for.
+        env=reader_env(UV_OFFLINE="1"),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
