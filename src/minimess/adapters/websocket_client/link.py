@@ -136,6 +136,12 @@ class ServerLink:
     def is_connected(self) -> bool:
         return self._connection is not None
 
+    @property
+    def pending(self) -> int:
+        """Publishes not acknowledged yet, queued or in flight: what closing now would lose."""
+        # A publish is in one of the two at a time: an attempt takes it out of _outgoing.
+        return len(self._awaiting) + sum(isinstance(item, _Pub) for item in self._outgoing)
+
     def subscribe(self, topic: Topic) -> None:
         self._topics[topic] = None
         if self.is_connected:
@@ -342,6 +348,8 @@ class ServerLink:
         publish = self._awaiting.get(str(ref)) or self._stale.get(str(ref))
         if publish is not None and not publish.done:
             self._finish(publish)
+            if self._events is not None:
+                self._events.published(publish.topic, publish.body)
 
     def _on_error(self, document: dict[str, Any], events: LinkEvents) -> None:
         ref, code = str(document.get("ref")), document.get("code")
