@@ -20,13 +20,13 @@ commands:
   unsub <topic>        unsubscribe from a topic
   attach <topic>       subscribe if needed, and send what you type to the topic
   //                   detach: lines are commands again
+  // <text>            attached: send text as it is, / at its start included
   pub <topic> <text>   send text to a topic, attached or not
   topics               list your topics
   help                 this list
   quit (or Ctrl-D)     leave
 while attached, start a command with / (/pub, /unsub, /quit, ...); any other line is a message,
-and a line starting with / that is no command is refused: to send one, write // and a space first
-("// /etc/hosts is readable" sends "/etc/hosts is readable")
+but a line starting with / that is no command is refused: "// /etc/hosts" sends "/etc/hosts"
 Tab completes commands and topics; Ctrl-C clears the line"""
 
 
