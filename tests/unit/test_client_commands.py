@@ -26,15 +26,15 @@ COMMANDS: list[tuple[str, Command]] = [
     ("sub news", Subscribe(NEWS)),
     ("unsub news", Unsubscribe(NEWS)),
     ("attach afrozalm:mala:zorfa", Attach(CHAT)),
-    ("pub news hello there", Publish(NEWS, "hello there")),
+    ("pub news hello there", Publish(NEWS, "hello there", by_command=True)),
     ("topics", ListTopics()),
     ("help", Help()),
     ("quit", Quit()),
     ("exit", Quit()),
     ("  sub   news  ", Subscribe(NEWS)),
-    ("pub  news   two  words  ", Publish(NEWS, "two  words")),
+    ("pub  news   two  words  ", Publish(NEWS, "two  words", by_command=True)),
     ("sub\tnews", Subscribe(NEWS)),
-    ("pub\tnews\thi there", Publish(NEWS, "hi there")),
+    ("pub\tnews\thi there", Publish(NEWS, "hi there", by_command=True)),
 ]
 
 
