@@ -819,3 +819,19 @@ async def test_pending_counts_publishes_queued_or_in_flight_until_each_is_acked_
     await server.send({"type": "ack", "ref": server.frames("pub")[0]["ref"], "id": "m-1"})
     assert await harness.reported("published") == [(NEWS, "one")]
     assert link.pending == 1
+
+
+async def test_a_publish_whose_message_comes_back_before_its_ack_is_published_then(harness: Harness) -> None:
+    """The server delivers to subscribers before it acks: the echo, carrying the publish's id, settles it."""
+    server = harness.server
+
+    async def echo_only(connection: ServerConnection, document: Document) -> None:
+        if document["type"] == "pub":
+            await connection.send(json.dumps({**message(1), "id": document["id"], "body": document["body"]}))
+
+    server.reply = echo_only
+    link = await harness.start((NEWS,))
+    link.publish(NEWS, "echoed")
+    assert await harness.reported("published") == [(NEWS, "echoed")]
+    assert link.pending == 0
+    assert harness.events.kinds()[-2:] == ["received", "published"]

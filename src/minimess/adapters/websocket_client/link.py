@@ -273,6 +273,7 @@ class ServerLink:
                 message = message_from_document(document)
                 if self._is_new(message):
                     events.received(message)
+                self._on_echo(message.id)
             elif kind == "ack":
                 self._on_ack(document.get("ref"))
             elif kind == "error":
@@ -347,9 +348,24 @@ class ServerLink:
         # An earlier attempt's ack counts as well: the message is published, with the same id.
         publish = self._awaiting.get(str(ref)) or self._stale.get(str(ref))
         if publish is not None and not publish.done:
-            self._finish(publish)
-            if self._events is not None:
-                self._events.published(publish.topic, publish.body)
+            self._published(publish)
+
+    def _on_echo(self, message_id: str) -> None:
+        """A message with the id of one of this link's publishes came: that one is published.
+
+        The server delivers a message to its subscribers before it acks the publish: without
+        this, a user who quits on seeing their line would be told it was not sent yet.
+        """
+        unsettled = [*self._awaiting.values(), *(item for item in self._outgoing if isinstance(item, _Pub))]
+        for publish in unsettled:
+            if publish.id == message_id and not publish.done:
+                self._published(publish)
+                return
+
+    def _published(self, publish: _Pub) -> None:
+        self._finish(publish)
+        if self._events is not None:
+            self._events.published(publish.topic, publish.body)
 
     def _on_error(self, document: dict[str, Any], events: LinkEvents) -> None:
         ref, code = str(document.get("ref")), document.get("code")
