@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import attrs
 from dependency_injector import containers, providers
 
@@ -27,7 +25,7 @@ from minimess.app.chat_client import ChatClient
 from minimess.app.history import History
 from minimess.app.messaging import MessagingService
 from minimess.app.settings import ClientSettings, MessagingSettings, TokenSettings
-from minimess.app.transcript import Transcript
+from minimess.app.transcript_files import open_transcript
 from minimess.domain.model import Topic, Uid
 
 
@@ -169,9 +167,8 @@ class ClientContainer(containers.DeclarativeContainer):
             Credentials, token=settings.provided.token, token_file=settings.provided.token_file
         ),
     )
-    transcript = providers.Singleton(
-        Transcript, path=providers.Callable(Path, settings.provided.transcript_path)
-    )
+    # Opened and locked as it is built: `<uid>.mess`, or the next free one (TranscriptInUse, OSError).
+    transcript = providers.Singleton(open_transcript, uid=uid, log_file=settings.provided.log_file)
     # --print writes messages to stdout and status to stderr; otherwise an interactive prompt.
     display = providers.Selector(
         config.mode,

@@ -146,6 +146,9 @@ class RecordingClient:
         self.failures.append(f"publish of {body!r} failed: {reason}")
         self._notify()
 
+    def published(self, topic: Topic, body: str) -> None:
+        pass
+
     def ticked(self, timestamp: str) -> None:
         pass
 

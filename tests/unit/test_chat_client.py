@@ -15,7 +15,7 @@ from minimess.domain.model import Message, Topic, Uid
 
 NEWS = Topic("news")
 SPORT = Topic("sport")
-QUEUED_NOTICE = "* queued: it will be sent once the connection is back"
+QUEUED_NOTICE = "* queued: it will be sent once connected"
 
 
 class FakeLink:
@@ -25,6 +25,8 @@ class FakeLink:
         self._topics: dict[Topic, None] = {}
         self.connected = True
         self.queue_size = 100
+        # Publishes not acknowledged yet, as the test says.
+        self.pending = 0
         # ("subscribe", topic), ("unsubscribe", topic) and ("publish", topic, body), in order.
         self.calls: list[tuple[object, ...]] = []
 
@@ -111,7 +113,7 @@ def client(link: FakeLink, transcript: Transcript, display: RecordingDisplay) ->
     ("connected", "line", "call", "notices"),
     [
         (True, "sub news", ("subscribe", NEWS), []),
-        (False, "sub news", ("subscribe", NEWS), ["* news will be subscribed once the connection is back"]),
+        (False, "sub news", ("subscribe", NEWS), ["* news will be subscribed once connected"]),
         (True, "unsub news", ("unsubscribe", NEWS), []),
         (False, "unsub news", ("unsubscribe", NEWS), ["* unsubscribed from news"]),
         (True, "pub news hello", ("publish", NEWS, "hello"), []),
@@ -128,6 +130,8 @@ def test_a_command_goes_to_the_link_and_only_offline_does_the_client_say_so_itse
     notices: list[str],
 ) -> None:
     """Online, the server's answer (`subscribed`, `unsubscribed`) is what the user sees."""
+    link.subscribe(NEWS)
+    link.calls.clear()
     link.connected = connected
     assert client.handle_line(line)
     assert link.calls == [call]
@@ -163,7 +167,7 @@ def test_attach_while_disconnected_attaches_and_says_the_subscription_waits(
     client.handle_line("attach news")
     assert client.attached == NEWS
     assert display.notices == [
-        "* news will be subscribed once the connection is back",
+        "* news will be subscribed once connected",
         "* attached to news: what you type goes there; // detaches",
     ]
 
@@ -333,3 +337,163 @@ def test_what_the_server_says_is_shown_escaped_like_a_body(
         '! message to news failed: rate_limited: \\x1b[2J: "hi"',
     ]
     assert display.ticks == ["* time 2026\\u200b"]
+
+
+@pytest.mark.parametrize(
+    ("connected", "pending", "warning"),
+    [
+        (False, 3, "! 3 messages not sent yet (not connected); quit again to drop them, or wait"),
+        (True, 1, "! 1 message not sent yet (waiting for the server's ack); quit again to drop it, or wait"),
+    ],
+)
+def test_quit_with_unsent_messages_warns_once_and_the_next_quit_leaves(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay, connected: bool, pending: int, warning: str
+) -> None:
+    """Nothing is lost silently: the first quit (or Ctrl-D, which is quit()) only says what would be."""
+    link.connected, link.pending = connected, pending
+    assert client.handle_line("quit")
+    assert display.take_notices() == [warning]
+    assert client.quit()
+    assert display.notices == []
+
+
+def test_the_quit_warning_holds_for_the_next_quit_only(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay
+) -> None:
+    """Another line in between, and the next quit warns again: there may be more to lose now."""
+    link.pending = 2
+    assert not client.quit()
+    client.handle_line("topics")
+    assert client.quit() is False
+    assert client.handle_line("")
+    assert not client.handle_line("/quit")
+    assert [notice[0] for notice in display.notices] == ["!", "*", "!"]
+
+
+def test_quit_with_nothing_unsent_leaves_at_once(client: ChatClient, display: RecordingDisplay) -> None:
+    assert not client.handle_line("quit")
+    assert client.quit()
+    assert display.notices == []
+
+
+def test_unsub_of_a_topic_not_subscribed_says_so_and_sends_nothing(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay
+) -> None:
+    for connected in (True, False):
+        link.connected = connected
+        client.handle_line("unsub news")
+    assert link.calls == []
+    assert display.notices == ["* not subscribed to news"] * 2
+
+
+def test_a_pub_command_is_confirmed_on_its_ack_and_an_attached_line_by_its_echo_only(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay
+) -> None:
+    """The link reports every ack; only those of `pub` commands are shown, each once."""
+    client.handle_line("attach news")
+    display.take_notices()
+    client.handle_line("same words")
+    client.handle_line("/pub news same words")
+    client.handle_line("/pub sport same words")
+    client.published(NEWS, "same words")
+    client.published(NEWS, "same words")
+    client.published(SPORT, "same words")
+    assert display.notices == ["* published to news", "* published to sport"]
+
+
+def test_a_pub_command_that_fails_is_reported_once_and_a_later_equal_ack_not_confirmed(
+    client: ChatClient, display: RecordingDisplay
+) -> None:
+    client.handle_line("pub news hi")
+    client.publish_failed(NEWS, "hi", "rate_limited: slow down")
+    client.published(NEWS, "hi")
+    assert display.notices == ['! message to news failed: rate_limited: slow down: "hi"']
+
+
+def test_attach_to_a_new_topic_says_subscribed_then_attached_in_the_order_they_happen(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay
+) -> None:
+    """Attached at once (lines typed go there), said when the server's `subscribed` answer comes."""
+    client.handle_line("attach news")
+    assert client.attached == NEWS
+    assert link.calls == [("subscribe", NEWS)]
+    assert display.take_notices() == []
+    client.subscribed(NEWS)
+    client.subscribed(NEWS)
+    assert display.notices == [
+        "* subscribed to news",
+        "* attached to news: what you type goes there; // detaches",
+        "* subscribed to news",
+    ]
+
+
+def test_attach_answered_by_a_reconnect_rather_than_subscribed_is_said_after_the_connect(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay
+) -> None:
+    client.handle_line("attach news")
+    client.disconnected("connection lost", 1)
+    client.connected("laptop:8080", (NEWS,))
+    assert display.notices[-2:] == [
+        "* connected to laptop:8080 as afrozalm; subscribed to news",
+        "* attached to news: what you type goes there; // detaches",
+    ]
+
+
+def test_attach_then_detach_before_the_answer_says_no_attached(
+    client: ChatClient, display: RecordingDisplay
+) -> None:
+    client.handle_line("attach news")
+    client.handle_line("//")
+    client.subscribed(NEWS)
+    assert display.notices == ["* detached from news", "* subscribed to news"]
+
+
+def test_a_client_that_never_connected_says_once_connected_and_after_a_drop_once_back(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay
+) -> None:
+    link.connected = False
+    client.handle_line("pub news one")
+    client.handle_line("sub sport")
+    client.connected("laptop:8080", ())
+    client.disconnected("connection lost", 1)
+    client.handle_line("pub news two")
+    client.handle_line("sub chess")
+    assert [notice for notice in display.notices if "once" in notice] == [
+        "* queued: it will be sent once connected",
+        "* sport will be subscribed once connected",
+        "* queued: it will be sent once the connection is back",
+        "* chess will be subscribed once the connection is back",
+    ]
+
+
+def test_started_says_where_the_transcript_is_and_how_to_follow_it(
+    link: FakeLink, display: RecordingDisplay, tmp_path: Path
+) -> None:
+    """And, when another client of the uid holds `<uid>.mess`, that this one writes another file."""
+    plain = ChatClient(Uid("afrozalm"), link, Transcript(Path("afrozalm.mess")), display)
+    second = Transcript(Path("afrozalm+2.mess"), instead_of=Path("afrozalm.mess"))
+    spaced = Transcript(Path("my chats/log.mess"))
+    for transcript in (second, spaced):
+        ChatClient(Uid("afrozalm"), link, transcript, display).started()
+    plain.started()
+    assert display.notices == [
+        "* afrozalm.mess is in use by another client of afrozalm;"
+        " transcript: afrozalm+2.mess (tail -f afrozalm+2.mess)",
+        "* transcript: my chats/log.mess (tail -f 'my chats/log.mess')",
+        "* transcript: afrozalm.mess (tail -f afrozalm.mess)",
+    ]
+
+
+def test_known_topics_are_the_links_then_those_seen_in_messages(client: ChatClient, link: FakeLink) -> None:
+    client.handle_line("sub sport")
+    for topic in (NEWS, SPORT, NEWS):
+        client.received(
+            Message(
+                id="m-1",
+                topic=topic,
+                sender=Uid("mala"),
+                body="hi",
+                timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+    assert client.known_topics == (SPORT, NEWS)

@@ -26,15 +26,15 @@ COMMANDS: list[tuple[str, Command]] = [
     ("sub news", Subscribe(NEWS)),
     ("unsub news", Unsubscribe(NEWS)),
     ("attach afrozalm:mala:zorfa", Attach(CHAT)),
-    ("pub news hello there", Publish(NEWS, "hello there")),
+    ("pub news hello there", Publish(NEWS, "hello there", by_command=True)),
     ("topics", ListTopics()),
     ("help", Help()),
     ("quit", Quit()),
     ("exit", Quit()),
     ("  sub   news  ", Subscribe(NEWS)),
-    ("pub  news   two  words  ", Publish(NEWS, "two  words")),
+    ("pub  news   two  words  ", Publish(NEWS, "two  words", by_command=True)),
     ("sub\tnews", Subscribe(NEWS)),
-    ("pub\tnews\thi there", Publish(NEWS, "hi there")),
+    ("pub\tnews\thi there", Publish(NEWS, "hi there", by_command=True)),
 ]
 
 
@@ -66,15 +66,57 @@ def test_a_command_needs_a_slash_only_while_attached(line: str, command: Command
         "quit it",
         "topics are fun",
         "pub crawl tonight?",
-        "/me waves",
-        "/",
-        "/nope",
-        "/ sub news",
-        "//x",
+        "a/b",
+        "x //",
     ],
 )
 def test_attached_a_line_that_is_no_slash_command_is_a_message(line: str) -> None:
     assert parse_line(line, CHAT) == Publish(CHAT, line)
+
+
+@pytest.mark.parametrize("attached", [CHAT, None])
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("/who", "/who"),
+        ("/tpoics", "/tpoics"),
+        ("  /me waves", "/me"),
+        ("/", "/"),
+        ("/ sub news", "/"),
+        ("//x", "//x"),
+        ("/SUB news", "/SUB"),
+        ("/\x1b[2J", "/\\x1b[2J"),
+    ],
+)
+def test_a_line_starting_with_a_slash_that_is_no_command_is_refused_attached_or_not(
+    line: str, shown: str, attached: Topic | None
+) -> None:
+    """Most likely a mistyped command: sent to the room it would tell everyone so. The error names
+    the escape that sends such a line."""
+    assert _error(line, attached) == (
+        f"unknown command {shown}; nothing was sent (type help; to send a line starting with /,"
+        " write // and a space before it)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "body"),
+    [
+        ("// /etc/hosts is readable", "/etc/hosts is readable"),
+        ("// /who", "/who"),
+        ("// //", "//"),
+        ("  //  two spaces kept  \r\n", " two spaces kept  "),
+        ("// plain", "plain"),
+    ],
+)
+def test_attached_double_slash_and_a_space_send_the_rest_of_the_line_as_it_is(line: str, body: str) -> None:
+    assert parse_line(line, CHAT) == Publish(CHAT, body)
+
+
+def test_detached_the_escape_is_refused_since_there_is_no_topic_to_send_to() -> None:
+    assert _error("// /etc/hosts", None) == (
+        "not attached; nothing was sent (attach a topic first, or pub <topic> <text>)"
+    )
 
 
 def test_attached_a_message_keeps_its_spaces_but_not_the_line_end() -> None:
@@ -92,7 +134,7 @@ def test_double_slash_detaches_and_a_blank_line_means_nothing_attached_or_not(
     assert parse_line(line, attached) == command
 
 
-@pytest.mark.parametrize("line", ["hello", "what's up all", "subscribe news", "SUB news", "/hello"])
+@pytest.mark.parametrize("line", ["hello", "what's up all", "subscribe news", "SUB news"])
 def test_detached_a_line_that_is_no_command_says_to_attach_and_nothing_was_sent(line: str) -> None:
     message = _error(line)
     assert "nothing was sent" in message
@@ -106,7 +148,6 @@ def test_detached_a_line_that_is_no_command_says_to_attach_and_nothing_was_sent(
         ("pub news    ", None, "usage: pub <topic> <text>"),
         ("/pub news", CHAT, "usage: pub <topic> <text>"),
         ("sub", None, "usage: sub <topic>"),
-        ("unsub two topics", None, "usage: unsub <topic>"),
         ("attach", None, "usage: attach <topic>"),
         ("topics now", None, "topics takes no arguments"),
         ("help now", None, "help takes no arguments"),
@@ -117,6 +158,20 @@ def test_a_command_with_the_wrong_arguments_gives_its_usage(
     line: str, attached: Topic | None, usage: str
 ) -> None:
     assert _error(line, attached) == usage
+
+
+@pytest.mark.parametrize(
+    ("line", "attached"),
+    [("unsub two topics", None), ("sub bad topic!", None), ("/attach two words", CHAT)],
+)
+def test_several_words_for_one_topic_say_a_topic_has_no_spaces_and_what_it_may_hold(
+    line: str, attached: Topic | None
+) -> None:
+    word = line.removeprefix("/").split()[0]
+    assert _error(line, attached) == (
+        f"usage: {word} <topic>, one topic: a topic name has no spaces"
+        " (it must match [A-Za-z0-9_.:-]{1,128}); nothing was sent"
+    )
 
 
 @pytest.mark.parametrize(

@@ -204,6 +204,9 @@ class RecordingEvents:
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None:
         self._record("publish_failed", topic, body, reason)
 
+    def published(self, topic: Topic, body: str) -> None:
+        self._record("published", topic, body)
+
     def ticked(self, timestamp: str) -> None:
         self._record("ticked", timestamp)
 
@@ -795,3 +798,40 @@ async def test_a_quiet_sub_learns_where_a_url_topic_starts_so_a_reconnect_can_re
     assert server.paths[-1] == subscribe_path(UID, (NEWS, SPORT), {NEWS: Position(EPOCH, 3)})
     # The sub typed while connected was answered, and shown; the quiet ones were not.
     assert harness.events.of("subscribed") == [(SPORT,)]
+
+
+async def test_pending_counts_publishes_queued_or_in_flight_until_each_is_acked_and_reported(
+    idle: Harness,
+) -> None:
+    """What quitting would lose: lines queued while no server listens, then attempts awaiting acks."""
+    harness, server, port = idle, idle.server, free_port()
+    link = harness.make_link((NEWS,), url=f"ws://127.0.0.1:{port}")
+    harness.run()
+    await harness.reported("disconnected")
+    link.publish(NEWS, "one")
+    link.publish(NEWS, "two")
+    assert link.pending == 2
+    server.reply = ignore
+    await server.start(port)
+    await harness.until(lambda: len(server.frames("pub")) == 2, "both lines sent")
+    assert link.pending == 2
+    assert harness.events.of("published") == []
+    await server.send({"type": "ack", "ref": server.frames("pub")[0]["ref"], "id": "m-1"})
+    assert await harness.reported("published") == [(NEWS, "one")]
+    assert link.pending == 1
+
+
+async def test_a_publish_whose_message_comes_back_before_its_ack_is_published_then(harness: Harness) -> None:
+    """The server delivers to subscribers before it acks: the echo, carrying the publish's id, settles it."""
+    server = harness.server
+
+    async def echo_only(connection: ServerConnection, document: Document) -> None:
+        if document["type"] == "pub":
+            await connection.send(json.dumps({**message(1), "id": document["id"], "body": document["body"]}))
+
+    server.reply = echo_only
+    link = await harness.start((NEWS,))
+    link.publish(NEWS, "echoed")
+    assert await harness.reported("published") == [(NEWS, "echoed")]
+    assert link.pending == 0
+    assert harness.events.kinds()[-2:] == ["received", "published"]

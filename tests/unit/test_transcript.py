@@ -1,4 +1,5 @@
-"""The transcript: one line per message in local time, bodies escaped reversibly, flushed for `tail -f`."""
+"""The transcript: one line per message in local time, bodies escaped reversibly, flushed for `tail -f`;
+one client per file."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minimess.app.transcript import Transcript, gap_line, transcript_line
+from minimess.app.transcript import Transcript, TranscriptInUse, gap_line, transcript_line
+from minimess.app.transcript_files import open_transcript
 from minimess.app.visible_text import unescape_text
 from minimess.domain.model import Message, Topic, Uid
 
@@ -118,3 +120,46 @@ def test_append_opens_the_file_itself_and_adds_to_what_earlier_sessions_wrote(tm
     transcript.append("two")
     transcript.close()
     assert path.read_text(encoding="utf-8") == "yesterday\none\ntwo\n"
+
+
+def test_a_transcript_open_in_one_client_is_locked_against_another_until_closed(tmp_path: Path) -> None:
+    """Each message would be in the file twice otherwise; closing releases the lock."""
+    path = tmp_path / "afrozalm.mess"
+    first, second = Transcript(path), Transcript(path)
+    first.open()
+    with pytest.raises(TranscriptInUse, match=r"afrozalm\.mess is in use by another client"):
+        second.open()
+    first.close()
+    second.open()
+    second.close()
+
+
+def test_the_default_transcript_of_a_second_client_of_a_uid_is_the_next_free_numbered_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two terminals of one user both work; a name with `+`, which no uid has, is no one else's file."""
+    monkeypatch.chdir(tmp_path)
+    opened = [open_transcript(Uid("afrozalm"), None) for _ in range(3)]
+    try:
+        assert [(str(t.path), t.instead_of) for t in opened] == [
+            ("afrozalm.mess", None),
+            ("afrozalm+2.mess", Path("afrozalm.mess")),
+            ("afrozalm+3.mess", Path("afrozalm.mess")),
+        ]
+        opened[0].close()
+        again = open_transcript(Uid("afrozalm"), None)
+        assert (again.path, again.instead_of) == (Path("afrozalm.mess"), None)
+        again.close()
+    finally:
+        for transcript in opened:
+            transcript.close()
+
+
+def test_an_explicit_log_file_in_use_is_refused_rather_than_replaced(tmp_path: Path) -> None:
+    path = str(tmp_path / "chat.log")
+    first = open_transcript(Uid("afrozalm"), path)
+    try:
+        with pytest.raises(TranscriptInUse):
+            open_transcript(Uid("afrozalm"), path)
+    finally:
+        first.close()

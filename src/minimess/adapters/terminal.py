@@ -6,12 +6,16 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from minimess.app.chat_client import ChatClient, Link
+from minimess.app.completion import complete
 
 
 class InteractiveDisplay:
@@ -40,13 +44,35 @@ class PrintDisplay:
         print(line, file=sys.stderr, flush=True)
 
 
+class CommandCompleter(Completer):
+    """Tab completes command words, and the topics the client knows after `sub`, `attach`, …"""
+
+    def __init__(self, client: ChatClient) -> None:
+        self._client = client
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
+        found = complete(
+            document.text_before_cursor, self._client.attached is not None, self._client.known_topics
+        )
+        for word in found.words:
+            yield Completion(word, start_position=-len(found.partial))
+
+
 async def run_interactive(client: ChatClient, link: Link) -> None:
-    """Read lines at a `> ` prompt (arrow keys walk the history) until quit, Ctrl-D or Ctrl-C.
+    """Read lines at a `> ` prompt (arrow keys walk the history, Tab completes) until quit or
+    Ctrl-D; Ctrl-C clears the line being typed.
 
     Ends too when the link gives up (the server refused the token), raising what it raised.
+    Messages still unsent when it ends are dropped, and counted on stderr.
     """
-    session: PromptSession[str] = PromptSession(history=InMemoryHistory())
+    session: PromptSession[str] = PromptSession(
+        history=InMemoryHistory(),
+        completer=CommandCompleter(client),
+        # Only on Tab: a menu popping up under the line at every key would hide messages.
+        complete_while_typing=False,
+    )
     with patch_stdout(raw=True):
+        client.started()
         connection = asyncio.create_task(link.run(client))
         typing = asyncio.create_task(_read_lines(session, client))
         try:
@@ -56,6 +82,11 @@ async def run_interactive(client: ChatClient, link: Link) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await typing
             await _close(link, connection)
+    # After the prompt is gone, where it stays readable. Publishes in flight were reported
+    # failed as the link closed; these were never sent.
+    if dropped := link.pending:
+        what = "message" if dropped == 1 else "messages"
+        print(f"minimess client: {dropped} {what} not sent, dropped on quitting", file=sys.stderr, flush=True)
     _raise_what_ended(connection)
 
 
@@ -63,8 +94,14 @@ async def _read_lines(session: PromptSession[str], client: ChatClient) -> None:
     while True:
         try:
             line = await session.prompt_async(client.prompt)
-        except (EOFError, KeyboardInterrupt):
-            return
+        except KeyboardInterrupt:
+            # Ctrl-C throws the line being typed away, as a shell does; Ctrl-D or quit leaves.
+            continue
+        except EOFError:
+            # Ctrl-D on an empty line: quit, asking first if messages are unsent.
+            if client.quit():
+                return
+            continue
         if not client.handle_line(line):
             return
 
@@ -89,6 +126,7 @@ async def run_printing(client: ChatClient, link: Link) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    client.started()
     connection = asyncio.create_task(link.run(client))
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([connection, stopped], return_when=asyncio.FIRST_COMPLETED)

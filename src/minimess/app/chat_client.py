@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -34,6 +36,10 @@ class LinkEvents(Protocol):
     def unsubscribed(self, topic: Topic) -> None: ...
     def refused(self, what: str, reason: str) -> None: ...
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None: ...
+    def published(self, topic: Topic, body: str) -> None:
+        """The server acknowledged a publish: it is published."""
+        ...
+
     def ticked(self, timestamp: str) -> None: ...
     def missed(self, topic: Topic) -> None:
         """Messages of `topic` may have been published that the user will never receive."""
@@ -50,6 +56,11 @@ class Link(Protocol):
     def topics(self) -> tuple[Topic, ...]: ...
     @property
     def is_connected(self) -> bool: ...
+    @property
+    def pending(self) -> int:
+        """Publishes not acknowledged yet, queued or in flight: what closing now would lose."""
+        ...
+
     def subscribe(self, topic: Topic) -> None: ...
     def unsubscribe(self, topic: Topic) -> None: ...
     def publish(self, topic: Topic, body: str) -> bool:
@@ -92,10 +103,47 @@ class ChatClient:
         self.attached: Topic | None = None
         self._was_connected = False
         self._ever_connected = False
+        # A topic attached to before its subscription was answered: "attached" is said after
+        # "subscribed", in the order they happen.
+        self._attaching: Topic | None = None
+        # `pub` commands waiting for their ack, which is shown; an attached line's echo shows itself.
+        self._confirming: Counter[tuple[Topic, str]] = Counter()
+        # Quit was asked once while messages were unsent; the next quit drops them.
+        self._quit_warned = False
+        # Topics seen in messages, for completion besides the link's own.
+        self._seen: dict[Topic, None] = {}
 
     @property
     def prompt(self) -> str:
         return f"[{self.attached}]> " if self.attached else "> "
+
+    @property
+    def known_topics(self) -> tuple[Topic, ...]:
+        """The user's topics, then the others seen in messages: what completion offers."""
+        return tuple(dict.fromkeys([*self._link.topics, *self._seen]))
+
+    def started(self) -> None:
+        """Say where the transcript is, and why it is not `<uid>.mess` when another client has that."""
+        path = str(self._transcript.path)
+        where = f"transcript: {path} (tail -f {shlex.quote(path)})"
+        if self._transcript.instead_of is None:
+            self._display.notice(f"* {where}")
+        else:
+            taken = self._transcript.instead_of
+            self._display.notice(f"* {taken} is in use by another client of {self.uid}; {where}")
+
+    def quit(self) -> bool:
+        """Whether to quit now: not while messages are unsent, until asked a second time."""
+        pending = self._link.pending
+        if pending == 0 or self._quit_warned:
+            return True
+        self._quit_warned = True
+        them = "them" if pending > 1 else "it"
+        why = "not connected" if not self._link.is_connected else "waiting for the server's ack"
+        self._display.notice(
+            f"! {_count(pending, 'message')} not sent yet ({why}); quit again to drop {them}, or wait"
+        )
+        return False
 
     def handle_line(self, line: str) -> bool:
         """Act on one typed line; False when the user asked to quit."""
@@ -104,11 +152,14 @@ class ChatClient:
         except CommandError as error:
             self._display.notice(f"! {error}")
             return True
+        if not isinstance(command, Quit | None):
+            # A warning about unsent messages holds for the quit right after it only.
+            self._quit_warned = False
         match command:
             case None:
                 pass
             case Quit():
-                return False
+                return not self.quit()
             case Help():
                 self._display.notice(HELP)
             case ListTopics():
@@ -116,33 +167,55 @@ class ChatClient:
             case Subscribe(topic):
                 self._subscribe(topic)
             case Unsubscribe(topic):
-                if self.attached == topic:
-                    self.attached = None
-                self._link.unsubscribe(topic)
-                if not self._link.is_connected:
-                    self._display.notice(f"* unsubscribed from {topic}")
+                self._unsubscribe(topic)
             case Attach(topic):
-                if topic not in self._link.topics:
-                    self._subscribe(topic)
                 self.attached = topic
-                self._display.notice(f"* attached to {topic}: what you type goes there; // detaches")
+                if topic not in self._link.topics and self._link.is_connected:
+                    # Said once the server answers `subscribed`, after that: the order they happen in.
+                    self._attaching = topic
+                    self._link.subscribe(topic)
+                else:
+                    if topic not in self._link.topics:
+                        self._subscribe(topic)
+                    self._say_attached(topic)
             case Detach():
                 if self.attached is None:
                     self._display.notice("* not attached")
                 else:
                     self._display.notice(f"* detached from {self.attached}")
                     self.attached = None
-            case Publish(topic, body):
+            case Publish(topic, body, by_command=by_command):
                 if not self._link.publish(topic, body):
                     self.publish_failed(topic, body, "too many lines waiting to be sent")
-                elif not self._link.is_connected:
-                    self._display.notice("* queued: it will be sent once the connection is back")
+                    return True
+                if by_command:
+                    self._confirming[topic, body] += 1
+                if not self._link.is_connected:
+                    self._display.notice(f"* queued: it will be sent {self._once_connected}")
         return True
+
+    @property
+    def _once_connected(self) -> str:
+        return "once the connection is back" if self._ever_connected else "once connected"
 
     def _subscribe(self, topic: Topic) -> None:
         self._link.subscribe(topic)
         if not self._link.is_connected:
-            self._display.notice(f"* {topic} will be subscribed once the connection is back")
+            self._display.notice(f"* {topic} will be subscribed {self._once_connected}")
+
+    def _unsubscribe(self, topic: Topic) -> None:
+        if self.attached == topic:
+            self.attached = None
+        if topic not in self._link.topics:
+            self._display.notice(f"* not subscribed to {topic}")
+            return
+        self._link.unsubscribe(topic)
+        if not self._link.is_connected:
+            self._display.notice(f"* unsubscribed from {topic}")
+
+    def _say_attached(self, topic: Topic) -> None:
+        self._attaching = None
+        self._display.notice(f"* attached to {topic}: what you type goes there; // detaches")
 
     def _list_topics(self) -> None:
         topics = ", ".join(str(topic) for topic in self._link.topics) or "none"
@@ -157,6 +230,9 @@ class ChatClient:
         # What the server says is shown escaped, like message bodies: it is not this user's text.
         self._display.notice(f"* connected to {escape_text(node)} as {self.uid}{subscribed}")
         self._was_connected = self._ever_connected = True
+        if self._attaching is not None and self._attaching == self.attached and self.attached in topics:
+            # The connection dropped before the `subscribed` answer; this one's URL subscribed it.
+            self._say_attached(self.attached)
 
     def disconnected(self, reason: str, retry_in: float) -> None:
         state = "disconnected" if self._was_connected else "not connected"
@@ -164,6 +240,7 @@ class ChatClient:
         self._display.notice(f"* {state} ({escape_text(reason)}); retrying in {retry_in:.1f} s")
 
     def received(self, message: Message) -> None:
+        self._seen[message.topic] = None
         line = transcript_line(message)
         self._transcript.append(line)
         self._display.message(line)
@@ -175,6 +252,8 @@ class ChatClient:
 
     def subscribed(self, topic: Topic) -> None:
         self._display.notice(f"* subscribed to {topic}")
+        if self._attaching == topic and self.attached == topic:
+            self._say_attached(topic)
 
     def unsubscribed(self, topic: Topic) -> None:
         self._display.notice(f"* unsubscribed from {topic}")
@@ -185,10 +264,29 @@ class ChatClient:
         self._display.notice(f"! {escape_text(what)}: {escape_text(reason)}")
 
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None:
+        self._settle(topic, body)
         self._display.notice(f'! message to {topic} failed: {escape_text(reason)}: "{_excerpt(body)}"')
+
+    def published(self, topic: Topic, body: str) -> None:
+        if self._settle(topic, body):
+            self._display.notice(f"* published to {topic}")
+
+    def _settle(self, topic: Topic, body: str) -> bool:
+        """Whether the publish of `body` to `topic` that the link reports came from a `pub` command."""
+        if self._confirming[topic, body] == 0:
+            return False
+        # By value: the link does not say which of several equal messages it is, nor need it.
+        self._confirming[topic, body] -= 1
+        if self._confirming[topic, body] == 0:
+            del self._confirming[topic, body]
+        return True
 
     def ticked(self, timestamp: str) -> None:
         self._display.tick(f"* time {escape_text(timestamp)}")
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" if number == 1 else f"{number} {thing}s"
 
 
 def _excerpt(body: str, limit: int = 60) -> str:

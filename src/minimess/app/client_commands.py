@@ -6,10 +6,13 @@ from collections.abc import Callable
 
 import attrs
 
+from minimess.app.visible_text import escape_text
 from minimess.domain.errors import InvalidName
-from minimess.domain.model import Topic
+from minimess.domain.model import TOPIC_PATTERN, Topic
 
 DETACH = "//"
+# Attached, `// ` and then text sends the text as it is: the way to send a line starting with `/`.
+ESCAPE = "// "
 
 HELP = """\
 commands:
@@ -17,11 +20,14 @@ commands:
   unsub <topic>        unsubscribe from a topic
   attach <topic>       subscribe if needed, and send what you type to the topic
   //                   detach: lines are commands again
+  // <text>            attached: send text as it is, / at its start included
   pub <topic> <text>   send text to a topic, attached or not
   topics               list your topics
   help                 this list
   quit (or Ctrl-D)     leave
-while attached, start a command with / (/pub, /unsub, /quit, ...); any other line is a message"""
+while attached, start a command with / (/pub, /unsub, /quit, ...); any other line is a message,
+but a line starting with / that is no command is refused: "// /etc/hosts" sends "/etc/hosts"
+Tab completes commands and topics; Ctrl-C clears the line"""
 
 
 class CommandError(Exception):
@@ -52,6 +58,8 @@ class Detach:
 class Publish:
     topic: Topic
     body: str
+    # A `pub` command, whose ack is shown; an attached line's echo (its topic is subscribed) shows it.
+    by_command: bool = attrs.field(default=False, kw_only=True)
 
 
 @attrs.frozen
@@ -83,13 +91,18 @@ _BARE_COMMANDS: dict[str, Callable[[], Command]] = {
     "exit": Quit,
 }
 COMMAND_WORDS = frozenset({*_TOPIC_COMMANDS, *_BARE_COMMANDS, "pub"})
+_PUB_USAGE = "pub <topic> <text>"
+# The commands whose first argument is a topic.
+TOPIC_COMMAND_WORDS = frozenset({*_TOPIC_COMMANDS, "pub"})
 
 
 def parse_line(line: str, attached: Topic | None) -> Command | None:
     """The command `line` stands for, given the attached topic; None for a blank line.
 
-    Attached, a line is a message to the attached topic unless it is `//` or a command written
-    with a leading `/`. Detached, commands need no `/`, and anything else is a CommandError.
+    Attached, a line is a message to the attached topic unless it starts with `/`: `//` detaches,
+    `// <text>` sends `<text>` as it is, `/<command>` is a command, and any other line starting
+    with `/` is a CommandError (never sent: it is most likely a mistyped command). Detached,
+    commands need no `/`, and anything else is a CommandError.
     """
     text = line.strip()
     if not text:
@@ -97,15 +110,28 @@ def parse_line(line: str, attached: Topic | None) -> Command | None:
     if text == DETACH:
         return Detach()
     word = text.split(maxsplit=1)[0]
-    if attached is not None:
-        if word.startswith("/") and word[1:] in COMMAND_WORDS:
-            return _command(text[1:])
-        return Publish(attached, line.rstrip("\r\n"))
-    if word.removeprefix("/") in COMMAND_WORDS:
+    if text.startswith(ESCAPE):
+        if attached is None:
+            raise CommandError(f"not attached; nothing was sent (attach a topic first, or {_PUB_USAGE})")
+        return Publish(attached, line.lstrip().removeprefix(ESCAPE).rstrip("\r\n"))
+    if word.removeprefix("/") in COMMAND_WORDS and (attached is None or word.startswith("/")):
         return _command(text.removeprefix("/"))
+    if word.startswith("/"):
+        raise CommandError(
+            f"unknown command {_shown(word)}; nothing was sent (type help; to send a line starting"
+            " with /, write // and a space before it)"
+        )
+    if attached is not None:
+        return Publish(attached, line.rstrip("\r\n"))
     raise CommandError(
-        f"unknown command {word!r}; nothing was sent (attach a topic to send plain lines; type help)"
+        f"unknown command {_shown(word)}; nothing was sent (attach a topic to send plain lines; type help)"
     )
+
+
+def _shown(word: str) -> str:
+    """`word` as an error message quotes it: escaped like a body, cut off when long."""
+    text = escape_text(word)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _command(text: str) -> Command:
@@ -118,11 +144,16 @@ def _command(text: str) -> Command:
     if word == "pub":
         parts = arguments.split(maxsplit=1)
         if len(parts) != 2:
-            raise CommandError("usage: pub <topic> <text>")
-        return Publish(_topic(parts[0]), parts[1].strip())
+            raise CommandError(f"usage: {_PUB_USAGE}")
+        return Publish(_topic(parts[0]), parts[1].strip(), by_command=True)
     names = arguments.split()
-    if len(names) != 1:
+    if not names:
         raise CommandError(f"usage: {word} <topic>")
+    if len(names) > 1:
+        raise CommandError(
+            f"usage: {word} <topic>, one topic: a topic name has no spaces"
+            f" (it must match {TOPIC_PATTERN.pattern}); nothing was sent"
+        )
     return _TOPIC_COMMANDS[word](_topic(names[0]))
 
 

@@ -3,6 +3,7 @@ where messages may be missing."""
 
 from __future__ import annotations
 
+import fcntl
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TextIO
@@ -34,16 +35,37 @@ def gap_line(topic: Topic, moment: datetime, zone: tzinfo | None = None) -> str:
     return f"{when} [r/{topic}]> {GAP_TEXT}"
 
 
-class Transcript:
-    """Appends transcript lines to a file and flushes each one, so `tail -f` shows it at once."""
+class TranscriptInUse(Exception):
+    """Another process holds the transcript file's lock: another client is writing it."""
 
-    def __init__(self, path: Path) -> None:
+
+class Transcript:
+    """Appends transcript lines to a file and flushes each one, so `tail -f` shows it at once.
+
+    While open it holds an exclusive lock on the file (flock), so that two clients never write
+    one file: each message would be in it twice, interleaved.
+    """
+
+    def __init__(self, path: Path, instead_of: Path | None = None) -> None:
         self.path = path
+        # The file this one stands in for, held by another client (`<uid>.mess`); None if none.
+        self.instead_of = instead_of
         self._file: TextIO | None = None
 
     def open(self) -> None:
-        """Open (creating if needed) for appending; raises OSError when the file cannot be written."""
-        self._file = self.path.open("a", encoding="utf-8")
+        """Open (creating if needed) for appending, and lock it.
+
+        Raises TranscriptInUse when another process holds the lock, OSError when the file
+        cannot be written.
+        """
+        file = self.path.open("a", encoding="utf-8")
+        try:
+            # Not blocking: the other client may run for days; the caller decides what to do.
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            raise TranscriptInUse(f"{self.path} is in use by another client") from None
+        self._file = file
 
     def append(self, line: str) -> None:
         if self._file is None:
@@ -53,6 +75,7 @@ class Transcript:
         self._file.flush()
 
     def close(self) -> None:
+        """Close the file, which releases its lock."""
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -13,6 +13,7 @@ import typer
 
 from minimess.adapters.jwt_tokens import SecretFileError
 from minimess.app.settings import ClientSettings, TokenSettings
+from minimess.app.transcript import TranscriptInUse
 from minimess.bench.command import bench
 from minimess.bootstrap import ServeSettings, build_client_container, build_container, mint_token
 from minimess.domain.errors import CannotAuthenticate
@@ -94,11 +95,13 @@ def client(**values: Any) -> None:
         settings = attrs.evolve(settings, retry_cap=settings.retry_first)
     configure_logging("warning", "console")
     container = build_client_container(settings)
-    transcript = container.transcript()
     try:
-        transcript.open()
+        transcript = container.transcript()
+    except TranscriptInUse as error:
+        typer.echo(f"minimess client: {error}; give another --log-file", err=True)
+        raise typer.Exit(2) from None
     except OSError as error:
-        typer.echo(f"minimess client: cannot write {transcript.path}: {error.strerror}", err=True)
+        typer.echo(f"minimess client: cannot write {error.filename}: {error.strerror}", err=True)
         raise typer.Exit(2) from None
     try:
         asyncio.run(container.run()(container.chat(), container.link()))

@@ -136,6 +136,12 @@ class ServerLink:
     def is_connected(self) -> bool:
         return self._connection is not None
 
+    @property
+    def pending(self) -> int:
+        """Publishes not acknowledged yet, queued or in flight: what closing now would lose."""
+        # A publish is in one of the two at a time: an attempt takes it out of _outgoing.
+        return len(self._awaiting) + sum(isinstance(item, _Pub) for item in self._outgoing)
+
     def subscribe(self, topic: Topic) -> None:
         self._topics[topic] = None
         if self.is_connected:
@@ -267,6 +273,7 @@ class ServerLink:
                 message = message_from_document(document)
                 if self._is_new(message):
                     events.received(message)
+                self._on_echo(message.id)
             elif kind == "ack":
                 self._on_ack(document.get("ref"))
             elif kind == "error":
@@ -341,7 +348,24 @@ class ServerLink:
         # An earlier attempt's ack counts as well: the message is published, with the same id.
         publish = self._awaiting.get(str(ref)) or self._stale.get(str(ref))
         if publish is not None and not publish.done:
-            self._finish(publish)
+            self._published(publish)
+
+    def _on_echo(self, message_id: str) -> None:
+        """A message with the id of one of this link's publishes came: that one is published.
+
+        The server delivers a message to its subscribers before it acks the publish: without
+        this, a user who quits on seeing their line would be told it was not sent yet.
+        """
+        unsettled = [*self._awaiting.values(), *(item for item in self._outgoing if isinstance(item, _Pub))]
+        for publish in unsettled:
+            if publish.id == message_id and not publish.done:
+                self._published(publish)
+                return
+
+    def _published(self, publish: _Pub) -> None:
+        self._finish(publish)
+        if self._events is not None:
+            self._events.published(publish.topic, publish.body)
 
     def _on_error(self, document: dict[str, Any], events: LinkEvents) -> None:
         ref, code = str(document.get("ref")), document.get("code")
