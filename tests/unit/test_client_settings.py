@@ -81,7 +81,7 @@ def test_anything_but_ws_or_wss_host_and_port_is_refused_in_one_line_saying_why(
 )
 def test_a_url_with_a_path_is_refused_saying_what_to_give_instead(url: str, instead: str) -> None:
     """The client appends its own path: one in --server would be sent too, and every handshake refused."""
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ValueError, match="it has a path") as raised:
         ClientSettings(uid="bob", server=url)
     assert str(raised.value).startswith(f"invalid server URL {url!r}: it has a path; {instead}")
     assert "\n" not in str(raised.value)
