@@ -13,6 +13,12 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from minimess.app.chat_client import ChatClient, Link
 
+# How often the status toolbar is looked at and, while it shows, redrawn: its countdown moves in
+# tenths of a second, and a change (connected again, Enter pressed) shows within this.
+STATUS_REFRESH = 0.25
+# What a user can do about the status line, shown after it.
+RETRY_HINT = "; Enter retries now"
+
 
 class InteractiveDisplay:
     """Prints above the prompt: prompt_toolkit's patched stdout redraws the line being typed."""
@@ -25,6 +31,9 @@ class InteractiveDisplay:
 
     def tick(self, line: str) -> None:
         """Time ticks would only scroll the conversation away; the interactive client drops them."""
+
+    def status(self, line: str) -> None:
+        """Shown in the prompt's bottom toolbar, which follows ChatClient.status_line (_show_status)."""
 
 
 class PrintDisplay:
@@ -39,6 +48,11 @@ class PrintDisplay:
     def tick(self, line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    def status(self, line: str) -> None:
+        """Each change of the status line, once: a log to read later has no countdown to watch."""
+        if line:
+            print(f"* {line}", file=sys.stderr, flush=True)
+
 
 async def run_interactive(client: ChatClient, link: Link) -> None:
     """Read lines at a `> ` prompt (arrow keys walk the history) until quit, Ctrl-D or Ctrl-C.
@@ -49,12 +63,14 @@ async def run_interactive(client: ChatClient, link: Link) -> None:
     with patch_stdout(raw=True):
         connection = asyncio.create_task(link.run(client))
         typing = asyncio.create_task(_read_lines(session, client))
+        status = asyncio.create_task(_show_status(session, client))
         try:
             await asyncio.wait([connection, typing], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            typing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await typing
+            for task in (typing, status):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await _close(link, connection)
     _raise_what_ended(connection)
 
@@ -67,6 +83,20 @@ async def _read_lines(session: PromptSession[str], client: ChatClient) -> None:
             return
         if not client.handle_line(line):
             return
+
+
+async def _show_status(session: PromptSession[str], client: ChatClient) -> None:
+    """Keep the bottom toolbar on the client's status line: there while it says something, redrawn
+    with its countdown; gone while connected, so that the screen is the conversation alone."""
+    shown: str | None = None
+    while True:
+        line = client.status_line
+        toolbar = line + RETRY_HINT if line else None
+        if toolbar != shown:
+            session.bottom_toolbar = toolbar
+            session.app.invalidate()
+            shown = toolbar
+        await asyncio.sleep(STATUS_REFRESH)
 
 
 async def _close(link: Link, connection: asyncio.Task[None]) -> None:

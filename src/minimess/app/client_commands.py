@@ -19,6 +19,7 @@ commands:
   //                   detach: lines are commands again
   pub <topic> <text>   send text to a topic, attached or not
   topics               list your topics
+  reconnect (or Enter) while disconnected, try to connect now
   help                 this list
   quit (or Ctrl-D)     leave
 while attached, start a command with / (/pub, /unsub, /quit, ...); any other line is a message"""
@@ -69,7 +70,12 @@ class Quit:
     pass
 
 
-Command = Subscribe | Unsubscribe | Attach | Detach | Publish | ListTopics | Help | Quit
+@attrs.frozen
+class Reconnect:
+    pass
+
+
+Command = Subscribe | Unsubscribe | Attach | Detach | Publish | ListTopics | Help | Quit | Reconnect
 
 _TOPIC_COMMANDS: dict[str, Callable[[Topic], Command]] = {
     "sub": Subscribe,
@@ -81,6 +87,7 @@ _BARE_COMMANDS: dict[str, Callable[[], Command]] = {
     "help": Help,
     "quit": Quit,
     "exit": Quit,
+    "reconnect": Reconnect,
 }
 COMMAND_WORDS = frozenset({*_TOPIC_COMMANDS, *_BARE_COMMANDS, "pub"})
 
