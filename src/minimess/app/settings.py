@@ -73,8 +73,9 @@ class ClientSettings:
     retry_first: float = attrs.field(
         default=0.5, validator=v.gt(0), metadata={"help": "Upper bound of the first reconnect delay."}
     )
+    # Low, so that a client is back soon after its server; Enter or `reconnect` retries at once anyway.
     retry_cap: float = attrs.field(
-        default=30.0, validator=v.gt(0), metadata={"help": "Upper bound of any reconnect delay."}
+        default=5.0, validator=v.gt(0), metadata={"help": "Upper bound of any reconnect delay."}
     )
     ack_timeout: float = attrs.field(
         default=10.0, validator=v.gt(0), metadata={"help": "Seconds a message may wait for its ack."}
