@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pexpect  # type: ignore[import-untyped]
+import pyte
 
 from tests.integration.server_process import PROCESS_START, FollowedStream
 from tests.timeouts import scaled
@@ -137,10 +138,26 @@ def wait_for_lines(
         time.sleep(0.05)
 
 
-class TerminalClient:
-    """`minimess client` in a pseudo-terminal, its screen as plain text, and its transcript file."""
+class _AnsweringScreen(pyte.Screen):
+    """A pyte screen that writes its answers (the cursor position a program asks for) back to it."""
 
-    def __init__(self, workdir: Path, uid: str, server_url: str, *args: str) -> None:
+    def __init__(self, columns: int, lines: int, answer: Callable[[str], object]) -> None:
+        super().__init__(columns, lines)
+        self._answer = answer
+
+    def write_process_input(self, data: str) -> None:
+        self._answer(data)
+
+
+class TerminalClient:
+    """`minimess client` in a pseudo-terminal, its screen as plain text, and its transcript file.
+
+    With `cpr`, the terminal answers prompt_toolkit's cursor position requests, as a real one does:
+    then prompt_toolkit knows the rows below its prompt, and draws a bottom toolbar there.
+    """
+
+    def __init__(self, workdir: Path, uid: str, server_url: str, *args: str, cpr: bool = False) -> None:
+        self.cpr = cpr
         self.workdir = workdir
         self.uid = uid
         self.command = client_command(uid, server_url, *args)
@@ -148,6 +165,10 @@ class TerminalClient:
         self.child: pexpect.spawn | None = None
         # What the client wrote to the terminal; guarded by _changed.
         self._screen = LineScreen()
+        # The same, drawn by a terminal emulator of the pty's size: what is on the screen now,
+        # the rows redrawn in place (the bottom toolbar) included.
+        self._terminal = _AnsweringScreen(200, 40, self.type if cpr else lambda _answer: None)
+        self._terminal_stream = pyte.Stream(self._terminal)
         self._changed = threading.Condition()
         # Where in the plain screen text the next `expect` starts looking.
         self._cursor = 0
@@ -159,7 +180,9 @@ class TerminalClient:
             self.command[0],
             self.command[1:],
             cwd=str(self.workdir),
-            env=client_env(TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1", NO_COLOR="1"),
+            env=client_env(
+                TERM="xterm", NO_COLOR="1", **({} if self.cpr else {"PROMPT_TOOLKIT_NO_CPR": "1"})
+            ),
             dimensions=(40, 200),
             encoding="utf-8",
             codec_errors="replace",
@@ -181,6 +204,7 @@ class TerminalClient:
                 return
             with self._changed:
                 self._screen.feed(data)
+                self._terminal_stream.feed(data)
                 self._changed.notify_all()
 
     def type(self, text: str) -> None:
@@ -217,6 +241,35 @@ class TerminalClient:
         """Every finished line on the screen so far, for asserting what was not printed."""
         with self._changed:
             return self._screen.text
+
+    def expect_drawn(self, pattern: str, within: float = 10.0) -> re.Match[str]:
+        """A match of `pattern` (a multiline regex) on the screen as it is drawn at some moment
+        within `within` s (scaled): every row, those redrawn in place included."""
+        regex = re.compile(pattern, re.MULTILINE)
+        match = regex.search(
+            self._wait_drawn(lambda drawn: regex.search(drawn) is not None, f"{pattern!r} not drawn", within)
+        )
+        assert match is not None
+        return match
+
+    def expect_not_drawn(self, pattern: str, within: float = 10.0) -> None:
+        """Wait until the screen as drawn has no match of `pattern` (a multiline regex)."""
+        regex = re.compile(pattern, re.MULTILINE)
+        self._wait_drawn(lambda drawn: regex.search(drawn) is None, f"{pattern!r} still drawn", within)
+
+    def _wait_drawn(self, found: Callable[[str], bool], what: str, within: float) -> str:
+        """The screen as drawn, once `found` holds for it."""
+        deadline = time.monotonic() + scaled(within)
+        with self._changed:
+            while True:
+                drawn = "\n".join(row.rstrip() for row in self._terminal.display)
+                if found(drawn):
+                    return drawn
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._eof:
+                    raise AssertionError(f"{self.uid}: {what} after {scaled(within)} s:\n{drawn}")
+                # Woken by output; a countdown redraws at least every second.
+                self._changed.wait(min(remaining, 1.0))
 
     def expect_status(self, text: str, within: float = 10.0) -> re.Match[str]:
         """The next status line (`* ...`) that starts with `text`."""

@@ -63,6 +63,7 @@ async def test_success_names_uid_node_and_url_topics_which_are_subscribed(server
             "uid": "reader",
             "node": f"{socket.gethostname()}:{server.port}",
             "topics": [first, second],
+            "max_message_bytes": 65536,
         }
         await publish(writer, first, "on first", "p-1")
         await publish(writer, second, "on second", "p-2")

@@ -27,7 +27,10 @@ class FakeLink:
         self.queue_size = 100
         # Publishes not acknowledged yet, as the test says.
         self.pending = 0
-        # ("subscribe", topic), ("unsubscribe", topic) and ("publish", topic, body), in order.
+        # What oversize() answers for every message; None: any length goes.
+        self.too_long: str | None = None
+        # ("subscribe", topic), ("unsubscribe", topic), ("publish", topic, body) and ("retry_now",),
+        # in order.
         self.calls: list[tuple[object, ...]] = []
 
     @property
@@ -52,6 +55,12 @@ class FakeLink:
         self.calls.append(("publish", topic, body))
         return True
 
+    def oversize(self, topic: Topic, body: str) -> str | None:
+        return self.too_long
+
+    def retry_now(self) -> None:
+        self.calls.append(("retry_now",))
+
     @property
     def published(self) -> list[tuple[object, ...]]:
         return [call[1:] for call in self.calls if call[0] == "publish"]
@@ -68,6 +77,7 @@ class RecordingDisplay:
         self.messages: list[str] = []
         self.notices: list[str] = []
         self.ticks: list[str] = []
+        self.statuses: list[str] = []
 
     def message(self, line: str) -> None:
         self.messages.append(line)
@@ -77,6 +87,9 @@ class RecordingDisplay:
 
     def tick(self, line: str) -> None:
         self.ticks.append(line)
+
+    def status(self, line: str) -> None:
+        self.statuses.append(line)
 
     def take_notices(self) -> list[str]:
         """The notices since the last call."""
@@ -104,9 +117,24 @@ def transcript(tmp_path: Path) -> Iterator[Transcript]:
 NOW = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
 
 
+class Clock:
+    """A monotonic clock that moves only when a test says."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-def client(link: FakeLink, transcript: Transcript, display: RecordingDisplay) -> ChatClient:
-    return ChatClient(Uid("afrozalm"), link, transcript, display, now=lambda: NOW)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(link: FakeLink, transcript: Transcript, display: RecordingDisplay, clock: Clock) -> ChatClient:
+    return ChatClient(Uid("afrozalm"), link, transcript, display, now=lambda: NOW, clock=clock)
 
 
 @pytest.mark.parametrize(
@@ -254,7 +282,7 @@ def test_a_refusal_detaches_only_when_the_link_dropped_the_attached_topic(
 def test_connection_notices_tell_a_first_connection_from_a_reconnect_and_a_drop_from_a_failed_retry(
     client: ChatClient, display: RecordingDisplay
 ) -> None:
-    """The retry delay is shown to a tenth of a second."""
+    """The retry delay is shown to a tenth of a second; a failed retry is no notice of its own."""
     refused = "cannot reach ws://127.0.0.1:8080: connection refused"
     client.disconnected(refused, 0.25)
     client.connected("laptop:8080", (NEWS,))
@@ -267,7 +295,6 @@ def test_connection_notices_tell_a_first_connection_from_a_reconnect_and_a_drop_
         f"* not connected ({refused}); retrying in 0.2 s",
         "* connected to laptop:8080 as afrozalm; subscribed to news",
         "* disconnected (the server is going away); retrying in 2.0 s",
-        f"* not connected ({refused}); retrying in 3.0 s",
         "* connected to laptop:8080 as afrozalm; resubscribed to news, sport",
         "* disconnected (connection lost); retrying in 0.4 s",
         "* connected to laptop:8080 as afrozalm",
@@ -497,3 +524,74 @@ def test_known_topics_are_the_links_then_those_seen_in_messages(client: ChatClie
             )
         )
     assert client.known_topics == (SPORT, NEWS)
+
+
+def test_while_down_the_status_line_counts_down_to_the_next_attempt_and_says_why(
+    client: ChatClient, display: RecordingDisplay, clock: Clock
+) -> None:
+    """One notice for the outage, then only the status line: said at each change, read with the time left."""
+    client.connected("laptop:8080", ())
+    assert client.status_line == ""
+    client.disconnected("connection lost", 0.4)
+    clock.now += 0.1
+    assert client.status_line == "reconnecting in 0.3 s (attempt 1, connection lost)"
+    clock.now += 0.3
+    assert client.status_line == "reconnecting now (attempt 1, connection lost)"
+    client.disconnected("cannot reach ws://h:1: connection refused", 3.2)
+    client.disconnected("cannot reach ws://h:1: connection refused\x1b[2J", 4)
+    assert (
+        client.status_line
+        == "reconnecting in 4.0 s (attempt 3, cannot reach ws://h:1: connection refused\\x1b[2J)"
+    )
+    client.connected("laptop:8080", ())
+    assert client.status_line == ""
+    assert display.notices == [
+        "* connected to laptop:8080 as afrozalm",
+        "* disconnected (connection lost); retrying in 0.4 s",
+        "* connected to laptop:8080 as afrozalm",
+    ]
+    assert display.statuses == [
+        "",
+        "reconnecting in 0.4 s (attempt 1, connection lost)",
+        "reconnecting in 3.2 s (attempt 2, cannot reach ws://h:1: connection refused)",
+        "reconnecting in 4.0 s (attempt 3, cannot reach ws://h:1: connection refused\\x1b[2J)",
+        "",
+    ]
+
+
+@pytest.mark.parametrize("line", ["", "   ", "reconnect", "/reconnect"])
+def test_enter_or_reconnect_while_down_retries_now(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay, line: str
+) -> None:
+    link.connected = False
+    client.disconnected("connection lost", 30)
+    display.take_notices()
+    assert client.handle_line(line)
+    assert link.calls == [("retry_now",)]
+    assert client.status_line == "reconnecting now (attempt 1, connection lost)"
+    assert display.statuses[-1] == client.status_line
+    assert display.notices == ([] if not line.strip() else ["* reconnecting now"])
+
+
+def test_enter_while_connected_does_nothing_and_reconnect_says_so(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay
+) -> None:
+    client.handle_line("")
+    client.handle_line("reconnect")
+    assert link.calls == []
+    assert display.notices == ["* already connected"]
+
+
+@pytest.mark.parametrize("line", ["/pub news x", "x"])
+def test_a_message_over_the_servers_limit_is_refused_before_it_is_sent(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay, line: str
+) -> None:
+    """The link says why; nothing is queued, and the line is quoted so that the user can shorten it."""
+    client.handle_line("attach news")
+    display.take_notices()
+    link.too_long = (
+        "too long: 70012 bytes, the server takes at most 65536 per message frame; nothing was sent"
+    )
+    client.handle_line(line)
+    assert link.published == []
+    assert display.notices == [f'! message to news failed: {link.too_long}: "x"']

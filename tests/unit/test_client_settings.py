@@ -64,6 +64,30 @@ def test_anything_but_ws_or_wss_host_and_port_is_refused_in_one_line_saying_why(
 
 
 @pytest.mark.parametrize(
+    ("url", "instead"),
+    [
+        (
+            "ws://127.0.0.1:8080/subscribe/id:bob/topic:room",
+            "give --server ws://127.0.0.1:8080 --topic room (the uid is --uid;",
+        ),
+        (
+            "wss://h:9/subscribe/id:bob/topic:a@e1:3/topic:b/",
+            "give --server wss://h:9 --topic a --topic b (the uid is --uid;",
+        ),
+        ("ws://h/subscribe/id:bob", "give --server ws://h (the uid is --uid;"),
+        ("ws://h:8080/chat", "give --server ws://h:8080 (the client adds the path itself)"),
+        ("ws://h:8080//", "give --server ws://h:8080 (the client adds the path itself)"),
+    ],
+)
+def test_a_url_with_a_path_is_refused_saying_what_to_give_instead(url: str, instead: str) -> None:
+    """The client appends its own path: one in --server would be sent too, and every handshake refused."""
+    with pytest.raises(ValueError, match="it has a path") as raised:
+        ClientSettings(uid="bob", server=url)
+    assert str(raised.value).startswith(f"invalid server URL {url!r}: it has a path; {instead}")
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
     ("changes", "error"),
     [({"uid": "bad/uid"}, "invalid uid"), ({"topics": ["news", "bad/topic"]}, "invalid topic")],
 )

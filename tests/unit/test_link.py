@@ -24,6 +24,7 @@ from devtools.processes import free_port
 from minimess.adapters.websocket_client.backoff import Backoff
 from minimess.adapters.websocket_client.link import MAX_ATTEMPTS, ServerLink
 from minimess.adapters.wire.paths import subscribe_path
+from minimess.domain.errors import ServerRefused
 from minimess.domain.model import Message, Position, Topic, Uid
 from tests.timeouts import scaled
 
@@ -835,3 +836,156 @@ async def test_a_publish_whose_message_comes_back_before_its_ack_is_published_th
     assert await harness.reported("published") == [(NEWS, "echoed")]
     assert link.pending == 0
     assert harness.events.kinds()[-2:] == ["received", "published"]
+
+
+# --- the server's limits, retrying now, and refusals at the handshake -----------------------------
+
+
+def greeting(**fields: Any) -> str:
+    return json.dumps({"type": "success", "uid": UID.value, "node": "unit:1", "topics": [], **fields})
+
+
+def pub_frame_bytes(body: str, ref: str) -> int:
+    """The UTF-8 size of the pub frame of `body` with `ref` and a 32-hex id, as the link writes it."""
+    frame = {"topic": "news", "type": "pub", "body": body, "id": "0" * 32, "ref": ref}
+    return len(json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+async def test_before_any_success_the_limit_is_the_protocols_default_65536_bytes(idle: Harness) -> None:
+    link = idle.make_link()
+    # Non-ASCII counts in UTF-8 bytes: "é" is two.
+    fits = "é" * ((65536 - pub_frame_bytes("", "c-" + "9" * 19)) // 2)
+    assert link.oversize(NEWS, fits) is None
+    assert link.oversize(NEWS, fits + "é") == (
+        f"too long: {pub_frame_bytes(fits + 'é', 'c-' + '9' * 19)} bytes,"
+        " the server takes at most 65536 per message frame; nothing was sent"
+    )
+
+
+async def test_the_limit_is_the_one_the_last_success_frame_said(harness: Harness) -> None:
+    harness.server.greeting = greeting(max_message_bytes=300)
+    link = await harness.start()
+    assert link.oversize(NEWS, "x" * 150) is None
+    reason = link.oversize(NEWS, "x" * 250)
+    assert reason is not None
+    assert "the server takes at most 300 per message frame; nothing was sent" in reason
+
+
+async def test_a_line_over_a_limit_lowered_since_it_was_typed_is_reported_and_never_sent(
+    idle: Harness,
+) -> None:
+    """Typed while the limit was unknown (65536), sent to a server that takes 300: sent, it would
+    close the connection with 1009, and go again after every reconnect."""
+    harness, server = idle, idle.server
+    server.greeting = greeting(max_message_bytes=300)
+    await server.start()
+    link = harness.make_link()
+    assert link.publish(NEWS, "x" * 1000)
+    assert link.publish(NEWS, "short")
+    harness.run()
+    await harness.until(lambda: server.bodies() == ["short"], "the short line")
+    ((topic, body, reason),) = harness.events.of("publish_failed")
+    assert (topic, body) == (NEWS, "x" * 1000)
+    assert reason.startswith("too long: ")
+    assert reason.endswith(" bytes, the server takes at most 300 per message frame; nothing was sent")
+    assert len(server.paths) == 1
+
+
+async def test_retry_now_ends_the_wait_between_attempts(idle: Harness) -> None:
+    """With 30 s to wait, an attempt follows retry_now() at once."""
+    harness, server, port = idle, idle.server, free_port()
+    link = harness.make_link(url=f"ws://127.0.0.1:{port}", first=30, cap=30)
+    link.retry_now()  # not waiting yet: nothing to end
+    harness.run()
+    ((_reason, delay),) = await harness.reported("disconnected")
+    assert delay == 30
+    await server.start(port)
+    link.retry_now()
+    await harness.until(lambda: link.is_connected, "the connection after retry_now")
+    link.retry_now()  # connected: nothing happens
+    assert len(server.paths) == 1
+
+
+class RefusingServer:
+    """Answers every handshake with `status` and a body whose first line is the reason."""
+
+    def __init__(self, status: int, body: str) -> None:
+        self.status = status
+        self.body = body
+        self.handshakes = 0
+        # Set at every handshake.
+        self.refused = asyncio.Event()
+        self._server: Server | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        def refuse(connection: ServerConnection, _request: Any) -> Any:
+            self.handshakes += 1
+            self.refused.set()
+            return connection.respond(self.status, self.body)
+
+        async def never(_connection: ServerConnection) -> None:
+            raise AssertionError("no upgrade expected")
+
+        self._server = await serve(never, "127.0.0.1", 0, process_request=refuse)
+        self.url = f"ws://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        (400, "a connection may hold at most 1 topics\n", "a connection may hold at most 1 topics"),
+        (404, "no such endpoint '/x'\nmore\n", "no such endpoint '/x'"),
+        (405, "", "no reason given"),
+        (400, "bad \x1b[2J\u202e reason", "bad ?[2J? reason"),
+    ],
+)
+async def test_a_4xx_at_the_handshake_ends_the_link_with_the_servers_reason_and_no_retry(
+    status: int, body: str, reason: str
+) -> None:
+    server = RefusingServer(status, body)
+    await server.start()
+    try:
+        events = RecordingEvents(lambda: None)
+        link = ServerLink(
+            server.url, UID, (), Backoff(0.01, 0.01), ack_timeout=10, queue_size=10, open_timeout=scaled(10)
+        )
+        with pytest.raises(ServerRefused) as refused:
+            async with asyncio.timeout(scaled(5)):
+                await link.run(events)
+        assert str(refused.value) == (
+            f"the server refused the connection: HTTP {status}: {reason};"
+            " asking again would get the same answer"
+        )
+        assert server.handshakes == 1
+        assert events.of("disconnected") == []
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 503])
+async def test_a_refusal_about_load_or_time_is_retried(status: int) -> None:
+    server = RefusingServer(status, "too many connections from 127.0.0.1\n")
+    await server.start()
+    events = RecordingEvents(lambda: None)
+    link = ServerLink(
+        server.url, UID, (), Backoff(0.01, 0.01), ack_timeout=10, queue_size=10, open_timeout=scaled(10)
+    )
+    task = asyncio.create_task(link.run(events))
+    try:
+        async with asyncio.timeout(scaled(5)):
+            while server.handshakes < 2:
+                server.refused.clear()
+                await server.refused.wait()
+        assert events.of("disconnected")[0][0] == (
+            f"the server refused the connection: HTTP {status}: too many connections from 127.0.0.1"
+        )
+    finally:
+        link.close()
+        await asyncio.wait_for(task, scaled(5))
+        await server.stop()

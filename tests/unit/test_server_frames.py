@@ -35,8 +35,14 @@ UNPLACED = attrs.evolve(MESSAGE, position=None)
     ("data", "document"),
     [
         (
-            success_frame(Uid("bob"), "node-1", (NEWS, Topic("a:b"))),
-            {"type": "success", "uid": "bob", "node": "node-1", "topics": ["news", "a:b"]},
+            success_frame(Uid("bob"), "node-1", (NEWS, Topic("a:b")), 65536),
+            {
+                "type": "success",
+                "uid": "bob",
+                "node": "node-1",
+                "topics": ["news", "a:b"],
+                "max_message_bytes": 65536,
+            },
         ),
         (time_frame(NOW), {"type": "time", "ts": "2026-11-28T03:55:13.123Z"}),
         (

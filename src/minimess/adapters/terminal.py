@@ -17,6 +17,12 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from minimess.app.chat_client import ChatClient, Link
 from minimess.app.completion import complete
 
+# How often the status toolbar is looked at and, while it shows, redrawn: its countdown moves in
+# tenths of a second, and a change (connected again, Enter pressed) shows within this.
+STATUS_REFRESH = 0.25
+# What a user can do about the status line, shown after it.
+RETRY_HINT = "; Enter retries now"
+
 
 class InteractiveDisplay:
     """Prints above the prompt: prompt_toolkit's patched stdout redraws the line being typed."""
@@ -30,6 +36,9 @@ class InteractiveDisplay:
     def tick(self, line: str) -> None:
         """Time ticks would only scroll the conversation away; the interactive client drops them."""
 
+    def status(self, line: str) -> None:
+        """Shown in the prompt's bottom toolbar, which follows ChatClient.status_line (_show_status)."""
+
 
 class PrintDisplay:
     """Messages to stdout, one line each; everything else to stderr."""
@@ -42,6 +51,11 @@ class PrintDisplay:
 
     def tick(self, line: str) -> None:
         print(line, file=sys.stderr, flush=True)
+
+    def status(self, line: str) -> None:
+        """Each change of the status line, once: a log to read later has no countdown to watch."""
+        if line:
+            print(f"* {line}", file=sys.stderr, flush=True)
 
 
 class CommandCompleter(Completer):
@@ -75,12 +89,14 @@ async def run_interactive(client: ChatClient, link: Link) -> None:
         client.started()
         connection = asyncio.create_task(link.run(client))
         typing = asyncio.create_task(_read_lines(session, client))
+        status = asyncio.create_task(_show_status(session, client))
         try:
             await asyncio.wait([connection, typing], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            typing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await typing
+            for task in (typing, status):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await _close(link, connection)
     # After the prompt is gone, where it stays readable. Publishes in flight were reported
     # failed as the link closed; these were never sent.
@@ -104,6 +120,20 @@ async def _read_lines(session: PromptSession[str], client: ChatClient) -> None:
             continue
         if not client.handle_line(line):
             return
+
+
+async def _show_status(session: PromptSession[str], client: ChatClient) -> None:
+    """Keep the bottom toolbar on the client's status line: there while it says something, redrawn
+    with its countdown; gone while connected, so that the screen is the conversation alone."""
+    shown: str | None = None
+    while True:
+        line = client.status_line
+        toolbar = line + RETRY_HINT if line else None
+        if toolbar != shown:
+            session.bottom_toolbar = toolbar
+            session.app.invalidate()
+            shown = toolbar
+        await asyncio.sleep(STATUS_REFRESH)
 
 
 async def _close(link: Link, connection: asyncio.Task[None]) -> None:

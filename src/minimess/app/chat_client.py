@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,10 +18,12 @@ from minimess.app.client_commands import (
     ListTopics,
     Publish,
     Quit,
+    Reconnect,
     Subscribe,
     Unsubscribe,
     parse_line,
 )
+from minimess.app.connection_status import ConnectionStatus
 from minimess.app.transcript import Transcript, gap_line, transcript_line
 from minimess.app.visible_text import escape_text
 from minimess.domain.model import Message, Topic, Uid
@@ -67,6 +70,14 @@ class Link(Protocol):
         """Queue a message; False when the queue of unsent lines is full (nothing queued)."""
         ...
 
+    def oversize(self, topic: Topic, body: str) -> str | None:
+        """Why a message this long cannot be sent (its frame is over the server's limit), or None."""
+        ...
+
+    def retry_now(self) -> None:
+        """While waiting between connection attempts, end the wait; nothing while connected."""
+        ...
+
     async def run(self, events: LinkEvents) -> None:
         """Connect, and reconnect whenever the connection drops, until close()."""
         ...
@@ -80,6 +91,13 @@ class Display(Protocol):
     def message(self, line: str) -> None: ...
     def notice(self, line: str) -> None: ...
     def tick(self, line: str) -> None: ...
+    def status(self, line: str) -> None:
+        """The one status line changed to `line` (connection state); "" while there is nothing to say.
+
+        Said at every change, not at every step of a countdown: ChatClient.status_line reads it
+        again, with the time left, for a display that shows it in place.
+        """
+        ...
 
 
 class ChatClient:
@@ -92,6 +110,7 @@ class ChatClient:
         transcript: Transcript,
         display: Display,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.uid = uid
         self._link = link
@@ -112,6 +131,14 @@ class ChatClient:
         self._quit_warned = False
         # Topics seen in messages, for completion besides the link's own.
         self._seen: dict[Topic, None] = {}
+        # The one status line; the first failure after a connection (or the start) is a notice too.
+        self._status = ConnectionStatus(clock)
+        self._said_down = False
+
+    @property
+    def status_line(self) -> str:
+        """The status line as of now, countdown included; "" while connected."""
+        return self._status.line()
 
     @property
     def prompt(self) -> str:
@@ -157,7 +184,15 @@ class ChatClient:
             self._quit_warned = False
         match command:
             case None:
-                pass
+                # Enter on an empty line is what a user tries first to get the connection back.
+                if not self._link.is_connected:
+                    self._retry_now()
+            case Reconnect():
+                if self._link.is_connected:
+                    self._display.notice("* already connected")
+                else:
+                    self._display.notice("* reconnecting now")
+                    self._retry_now()
             case Quit():
                 return not self.quit()
             case Help():
@@ -185,6 +220,9 @@ class ChatClient:
                     self._display.notice(f"* detached from {self.attached}")
                     self.attached = None
             case Publish(topic, body, by_command=by_command):
+                if (too_long := self._link.oversize(topic, body)) is not None:
+                    self.publish_failed(topic, body, too_long)
+                    return True
                 if not self._link.publish(topic, body):
                     self.publish_failed(topic, body, "too many lines waiting to be sent")
                     return True
@@ -197,6 +235,11 @@ class ChatClient:
     @property
     def _once_connected(self) -> str:
         return "once the connection is back" if self._ever_connected else "once connected"
+
+    def _retry_now(self) -> None:
+        self._link.retry_now()
+        self._status.retrying_now()
+        self._display.status(self.status_line)
 
     def _subscribe(self, topic: Topic) -> None:
         self._link.subscribe(topic)
@@ -233,11 +276,19 @@ class ChatClient:
         if self._attaching is not None and self._attaching == self.attached and self.attached in topics:
             # The connection dropped before the `subscribed` answer; this one's URL subscribed it.
             self._say_attached(self.attached)
+        self._said_down = False
+        self._status.up()
+        self._display.status(self.status_line)
 
     def disconnected(self, reason: str, retry_in: float) -> None:
-        state = "disconnected" if self._was_connected else "not connected"
+        # One notice where the connection went, in the conversation; then only the status line.
+        if not self._said_down:
+            state = "disconnected" if self._was_connected else "not connected"
+            self._display.notice(f"* {state} ({escape_text(reason)}); retrying in {retry_in:.1f} s")
+            self._said_down = True
         self._was_connected = False
-        self._display.notice(f"* {state} ({escape_text(reason)}); retrying in {retry_in:.1f} s")
+        self._status.down(reason, retry_in)
+        self._display.status(self.status_line)
 
     def received(self, message: Message) -> None:
         self._seen[message.topic] = None

@@ -23,6 +23,7 @@ commands:
   // <text>            attached: send text as it is, / at its start included
   pub <topic> <text>   send text to a topic, attached or not
   topics               list your topics
+  reconnect (or Enter) while disconnected, try to connect now
   help                 this list
   quit (or Ctrl-D)     leave
 while attached, start a command with / (/pub, /unsub, /quit, ...); any other line is a message,
@@ -77,7 +78,12 @@ class Quit:
     pass
 
 
-Command = Subscribe | Unsubscribe | Attach | Detach | Publish | ListTopics | Help | Quit
+@attrs.frozen
+class Reconnect:
+    pass
+
+
+Command = Subscribe | Unsubscribe | Attach | Detach | Publish | ListTopics | Help | Quit | Reconnect
 
 _TOPIC_COMMANDS: dict[str, Callable[[Topic], Command]] = {
     "sub": Subscribe,
@@ -89,6 +95,7 @@ _BARE_COMMANDS: dict[str, Callable[[], Command]] = {
     "help": Help,
     "quit": Quit,
     "exit": Quit,
+    "reconnect": Reconnect,
 }
 COMMAND_WORDS = frozenset({*_TOPIC_COMMANDS, *_BARE_COMMANDS, "pub"})
 _PUB_USAGE = "pub <topic> <text>"

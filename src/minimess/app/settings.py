@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import attrs
 from attrs import validators as v
 
 from minimess.app.history import HistoryLimits
+from minimess.app.server_url import check_server_url
 from minimess.domain.model import Topic, Uid
 from minimess.domain.permissions import TopicPattern, patterns
 
@@ -73,8 +73,9 @@ class ClientSettings:
     retry_first: float = attrs.field(
         default=0.5, validator=v.gt(0), metadata={"help": "Upper bound of the first reconnect delay."}
     )
+    # Low, so that a client is back soon after its server; Enter or `reconnect` retries at once anyway.
     retry_cap: float = attrs.field(
-        default=30.0, validator=v.gt(0), metadata={"help": "Upper bound of any reconnect delay."}
+        default=5.0, validator=v.gt(0), metadata={"help": "Upper bound of any reconnect delay."}
     )
     ack_timeout: float = attrs.field(
         default=10.0, validator=v.gt(0), metadata={"help": "Seconds a message may wait for its ack."}
@@ -96,15 +97,7 @@ class ClientSettings:
 
     @server.validator
     def _server_is_a_websocket_url(self, _attribute: attrs.Attribute[str], url: str) -> None:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as error:
-            raise ValueError(f"invalid server URL {url!r}: {error}") from None
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"invalid server URL {url!r}: expected ws://host[:port] or wss://host[:port]")
-        if port == 0 or "?" in url or "#" in url:
-            raise ValueError(f"invalid server URL {url!r}: expected ws://host[:port] or wss://host[:port]")
+        check_server_url(url)
 
     @uid.validator
     def _uid_is_valid(self, _attribute: attrs.Attribute[str], uid: str) -> None:

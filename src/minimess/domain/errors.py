@@ -41,3 +41,10 @@ class CannotAuthenticate(MinimessError):
 
     Trying again with the same token cannot help.
     """
+
+
+class ServerRefused(MinimessError):
+    """A server refused a client's handshake for a reason that asking again would not change.
+
+    For example HTTP 400 (too many topics for it) or 404 (not a minimess server's endpoint).
+    """

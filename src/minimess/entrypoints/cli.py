@@ -16,14 +16,14 @@ from minimess.app.settings import ClientSettings, TokenSettings
 from minimess.app.transcript import TranscriptInUse
 from minimess.bench.command import bench
 from minimess.bootstrap import ServeSettings, build_client_container, build_container, mint_token
-from minimess.domain.errors import CannotAuthenticate
+from minimess.domain.errors import CannotAuthenticate, ServerRefused
 from minimess.entrypoints import options
 from minimess.entrypoints.log_setup import LogSettings, configure_logging
 
 F = TypeVar("F", bound=Callable[..., None])
 T = TypeVar("T")
 
-# The client's exit status when the server refuses its token: retrying would not help.
+# The client's exit status when the server refuses its token or its request: retrying would not help.
 EXIT_NOT_AUTHENTICATED = 3
 
 app = typer.Typer(
@@ -105,7 +105,7 @@ def client(**values: Any) -> None:
         raise typer.Exit(2) from None
     try:
         asyncio.run(container.run()(container.chat(), container.link()))
-    except CannotAuthenticate as error:
+    except (CannotAuthenticate, ServerRefused) as error:
         typer.echo(f"minimess client: {error}", err=True)
         raise typer.Exit(EXIT_NOT_AUTHENTICATED) from None
     finally:

@@ -21,7 +21,7 @@ from minimess.adapters.wire import client_frames
 from minimess.adapters.wire.paths import subscribe_path
 from minimess.adapters.wire.server_frames import message_from_document, position_from_document
 from minimess.app.chat_client import LinkEvents
-from minimess.domain.errors import CannotAuthenticate, MinimessError
+from minimess.domain.errors import CannotAuthenticate, MinimessError, ServerRefused
 from minimess.domain.model import Message, Position, Topic, Uid
 
 log = structlog.get_logger(__name__)
@@ -30,10 +30,20 @@ GOING_AWAY = 1001
 TOKEN_EXPIRED = 4001
 # Handshake answers that the same token would get again: retrying cannot help.
 REFUSED_CREDENTIALS = (401, 403)
+# Handshake refusals about load or time, which pass: 408 request timeout, 429 too many connections
+# from one address. Any other 4xx would be the same on every attempt; 5xx and the rest are retried.
+TRANSIENT_REFUSALS = (408, 429)
 # Sends of one publish at most: the first, and retries while its outcome is unknown.
 MAX_ATTEMPTS = 3
 # The server's answer to a pub whose outcome it does not know; the same pub with the same id is safe.
 PUBLISH_TIMEOUT = "publish_timeout"
+# The largest client frame a server takes by default (protocol.md): the limit until a `success`
+# frame says the server's own.
+DEFAULT_MAX_MESSAGE_BYTES = 65536
+# What oversize() assumes of the ref and id of a pub not sent yet: at least as long as any the link
+# gives (refs are c-<n>; ids 32 hex digits), so that a message it lets through is not too long later.
+_LONGEST_REF = "c-" + "9" * 19
+_ID_SPACE = "0" * 32
 
 
 @attrs.frozen
@@ -127,6 +137,12 @@ class ServerLink:
         self._events: LinkEvents | None = None
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
+        # Ends the wait between connection attempts: set by close() and retry_now().
+        self._wait_over = asyncio.Event()
+        # Whether run() is waiting between connection attempts.
+        self._waiting = False
+        # The largest frame the server takes, in UTF-8 bytes: what the last `success` said.
+        self._max_frame = DEFAULT_MAX_MESSAGE_BYTES
 
     @property
     def topics(self) -> tuple[Topic, ...]:
@@ -161,9 +177,27 @@ class ServerLink:
         self._send_later(_Pub(topic, body, uuid.uuid4().hex))
         return True
 
+    def oversize(self, topic: Topic, body: str) -> str | None:
+        """Why a message of `body` cannot be sent: its pub frame is over the server's limit; or None."""
+        frame = client_frames.Pub(topic, body, _LONGEST_REF, id=_ID_SPACE)
+        reason = self._too_long(client_frames.client_frame_text(frame))
+        return None if reason is None else f"{reason}; nothing was sent"
+
+    def _too_long(self, text: str) -> str | None:
+        size = len(text.encode())
+        if size <= self._max_frame:
+            return None
+        return f"too long: {size} bytes, the server takes at most {self._max_frame} per message frame"
+
+    def retry_now(self) -> None:
+        """While waiting to reconnect, end the wait: the next attempt starts at once."""
+        if self._waiting:
+            self._wait_over.set()
+
     def close(self) -> None:
         self._closing.set()
         self._wake.set()
+        self._wait_over.set()
         if self._connection is not None:
             asyncio.get_running_loop().create_task(self._connection.close())
 
@@ -171,7 +205,8 @@ class ServerLink:
         """Connect, and reconnect whenever the connection drops, until close().
 
         Raises CannotAuthenticate when the server refuses the token (HTTP 401 or 403), or when
-        the token file cannot be read: the same token would be refused again.
+        the token file cannot be read: the same token would be refused again. Raises ServerRefused
+        on any other 4xx answer to the handshake but 408 and 429: the same request would get it again.
         """
         self._events = events
         while not self._closing.is_set():
@@ -183,12 +218,16 @@ class ServerLink:
             if self._closing.is_set():
                 return
             delay = self._backoff.next_delay()
+            self._wait_over.clear()
+            self._waiting = True
             events.disconnected(reason, delay)
             try:
                 async with asyncio.timeout(delay):
-                    await self._closing.wait()
+                    await self._wait_over.wait()
             except TimeoutError:
                 pass
+            finally:
+                self._waiting = False
 
     async def _connect_and_serve(self, events: LinkEvents) -> str:
         """Connect once and serve the connection until it ends; why it ended, for the user."""
@@ -208,6 +247,7 @@ class ServerLink:
                     greeting = await connection.recv()
                 if not _is_success(greeting):
                     return "the server did not greet with success"
+                self._max_frame = _max_message_bytes(greeting)
                 if self._closing.is_set():
                     return "closed"
                 self._backoff.reset()
@@ -226,9 +266,15 @@ class ServerLink:
             return _close_reason(closed)
         except InvalidStatus as error:
             status = error.response.status_code
+            body = error.response.body or b""
             if status in REFUSED_CREDENTIALS:
-                raise CannotAuthenticate(_refusal(status, error.response.body, token is not None)) from None
-            return f"the server refused the connection: HTTP {status}"
+                raise CannotAuthenticate(_refusal(status, body, token is not None)) from None
+            if 400 <= status < 500 and status not in TRANSIENT_REFUSALS:
+                raise ServerRefused(
+                    f"the server refused the connection: HTTP {status}: {_first_line(body)};"
+                    " asking again would get the same answer"
+                ) from None
+            return f"the server refused the connection: HTTP {status}: {_first_line(body)}"
         except (OSError, InvalidHandshake, TimeoutError) as error:
             return f"cannot reach {self._base_url}: {_describe(error)}"
         return _close_reason_of(connection)
@@ -246,6 +292,8 @@ class ServerLink:
                 item = self._outgoing.popleft()
                 if isinstance(item, _Pub):
                     frame: client_frames.ClientFrame = self._attempt(item)
+                    if self._refused_as_too_long(item, client_frames.client_frame_text(frame)):
+                        continue
                 elif isinstance(item, _Sub):
                     self._requests[item.ref] = item
                     frame = client_frames.Sub(item.topic, item.ref)
@@ -255,6 +303,24 @@ class ServerLink:
                 await connection.send(client_frames.client_frame_text(frame))
             self._wake.clear()
             await self._wake.wait()
+
+    def _refused_as_too_long(self, publish: _Pub, text: str) -> bool:
+        """Whether `publish`'s frame is over this server's limit: then it is reported, and not sent.
+
+        The limit may be lower than when the message was typed (another server, or one restarted
+        with another --max-message-bytes): sent, it would close the connection with 1009, and be
+        sent again after every reconnect.
+        """
+        reason = self._too_long(text)
+        if reason is None:
+            return False
+        self._finish(publish)
+        earlier = (
+            "an earlier attempt may or may not have arrived" if publish.attempts > 1 else "nothing was sent"
+        )
+        if self._events is not None:
+            self._events.publish_failed(publish.topic, publish.body, f"{reason}; {earlier}")
+        return True
 
     def _attempt(self, publish: _Pub) -> client_frames.Pub:
         """Start one attempt of `publish`: a fresh ref, tracked before it is sent, and its ack timer."""
@@ -492,18 +558,30 @@ def _node(greeting: str | bytes) -> str:
     return str(json.loads(greeting).get("node", "?"))
 
 
-def _refusal(status: int, body: bytes | bytearray, sent_token: bool) -> str:
-    """What the user reads when the server refuses the token: its one-line reason, and what to do."""
+def _max_message_bytes(greeting: str | bytes) -> int:
+    """The largest frame the greeting server takes; the protocol's default if it does not say."""
+    limit = json.loads(greeting).get("max_message_bytes")
+    return limit if type(limit) is int and limit > 0 else DEFAULT_MAX_MESSAGE_BYTES
+
+
+def _first_line(body: bytes | bytearray) -> str:
+    """The reason in a refusal's body, as the user may see it: its first line, or that it gave none."""
     lines = body.decode("utf-8", "replace").splitlines()
     # Printable ASCII only, and short: the server's reason is shown, not anything it may send.
     reason = "".join(char if " " <= char <= "~" else "?" for char in (lines[0] if lines else ""))[:200]
+    return reason or "no reason given"
+
+
+def _refusal(status: int, body: bytes | bytearray, sent_token: bool) -> str:
+    """What the user reads when the server refuses the token: its one-line reason, and what to do."""
+    reason = _first_line(body)
     if status == 401 and not sent_token:
         advice = "give a token with --token, --token-file or MINIMESS_TOKEN (see minimess token)"
     elif status == 401:
         advice = "get a fresh token (minimess token) and start the client again"
     else:
         advice = "this token does not allow this uid or these topics: use another token, uid or topics"
-    return f"the server refused the token: HTTP {status}: {reason or 'no reason given'}; {advice}"
+    return f"the server refused the token: HTTP {status}: {reason}; {advice}"
 
 
 def _close_reason(closed: ConnectionClosed) -> str:

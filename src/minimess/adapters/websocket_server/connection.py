@@ -127,7 +127,9 @@ class AcceptedConnection:
             try:
                 # Nothing awaits between connect and here: `success` is the first frame.
                 self._outbound.push(
-                    server_frames.success_frame(session.uid, self._node_id, self._request.topics)
+                    server_frames.success_frame(
+                        session.uid, self._node_id, self._request.topics, self._settings.max_message_bytes
+                    )
                 )
                 for topic in self._request.topics:
                     if topic not in self._request.since:

@@ -23,9 +23,18 @@ def text_frame(payload: bytes) -> bytes:
     return WireFrame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
 
 
-def success_frame(uid: Uid, node: str, topics: tuple[Topic, ...]) -> bytes:
+def success_frame(uid: Uid, node: str, topics: tuple[Topic, ...], max_message_bytes: int) -> bytes:
+    """The first frame of a connection; `max_message_bytes` tells the client how large a frame it may send."""
     return text_frame(
-        payload({"type": "success", "uid": uid.value, "node": node, "topics": [t.name for t in topics]})
+        payload(
+            {
+                "type": "success",
+                "uid": uid.value,
+                "node": node,
+                "topics": [t.name for t in topics],
+                "max_message_bytes": max_message_bytes,
+            }
+        )
     )
 
 
