@@ -16,7 +16,7 @@ from minimess.app.settings import ClientSettings, TokenSettings
 from minimess.bench.command import bench
 from minimess.bootstrap import ServeSettings, build_client_container, build_container, mint_token
 from minimess.domain.errors import CannotAuthenticate
-from minimess.entrypoints import options
+from minimess.entrypoints import help_screens, options
 from minimess.entrypoints.log_setup import LogSettings, configure_logging
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -28,16 +28,21 @@ EXIT_NOT_AUTHENTICATED = 3
 app = typer.Typer(
     name="minimess",
     help="A real-time messaging server: WebSocket clients, topics and fan-out.",
-    no_args_is_help=True,
-    add_completion=False,
+    cls=help_screens.Group,
+    # Bare `minimess` prints the help and exits 0 (see _root), as asking for it does.
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=True,
 )
 
 
-def _derive_options(*groups: type, extra: tuple[inspect.Parameter, ...] = ()) -> Callable[[F], F]:
+def _derive_options(
+    *groups: type, extra: tuple[inspect.Parameter, ...] = (), env_prefix: str = options.ENV_PREFIX
+) -> Callable[[F], F]:
     """Give a command the options of `groups`' fields (see minimess.entrypoints.options)."""
 
     def decorate(command: F) -> F:
-        params = [parameter for group in groups for parameter in options.parameters(group)]
+        params = [parameter for group in groups for parameter in options.parameters(group, env_prefix)]
         command.__signature__ = inspect.Signature([*params, *extra])  # type: ignore[attr-defined]
         return command
 
@@ -62,7 +67,7 @@ _SHORTHANDS = (
 )
 
 
-@app.command()
+@app.command(cls=help_screens.Command)
 @_derive_options(ServeSettings, LogSettings, extra=_SHORTHANDS)
 def serve(**values: Any) -> None:
     """Run a minimess server until SIGINT or SIGTERM."""
@@ -85,7 +90,7 @@ def serve(**values: Any) -> None:
         raise typer.Exit(1) from None
 
 
-@app.command()
+@app.command(cls=help_screens.Command)
 @_derive_options(ClientSettings)
 def client(**values: Any) -> None:
     """Chat from the terminal: sub, attach, type; every message is appended to <uid>.mess."""
@@ -109,7 +114,7 @@ def client(**values: Any) -> None:
         transcript.close()
 
 
-@app.command()
+@app.command(cls=help_screens.Command)
 @_derive_options(TokenSettings)
 def token(**values: Any) -> None:
     """Print a token for a server started with --auth-secret-file (for development and scripts)."""
@@ -130,7 +135,7 @@ def _settings(command: str, settings_class: type[T], values: dict[str, Any]) -> 
         raise typer.Exit(2) from None
 
 
-app.command()(bench)
+app.command(cls=help_screens.Command)(bench)
 
 
 def _print_version(asked: bool) -> None:
@@ -139,15 +144,20 @@ def _print_version(asked: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(cls=help_screens.Group, invoke_without_command=True)
 def _root(
+    context: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """minimess: real-time messaging over WebSocket."""
+    if context.invoked_subcommand is None:
+        typer.echo(context.get_help())
 
 
 def main() -> None:
-    app()
+    # One name however it is started (`python -m minimess` too): in the usage lines, and for shell
+    # completion, whose variable (_MINIMESS_COMPLETE) and function are named after it.
+    app(prog_name="minimess")
