@@ -1,8 +1,9 @@
-"""The `minimess` command as a new user meets it: bare, --version, shell completion."""
+"""The `minimess` command as a new user meets it: bare, --version, shell completion, a dead bench target."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import socket
 
 import pytest
 
@@ -36,7 +37,8 @@ def test_show_completion_prints_a_bash_script_that_asks_minimess() -> None:
     ("words", "expected"),
     [
         ("minimess se", ["serve"]),
-        ("minimess serve --print-c", ["--print-config"]),
+        ("minimess serve --trusted-p", ["--trusted-proxy"]),
+        ("minimess bench --server-p", ["--server-port"]),
     ],
 )
 def test_bash_completion_completes_commands_and_options(words: str, expected: list[str]) -> None:
@@ -49,3 +51,14 @@ def test_bash_completion_completes_commands_and_options(words: str, expected: li
     completed = minimess(env=env)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split() == expected
+
+
+def test_bench_names_a_dead_target_by_its_ws_url() -> None:
+    """Not by the /metrics URL it reads next: the user gave the ws:// one."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"ws://127.0.0.1:{port}"
+    bench = minimess("bench", "--target", url, "--baseline", "none", "--subscribers", "1", "--rounds", "1")
+    assert bench.returncode == 1
+    assert bench.stderr.strip() == f"minimess bench: cannot reach {url}: connection refused"

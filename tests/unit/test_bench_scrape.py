@@ -3,6 +3,7 @@ and a sample at the end of a phase that no cached rendering makes stale."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +56,14 @@ class Endpoint(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on: bound and closed again, so refused when connected to."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
 def base_url() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -86,9 +95,23 @@ def test_a_stats_url_of_before_is_refused_with_where_to_look_instead(base_url: s
     """`--stats` is --metrics' old name: a /stats URL given to it says to give /metrics."""
     with (
         pytest.raises(BenchError, match=r"/stats is not in the Prometheus text format.*/metrics URL"),
-        targeted("ws://127.0.0.1:1", [f"{base_url}/stats"], TOKEN),
+        targeted(base_url.replace("http:", "ws:"), [f"{base_url}/stats"], TOKEN),
     ):
         pass
+
+
+def test_a_target_nothing_listens_at_is_named_by_its_ws_url(free_port: int) -> None:
+    """Not by the /metrics URL read next, which the user never gave."""
+    url = f"ws://127.0.0.1:{free_port}"
+    with pytest.raises(BenchError, match=rf"^cannot reach {url}: connection refused$"), targeted(url, []):
+        pass
+
+
+def test_a_targeted_server_is_not_fresh_and_its_metrics_are_read(base_url: str) -> None:
+    """A server that ran before the bench: its RSS growth says nothing per connection."""
+    with targeted(base_url.replace("http:", "ws:"), [f"{base_url}/metrics"], TOKEN) as servers:
+        assert not servers.fresh
+        assert servers.read_sample() == Sample(cpu_seconds=2.5, rss_bytes=70_803_456)
 
 
 class CachedMetrics:

@@ -6,6 +6,7 @@ import asyncio
 import importlib.metadata
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
 import attrs
@@ -13,7 +14,8 @@ import typer
 
 from minimess.adapters.jwt_tokens import SecretFileError
 from minimess.app.settings import ClientSettings, TokenSettings
-from minimess.bench.command import bench
+from minimess.bench import command as bench_command
+from minimess.bench.settings import BenchSettings
 from minimess.bootstrap import ServeSettings, build_client_container, build_container, mint_token
 from minimess.domain.errors import CannotAuthenticate
 from minimess.entrypoints import help_screens, options
@@ -34,6 +36,8 @@ app = typer.Typer(
     no_args_is_help=False,
     add_completion=True,
 )
+# The environment variables of `minimess bench`'s options: MINIMESS_BENCH_SUBSCRIBERS and so on.
+BENCH_ENV_PREFIX = "MINIMESS_BENCH_"
 
 
 def _derive_options(
@@ -135,7 +139,36 @@ def _settings(command: str, settings_class: type[T], values: dict[str, Any]) -> 
         raise typer.Exit(2) from None
 
 
-app.command(cls=help_screens.Command)(bench)
+_BENCH_REPORTING = (
+    inspect.Parameter(
+        "json_path",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option("--json", envvar=BENCH_ENV_PREFIX + "JSON", help=bench_command.JSON_HELP),
+        ],
+    ),
+    inspect.Parameter(
+        "log_dir",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None,
+            typer.Option(envvar=BENCH_ENV_PREFIX + "LOG_DIR", help=bench_command.LOG_DIR_HELP),
+        ],
+    ),
+)
+
+
+@app.command(cls=help_screens.Command)
+@_derive_options(BenchSettings, extra=_BENCH_REPORTING, env_prefix=BENCH_ENV_PREFIX)
+def bench(**values: Any) -> None:
+    """Measure fan-out throughput, latency, CPU and memory per connection, against a bare baseline."""
+    settings = _settings("bench", BenchSettings, values)
+    status = bench_command.bench(settings, values["json_path"], values["log_dir"])
+    if status:
+        raise typer.Exit(status)
 
 
 def _print_version(asked: bool) -> None:
