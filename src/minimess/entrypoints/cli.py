@@ -18,7 +18,7 @@ from minimess.bench import command as bench_command
 from minimess.bench.settings import BenchSettings
 from minimess.bootstrap import ServeSettings, build_client_container, build_container, mint_token
 from minimess.domain.errors import CannotAuthenticate
-from minimess.entrypoints import help_screens, options
+from minimess.entrypoints import config_file, help_screens, options
 from minimess.entrypoints.log_setup import LogSettings, configure_logging
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -71,16 +71,59 @@ _SHORTHANDS = (
 )
 
 
+# What a serve config file may set, and print-config prints: every option the settings derive.
+_SERVE_KEYS = {**options.value_kinds(ServeSettings), **options.value_kinds(LogSettings)}
+_SERVE_SECRETS = (*options.secret_option_names(ServeSettings), *options.secret_option_names(LogSettings))
+
+_CONFIG = (
+    inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+    inspect.Parameter(
+        "config",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None,
+            typer.Option(
+                "--config",
+                envvar="MINIMESS_CONFIG",
+                # Eager: read before the other options, whose defaults it gives.
+                is_eager=True,
+                callback=config_file.loader(_SERVE_KEYS),
+                help="A TOML file of option values, keyed by the options without --: port = 9000,"
+                ' trusted-proxy = ["10.0.0.0/8"]. Flags and MINIMESS_* variables win over it.',
+                show_default=False,
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "print_config",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option(
+                "--print-config",
+                help="Print the effective settings as a --config file, each with its source (flag, env,"
+                " file, default), and exit without serving.",
+            ),
+        ],
+    ),
+)
+
+
 @app.command(cls=help_screens.Command)
-@_derive_options(ServeSettings, LogSettings, extra=_SHORTHANDS)
+@_derive_options(ServeSettings, LogSettings, extra=(*_SHORTHANDS, *_CONFIG))
 def serve(**values: Any) -> None:
     """Run a minimess server until SIGINT or SIGTERM."""
     if values["verbose"] and values["quiet"]:
         raise typer.BadParameter("--verbose and --quiet exclude each other")
     logging = _settings("serve", LogSettings, values)
+    settings = _settings("serve", ServeSettings, values)
+    if values["print_config"]:
+        typer.echo(config_file.render(values["context"], _SERVE_KEYS, _SERVE_SECRETS, values["config"]))
+        return
     level = "debug" if values["verbose"] else "warning" if values["quiet"] else logging.log_level
     configure_logging(level, logging.log_format)
-    settings = _settings("serve", ServeSettings, values)
     try:
         server = build_container(settings).server()
     except SecretFileError as error:

@@ -31,6 +31,22 @@ def parameters(settings_class: type, env_prefix: str = ENV_PREFIX) -> list[inspe
     return [_parameter(field, env_prefix) for field in _leaf_fields(settings_class)]
 
 
+def value_kinds(settings_class: type) -> dict[str, type]:
+    """What each option's value is, by Python name: bool, int, float, str or list (of str)."""
+    kinds: dict[str, type] = {}
+    for field in _leaf_fields(settings_class):
+        annotation, _default = _cli_type(field)
+        named = [kind for kind in (bool, int, float) if annotation in (kind, kind | None)]
+        is_list = annotation == list[str] | None
+        kinds[option_name(field)] = named[0] if named else list if is_list else str
+    return kinds
+
+
+def secret_option_names(settings_class: type) -> list[str]:
+    """The Python names of the options whose values are secrets (fields kept out of repr)."""
+    return [option_name(field) for field in _leaf_fields(settings_class) if not field.repr]
+
+
 def build(settings_class: type, values: Mapping[str, Any]) -> Any:
     """An instance of `settings_class` from parsed option values (missing ones keep their defaults)."""
     arguments: dict[str, Any] = {}
