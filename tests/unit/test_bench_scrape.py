@@ -29,6 +29,8 @@ process_resident_memory_bytes 7.0803456e+07
 # TYPE minimess_error_frames_total counter
 minimess_error_frames_total{code="bad_frame"} 2.0
 minimess_error_frames_total{code="rate_limited"} 3.0
+# TYPE minimess_connections_opened_total counter
+minimess_connections_opened_total 3.0
 """
 TOKEN = "bench-token"
 
@@ -107,11 +109,21 @@ def test_a_target_nothing_listens_at_is_named_by_its_ws_url(free_port: int) -> N
         pass
 
 
-def test_a_targeted_server_is_not_fresh_and_its_metrics_are_read(base_url: str) -> None:
-    """A server that ran before the bench: its RSS growth says nothing per connection."""
+def test_a_targeted_servers_sample_counts_the_connections_it_ever_opened(base_url: str) -> None:
     with targeted(base_url.replace("http:", "ws:"), [f"{base_url}/metrics"], TOKEN) as servers:
-        assert not servers.fresh
-        assert servers.read_sample() == Sample(cpu_seconds=2.5, rss_bytes=70_803_456)
+        assert servers.read_sample() == Sample(cpu_seconds=2.5, rss_bytes=70_803_456, connections_opened=3)
+
+
+@pytest.mark.parametrize(
+    ("started_by_the_bench", "opened_before", "fresh"),
+    [(True, None, True), (False, 0, True), (False, 3, False), (False, None, False)],
+)
+def test_rss_growth_is_the_new_connections_only_on_a_server_that_had_none(
+    started_by_the_bench: bool, opened_before: int | None, fresh: bool
+) -> None:
+    """A server that had connections reuses the memory they freed: its growth says nothing per connection."""
+    servers = Servers("t", ("ws://127.0.0.1:1",), lambda: Sample(0.0, 0), fresh=started_by_the_bench)
+    assert servers.is_fresh(Sample(0.0, 0, opened_before)) is fresh
 
 
 class CachedMetrics:

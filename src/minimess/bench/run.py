@@ -67,7 +67,7 @@ class BenchResult:
             f" {settings.messages:,} messages ({load}), median of {settings.rounds} round(s)"
         )
         columns = {self.names[key]: summary for key, summary in self.medians.items()}
-        # A server that ran before the bench cannot say what its connections take (Servers.fresh).
+        # A server that had connections before cannot say what new ones take (Servers.fresh).
         unmeasurable = {"rss_kib_per_connection"} if settings.target is not None else set()
         text = report.render_table(title, columns, self.ratio, unmeasurable)
         if self.stages:
@@ -159,7 +159,8 @@ class _Round:
         try:
             connects: list[ConnectReport] = self._gather(controls, "connected", counters)
             after_connect = servers.sample_since()
-            metrics = connect_metrics(connects, before.rss_bytes, after_connect.rss_bytes, servers.fresh)
+            fresh = servers.is_fresh(before)
+            metrics = connect_metrics(connects, before.rss_bytes, after_connect.rss_bytes, fresh)
             # What the publishing phase measured: the publisher's report and the servers' CPU time.
             published: tuple[PublishReport, float] | None = None
             if settings.messages and metrics["connections"]:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from minimess.bench.scrape import CPU_SECONDS, RSS_BYTES, ScrapeError, scrape
+from minimess.bench.scrape import CONNECTIONS_OPENED, CPU_SECONDS, RSS_BYTES, ScrapeError, scrape
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0
@@ -44,6 +44,8 @@ class Sample:
 
     cpu_seconds: float
     rss_bytes: int
+    # WebSocket connections the servers have accepted since they started, where /metrics says.
+    connections_opened: int | None = None
 
 
 @attrs.frozen
@@ -62,8 +64,13 @@ class Servers:
     # Seconds a sample may lag behind the servers (read through /metrics: a cached rendering).
     settle: float = 0.0
     # Started for this round: what their RSS grows by while the clients connect is the connections'.
-    # A server that ran before reuses memory it had freed, so its growth says nothing per connection.
+    # A server that had connections before reuses memory they freed, so its growth says nothing
+    # per connection; a targeted one is fresh only while it has accepted none (see is_fresh).
     fresh: bool = True
+
+    def is_fresh(self, before: Sample) -> bool:
+        """Whether RSS growth from `before` on is the new connections' alone (see `fresh`)."""
+        return self.fresh or before.connections_opened == 0
 
     def sample_since(self, sleep: Callable[[float], None] = time.sleep) -> Sample:
         """A sample that includes everything the servers did until this call, waiting first if need be."""
@@ -223,7 +230,8 @@ def metrics_url_of(url: str) -> str:
 
 def _metrics_sample(metrics_urls: Sequence[str], token: str | None) -> Callable[[], Sample]:
     def sample() -> Sample:
-        cpu, rss = 0.0, 0
+        cpu, rss, opened = 0.0, 0, 0
+        counted = True
         for url in metrics_urls:
             # `--stats` is --metrics' old name, and its old URLs name /stats, which is JSON.
             hint = "; give the server's /metrics URL" if urlsplit(url).path.endswith("/stats") else ""
@@ -235,7 +243,9 @@ def _metrics_sample(metrics_urls: Sequence[str], token: str | None) -> Callable[
                 raise BenchError(f"{url} does not report the server's CPU time and RSS{hint}")
             cpu += figures[CPU_SECONDS]
             rss += int(figures[RSS_BYTES])
-        return Sample(cpu, rss)
+            counted = counted and CONNECTIONS_OPENED in figures
+            opened += int(figures.get(CONNECTIONS_OPENED, 0))
+        return Sample(cpu, rss, opened if counted else None)
 
     return sample
 
