@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.integration.minimess_command import minimess
+from tests.integration.server_process import PROCESS_START
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.integration
 
@@ -26,11 +32,32 @@ def test_version_prints_the_package_version() -> None:
     assert version.stdout == f"minimess {importlib.metadata.version('minimess')}\n"
 
 
-def test_show_completion_prints_a_bash_script_that_asks_minimess() -> None:
-    script = minimess("--show-completion", "bash")
+def in_bash(command: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`minimess ...` run from bash, the shell completion detects (`; :` keeps bash its parent)."""
+    script = f'"$0" -m minimess {command}; :'
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    return subprocess.run(
+        ["bash", "-c", script, sys.executable],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=scaled(PROCESS_START),
+    )
+
+
+def test_show_completion_prints_a_bash_script_that_asks_minimess(tmp_path: Path) -> None:
+    script = in_bash("--show-completion", tmp_path)
     assert script.returncode == 0, script.stderr
     assert "complete -o default -F _minimess_completion minimess" in script.stdout
     assert "_MINIMESS_COMPLETE=complete_bash" in script.stdout
+
+
+def test_install_completion_installs_the_script_for_bash(tmp_path: Path) -> None:
+    installed = in_bash("--install-completion", tmp_path)
+    assert installed.returncode == 0, installed.stderr
+    script = tmp_path / ".bash_completions" / "minimess.sh"
+    assert "_MINIMESS_COMPLETE=complete_bash" in script.read_text()
+    assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
 
 
 @pytest.mark.parametrize(
