@@ -22,7 +22,20 @@ def test_each_option_takes_the_kind_of_value_its_flag_takes() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ['a "quoted" \\ back\tslash', "ünï€ode", "", 0, -3, 0.1, 1e-7, float("inf"), True, False, ["a", 'b"c']],
+    [
+        'a "quoted" \\ back\tslash',
+        "ünï€ode",
+        "del \x7f nul \x00",
+        "",
+        0,
+        -3,
+        0.1,
+        1e-7,
+        float("inf"),
+        True,
+        False,
+        ["a", 'b"c'],
+    ],
 )
 def test_a_value_written_as_toml_reads_back_the_same(value: object) -> None:
     document = tomllib.loads(f"key = {config_file.toml_value(value)}")

@@ -125,8 +125,8 @@ def toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
     if isinstance(value, str):
-        # JSON's string escapes are TOML's basic string escapes.
-        return json.dumps(value, ensure_ascii=False)
+        # JSON's string escapes are TOML's basic string escapes; TOML also wants DEL escaped.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     return json.dumps(str(value), ensure_ascii=False)
 
 
