@@ -209,7 +209,7 @@ def test_the_old_option_names_still_work(tmp_path: Path, start_server: Callable[
         (
             ("--target", "ws://127.0.0.1:9/", "--baseline", "none"),
             1,
-            "cannot read http://127.0.0.1:9/metrics",
+            "cannot reach ws://127.0.0.1:9/: connection refused",
         ),
     ],
     ids=["more-topics-than-subscribers", "unreachable-target"],

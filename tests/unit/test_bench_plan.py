@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from array import array
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from minimess.bench import run
 from minimess.bench.run import messages_per_topic, subscriber_urls, topic_names
 from minimess.bench.settings import BenchSettings
 from minimess.bench.workers import STAGES, _add_stages
@@ -70,3 +75,60 @@ def test_an_incomplete_trace_adds_nothing(trace: object) -> None:
     stages: dict[str, array[int]] = {stage: array("q") for stage in STAGES}
     _add_stages(stages, trace, now_us=10)
     assert all(not values for values in stages.values())
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ({"server_ports": ("9001",)}, "must give 2 port"),  # memory and the baseline: two servers
+        ({"server_ports": ("9001", "9001")}, "must be different ports"),
+        ({"server_ports": ("9001", "x")}, "must be ports 1-65535, got 'x'"),
+        ({"server_ports": ("9001", "70000")}, "must be ports 1-65535"),
+        ({"server_ports": ("9001",), "broker": "kafka", "baseline": "none"}, "must give 2 port"),
+    ],
+)
+def test_server_ports_must_be_one_valid_port_per_started_server(given: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValueError, match=f"^'server_ports' {reason}"):
+        BenchSettings(**given)
+
+
+@pytest.mark.parametrize(
+    ("given", "minimess_ports", "baseline_ports"),
+    [
+        ({"server_ports": ("9001", "9002")}, [(9001,)], [9002]),
+        ({"server_ports": ("9001", "9002", "9003"), "broker": "kafka"}, [(9001, 9002)], [9003]),
+        ({"server_ports": ("9001",), "baseline": "none"}, [(9001,)], []),
+        ({"server_ports": ("9009",), "target": "ws://127.0.0.1:1"}, [], [9009]),
+        ({}, [()], [None]),
+    ],
+)
+def test_the_started_servers_take_the_server_ports_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    given: dict[str, Any],
+    minimess_ports: list[tuple[int, ...]],
+    baseline_ports: list[int | None],
+) -> None:
+    """The minimess servers first (one on memory, two on kafka), then the bare baseline."""
+    started: dict[str, list[Any]] = {"minimess": [], "baseline": []}
+
+    @contextlib.contextmanager
+    def minimess(*args: Any) -> Iterator[None]:
+        started["minimess"].append(tuple(args[5]))
+        yield
+
+    @contextlib.contextmanager
+    def baseline(_design: str, _log_dir: Path, port: int | None = None) -> Iterator[None]:
+        started["baseline"].append(port)
+        yield
+
+    monkeypatch.setattr(run, "started_minimess", minimess)
+    monkeypatch.setattr(run, "started_baseline", baseline)
+    settings = BenchSettings(**given)
+    # A target is not started (and not faked here): only the baseline then.
+    keys = ["minimess"] if settings.target is None else []
+    keys += [] if settings.baseline == "none" else ["baseline"]
+    for key in keys:
+        with run.servers_for(key, settings, tmp_path):
+            pass
+    assert started == {"minimess": minimess_ports, "baseline": baseline_ports}

@@ -7,9 +7,10 @@ from array import array
 
 import pytest
 
-from minimess.bench import report
+from minimess.bench import report, run
 from minimess.bench.progress import Progress
 from minimess.bench.report import RoundResult
+from minimess.bench.workers import ConnectReport
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -123,3 +124,20 @@ def test_progress_on_a_terminal_rewrites_one_line() -> None:
     progress.phase("round 1/1")
     progress.update("5/10 connected")
     assert stream.getvalue() == "\r\x1b[Kround 1/1\r\x1b[Kround 1/1: 5/10 connected"
+
+
+def test_a_metric_that_cannot_be_measured_shows_n_a_even_when_no_server_has_it() -> None:
+    """--target: the RSS per connection of a server that ran before is n/a, never a made-up figure."""
+    columns = {"minimess at ws://x": {"deliveries_per_s": 10.0, "rss_kib_per_connection": None}}
+    table = report.render_table("title", columns, None, unmeasurable={"rss_kib_per_connection"})
+    rss = next(line for line in table.splitlines() if line.startswith("server RSS per connection"))
+    assert rss.split()[-1] == "n/a"
+
+
+def test_rss_per_connection_is_measured_only_on_servers_started_for_the_round() -> None:
+    connects = [ConnectReport(connected=100, failed=0, first_failure=None, started=1.0, finished=2.0)]
+    fresh = run.connect_metrics(connects, rss_before=1_000_000, rss_after=1_102_400, fresh=True)
+    assert fresh["rss_kib_per_connection"] == 1.0
+    ran_before = run.connect_metrics(connects, rss_before=1_000_000, rss_after=1_102_400, fresh=False)
+    assert ran_before["rss_kib_per_connection"] is None
+    assert ran_before["connections"] == 100

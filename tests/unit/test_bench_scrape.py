@@ -3,6 +3,7 @@ and a sample at the end of a phase that no cached rendering makes stale."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,8 @@ process_resident_memory_bytes 7.0803456e+07
 # TYPE minimess_error_frames_total counter
 minimess_error_frames_total{code="bad_frame"} 2.0
 minimess_error_frames_total{code="rate_limited"} 3.0
+# TYPE minimess_connections_opened_total counter
+minimess_connections_opened_total 3.0
 """
 TOKEN = "bench-token"
 
@@ -52,6 +55,14 @@ class Endpoint(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on: bound and closed again, so refused when connected to."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -86,9 +97,33 @@ def test_a_stats_url_of_before_is_refused_with_where_to_look_instead(base_url: s
     """`--stats` is --metrics' old name: a /stats URL given to it says to give /metrics."""
     with (
         pytest.raises(BenchError, match=r"/stats is not in the Prometheus text format.*/metrics URL"),
-        targeted("ws://127.0.0.1:1", [f"{base_url}/stats"], TOKEN),
+        targeted(base_url.replace("http:", "ws:"), [f"{base_url}/stats"], TOKEN),
     ):
         pass
+
+
+def test_a_target_nothing_listens_at_is_named_by_its_ws_url(free_port: int) -> None:
+    """Not by the /metrics URL read next, which the user never gave."""
+    url = f"ws://127.0.0.1:{free_port}"
+    with pytest.raises(BenchError, match=rf"^cannot reach {url}: connection refused$"), targeted(url, []):
+        pass
+
+
+def test_a_targeted_servers_sample_counts_the_connections_it_ever_opened(base_url: str) -> None:
+    with targeted(base_url.replace("http:", "ws:"), [f"{base_url}/metrics"], TOKEN) as servers:
+        assert servers.read_sample() == Sample(cpu_seconds=2.5, rss_bytes=70_803_456, connections_opened=3)
+
+
+@pytest.mark.parametrize(
+    ("started_by_the_bench", "opened_before", "fresh"),
+    [(True, None, True), (False, 0, True), (False, 3, False), (False, None, False)],
+)
+def test_rss_growth_is_the_new_connections_only_on_a_server_that_had_none(
+    started_by_the_bench: bool, opened_before: int | None, fresh: bool
+) -> None:
+    """A server that had connections reuses the memory they freed: its growth says nothing per connection."""
+    servers = Servers("t", ("ws://127.0.0.1:1",), lambda: Sample(0.0, 0), fresh=started_by_the_bench)
+    assert servers.is_fresh(Sample(0.0, 0, opened_before)) is fresh
 
 
 class CachedMetrics:

@@ -116,7 +116,9 @@ def test_every_settings_field_is_an_option_with_its_minimess_variable(
     command: str, groups: tuple[type, ...], shorthands: dict[str, str]
 ) -> None:
     options = command_options(command)
-    derived = {flag: option.envvar for flag, option in options.items() if flag not in shorthands}
+    # --config and --print-config are about the settings (tests/integration/test_config_file.py).
+    about = ("--config", "--print-config")
+    derived = {flag: option.envvar for flag, option in options.items() if flag not in (*shorthands, *about)}
     assert derived == field_options(*groups)
     assert {flag: options[flag].opts for flag in shorthands} == {f: [f, s] for f, s in shorthands.items()}
 

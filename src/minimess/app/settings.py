@@ -61,7 +61,11 @@ class ClientSettings:
     topics: tuple[str, ...] = attrs.field(
         default=(),
         converter=tuple,
-        metadata={"flag": "topic", "help": "A topic to subscribe to from the start (repeatable)."},
+        metadata={
+            "flag": "topic",
+            "metavar": "topic",
+            "help": "A topic to subscribe to from the start (repeatable).",
+        },
     )
     log_file: str | None = attrs.field(
         default=None, metadata={"help": "The transcript file; default <uid>.mess."}
@@ -71,11 +75,11 @@ class ClientSettings:
     )
     # Reconnect backoff: the first delay is at most retry_first, no delay more than retry_cap.
     retry_first: float = attrs.field(
-        default=0.5, validator=v.gt(0), metadata={"help": "Upper bound of the first reconnect delay."}
+        default=0.5, validator=v.gt(0), metadata={"help": "Seconds the first reconnect waits at most."}
     )
     # Low, so that a client is back soon after its server; Enter or `reconnect` retries at once anyway.
     retry_cap: float = attrs.field(
-        default=5.0, validator=v.gt(0), metadata={"help": "Upper bound of any reconnect delay."}
+        default=5.0, validator=v.gt(0), metadata={"help": "Seconds any reconnect waits at most."}
     )
     ack_timeout: float = attrs.field(
         default=10.0, validator=v.gt(0), metadata={"help": "Seconds a message may wait for its ack."}
@@ -138,13 +142,17 @@ class TokenSettings:
         default=(),
         converter=tuple,
         metadata={
-            "help": "A topic pattern it may subscribe to, * any run of characters (repeatable; none: any)."
+            "metavar": "pattern",
+            "help": "A topic pattern it may subscribe to, * any run of characters (repeatable; none: any).",
         },
     )
     publish: tuple[str, ...] = attrs.field(
         default=(),
         converter=tuple,
-        metadata={"help": "A topic pattern it may publish on (repeatable; none: any topic)."},
+        metadata={
+            "metavar": "pattern",
+            "help": "A topic pattern it may publish on (repeatable; none: any topic).",
+        },
     )
     ttl: str = attrs.field(default="1h", metadata={"help": "How long it is valid: 90s, 30m, 1h, 7d."})
     secret_file: str = attrs.field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -116,8 +116,13 @@ def render_table(
     title: str,
     columns: Mapping[str, Mapping[str, float | None]],
     ratio: Mapping[str, float | None] | None,
+    unmeasurable: Collection[str] = (),
 ) -> str:
-    """The metrics as a fixed-width table: one column per server, then minimess/baseline."""
+    """The metrics as a fixed-width table: one column per server, then minimess/baseline.
+
+    A metric that is None is shown `-` (nothing to measure this run), or `n/a` if `unmeasurable`
+    names it (it cannot be measured honestly on these servers), and then its row is never left out.
+    """
     width = max(len(label) for label, _ in METRICS.values()) + 2
     column = max(14, *(len(name) + 2 for name in columns))
     header = f"{'':<{width}}" + "".join(f"{name:>{column}}" for name in columns)
@@ -125,12 +130,13 @@ def render_table(
         header += f"{'ratio':>8}"
     lines = [title, header]
     for metric, (label, fmt) in METRICS.items():
-        if all(summary.get(metric) is None for summary in columns.values()):
+        missing = "n/a" if metric in unmeasurable else "-"
+        if metric not in unmeasurable and all(summary.get(metric) is None for summary in columns.values()):
             continue
         line = f"{label:<{width}}"
         for summary in columns.values():
             value = summary.get(metric)
-            line += f"{'-' if value is None else fmt.format(value):>{column}}"
+            line += f"{missing if value is None else fmt.format(value):>{column}}"
         if ratio is not None:
             value = ratio.get(metric)
             line += f"{'-' if value is None else f'{value:.2f}':>8}"

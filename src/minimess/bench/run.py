@@ -67,7 +67,9 @@ class BenchResult:
             f" {settings.messages:,} messages ({load}), median of {settings.rounds} round(s)"
         )
         columns = {self.names[key]: summary for key, summary in self.medians.items()}
-        text = report.render_table(title, columns, self.ratio)
+        # A server that had connections before cannot say what new ones take (Servers.fresh).
+        unmeasurable = {"rss_kib_per_connection"} if settings.target is not None else set()
+        text = report.render_table(title, columns, self.ratio, unmeasurable)
         if self.stages:
             text += "\n\n" + report.render_stages(self.stages)
         return text
@@ -97,7 +99,7 @@ def run_bench(settings: BenchSettings, progress: Progress, log_dir: Path) -> Ben
     for number in range(1, settings.rounds + 1):
         # Alternate, so that whatever drifts on the machine hits both alike.
         for key in keys:
-            with _servers(key, settings, log_dir) as servers:
+            with servers_for(key, settings, log_dir) as servers:
                 names[key] = servers.name
                 progress.phase(f"round {number}/{settings.rounds}, {servers.name}")
                 rounds[key].append(_Round(settings, servers, progress).run())
@@ -106,16 +108,24 @@ def run_bench(settings: BenchSettings, progress: Progress, log_dir: Path) -> Ben
 
 
 @contextlib.contextmanager
-def _servers(key: str, settings: BenchSettings, log_dir: Path) -> Iterator[Servers]:
+def servers_for(key: str, settings: BenchSettings, log_dir: Path) -> Iterator[Servers]:
+    # --server-port: the minimess servers' ports first, then the baseline's.
+    minimess_ports = settings.server_ports[: settings.minimess_servers]
+    baseline_port = settings.server_ports[settings.minimess_servers :][:1]
     if key == "baseline":
-        with started_baseline(settings.baseline, log_dir) as servers:
+        with started_baseline(settings.baseline, log_dir, *baseline_port) as servers:
             yield servers
     elif settings.target is not None:
         with targeted(settings.target, settings.metrics_urls, settings.metrics_token) as servers:
             yield servers
     else:
         with started_minimess(
-            settings.broker, settings.trace, settings.kafka_bootstrap, settings.kafka_topic, log_dir
+            settings.broker,
+            settings.trace,
+            settings.kafka_bootstrap,
+            settings.kafka_topic,
+            log_dir,
+            minimess_ports,
         ) as servers:
             yield servers
 
@@ -149,7 +159,8 @@ class _Round:
         try:
             connects: list[ConnectReport] = self._gather(controls, "connected", counters)
             after_connect = servers.sample_since()
-            metrics = _connect_metrics(connects, before.rss_bytes, after_connect.rss_bytes)
+            fresh = servers.is_fresh(before)
+            metrics = connect_metrics(connects, before.rss_bytes, after_connect.rss_bytes, fresh)
             # What the publishing phase measured: the publisher's report and the servers' CPU time.
             published: tuple[PublishReport, float] | None = None
             if settings.messages and metrics["connections"]:
@@ -367,16 +378,19 @@ def subscriber_urls(
     return per_worker
 
 
-def _connect_metrics(
-    connects: list[ConnectReport], rss_before: int, rss_after: int
+def connect_metrics(
+    connects: list[ConnectReport], rss_before: int, rss_after: int, fresh: bool
 ) -> dict[str, float | None]:
+    """What connecting measured; RSS per connection only on servers started for the round (Servers.fresh)."""
     connected = sum(c.connected for c in connects)
     window = max(c.finished for c in connects) - min(c.started for c in connects)
     return {
         "connections": connected,
         "connect_failures": sum(c.failed for c in connects),
         "connections_per_s": connected / window if connected and window > 0 else None,
-        "rss_kib_per_connection": (rss_after - rss_before) / 1024 / connected if connected else None,
+        "rss_kib_per_connection": (rss_after - rss_before) / 1024 / connected
+        if connected and fresh
+        else None,
     }
 
 

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 CPU_SECONDS = "process_cpu_seconds_total"
 RSS_BYTES = "process_resident_memory_bytes"
 SLOW_CONSUMER_CLOSES = "minimess_slow_consumer_closes_total"
+CONNECTIONS_OPENED = "minimess_connections_opened_total"
 
 
 class ScrapeError(Exception):

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from minimess.bench.scrape import CPU_SECONDS, RSS_BYTES, ScrapeError, scrape
+from minimess.bench.scrape import CONNECTIONS_OPENED, CPU_SECONDS, RSS_BYTES, ScrapeError, scrape
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0
@@ -44,6 +44,8 @@ class Sample:
 
     cpu_seconds: float
     rss_bytes: int
+    # WebSocket connections the servers have accepted since they started, where /metrics says.
+    connections_opened: int | None = None
 
 
 @attrs.frozen
@@ -61,6 +63,14 @@ class Servers:
     sample_interval: float = PROC_SAMPLE_INTERVAL
     # Seconds a sample may lag behind the servers (read through /metrics: a cached rendering).
     settle: float = 0.0
+    # Started for this round: what their RSS grows by while the clients connect is the connections'.
+    # A server that had connections before reuses memory they freed, so its growth says nothing
+    # per connection; a targeted one is fresh only while it has accepted none (see is_fresh).
+    fresh: bool = True
+
+    def is_fresh(self, before: Sample) -> bool:
+        """Whether RSS growth from `before` on is the new connections' alone (see `fresh`)."""
+        return self.fresh or before.connections_opened == 0
 
     def sample_since(self, sleep: Callable[[float], None] = time.sleep) -> Sample:
         """A sample that includes everything the servers did until this call, waiting first if need be."""
@@ -70,9 +80,9 @@ class Servers:
 
 
 @contextlib.contextmanager
-def started_baseline(design: str, log_dir: Path) -> Iterator[Servers]:
-    """One bare websockets server of `design` (minimess.bench.baseline) for the time of the block."""
-    port = _free_port()
+def started_baseline(design: str, log_dir: Path, port: int | None = None) -> Iterator[Servers]:
+    """One bare websockets server of `design` (minimess.bench.baseline) on `port` (default: a free one)."""
+    port = port or _free_port()
     command = [sys.executable, "-m", "minimess.bench.baseline", str(port), design]
     with _running([command], [port], log_dir / "baseline", ready_path=None) as processes:
         yield Servers(f"bare {design}", (f"ws://{HOST}:{port}",), lambda: _proc_sample(processes))
@@ -80,11 +90,16 @@ def started_baseline(design: str, log_dir: Path) -> Iterator[Servers]:
 
 @contextlib.contextmanager
 def started_minimess(
-    broker: str, trace: bool, kafka_bootstrap: str, kafka_topic: str, log_dir: Path
+    broker: str,
+    trace: bool,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    log_dir: Path,
+    ports: Sequence[int] = (),
 ) -> Iterator[Servers]:
-    """One `minimess serve` on the memory broker, or two on Kafka, for the time of the block."""
+    """One `minimess serve` on the memory broker, or two on Kafka, on `ports` (default: free ones)."""
     count = 2 if broker == "kafka" else 1
-    ports = [_free_port() for _ in range(count)]
+    ports = list(ports) or [_free_port() for _ in range(count)]
     commands = []
     for number, port in enumerate(ports, start=1):
         command = [
@@ -127,9 +142,23 @@ def targeted(url: str, metrics_urls: Sequence[str], metrics_token: str | None = 
     if not metrics_urls:
         metrics_urls = [metrics_url_of(url)]
     base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    _check_reachable(url)
     sample = _metrics_sample(metrics_urls, metrics_token)
     sample()  # fail now, not after connecting thousands of clients
-    yield Servers(f"minimess at {base}", (base,), sample, SCRAPE_SAMPLE_INTERVAL, SCRAPE_SETTLE)
+    yield Servers(f"minimess at {base}", (base,), sample, SCRAPE_SAMPLE_INTERVAL, SCRAPE_SETTLE, fresh=False)
+
+
+def _check_reachable(url: str) -> None:
+    """Refuse a target nothing answers at, by the URL the user gave (not the /metrics URL read next)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        socket.create_connection((parts.hostname or "", port), timeout=5).close()
+    except ValueError as error:  # a port that is not a number, or out of range
+        raise BenchError(f"--target {url!r}: {error}") from None
+    except OSError as error:
+        reason = (error.strerror or str(error) or type(error).__name__).lower()
+        raise BenchError(f"cannot reach {url}: {reason}") from None
 
 
 @contextlib.contextmanager
@@ -201,7 +230,8 @@ def metrics_url_of(url: str) -> str:
 
 def _metrics_sample(metrics_urls: Sequence[str], token: str | None) -> Callable[[], Sample]:
     def sample() -> Sample:
-        cpu, rss = 0.0, 0
+        cpu, rss, opened = 0.0, 0, 0
+        counted = True
         for url in metrics_urls:
             # `--stats` is --metrics' old name, and its old URLs name /stats, which is JSON.
             hint = "; give the server's /metrics URL" if urlsplit(url).path.endswith("/stats") else ""
@@ -213,7 +243,9 @@ def _metrics_sample(metrics_urls: Sequence[str], token: str | None) -> Callable[
                 raise BenchError(f"{url} does not report the server's CPU time and RSS{hint}")
             cpu += figures[CPU_SECONDS]
             rss += int(figures[RSS_BYTES])
-        return Sample(cpu, rss)
+            counted = counted and CONNECTIONS_OPENED in figures
+            opened += int(figures.get(CONNECTIONS_OPENED, 0))
+        return Sample(cpu, rss, opened if counted else None)
 
     return sample
 

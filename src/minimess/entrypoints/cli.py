@@ -6,6 +6,7 @@ import asyncio
 import importlib.metadata
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
 import attrs
@@ -14,10 +15,11 @@ import typer
 from minimess.adapters.jwt_tokens import SecretFileError
 from minimess.app.settings import ClientSettings, TokenSettings
 from minimess.app.transcript import TranscriptInUse
-from minimess.bench.command import bench
+from minimess.bench import command as bench_command
+from minimess.bench.settings import BenchSettings
 from minimess.bootstrap import ServeSettings, build_client_container, build_container, mint_token
 from minimess.domain.errors import CannotAuthenticate, ServerRefused
-from minimess.entrypoints import options
+from minimess.entrypoints import config_file, help_screens, options
 from minimess.entrypoints.log_setup import LogSettings, configure_logging
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -29,16 +31,23 @@ EXIT_NOT_AUTHENTICATED = 3
 app = typer.Typer(
     name="minimess",
     help="A real-time messaging server: WebSocket clients, topics and fan-out.",
-    no_args_is_help=True,
-    add_completion=False,
+    cls=help_screens.Group,
+    # Bare `minimess` prints the help and exits 0 (see _root), as asking for it does.
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=True,
 )
+# The environment variables of `minimess bench`'s options: MINIMESS_BENCH_SUBSCRIBERS and so on.
+BENCH_ENV_PREFIX = "MINIMESS_BENCH_"
 
 
-def _derive_options(*groups: type, extra: tuple[inspect.Parameter, ...] = ()) -> Callable[[F], F]:
+def _derive_options(
+    *groups: type, extra: tuple[inspect.Parameter, ...] = (), env_prefix: str = options.ENV_PREFIX
+) -> Callable[[F], F]:
     """Give a command the options of `groups`' fields (see minimess.entrypoints.options)."""
 
     def decorate(command: F) -> F:
-        params = [parameter for group in groups for parameter in options.parameters(group)]
+        params = [parameter for group in groups for parameter in options.parameters(group, env_prefix)]
         command.__signature__ = inspect.Signature([*params, *extra])  # type: ignore[attr-defined]
         return command
 
@@ -63,16 +72,59 @@ _SHORTHANDS = (
 )
 
 
-@app.command()
-@_derive_options(ServeSettings, LogSettings, extra=_SHORTHANDS)
+# What a serve config file may set, and print-config prints: every option the settings derive.
+_SERVE_KEYS = {**options.value_kinds(ServeSettings), **options.value_kinds(LogSettings)}
+_SERVE_SECRETS = (*options.secret_option_names(ServeSettings), *options.secret_option_names(LogSettings))
+
+_CONFIG = (
+    inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+    inspect.Parameter(
+        "config",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None,
+            typer.Option(
+                "--config",
+                envvar="MINIMESS_CONFIG",
+                # Eager: read before the other options, whose defaults it gives.
+                is_eager=True,
+                callback=config_file.loader(_SERVE_KEYS),
+                help="A TOML file of option values, keyed by the options without --: port = 9000,"
+                ' trusted-proxy = ["10.0.0.0/8"]. Flags and MINIMESS_* variables win over it.',
+                show_default=False,
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "print_config",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option(
+                "--print-config",
+                help="Print the effective settings as a --config file, each with its source (flag, env,"
+                " file, default), and exit without serving.",
+            ),
+        ],
+    ),
+)
+
+
+@app.command(cls=help_screens.Command)
+@_derive_options(ServeSettings, LogSettings, extra=(*_SHORTHANDS, *_CONFIG))
 def serve(**values: Any) -> None:
     """Run a minimess server until SIGINT or SIGTERM."""
     if values["verbose"] and values["quiet"]:
         raise typer.BadParameter("--verbose and --quiet exclude each other")
     logging = _settings("serve", LogSettings, values)
+    settings = _settings("serve", ServeSettings, values)
+    if values["print_config"]:
+        typer.echo(config_file.render(values["context"], _SERVE_KEYS, _SERVE_SECRETS, values["config"]))
+        return
     level = "debug" if values["verbose"] else "warning" if values["quiet"] else logging.log_level
     configure_logging(level, logging.log_format)
-    settings = _settings("serve", ServeSettings, values)
     try:
         server = build_container(settings).server()
     except SecretFileError as error:
@@ -86,7 +138,7 @@ def serve(**values: Any) -> None:
         raise typer.Exit(1) from None
 
 
-@app.command()
+@app.command(cls=help_screens.Command)
 @_derive_options(ClientSettings)
 def client(**values: Any) -> None:
     """Chat from the terminal: sub, attach, type; every message is appended to <uid>.mess."""
@@ -112,7 +164,7 @@ def client(**values: Any) -> None:
         transcript.close()
 
 
-@app.command()
+@app.command(cls=help_screens.Command)
 @_derive_options(TokenSettings)
 def token(**values: Any) -> None:
     """Print a token for a server started with --auth-secret-file (for development and scripts)."""
@@ -133,7 +185,36 @@ def _settings(command: str, settings_class: type[T], values: dict[str, Any]) -> 
         raise typer.Exit(2) from None
 
 
-app.command()(bench)
+_BENCH_REPORTING = (
+    inspect.Parameter(
+        "json_path",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option("--json", envvar=BENCH_ENV_PREFIX + "JSON", help=bench_command.JSON_HELP),
+        ],
+    ),
+    inspect.Parameter(
+        "log_dir",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None,
+            typer.Option(envvar=BENCH_ENV_PREFIX + "LOG_DIR", help=bench_command.LOG_DIR_HELP),
+        ],
+    ),
+)
+
+
+@app.command(cls=help_screens.Command)
+@_derive_options(BenchSettings, extra=_BENCH_REPORTING, env_prefix=BENCH_ENV_PREFIX)
+def bench(**values: Any) -> None:
+    """Measure fan-out throughput, latency, CPU and memory per connection, against a bare baseline."""
+    settings = _settings("bench", BenchSettings, values)
+    status = bench_command.bench(settings, values["json_path"], values["log_dir"])
+    if status:
+        raise typer.Exit(status)
 
 
 def _print_version(asked: bool) -> None:
@@ -142,15 +223,20 @@ def _print_version(asked: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(cls=help_screens.Group, invoke_without_command=True)
 def _root(
+    context: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """minimess: real-time messaging over WebSocket."""
+    if context.invoked_subcommand is None:
+        typer.echo(context.get_help())
 
 
 def main() -> None:
-    app()
+    # One name however it is started (`python -m minimess` too): in the usage lines, and for shell
+    # completion, whose variable (_MINIMESS_COMPLETE) and function are named after it.
+    app(prog_name="minimess")

@@ -1,9 +1,11 @@
 """Command-line options derived from settings classes: an option's default, range and help live on its field.
 
-A field becomes `--field-name` (or `--<metadata flag>`), read from `MINIMESS_FIELD_NAME` too, with
-the field's default and its `help` metadata; its validators are checked when the option is
-parsed, so a bad value is a usage error that names the option. A field whose type is itself a
-settings class contributes that class's options.
+A field becomes `--field-name` (or `--<metadata flag>`), read from `MINIMESS_FIELD_NAME` too (or
+another prefix's variable), with the field's default and its `help` metadata; its validators are
+checked when the option is parsed, so a bad value is a usage error that names the option. A bool
+field is a `--name/--no-name` flag; a tuple field is a repeatable option whose value is named by
+its `metavar` metadata; `default_text` metadata says a computed default in words. A field whose
+type is itself a settings class contributes that class's options.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import attrs
 import typer
@@ -24,9 +26,25 @@ def option_name(field: attrs.Attribute[Any]) -> str:
     return str(field.metadata.get("flag", field.name))
 
 
-def parameters(settings_class: type) -> list[inspect.Parameter]:
+def parameters(settings_class: type, env_prefix: str = ENV_PREFIX) -> list[inspect.Parameter]:
     """One keyword-only parameter per option of `settings_class`, in field order."""
-    return [_parameter(field) for field in _leaf_fields(settings_class)]
+    return [_parameter(field, env_prefix) for field in _leaf_fields(settings_class)]
+
+
+def value_kinds(settings_class: type) -> dict[str, type]:
+    """What each option's value is, by Python name: bool, int, float, str or list (of str)."""
+    kinds: dict[str, type] = {}
+    for field in _leaf_fields(settings_class):
+        annotation, _default = _cli_type(field)
+        named = [kind for kind in (bool, int, float) if annotation in (kind, kind | None)]
+        is_list = annotation == list[str] | None
+        kinds[option_name(field)] = named[0] if named else list if is_list else str
+    return kinds
+
+
+def secret_option_names(settings_class: type) -> list[str]:
+    """The Python names of the options whose values are secrets (fields kept out of repr)."""
+    return [option_name(field) for field in _leaf_fields(settings_class) if not field.repr]
 
 
 def build(settings_class: type, values: Mapping[str, Any]) -> Any:
@@ -73,19 +91,34 @@ def _flag(field: attrs.Attribute[Any]) -> str:
     return "--" + option_name(field).replace("_", "-")
 
 
-def _parameter(field: attrs.Attribute[Any]) -> inspect.Parameter:
+def _parameter(field: attrs.Attribute[Any], env_prefix: str) -> inspect.Parameter:
     name = option_name(field)
     annotation, default = _cli_type(field)
     closed = {check.compare_op: check.bound for check in _bounds(field) if check.compare_op in ("<=", ">=")}
+    flag = _flag(field)
+    help_text = str(field.metadata.get("help", "")) + _open_bounds_text(field)
+    metavar = None
+    if field.type is bool:
+        # Both spellings, so that a flag given in the environment or a config file can be turned off.
+        flag = f"{flag}/--no-{flag.removeprefix('--')}"
+    elif isinstance(field.default, tuple):
+        metavar = f"<{field.metadata.get('metavar', 'str')}>"
+        if "repeatable" not in help_text:
+            help_text += " (repeatable)"
+    show_default: bool | str = field.type is not bool
+    if "default_text" in field.metadata:
+        show_default = str(field.metadata["default_text"])
     option = typer.Option(
-        _flag(field),
-        envvar=ENV_PREFIX + name.upper(),
-        help=str(field.metadata.get("help", "")) + _open_bounds_text(field),
+        flag,
+        *field.metadata.get("aliases", ()),
+        envvar=str(field.metadata.get("envvar", env_prefix + name.upper())),
+        help=help_text,
+        metavar=metavar,
         # Closed bounds are click's ranges (shown in --help); open ones are checked on parsing.
         min=closed.get(">="),
         max=closed.get("<="),
         callback=_checker(field),
-        show_default=field.type is not bool,
+        show_default=show_default,
     )
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, option]
@@ -97,6 +130,9 @@ def _cli_type(field: attrs.Attribute[Any]) -> tuple[Any, Any]:
     default: Any = field.default
     if default is attrs.NOTHING:
         return field.type, ...  # no default: a required option
+    if "default_text" in field.metadata:
+        # Computed when the settings are built (e.g. from the machine): left out, the field's own.
+        return cast(Any, field.type) | None, None
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         default = default.factory()
     choices = field.metadata.get("choices")

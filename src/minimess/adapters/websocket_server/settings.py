@@ -71,6 +71,7 @@ class WebSocketSettings:
         converter=parse_networks,
         metadata={
             "flag": "trusted_proxy",
+            "metavar": "address",
             "help": "A proxy address or network whose X-Forwarded-For names the client (repeatable).",
         },
     )
@@ -79,6 +80,7 @@ class WebSocketSettings:
         converter=parse_allowed_origins,
         metadata={
             "flag": "allowed_origin",
+            "metavar": "origin",
             "help": "A web origin (https://chat.example.com) whose pages may connect, or * for any"
             " (repeatable); the whole list. Without it, the server's own origin (by Host, which DNS"
             " rebinding fakes): list yours if browsers reach the server on a private network.",
