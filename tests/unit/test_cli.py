@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import logging
 from collections.abc import Iterator
 
 import attrs
@@ -54,15 +53,8 @@ def server() -> Iterator[FakeServer]:
         yield fake
 
 
-@pytest.fixture(autouse=True)
-def restored_logging() -> Iterator[None]:
-    """serve configures logging for the process: give the next tests back what they had."""
-    config, root = structlog.get_config(), logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**config)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# serve configures logging for the process: every test here gets back what it had.
+pytestmark = pytest.mark.usefixtures("restored_logging")
 
 
 def command_options(name: str) -> dict[str, typer.core.TyperOption]:

@@ -7,7 +7,7 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -339,17 +339,6 @@ def test_closing_writes_the_counts_still_pending(
         written.lines[-1]["text"]
         == "Unable connect to node with id 1: refused (repeated 6 times in the last 2.5 s)"
     )
-
-
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    """configure_logging configures the process: give the next tests back what they had."""
-    config, root = structlog.get_config(), logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**config)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.mark.usefixtures("restored_logging")
