@@ -42,7 +42,9 @@ def test_a_4xx_refusal_at_the_handshake_stops_the_client_with_the_servers_reason
         tmp_path, ["--uid", "bob", "--server", server.url(""), "--topic", "a", "--topic", "b", "--print"]
     )
     assert result.returncode == 3, result.stderr
-    assert one_line(result.stderr) == (
+    transcript, refusal = result.stderr.strip().splitlines()
+    assert transcript == "* transcript: bob.mess (tail -f bob.mess)"
+    assert one_line(refusal) == (
         "minimess client: the server refused the connection:"
         " HTTP 400: a connection may hold at most 1 topics;"
         " asking again would get the same answer"
