@@ -25,8 +25,9 @@ class FakeLink:
         self._topics: dict[Topic, None] = {}
         self.connected = True
         self.queue_size = 100
-        # Publishes not acknowledged yet, as the test says.
+        # Publishes not acknowledged yet, and those of them never sent, as the test says.
         self.pending = 0
+        self.unsent = 0
         # What oversize() answers for every message; None: any length goes.
         self.too_long: str | None = None
         # ("subscribe", topic), ("unsubscribe", topic), ("publish", topic, body) and ("retry_now",),

@@ -822,6 +822,32 @@ async def test_pending_counts_publishes_queued_or_in_flight_until_each_is_acked_
     assert link.pending == 1
 
 
+async def test_on_close_a_publish_sent_before_a_drop_is_reported_and_only_those_never_sent_are_unsent(
+    harness: Harness,
+) -> None:
+    """Sent once, then the connection dropped: it may have arrived, so closing reports it rather than
+    counting it with the lines never sent."""
+    server = harness.server
+    server.reply = ignore
+    link = await harness.start((NEWS,), first=3600, cap=3600)
+    link.publish(NEWS, "sent once")
+    await harness.until(lambda: server.bodies() == ["sent once"], "the first line sent")
+    await server.stop()
+    await harness.reported("disconnected")
+    link.publish(NEWS, "never sent")
+    assert (link.pending, link.unsent) == (2, 1)
+    link.close()
+    await harness.run_ends()
+    assert harness.events.of("publish_failed") == [
+        (
+            NEWS,
+            "sent once",
+            "connection lost before the ack, after 1 attempt; it may or may not have arrived",
+        )
+    ]
+    assert (link.pending, link.unsent) == (1, 1)
+
+
 async def test_a_publish_whose_message_comes_back_before_its_ack_is_published_then(harness: Harness) -> None:
     """The server delivers to subscribers before it acks: the echo, carrying the publish's id, settles it."""
     server = harness.server

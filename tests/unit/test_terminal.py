@@ -21,7 +21,8 @@ class IdleLink:
     def __init__(self, unsent: int) -> None:
         self.closed = asyncio.Event()
         self.unsent = unsent
-        self.pending = unsent
+        # One more, sent before a drop: reported as the link closes, not counted as never sent.
+        self.pending = unsent + 1
 
     @property
     def topics(self) -> tuple[Topic, ...]:

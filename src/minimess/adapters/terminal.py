@@ -76,7 +76,7 @@ async def run_interactive(client: ChatClient, link: Link) -> None:
     Ctrl-D; Ctrl-C clears the line being typed.
 
     Ends too when the link gives up (the server refused the token), raising what it raised, and
-    when acting on a line fails, raising that once the link is closed. Messages still unsent when
+    when acting on a line fails, raising that once the link is closed. Messages never sent when
     it ends are dropped, and counted on stderr.
     """
     session: PromptSession[str] = PromptSession(
@@ -98,9 +98,9 @@ async def run_interactive(client: ChatClient, link: Link) -> None:
             # What a task raised is looked at below: the link is closed first, whatever happened.
             await asyncio.gather(typing, status, return_exceptions=True)
             await _close(link, connection)
-    # After the prompt is gone, where it stays readable. Publishes in flight were reported
-    # failed as the link closed; these were never sent.
-    if dropped := link.pending:
+    # After the prompt is gone, where it stays readable. Publishes sent at least once were reported
+    # failed as the link closed (they may have arrived); these were never sent.
+    if dropped := link.unsent:
         what = "message" if dropped == 1 else "messages"
         print(f"minimess client: {dropped} {what} not sent, dropped on quitting", file=sys.stderr, flush=True)
     _raise_what_ended(connection)

@@ -61,7 +61,12 @@ class Link(Protocol):
     def is_connected(self) -> bool: ...
     @property
     def pending(self) -> int:
-        """Publishes not acknowledged yet, queued or in flight: what closing now would lose."""
+        """Publishes not known to be published yet, queued or in flight: what closing now may lose."""
+        ...
+
+    @property
+    def unsent(self) -> int:
+        """Publishes never sent: what closing now loses for certain (the others are reported failed)."""
         ...
 
     def subscribe(self, topic: Topic) -> None: ...

@@ -74,6 +74,8 @@ class _Pub:
     timer: asyncio.TimerHandle | None = None
     # Acked, or reported failed: nothing more is done with it.
     done: bool = False
+    # Why the last attempt ended without an answer; "" while none has.
+    cause: str = ""
 
 
 class ServerLink:
@@ -154,9 +156,18 @@ class ServerLink:
 
     @property
     def pending(self) -> int:
-        """Publishes not acknowledged yet, queued or in flight: what closing now would lose."""
+        """Publishes not known to be published yet, queued or in flight: what closing now may lose."""
         # A publish is in one of the two at a time: an attempt takes it out of _outgoing.
         return len(self._awaiting) + sum(isinstance(item, _Pub) for item in self._outgoing)
+
+    @property
+    def unsent(self) -> int:
+        """Publishes never sent: what closing now loses for certain.
+
+        Those sent at least once are reported when run() ends (LinkEvents.publish_failed): one
+        may or may not have arrived.
+        """
+        return sum(isinstance(item, _Pub) and item.attempts == 0 for item in self._outgoing)
 
     def subscribe(self, topic: Topic) -> None:
         self._topics[topic] = None
@@ -207,8 +218,16 @@ class ServerLink:
         Raises CannotAuthenticate when the server refuses the token (HTTP 401 or 403), or when
         the token file cannot be read: the same token would be refused again. Raises ServerRefused
         on any other 4xx answer to the handshake but 408 and 429: the same request would get it again.
+        However it ends, every publish sent but not answered is then reported failed (it may or may
+        not have arrived); those never sent stay, counted by `unsent`.
         """
         self._events = events
+        try:
+            await self._keep_connected(events)
+        finally:
+            self._abandon_retries()
+
+    async def _keep_connected(self, events: LinkEvents) -> None:
         while not self._closing.is_set():
             try:
                 reason = await self._connect_and_serve(events)
@@ -495,19 +514,33 @@ class ServerLink:
             if self._connection is not None:
                 self._stale[publish.ref] = publish
             publish.ref = ""
+            publish.cause = cause
             if publish.attempts < MAX_ATTEMPTS and not self._closing.is_set():
                 log.info("publish_retried", topic=str(publish.topic), id=publish.id, cause=cause)
                 again.append(publish)
                 continue
-            publish.done = True
-            attempts = f"{publish.attempts} attempts" if publish.attempts > 1 else "1 attempt"
-            if self._events is not None:
-                self._events.publish_failed(
-                    publish.topic, publish.body, f"{cause}, after {attempts}; it may or may not have arrived"
-                )
+            self._report_unknown(publish)
         self._outgoing.extendleft(reversed(again))
         if again:
             self._wake.set()
+
+    def _abandon_retries(self) -> None:
+        """run() is over: a publish queued to be sent again never will be, and is reported."""
+        for item in list(self._outgoing):
+            if isinstance(item, _Pub) and item.attempts > 0:
+                self._outgoing.remove(item)
+                self._report_unknown(item)
+
+    def _report_unknown(self, publish: _Pub) -> None:
+        """Give up on `publish`, sent and not answered: whether it was published is unknown."""
+        publish.done = True
+        attempts = f"{publish.attempts} attempts" if publish.attempts > 1 else "1 attempt"
+        if self._events is not None:
+            self._events.publish_failed(
+                publish.topic,
+                publish.body,
+                f"{publish.cause}, after {attempts}; it may or may not have arrived",
+            )
 
     def _connection_ended(self) -> None:
         """Forget what belonged to the connection; its publishes in flight go again on the next."""
