@@ -596,3 +596,19 @@ def test_a_message_over_the_servers_limit_is_refused_before_it_is_sent(
     client.handle_line(line)
     assert link.published == []
     assert display.notices == [f'! message to news failed: {link.too_long}: "x"']
+
+
+@pytest.mark.parametrize("refusal", ["too-long", "queue-full"])
+def test_a_line_refused_before_it_is_sent_leaves_an_equal_pub_waiting_for_its_ack_confirmed(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay, refusal: str
+) -> None:
+    """The refused line never reached the link: the ack that comes is the earlier pub's, and says so."""
+    client.handle_line("pub news hi")
+    if refusal == "too-long":
+        link.too_long = "too long: 70012 bytes, the server takes at most 65536 per message frame"
+    else:
+        link.queue_size = 1
+    client.handle_line("pub news hi")
+    assert link.published == [(NEWS, "hi")]
+    client.published(NEWS, "hi")
+    assert display.notices[-1] == "* published to news"

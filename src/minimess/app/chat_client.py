@@ -226,10 +226,10 @@ class ChatClient:
                     self.attached = None
             case Publish(topic, body, by_command=by_command):
                 if (too_long := self._link.oversize(topic, body)) is not None:
-                    self.publish_failed(topic, body, too_long)
+                    self._say_failed(topic, body, too_long)
                     return True
                 if not self._link.publish(topic, body):
-                    self.publish_failed(topic, body, "too many lines waiting to be sent")
+                    self._say_failed(topic, body, "too many lines waiting to be sent")
                     return True
                 if by_command:
                     self._confirming[topic, body] += 1
@@ -321,6 +321,11 @@ class ChatClient:
 
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None:
         self._settle(topic, body)
+        self._say_failed(topic, body, reason)
+
+    def _say_failed(self, topic: Topic, body: str, reason: str) -> None:
+        """The `!` line of a message not published. A line refused here, never given to the link,
+        says only this: an equal `pub` waiting for its ack is another message, still to be confirmed."""
         self._display.notice(f'! message to {topic} failed: {escape_text(reason)}: "{_excerpt(body)}"')
 
     def published(self, topic: Topic, body: str) -> None:
