@@ -153,7 +153,8 @@ def client(**values: Any) -> None:
         typer.echo(f"minimess client: {error}; give another --log-file", err=True)
         raise typer.Exit(2) from None
     except OSError as error:
-        typer.echo(f"minimess client: cannot write {error.filename}: {error.strerror}", err=True)
+        # The transcript's path: open_transcript's OSErrors all name it.
+        typer.echo(f"minimess client: cannot write {error.filename}: {error.strerror or error}", err=True)
         raise typer.Exit(2) from None
     try:
         asyncio.run(container.run()(container.chat(), container.link()))
