@@ -243,6 +243,7 @@ class Harness:
         uniform: Callable[[float, float], float] = lambda _low, high: high,
         ack_timeout: float = 10.0,
         queue_size: int = 100,
+        open_timeout: float = 10.0,
     ) -> ServerLink:
         """A link to the server (or `url`), not running yet; reconnects after `first` seconds by default."""
         self._link = ServerLink(
@@ -252,7 +253,7 @@ class Harness:
             Backoff(first, cap, uniform=uniform),
             ack_timeout=ack_timeout,
             queue_size=queue_size,
-            open_timeout=scaled(10),
+            open_timeout=scaled(open_timeout),
         )
         return self._link
 
@@ -605,6 +606,38 @@ async def test_close_ends_run_while_the_greeting_is_awaited_even_if_it_comes_lat
     server.may_greet.set()
     await harness.run_ends()
     assert not link.is_connected
+
+
+@pytest.mark.parametrize("hang", ["handshake", "greeting"])
+async def test_close_ends_a_connection_attempt_that_hangs_at_once(harness: Harness, hang: str) -> None:
+    """A server that never answers the handshake, or never greets: quitting does not wait for open_timeout."""
+    silent: asyncio.Server | None = None
+    if hang == "handshake":
+        accepted = asyncio.Event()
+
+        async def hold(_reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+            accepted.set()
+
+        silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{silent.sockets[0].getsockname()[1]}"
+    else:
+        harness.server.may_greet.clear()
+        url = harness.server.url
+    link = harness.make_link((NEWS,), url=url, open_timeout=3600)
+    link.publish(NEWS, "never sent")
+    harness.run()
+    if silent is None:
+        await harness.until(lambda: bool(harness.server.paths), "the connection attempt")
+    else:
+        async with asyncio.timeout(scaled(5)):
+            await accepted.wait()
+    link.close()
+    await harness.run_ends()
+    assert not link.is_connected
+    assert harness.events.kinds() == []
+    assert link.unsent == 1
+    if silent is not None:
+        silent.close()
 
 
 @pytest.mark.parametrize("change", ["subscribe", "unsubscribe"])

@@ -143,6 +143,9 @@ class ServerLink:
         self._wait_over = asyncio.Event()
         # Whether run() is waiting between connection attempts.
         self._waiting = False
+        # The connection attempt and its service, while run() has one: close() cancels it while
+        # it is not connected (a handshake may hang for open_timeout).
+        self._attempt_task: asyncio.Task[str] | None = None
         # The largest frame the server takes, in UTF-8 bytes: what the last `success` said.
         self._max_frame = DEFAULT_MAX_MESSAGE_BYTES
 
@@ -206,11 +209,14 @@ class ServerLink:
             self._wait_over.set()
 
     def close(self) -> None:
+        """End run(): an open connection with a close handshake, an attempt in progress at once."""
         self._closing.set()
         self._wake.set()
         self._wait_over.set()
         if self._connection is not None:
             asyncio.get_running_loop().create_task(self._connection.close())
+        elif self._attempt_task is not None:
+            self._attempt_task.cancel()
 
     async def run(self, events: LinkEvents) -> None:
         """Connect, and reconnect whenever the connection drops, until close().
@@ -229,9 +235,17 @@ class ServerLink:
 
     async def _keep_connected(self, events: LinkEvents) -> None:
         while not self._closing.is_set():
+            self._attempt_task = asyncio.create_task(self._connect_and_serve(events))
             try:
-                reason = await self._connect_and_serve(events)
+                reason = await self._attempt_task
+            except asyncio.CancelledError:
+                # Cancelled by close(), unless run() itself is being cancelled: then that goes on.
+                current = asyncio.current_task()
+                if not self._closing.is_set() or (current is not None and current.cancelling()):
+                    raise
+                return
             finally:
+                self._attempt_task = None
                 self._connection = None
                 self._connection_ended()
             if self._closing.is_set():
