@@ -537,7 +537,7 @@ def test_while_down_the_status_line_counts_down_to_the_next_attempt_and_says_why
     clock.now += 0.1
     assert client.status_line == "reconnecting in 0.3 s (attempt 1, connection lost)"
     clock.now += 0.3
-    assert client.status_line == "reconnecting now (attempt 1, connection lost)"
+    assert client.status_line == "connecting now (attempt 1, connection lost)"
     client.disconnected("cannot reach ws://h:1: connection refused", 3.2)
     client.disconnected("cannot reach ws://h:1: connection refused\x1b[2J", 4)
     assert (
@@ -551,9 +551,9 @@ def test_while_down_the_status_line_counts_down_to_the_next_attempt_and_says_why
         "* disconnected (connection lost); retrying in 0.4 s",
         "* connected to laptop:8080 as afrozalm",
     ]
+    # The first failure is the notice's alone: a printed log would have it twice.
     assert display.statuses == [
         "",
-        "reconnecting in 0.4 s (attempt 1, connection lost)",
         "reconnecting in 3.2 s (attempt 2, cannot reach ws://h:1: connection refused)",
         "reconnecting in 4.0 s (attempt 3, cannot reach ws://h:1: connection refused\\x1b[2J)",
         "",
@@ -564,13 +564,15 @@ def test_while_down_the_status_line_counts_down_to_the_next_attempt_and_says_why
 def test_enter_or_reconnect_while_down_retries_now(
     client: ChatClient, link: FakeLink, display: RecordingDisplay, line: str
 ) -> None:
+    client.connected("laptop:8080", ())
     link.connected = False
     client.disconnected("connection lost", 30)
     display.take_notices()
     assert client.handle_line(line)
     assert link.calls == [("retry_now",)]
-    assert client.status_line == "reconnecting now (attempt 1, connection lost)"
+    assert client.status_line == "connecting now (attempt 1, connection lost)"
     assert display.statuses[-1] == client.status_line
+    assert not client.waiting_to_retry
     assert display.notices == ([] if not line.strip() else ["* reconnecting now"])
 
 
@@ -612,3 +614,30 @@ def test_a_line_refused_before_it_is_sent_leaves_an_equal_pub_waiting_for_its_ac
     assert link.published == [(NEWS, "hi")]
     client.published(NEWS, "hi")
     assert display.notices[-1] == "* published to news"
+
+
+def test_a_client_that_never_connected_counts_its_first_attempt(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay
+) -> None:
+    """The first report is of attempt 1 failing: the next is attempt 2."""
+    link.connected = False
+    client.disconnected("cannot reach ws://h:1: connection refused", 0.5)
+    assert (
+        client.status_line == "reconnecting in 0.5 s (attempt 2, cannot reach ws://h:1: connection refused)"
+    )
+
+
+@pytest.mark.parametrize("reported", [False, True], ids=["first-attempt", "after-a-wait"])
+def test_while_an_attempt_is_under_way_reconnect_says_so_and_enter_does_nothing(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay, clock: Clock, reported: bool
+) -> None:
+    """No wait to end: the attempt under way is the reconnection; "reconnecting now" would mislead."""
+    link.connected = False
+    if reported:
+        client.disconnected("connection lost", 0.4)
+        clock.now += 0.4
+        display.take_notices()
+    client.handle_line("")
+    client.handle_line("reconnect")
+    assert link.calls == []
+    assert display.notices == [f"* already connecting (attempt {2 if reported else 1})"]

@@ -55,6 +55,7 @@ class FailingClient:
     attached = None
     prompt = "> "
     status_line = ""
+    waiting_to_retry = False
     known_topics: tuple[Topic, ...] = ()
 
     def started(self) -> None: ...

@@ -19,7 +19,7 @@ from minimess.app.completion import complete
 # How often the status toolbar is looked at and, while it shows, redrawn: its countdown moves in
 # tenths of a second, and a change (connected again, Enter pressed) shows within this.
 STATUS_REFRESH = 0.25
-# What a user can do about the status line, shown after it.
+# What a user can do about the status line while the client waits to reconnect, shown after it.
 RETRY_HINT = "; Enter retries now"
 
 
@@ -129,7 +129,7 @@ async def _show_status(session: PromptSession[str], client: ChatClient) -> None:
     shown: str | None = None
     while True:
         line = client.status_line
-        toolbar = line + RETRY_HINT if line else None
+        toolbar = (line + RETRY_HINT if client.waiting_to_retry else line) or None
         if toolbar != shown:
             session.bottom_toolbar = toolbar
             session.app.invalidate()

@@ -99,8 +99,9 @@ class Display(Protocol):
     def status(self, line: str) -> None:
         """The one status line changed to `line` (connection state); "" while there is nothing to say.
 
-        Said at every change, not at every step of a countdown: ChatClient.status_line reads it
-        again, with the time left, for a display that shows it in place.
+        Said at every change but the first failure, which a notice has just said, and not at every
+        step of a countdown: ChatClient.status_line reads it again, with the time left, for a
+        display that shows it in place.
         """
         ...
 
@@ -144,6 +145,11 @@ class ChatClient:
     def status_line(self) -> str:
         """The status line as of now, countdown included; "" while connected."""
         return self._status.line()
+
+    @property
+    def waiting_to_retry(self) -> bool:
+        """Whether the link waits between attempts, a wait that Enter or `reconnect` would end."""
+        return not self._link.is_connected and self._status.waiting
 
     @property
     def prompt(self) -> str:
@@ -190,14 +196,17 @@ class ChatClient:
         match command:
             case None:
                 # Enter on an empty line is what a user tries first to get the connection back.
-                if not self._link.is_connected:
+                if self.waiting_to_retry:
                     self._retry_now()
             case Reconnect():
                 if self._link.is_connected:
                     self._display.notice("* already connected")
-                else:
+                elif self.waiting_to_retry:
                     self._display.notice("* reconnecting now")
                     self._retry_now()
+                else:
+                    # An attempt is under way: starting another would only throw its progress away.
+                    self._display.notice(f"* already connecting (attempt {self._status.attempt})")
             case Quit():
                 return not self.quit()
             case Help():
@@ -287,13 +296,15 @@ class ChatClient:
 
     def disconnected(self, reason: str, retry_in: float) -> None:
         # One notice where the connection went, in the conversation; then only the status line.
+        self._status.down(reason, retry_in)
         if not self._said_down:
             state = "disconnected" if self._was_connected else "not connected"
             self._display.notice(f"* {state} ({escape_text(reason)}); retrying in {retry_in:.1f} s")
             self._said_down = True
+        else:
+            # Not with the notice: that says the same, and a printed log would have it twice.
+            self._display.status(self.status_line)
         self._was_connected = False
-        self._status.down(reason, retry_in)
-        self._display.status(self.status_line)
 
     def received(self, message: Message) -> None:
         self._seen[message.topic] = None
