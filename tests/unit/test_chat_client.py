@@ -393,9 +393,11 @@ def test_the_quit_warning_holds_for_the_next_quit_only(
     assert not client.quit()
     client.handle_line("topics")
     assert client.quit() is False
+    client.handle_line("tpoics")
+    assert client.quit() is False
     assert client.handle_line("")
     assert not client.handle_line("/quit")
-    assert [notice[0] for notice in display.notices] == ["!", "*", "!"]
+    assert [notice[0] for notice in display.notices] == ["!", "*", "!", "!", "!"]
 
 
 def test_quit_with_nothing_unsent_leaves_at_once(client: ChatClient, display: RecordingDisplay) -> None:

@@ -40,7 +40,7 @@ class LinkEvents(Protocol):
     def refused(self, what: str, reason: str) -> None: ...
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None: ...
     def published(self, topic: Topic, body: str) -> None:
-        """The server acknowledged a publish: it is published."""
+        """A publish is published: the server acknowledged it, or its message came back first."""
         ...
 
     def ticked(self, timestamp: str) -> None: ...
@@ -188,10 +188,12 @@ class ChatClient:
         try:
             command = parse_line(line, self.attached)
         except CommandError as error:
+            # A warning about unsent messages holds for the quit right after it only; a mistyped
+            # line in between counts too: the user may not have read the warning.
+            self._quit_warned = False
             self._display.notice(f"! {error}")
             return True
         if not isinstance(command, Quit | None):
-            # A warning about unsent messages holds for the quit right after it only.
             self._quit_warned = False
         match command:
             case None:
