@@ -95,9 +95,9 @@ def test_a_line_starting_with_a_slash_that_is_no_command_is_refused_attached_or_
 ) -> None:
     """Most likely a mistyped command: sent to the room it would tell everyone so. The error names
     the escape that sends such a line."""
+    escape = "write // and a space before it" if attached else "use pub <topic> <text>"
     assert _error(line, attached) == (
-        f"unknown command {shown}; nothing was sent (type help; to send a line starting with /,"
-        " write // and a space before it)"
+        f"unknown command {shown}; nothing was sent (type help; to send a line starting with /, {escape})"
     )
 
 

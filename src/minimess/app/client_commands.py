@@ -129,9 +129,11 @@ def parse_line(line: str, attached: Topic | None) -> Command | None:
     if word.removeprefix("/") in COMMAND_WORDS and (attached is None or word.startswith("/")):
         return _command(text.removeprefix("/"))
     if word.startswith("/"):
+        # `// text` sends only to the attached topic: detached, it would be refused in turn.
+        escape = "write // and a space before it" if attached is not None else f"use {_PUB_USAGE}"
         raise CommandError(
             f"unknown command {_shown(word)}; nothing was sent (type help; to send a line starting"
-            " with /, write // and a space before it)"
+            f" with /, {escape})"
         )
     if attached is not None:
         return Publish(attached, line.rstrip("\r\n"))
