@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from devtools.processes import free_port
 from minimess.adapters.websocket_client.backoff import Backoff
-from minimess.adapters.websocket_client.link import MAX_ATTEMPTS, ServerLink
+from minimess.adapters.websocket_client.link import MAX_ATTEMPTS, MAX_SENT_FRAME, ServerLink
 from minimess.adapters.wire.paths import subscribe_path
 from minimess.domain.errors import ServerRefused
 from minimess.domain.model import Message, Position, Topic, Uid
@@ -928,6 +928,18 @@ async def test_the_limit_is_the_one_the_last_success_frame_said(harness: Harness
     reason = link.oversize(NEWS, "x" * 250)
     assert reason is not None
     assert "the server takes at most 300 per message frame; nothing was sent" in reason
+
+
+async def test_a_limit_above_what_the_link_reads_back_is_capped_so_the_echo_can_arrive(
+    harness: Harness,
+) -> None:
+    """The link reads frames of up to 1 MiB: a message it sends must come back in one it can read."""
+    harness.server.greeting = greeting(max_message_bytes=2**30)
+    link = await harness.start()
+    assert link.oversize(NEWS, "x" * (MAX_SENT_FRAME - 200)) is None
+    reason = link.oversize(NEWS, "x" * MAX_SENT_FRAME)
+    assert reason is not None
+    assert f"this client sends at most {MAX_SENT_FRAME} per message frame; nothing was sent" in reason
 
 
 async def test_a_line_over_a_limit_lowered_since_it_was_typed_is_reported_and_never_sent(

@@ -40,6 +40,15 @@ PUBLISH_TIMEOUT = "publish_timeout"
 # The largest client frame a server takes by default (protocol.md): the limit until a `success`
 # frame says the server's own.
 DEFAULT_MAX_MESSAGE_BYTES = 65536
+# The largest frame the link reads; a larger one closes the connection (1009).
+MAX_RECEIVED_FRAME = 2**20
+# What a message frame holds besides its body, at most, with room to spare: its keys, an id of up
+# to 64 characters, a topic of 128, a uid of 64, a timestamp, an offset and an epoch.
+MESSAGE_ENVELOPE = 1024
+# The largest pub frame the link sends whatever a server takes: its message comes back to this
+# client (its topic subscribed) in a frame no larger than the pub frame plus the envelope, which
+# must be one it can read, or the connection would drop at every echo.
+MAX_SENT_FRAME = MAX_RECEIVED_FRAME - MESSAGE_ENVELOPE
 # What oversize() assumes of the ref and id of a pub not sent yet: at least as long as any the link
 # gives (refs are c-<n>; ids 32 hex digits), so that a message it lets through is not too long later.
 _LONGEST_REF = "c-" + "9" * 19
@@ -201,7 +210,8 @@ class ServerLink:
         size = len(text.encode())
         if size <= self._max_frame:
             return None
-        return f"too long: {size} bytes, the server takes at most {self._max_frame} per message frame"
+        who = "the server takes" if self._max_frame < MAX_SENT_FRAME else "this client sends"
+        return f"too long: {size} bytes, {who} at most {self._max_frame} per message frame"
 
     def retry_now(self) -> None:
         """While waiting to reconnect, end the wait: the next attempt starts at once."""
@@ -273,7 +283,7 @@ class ServerLink:
                 self._url(url_topics, since),
                 open_timeout=self._open_timeout,
                 close_timeout=2,
-                max_size=2**20,
+                max_size=MAX_RECEIVED_FRAME,
                 additional_headers=None if token is None else {"Authorization": f"Bearer {token}"},
             ) as connection:
                 async with asyncio.timeout(self._open_timeout):
@@ -606,9 +616,10 @@ def _node(greeting: str | bytes) -> str:
 
 
 def _max_message_bytes(greeting: str | bytes) -> int:
-    """The largest frame the greeting server takes; the protocol's default if it does not say."""
+    """The largest frame to send the greeting server: what it takes (the protocol's default if it does
+    not say), but no more than MAX_SENT_FRAME."""
     limit = json.loads(greeting).get("max_message_bytes")
-    return limit if type(limit) is int and limit > 0 else DEFAULT_MAX_MESSAGE_BYTES
+    return min(limit, MAX_SENT_FRAME) if type(limit) is int and limit > 0 else DEFAULT_MAX_MESSAGE_BYTES
 
 
 def _first_line(body: bytes | bytearray) -> str:
