@@ -25,8 +25,9 @@ class FakeLink:
         self._topics: dict[Topic, None] = {}
         self.connected = True
         self.queue_size = 100
-        # Publishes not acknowledged yet, as the test says.
+        # Publishes not acknowledged yet, and those of them never sent, as the test says.
         self.pending = 0
+        self.unsent = 0
         # What oversize() answers for every message; None: any length goes.
         self.too_long: str | None = None
         # ("subscribe", topic), ("unsubscribe", topic), ("publish", topic, body) and ("retry_now",),
@@ -392,9 +393,11 @@ def test_the_quit_warning_holds_for_the_next_quit_only(
     assert not client.quit()
     client.handle_line("topics")
     assert client.quit() is False
+    client.handle_line("tpoics")
+    assert client.quit() is False
     assert client.handle_line("")
     assert not client.handle_line("/quit")
-    assert [notice[0] for notice in display.notices] == ["!", "*", "!"]
+    assert [notice[0] for notice in display.notices] == ["!", "*", "!", "!", "!"]
 
 
 def test_quit_with_nothing_unsent_leaves_at_once(client: ChatClient, display: RecordingDisplay) -> None:
@@ -536,7 +539,7 @@ def test_while_down_the_status_line_counts_down_to_the_next_attempt_and_says_why
     clock.now += 0.1
     assert client.status_line == "reconnecting in 0.3 s (attempt 1, connection lost)"
     clock.now += 0.3
-    assert client.status_line == "reconnecting now (attempt 1, connection lost)"
+    assert client.status_line == "connecting now (attempt 1, connection lost)"
     client.disconnected("cannot reach ws://h:1: connection refused", 3.2)
     client.disconnected("cannot reach ws://h:1: connection refused\x1b[2J", 4)
     assert (
@@ -550,9 +553,9 @@ def test_while_down_the_status_line_counts_down_to_the_next_attempt_and_says_why
         "* disconnected (connection lost); retrying in 0.4 s",
         "* connected to laptop:8080 as afrozalm",
     ]
+    # The first failure is the notice's alone: a printed log would have it twice.
     assert display.statuses == [
         "",
-        "reconnecting in 0.4 s (attempt 1, connection lost)",
         "reconnecting in 3.2 s (attempt 2, cannot reach ws://h:1: connection refused)",
         "reconnecting in 4.0 s (attempt 3, cannot reach ws://h:1: connection refused\\x1b[2J)",
         "",
@@ -563,13 +566,15 @@ def test_while_down_the_status_line_counts_down_to_the_next_attempt_and_says_why
 def test_enter_or_reconnect_while_down_retries_now(
     client: ChatClient, link: FakeLink, display: RecordingDisplay, line: str
 ) -> None:
+    client.connected("laptop:8080", ())
     link.connected = False
     client.disconnected("connection lost", 30)
     display.take_notices()
     assert client.handle_line(line)
     assert link.calls == [("retry_now",)]
-    assert client.status_line == "reconnecting now (attempt 1, connection lost)"
+    assert client.status_line == "connecting now (attempt 1, connection lost)"
     assert display.statuses[-1] == client.status_line
+    assert not client.waiting_to_retry
     assert display.notices == ([] if not line.strip() else ["* reconnecting now"])
 
 
@@ -595,3 +600,46 @@ def test_a_message_over_the_servers_limit_is_refused_before_it_is_sent(
     client.handle_line(line)
     assert link.published == []
     assert display.notices == [f'! message to news failed: {link.too_long}: "x"']
+
+
+@pytest.mark.parametrize("refusal", ["too-long", "queue-full"])
+def test_a_line_refused_before_it_is_sent_leaves_an_equal_pub_waiting_for_its_ack_confirmed(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay, refusal: str
+) -> None:
+    """The refused line never reached the link: the ack that comes is the earlier pub's, and says so."""
+    client.handle_line("pub news hi")
+    if refusal == "too-long":
+        link.too_long = "too long: 70012 bytes, the server takes at most 65536 per message frame"
+    else:
+        link.queue_size = 1
+    client.handle_line("pub news hi")
+    assert link.published == [(NEWS, "hi")]
+    client.published(NEWS, "hi")
+    assert display.notices[-1] == "* published to news"
+
+
+def test_a_client_that_never_connected_counts_its_first_attempt(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay
+) -> None:
+    """The first report is of attempt 1 failing: the next is attempt 2."""
+    link.connected = False
+    client.disconnected("cannot reach ws://h:1: connection refused", 0.5)
+    assert (
+        client.status_line == "reconnecting in 0.5 s (attempt 2, cannot reach ws://h:1: connection refused)"
+    )
+
+
+@pytest.mark.parametrize("reported", [False, True], ids=["first-attempt", "after-a-wait"])
+def test_while_an_attempt_is_under_way_reconnect_says_so_and_enter_does_nothing(
+    client: ChatClient, link: FakeLink, display: RecordingDisplay, clock: Clock, reported: bool
+) -> None:
+    """No wait to end: the attempt under way is the reconnection; "reconnecting now" would mislead."""
+    link.connected = False
+    if reported:
+        client.disconnected("connection lost", 0.4)
+        clock.now += 0.4
+        display.take_notices()
+    client.handle_line("")
+    client.handle_line("reconnect")
+    assert link.calls == []
+    assert display.notices == [f"* already connecting (attempt {2 if reported else 1})"]

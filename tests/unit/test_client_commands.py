@@ -95,9 +95,9 @@ def test_a_line_starting_with_a_slash_that_is_no_command_is_refused_attached_or_
 ) -> None:
     """Most likely a mistyped command: sent to the room it would tell everyone so. The error names
     the escape that sends such a line."""
+    escape = "write // and a space before it" if attached else "use pub <topic> <text>"
     assert _error(line, attached) == (
-        f"unknown command {shown}; nothing was sent (type help; to send a line starting with /,"
-        " write // and a space before it)"
+        f"unknown command {shown}; nothing was sent (type help; to send a line starting with /, {escape})"
     )
 
 
@@ -195,3 +195,12 @@ def test_a_bad_topic_name_is_explained_and_nothing_is_sent(line: str, attached: 
 @pytest.mark.parametrize("line", ["sub\tnews x", "help\tme please", "attach\u00a0news now"])
 def test_a_bad_command_split_by_other_blanks_is_explained_never_a_crash(line: str) -> None:
     _error(line)
+
+
+@pytest.mark.parametrize("attached", [None, CHAT])
+@pytest.mark.parametrize("line", ["caf\udce9 latin1", "pub news caf\udce9", "sub caf\udce9", "// caf\udce9"])
+def test_a_line_that_is_not_valid_utf8_is_refused_attached_or_not(line: str, attached: Topic | None) -> None:
+    """A terminal in another encoding: its bytes arrive as lone surrogates, which no frame can carry."""
+    assert _error(line, attached) == (
+        "the line is not valid UTF-8 (is the terminal set to another encoding?); nothing was sent"
+    )

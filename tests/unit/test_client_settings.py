@@ -1,4 +1,4 @@
-"""ClientSettings: the transcript's path, and the server URLs, names and numbers it refuses."""
+"""ClientSettings: the server URLs, names and numbers it refuses."""
 
 from __future__ import annotations
 
@@ -7,11 +7,6 @@ from typing import Any
 import pytest
 
 from minimess.app.settings import ClientSettings
-
-
-def test_the_transcript_is_the_log_file_or_uid_dot_mess() -> None:
-    assert ClientSettings(uid="bob.b-2").transcript_path == "bob.b-2.mess"
-    assert ClientSettings(uid="bob", log_file="/tmp/chat.log").transcript_path == "/tmp/chat.log"
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from devtools.processes import free_port
 from minimess.adapters.websocket_client.backoff import Backoff
-from minimess.adapters.websocket_client.link import MAX_ATTEMPTS, ServerLink
+from minimess.adapters.websocket_client.link import MAX_ATTEMPTS, MAX_SENT_FRAME, ServerLink
 from minimess.adapters.wire.paths import subscribe_path
 from minimess.domain.errors import ServerRefused
 from minimess.domain.model import Message, Position, Topic, Uid
@@ -243,6 +243,7 @@ class Harness:
         uniform: Callable[[float, float], float] = lambda _low, high: high,
         ack_timeout: float = 10.0,
         queue_size: int = 100,
+        open_timeout: float = 10.0,
     ) -> ServerLink:
         """A link to the server (or `url`), not running yet; reconnects after `first` seconds by default."""
         self._link = ServerLink(
@@ -252,7 +253,7 @@ class Harness:
             Backoff(first, cap, uniform=uniform),
             ack_timeout=ack_timeout,
             queue_size=queue_size,
-            open_timeout=scaled(10),
+            open_timeout=scaled(open_timeout),
         )
         return self._link
 
@@ -607,6 +608,38 @@ async def test_close_ends_run_while_the_greeting_is_awaited_even_if_it_comes_lat
     assert not link.is_connected
 
 
+@pytest.mark.parametrize("hang", ["handshake", "greeting"])
+async def test_close_ends_a_connection_attempt_that_hangs_at_once(harness: Harness, hang: str) -> None:
+    """A server that never answers the handshake, or never greets: quitting does not wait for open_timeout."""
+    silent: asyncio.Server | None = None
+    if hang == "handshake":
+        accepted = asyncio.Event()
+
+        async def hold(_reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+            accepted.set()
+
+        silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{silent.sockets[0].getsockname()[1]}"
+    else:
+        harness.server.may_greet.clear()
+        url = harness.server.url
+    link = harness.make_link((NEWS,), url=url, open_timeout=3600)
+    link.publish(NEWS, "never sent")
+    harness.run()
+    if silent is None:
+        await harness.until(lambda: bool(harness.server.paths), "the connection attempt")
+    else:
+        async with asyncio.timeout(scaled(5)):
+            await accepted.wait()
+    link.close()
+    await harness.run_ends()
+    assert not link.is_connected
+    assert harness.events.kinds() == []
+    assert link.unsent == 1
+    if silent is not None:
+        silent.close()
+
+
 @pytest.mark.parametrize("change", ["subscribe", "unsubscribe"])
 async def test_a_topic_changed_while_the_greeting_is_awaited_is_changed_on_the_server(
     harness: Harness, change: str
@@ -822,6 +855,32 @@ async def test_pending_counts_publishes_queued_or_in_flight_until_each_is_acked_
     assert link.pending == 1
 
 
+async def test_on_close_a_publish_sent_before_a_drop_is_reported_and_only_those_never_sent_are_unsent(
+    harness: Harness,
+) -> None:
+    """Sent once, then the connection dropped: it may have arrived, so closing reports it rather than
+    counting it with the lines never sent."""
+    server = harness.server
+    server.reply = ignore
+    link = await harness.start((NEWS,), first=3600, cap=3600)
+    link.publish(NEWS, "sent once")
+    await harness.until(lambda: server.bodies() == ["sent once"], "the first line sent")
+    await server.stop()
+    await harness.reported("disconnected")
+    link.publish(NEWS, "never sent")
+    assert (link.pending, link.unsent) == (2, 1)
+    link.close()
+    await harness.run_ends()
+    assert harness.events.of("publish_failed") == [
+        (
+            NEWS,
+            "sent once",
+            "connection lost before the ack, after 1 attempt; it may or may not have arrived",
+        )
+    ]
+    assert (link.pending, link.unsent) == (1, 1)
+
+
 async def test_a_publish_whose_message_comes_back_before_its_ack_is_published_then(harness: Harness) -> None:
     """The server delivers to subscribers before it acks: the echo, carrying the publish's id, settles it."""
     server = harness.server
@@ -869,6 +928,18 @@ async def test_the_limit_is_the_one_the_last_success_frame_said(harness: Harness
     reason = link.oversize(NEWS, "x" * 250)
     assert reason is not None
     assert "the server takes at most 300 per message frame; nothing was sent" in reason
+
+
+async def test_a_limit_above_what_the_link_reads_back_is_capped_so_the_echo_can_arrive(
+    harness: Harness,
+) -> None:
+    """The link reads frames of up to 1 MiB: a message it sends must come back in one it can read."""
+    harness.server.greeting = greeting(max_message_bytes=2**30)
+    link = await harness.start()
+    assert link.oversize(NEWS, "x" * (MAX_SENT_FRAME - 200)) is None
+    reason = link.oversize(NEWS, "x" * MAX_SENT_FRAME)
+    assert reason is not None
+    assert f"this client sends at most {MAX_SENT_FRAME} per message frame; nothing was sent" in reason
 
 
 async def test_a_line_over_a_limit_lowered_since_it_was_typed_is_reported_and_never_sent(

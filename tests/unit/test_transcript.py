@@ -3,6 +3,9 @@ one client per file."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -163,3 +166,33 @@ def test_an_explicit_log_file_in_use_is_refused_rather_than_replaced(tmp_path: P
             open_transcript(Uid("afrozalm"), path)
     finally:
         first.close()
+
+
+def test_a_file_that_is_not_a_regular_file_is_shared_not_locked() -> None:
+    """Two clients with `--log-file /dev/null` both run: nothing is written anywhere to interleave."""
+    first = open_transcript(Uid("afrozalm"), "/dev/null")
+    try:
+        second = open_transcript(Uid("afrozalm"), "/dev/null")
+        second.append("a line to nowhere")
+        second.close()
+    finally:
+        first.close()
+
+
+def test_a_lock_that_fails_names_the_file_and_leaves_it_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flock's ENOLCK (a file system without locks) names no file: open says which, and keeps none open."""
+    locked: list[int] = []
+
+    def no_locks(fd: int, _operation: int) -> None:
+        locked.append(fd)
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    path = tmp_path / "afrozalm.mess"
+    with pytest.raises(OSError, match="No locks available") as raised:
+        Transcript(path).open()
+    assert raised.value.filename == str(path)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(locked[0])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from minimess.app.completion import complete
 # How often the status toolbar is looked at and, while it shows, redrawn: its countdown moves in
 # tenths of a second, and a change (connected again, Enter pressed) shows within this.
 STATUS_REFRESH = 0.25
-# What a user can do about the status line, shown after it.
+# What a user can do about the status line while the client waits to reconnect, shown after it.
 RETRY_HINT = "; Enter retries now"
 
 
@@ -76,8 +75,9 @@ async def run_interactive(client: ChatClient, link: Link) -> None:
     """Read lines at a `> ` prompt (arrow keys walk the history, Tab completes) until quit or
     Ctrl-D; Ctrl-C clears the line being typed.
 
-    Ends too when the link gives up (the server refused the token), raising what it raised.
-    Messages still unsent when it ends are dropped, and counted on stderr.
+    Ends too when the link gives up (the server refused the token), raising what it raised, and
+    when acting on a line fails, raising that once the link is closed. Messages never sent when
+    it ends are dropped, and counted on stderr.
     """
     session: PromptSession[str] = PromptSession(
         history=InMemoryHistory(),
@@ -95,15 +95,16 @@ async def run_interactive(client: ChatClient, link: Link) -> None:
         finally:
             for task in (typing, status):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # What a task raised is looked at below: the link is closed first, whatever happened.
+            await asyncio.gather(typing, status, return_exceptions=True)
             await _close(link, connection)
-    # After the prompt is gone, where it stays readable. Publishes in flight were reported
-    # failed as the link closed; these were never sent.
-    if dropped := link.pending:
+    # After the prompt is gone, where it stays readable. Publishes sent at least once were reported
+    # failed as the link closed (they may have arrived); these were never sent.
+    if dropped := link.unsent:
         what = "message" if dropped == 1 else "messages"
         print(f"minimess client: {dropped} {what} not sent, dropped on quitting", file=sys.stderr, flush=True)
     _raise_what_ended(connection)
+    _raise_what_ended(typing)
 
 
 async def _read_lines(session: PromptSession[str], client: ChatClient) -> None:
@@ -128,7 +129,7 @@ async def _show_status(session: PromptSession[str], client: ChatClient) -> None:
     shown: str | None = None
     while True:
         line = client.status_line
-        toolbar = line + RETRY_HINT if line else None
+        toolbar = (line + RETRY_HINT if client.waiting_to_retry else line) or None
         if toolbar != shown:
             session.bottom_toolbar = toolbar
             session.app.invalidate()
@@ -144,9 +145,9 @@ async def _close(link: Link, connection: asyncio.Task[None]) -> None:
         task.cancel()
 
 
-def _raise_what_ended(connection: asyncio.Task[None]) -> None:
-    """Raise the error that ended the link, if one did (it gave up rather than being closed)."""
-    if connection.done() and not connection.cancelled() and (error := connection.exception()) is not None:
+def _raise_what_ended(task: asyncio.Task[None]) -> None:
+    """Raise the error that ended `task`, if one did (the link gave up rather than being closed)."""
+    if task.done() and not task.cancelled() and (error := task.exception()) is not None:
         raise error
 
 

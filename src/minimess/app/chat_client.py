@@ -40,7 +40,7 @@ class LinkEvents(Protocol):
     def refused(self, what: str, reason: str) -> None: ...
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None: ...
     def published(self, topic: Topic, body: str) -> None:
-        """The server acknowledged a publish: it is published."""
+        """A publish is published: the server acknowledged it, or its message came back first."""
         ...
 
     def ticked(self, timestamp: str) -> None: ...
@@ -61,7 +61,12 @@ class Link(Protocol):
     def is_connected(self) -> bool: ...
     @property
     def pending(self) -> int:
-        """Publishes not acknowledged yet, queued or in flight: what closing now would lose."""
+        """Publishes not known to be published yet, queued or in flight: what closing now may lose."""
+        ...
+
+    @property
+    def unsent(self) -> int:
+        """Publishes never sent: what closing now loses for certain (the others are reported failed)."""
         ...
 
     def subscribe(self, topic: Topic) -> None: ...
@@ -94,8 +99,9 @@ class Display(Protocol):
     def status(self, line: str) -> None:
         """The one status line changed to `line` (connection state); "" while there is nothing to say.
 
-        Said at every change, not at every step of a countdown: ChatClient.status_line reads it
-        again, with the time left, for a display that shows it in place.
+        Said at every change but the first failure, which a notice has just said, and not at every
+        step of a countdown: ChatClient.status_line reads it again, with the time left, for a
+        display that shows it in place.
         """
         ...
 
@@ -141,6 +147,11 @@ class ChatClient:
         return self._status.line()
 
     @property
+    def waiting_to_retry(self) -> bool:
+        """Whether the link waits between attempts, a wait that Enter or `reconnect` would end."""
+        return not self._link.is_connected and self._status.waiting
+
+    @property
     def prompt(self) -> str:
         return f"[{self.attached}]> " if self.attached else "> "
 
@@ -177,22 +188,27 @@ class ChatClient:
         try:
             command = parse_line(line, self.attached)
         except CommandError as error:
+            # A warning about unsent messages holds for the quit right after it only; a mistyped
+            # line in between counts too: the user may not have read the warning.
+            self._quit_warned = False
             self._display.notice(f"! {error}")
             return True
         if not isinstance(command, Quit | None):
-            # A warning about unsent messages holds for the quit right after it only.
             self._quit_warned = False
         match command:
             case None:
                 # Enter on an empty line is what a user tries first to get the connection back.
-                if not self._link.is_connected:
+                if self.waiting_to_retry:
                     self._retry_now()
             case Reconnect():
                 if self._link.is_connected:
                     self._display.notice("* already connected")
-                else:
+                elif self.waiting_to_retry:
                     self._display.notice("* reconnecting now")
                     self._retry_now()
+                else:
+                    # An attempt is under way: starting another would only throw its progress away.
+                    self._display.notice(f"* already connecting (attempt {self._status.attempt})")
             case Quit():
                 return not self.quit()
             case Help():
@@ -221,10 +237,10 @@ class ChatClient:
                     self.attached = None
             case Publish(topic, body, by_command=by_command):
                 if (too_long := self._link.oversize(topic, body)) is not None:
-                    self.publish_failed(topic, body, too_long)
+                    self._say_failed(topic, body, too_long)
                     return True
                 if not self._link.publish(topic, body):
-                    self.publish_failed(topic, body, "too many lines waiting to be sent")
+                    self._say_failed(topic, body, "too many lines waiting to be sent")
                     return True
                 if by_command:
                     self._confirming[topic, body] += 1
@@ -282,13 +298,15 @@ class ChatClient:
 
     def disconnected(self, reason: str, retry_in: float) -> None:
         # One notice where the connection went, in the conversation; then only the status line.
+        self._status.down(reason, retry_in)
         if not self._said_down:
             state = "disconnected" if self._was_connected else "not connected"
             self._display.notice(f"* {state} ({escape_text(reason)}); retrying in {retry_in:.1f} s")
             self._said_down = True
+        else:
+            # Not with the notice: that says the same, and a printed log would have it twice.
+            self._display.status(self.status_line)
         self._was_connected = False
-        self._status.down(reason, retry_in)
-        self._display.status(self.status_line)
 
     def received(self, message: Message) -> None:
         self._seen[message.topic] = None
@@ -316,6 +334,11 @@ class ChatClient:
 
     def publish_failed(self, topic: Topic, body: str, reason: str) -> None:
         self._settle(topic, body)
+        self._say_failed(topic, body, reason)
+
+    def _say_failed(self, topic: Topic, body: str, reason: str) -> None:
+        """The `!` line of a message not published. A line refused here, never given to the link,
+        says only this: an equal `pub` waiting for its ack is another message, still to be confirmed."""
         self._display.notice(f'! message to {topic} failed: {escape_text(reason)}: "{_excerpt(body)}"')
 
     def published(self, topic: Topic, body: str) -> None:

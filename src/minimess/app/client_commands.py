@@ -109,8 +109,13 @@ def parse_line(line: str, attached: Topic | None) -> Command | None:
     Attached, a line is a message to the attached topic unless it starts with `/`: `//` detaches,
     `// <text>` sends `<text>` as it is, `/<command>` is a command, and any other line starting
     with `/` is a CommandError (never sent: it is most likely a mistyped command). Detached,
-    commands need no `/`, and anything else is a CommandError.
+    commands need no `/`, and anything else is a CommandError. So is a line that is not valid
+    UTF-8 (lone surrogates, from a terminal in another encoding), attached or not.
     """
+    if not _is_unicode(line):
+        raise CommandError(
+            "the line is not valid UTF-8 (is the terminal set to another encoding?); nothing was sent"
+        )
     text = line.strip()
     if not text:
         return None
@@ -124,15 +129,27 @@ def parse_line(line: str, attached: Topic | None) -> Command | None:
     if word.removeprefix("/") in COMMAND_WORDS and (attached is None or word.startswith("/")):
         return _command(text.removeprefix("/"))
     if word.startswith("/"):
+        # `// text` sends only to the attached topic: detached, it would be refused in turn.
+        escape = "write // and a space before it" if attached is not None else f"use {_PUB_USAGE}"
         raise CommandError(
             f"unknown command {_shown(word)}; nothing was sent (type help; to send a line starting"
-            " with /, write // and a space before it)"
+            f" with /, {escape})"
         )
     if attached is not None:
         return Publish(attached, line.rstrip("\r\n"))
     raise CommandError(
         f"unknown command {_shown(word)}; nothing was sent (attach a topic to send plain lines; type help)"
     )
+
+
+def _is_unicode(line: str) -> bool:
+    """Whether `line` is text: the terminal decodes bytes that are not UTF-8 (Latin-1 `caf\\xe9`)
+    to lone surrogates, which no frame, transcript or screen can carry."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _shown(word: str) -> str:

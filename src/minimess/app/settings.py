@@ -95,10 +95,6 @@ class ClientSettings:
         default=None, metadata={"help": "A file holding the token, read again on every connection."}
     )
 
-    @property
-    def transcript_path(self) -> str:
-        return self.log_file or f"{self.uid}.mess"
-
     @server.validator
     def _server_is_a_websocket_url(self, _attribute: attrs.Attribute[str], url: str) -> None:
         check_server_url(url)

@@ -4,6 +4,8 @@ where messages may be missing."""
 from __future__ import annotations
 
 import fcntl
+import os
+import stat
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TextIO
@@ -43,7 +45,8 @@ class Transcript:
     """Appends transcript lines to a file and flushes each one, so `tail -f` shows it at once.
 
     While open it holds an exclusive lock on the file (flock), so that two clients never write
-    one file: each message would be in it twice, interleaved.
+    one file: each message would be in it twice, interleaved. Only a regular file: `/dev/null`, a
+    terminal or a pipe may be shared, and is not locked.
     """
 
     def __init__(self, path: Path, instead_of: Path | None = None) -> None:
@@ -55,16 +58,21 @@ class Transcript:
     def open(self) -> None:
         """Open (creating if needed) for appending, and lock it.
 
-        Raises TranscriptInUse when another process holds the lock, OSError when the file
-        cannot be written.
+        Raises TranscriptInUse when another process holds the lock, OSError (its filename the
+        path) when the file cannot be written or locked.
         """
         file = self.path.open("a", encoding="utf-8")
         try:
-            # Not blocking: the other client may run for days; the caller decides what to do.
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                # Not blocking: the other client may run for days; the caller decides what to do.
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             file.close()
             raise TranscriptInUse(f"{self.path} is in use by another client") from None
+        except OSError as error:
+            # flock's own error names no file (ENOLCK, on a file system without locks).
+            file.close()
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
         self._file = file
 
     def append(self, line: str) -> None:

@@ -153,13 +153,20 @@ def client(**values: Any) -> None:
         typer.echo(f"minimess client: {error}; give another --log-file", err=True)
         raise typer.Exit(2) from None
     except OSError as error:
-        typer.echo(f"minimess client: cannot write {error.filename}: {error.strerror}", err=True)
+        # The transcript's path: open_transcript's OSErrors all name it.
+        typer.echo(f"minimess client: cannot write {error.filename}: {error.strerror or error}", err=True)
         raise typer.Exit(2) from None
     try:
         asyncio.run(container.run()(container.chat(), container.link()))
     except (CannotAuthenticate, ServerRefused) as error:
         typer.echo(f"minimess client: {error}", err=True)
         raise typer.Exit(EXIT_NOT_AUTHENTICATED) from None
+    except Exception as error:
+        # A fault of the client's own: one line the user can report, not a traceback over the chat.
+        # Written with backslash escapes: the error may quote text that cannot be printed as it is.
+        what = f"{type(error).__name__}: {error}".encode("utf-8", "backslashreplace").decode()
+        typer.echo(f"minimess client: unexpected error: {what}", err=True)
+        raise typer.Exit(1) from None
     finally:
         transcript.close()
 

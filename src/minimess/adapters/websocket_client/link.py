@@ -40,6 +40,15 @@ PUBLISH_TIMEOUT = "publish_timeout"
 # The largest client frame a server takes by default (protocol.md): the limit until a `success`
 # frame says the server's own.
 DEFAULT_MAX_MESSAGE_BYTES = 65536
+# The largest frame the link reads; a larger one closes the connection (1009).
+MAX_RECEIVED_FRAME = 2**20
+# What a message frame holds besides its body, at most, with room to spare: its keys, an id of up
+# to 64 characters, a topic of 128, a uid of 64, a timestamp, an offset and an epoch.
+MESSAGE_ENVELOPE = 1024
+# The largest pub frame the link sends whatever a server takes: its message comes back to this
+# client (its topic subscribed) in a frame no larger than the pub frame plus the envelope, which
+# must be one it can read, or the connection would drop at every echo.
+MAX_SENT_FRAME = MAX_RECEIVED_FRAME - MESSAGE_ENVELOPE
 # What oversize() assumes of the ref and id of a pub not sent yet: at least as long as any the link
 # gives (refs are c-<n>; ids 32 hex digits), so that a message it lets through is not too long later.
 _LONGEST_REF = "c-" + "9" * 19
@@ -74,6 +83,8 @@ class _Pub:
     timer: asyncio.TimerHandle | None = None
     # Acked, or reported failed: nothing more is done with it.
     done: bool = False
+    # Why the last attempt ended without an answer; "" while none has.
+    cause: str = ""
 
 
 class ServerLink:
@@ -141,6 +152,9 @@ class ServerLink:
         self._wait_over = asyncio.Event()
         # Whether run() is waiting between connection attempts.
         self._waiting = False
+        # The connection attempt and its service, while run() has one: close() cancels it while
+        # it is not connected (a handshake may hang for open_timeout).
+        self._attempt_task: asyncio.Task[str] | None = None
         # The largest frame the server takes, in UTF-8 bytes: what the last `success` said.
         self._max_frame = DEFAULT_MAX_MESSAGE_BYTES
 
@@ -154,9 +168,18 @@ class ServerLink:
 
     @property
     def pending(self) -> int:
-        """Publishes not acknowledged yet, queued or in flight: what closing now would lose."""
+        """Publishes not known to be published yet, queued or in flight: what closing now may lose."""
         # A publish is in one of the two at a time: an attempt takes it out of _outgoing.
         return len(self._awaiting) + sum(isinstance(item, _Pub) for item in self._outgoing)
+
+    @property
+    def unsent(self) -> int:
+        """Publishes never sent: what closing now loses for certain.
+
+        Those sent at least once are reported when run() ends (LinkEvents.publish_failed): one
+        may or may not have arrived.
+        """
+        return sum(isinstance(item, _Pub) and item.attempts == 0 for item in self._outgoing)
 
     def subscribe(self, topic: Topic) -> None:
         self._topics[topic] = None
@@ -187,7 +210,8 @@ class ServerLink:
         size = len(text.encode())
         if size <= self._max_frame:
             return None
-        return f"too long: {size} bytes, the server takes at most {self._max_frame} per message frame"
+        who = "the server takes" if self._max_frame < MAX_SENT_FRAME else "this client sends"
+        return f"too long: {size} bytes, {who} at most {self._max_frame} per message frame"
 
     def retry_now(self) -> None:
         """While waiting to reconnect, end the wait: the next attempt starts at once."""
@@ -195,11 +219,14 @@ class ServerLink:
             self._wait_over.set()
 
     def close(self) -> None:
+        """End run(): an open connection with a close handshake, an attempt in progress at once."""
         self._closing.set()
         self._wake.set()
         self._wait_over.set()
         if self._connection is not None:
             asyncio.get_running_loop().create_task(self._connection.close())
+        elif self._attempt_task is not None:
+            self._attempt_task.cancel()
 
     async def run(self, events: LinkEvents) -> None:
         """Connect, and reconnect whenever the connection drops, until close().
@@ -207,12 +234,28 @@ class ServerLink:
         Raises CannotAuthenticate when the server refuses the token (HTTP 401 or 403), or when
         the token file cannot be read: the same token would be refused again. Raises ServerRefused
         on any other 4xx answer to the handshake but 408 and 429: the same request would get it again.
+        However it ends, every publish sent but not answered is then reported failed (it may or may
+        not have arrived); those never sent stay, counted by `unsent`.
         """
         self._events = events
+        try:
+            await self._keep_connected(events)
+        finally:
+            self._abandon_retries()
+
+    async def _keep_connected(self, events: LinkEvents) -> None:
         while not self._closing.is_set():
+            self._attempt_task = asyncio.create_task(self._connect_and_serve(events))
             try:
-                reason = await self._connect_and_serve(events)
+                reason = await self._attempt_task
+            except asyncio.CancelledError:
+                # Cancelled by close(), unless run() itself is being cancelled: then that goes on.
+                current = asyncio.current_task()
+                if not self._closing.is_set() or (current is not None and current.cancelling()):
+                    raise
+                return
             finally:
+                self._attempt_task = None
                 self._connection = None
                 self._connection_ended()
             if self._closing.is_set():
@@ -240,7 +283,7 @@ class ServerLink:
                 self._url(url_topics, since),
                 open_timeout=self._open_timeout,
                 close_timeout=2,
-                max_size=2**20,
+                max_size=MAX_RECEIVED_FRAME,
                 additional_headers=None if token is None else {"Authorization": f"Bearer {token}"},
             ) as connection:
                 async with asyncio.timeout(self._open_timeout):
@@ -495,19 +538,33 @@ class ServerLink:
             if self._connection is not None:
                 self._stale[publish.ref] = publish
             publish.ref = ""
+            publish.cause = cause
             if publish.attempts < MAX_ATTEMPTS and not self._closing.is_set():
                 log.info("publish_retried", topic=str(publish.topic), id=publish.id, cause=cause)
                 again.append(publish)
                 continue
-            publish.done = True
-            attempts = f"{publish.attempts} attempts" if publish.attempts > 1 else "1 attempt"
-            if self._events is not None:
-                self._events.publish_failed(
-                    publish.topic, publish.body, f"{cause}, after {attempts}; it may or may not have arrived"
-                )
+            self._report_unknown(publish)
         self._outgoing.extendleft(reversed(again))
         if again:
             self._wake.set()
+
+    def _abandon_retries(self) -> None:
+        """run() is over: a publish queued to be sent again never will be, and is reported."""
+        for item in list(self._outgoing):
+            if isinstance(item, _Pub) and item.attempts > 0:
+                self._outgoing.remove(item)
+                self._report_unknown(item)
+
+    def _report_unknown(self, publish: _Pub) -> None:
+        """Give up on `publish`, sent and not answered: whether it was published is unknown."""
+        publish.done = True
+        attempts = f"{publish.attempts} attempts" if publish.attempts > 1 else "1 attempt"
+        if self._events is not None:
+            self._events.publish_failed(
+                publish.topic,
+                publish.body,
+                f"{publish.cause}, after {attempts}; it may or may not have arrived",
+            )
 
     def _connection_ended(self) -> None:
         """Forget what belonged to the connection; its publishes in flight go again on the next."""
@@ -559,9 +616,10 @@ def _node(greeting: str | bytes) -> str:
 
 
 def _max_message_bytes(greeting: str | bytes) -> int:
-    """The largest frame the greeting server takes; the protocol's default if it does not say."""
+    """The largest frame to send the greeting server: what it takes (the protocol's default if it does
+    not say), but no more than MAX_SENT_FRAME."""
     limit = json.loads(greeting).get("max_message_bytes")
-    return limit if type(limit) is int and limit > 0 else DEFAULT_MAX_MESSAGE_BYTES
+    return min(limit, MAX_SENT_FRAME) if type(limit) is int and limit > 0 else DEFAULT_MAX_MESSAGE_BYTES
 
 
 def _first_line(body: bytes | bytearray) -> str:
