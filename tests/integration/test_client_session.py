@@ -104,6 +104,10 @@ def test_ctrl_c_clears_the_line_being_typed_and_ctrl_d_on_an_empty_line_quits(
     a.line("topics")
     a.expect_status("topics: none")
     assert "half" not in "".join(line for line in a.screen.splitlines() if line.startswith("!"))
+    assert "Ctrl-C clears the line" not in a.screen
+    # On an empty line, where a shell user may have meant to leave, it says how.
+    a.type(CTRL_C)
+    a.expect_status("Ctrl-C clears the line; Ctrl-D on an empty line, or quit, leaves")
     a.type(CTRL_D)
     assert a.wait_exit() == 0
 

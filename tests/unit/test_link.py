@@ -452,6 +452,27 @@ async def test_lines_queued_while_no_server_listens_go_out_in_order_after_the_ne
     assert harness.events.of("connected") == [("unit:1", (NEWS,))]
 
 
+async def test_a_topic_subscribed_during_the_handshake_is_reported_subscribed_once_when_answered(
+    idle: Harness,
+) -> None:
+    """Not as if the URL had subscribed it: connected names the URL's topics, its answer the new one."""
+    harness, server = idle, idle.server
+    server.may_greet.clear()
+    await server.start()
+    link = harness.make_link((NEWS,))
+    harness.run()
+    await harness.until(lambda: bool(server.paths), "the handshake")
+    link.subscribe(SPORT)
+    server.may_greet.set()
+    await harness.until(lambda: bool(server.frames("sub")), "the sub frames")
+    await harness.until(
+        lambda: any(d["topic"] == "sport" for d in server.frames("sub")), "the sub frame of sport"
+    )
+    assert harness.events.of("connected") == [("unit:1", (NEWS,))]
+    await server.send({"type": "subscribed", "topic": "sport"})
+    assert await harness.reported("subscribed") == [(SPORT,)]
+
+
 async def test_a_restarted_server_gets_the_current_topics_and_the_lines_typed_meanwhile(
     harness: Harness,
 ) -> None:

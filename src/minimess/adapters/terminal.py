@@ -21,6 +21,8 @@ from minimess.app.completion import complete
 STATUS_REFRESH = 0.25
 # What a user can do about the status line while the client waits to reconnect, shown after it.
 RETRY_HINT = "; Enter retries now"
+# Said when Ctrl-C is pressed on an empty line, where a shell user may expect it to leave.
+CTRL_C_HINT = "* Ctrl-C clears the line; Ctrl-D on an empty line, or quit, leaves"
 
 
 class InteractiveDisplay:
@@ -113,6 +115,9 @@ async def _read_lines(session: PromptSession[str], client: ChatClient) -> None:
             line = await session.prompt_async(client.prompt)
         except KeyboardInterrupt:
             # Ctrl-C throws the line being typed away, as a shell does; Ctrl-D or quit leaves.
+            # On an empty line it was most likely meant to leave: say how.
+            if not session.default_buffer.text.strip():
+                print(CTRL_C_HINT, flush=True)
             continue
         except EOFError:
             # Ctrl-D on an empty line: quit, asking first if messages are unsent.

@@ -298,7 +298,9 @@ class ServerLink:
                 # The server answers each with `subscribed` (and the replay) before reading frames.
                 self._recovering = set(since)
                 self._resume(url_topics, since)
-                events.connected(_node(greeting), self.topics)
+                # Only what the URL subscribed: a topic added during the handshake is still to be
+                # subscribed (its `sub` is queued), and its `subscribed` answer says so once.
+                events.connected(_node(greeting), tuple(t for t in url_topics if t in self._topics))
                 sender = asyncio.create_task(self._send_loop(connection))
                 try:
                     async for data in connection:
