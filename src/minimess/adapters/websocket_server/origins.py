@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 import attrs
 from websockets.datastructures import MultipleValuesError
-from websockets.http11 import Request
+
+if TYPE_CHECKING:
+    # For annotations only: the server's settings parse --allowed-origin here, and every command
+    # line, `minimess --version` included, imports the settings.
+    from websockets.http11 import Request
 
 ANY: Final = "*"
 # Browsers send "null" from sandboxed frames, file: pages and some redirects: no origin to trust.
