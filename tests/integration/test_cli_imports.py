@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 T = TypeVar("T")
 
 # Python's own switch for -X importtime: a line on stderr for every module a process imports.
-IMPORTTIME = {"PYTHONPROFILEIMPORTTIME": "1"}
+IMPORTTIME_VARIABLE = "PYTHONPROFILEIMPORTTIME"
+IMPORTTIME = {IMPORTTIME_VARIABLE: "1"}
 
 KAFKA = ("aiokafka", "thriftpy2", "minimess.adapters.kafka.broker")
 TERMINAL = ("prompt_toolkit", "minimess.adapters.terminal")
@@ -97,7 +98,7 @@ async def test_the_client_imports_no_kafka_no_server_and_no_bench(
     server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Connected and subscribed, so that it has imported all it needs to chat."""
-    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    monkeypatch.setenv(IMPORTTIME_VARIABLE, "1")
     client = PrintClient(tmp_path, "alice", server.url(""), "--topic", "news").start()
     try:
         await asyncio.to_thread(client.stderr.wait_for, lambda line: "connected to" in line, 1, 60.0)
@@ -115,7 +116,7 @@ async def test_serve_on_the_memory_bus_imports_no_kafka_no_terminal_and_no_bench
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Run with a client connected and to its end, so that the server has imported all it ever does."""
-    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    monkeypatch.setenv(IMPORTTIME_VARIABLE, "1")
     # At debug level: the server says when the client is connected.
     served = ServerProcess("--broker", "memory", "--log-level", "debug").start()
     client = PrintClient(tmp_path, "alice", served.url(""), "--topic", "news")
