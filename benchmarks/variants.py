@@ -41,7 +41,8 @@ from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.app.hub import Hub
 from minimess.app.settings import MessagingSettings
-from minimess.bootstrap import Container, ServeSettings, build_container
+from minimess.bootstrap.server import Container, build_container
+from minimess.bootstrap.settings import ServeSettings
 from minimess.domain.model import Message
 from minimess.domain.ports import Frame
 from minimess.entrypoints.log_setup import configure_logging

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from websockets.asyncio.client import ClientConnection, connect
 
 from minimess.adapters.websocket_server.server import WebSocketServer
-from minimess.bootstrap import Container
+from minimess.bootstrap.server import Container
 from tests.timeouts import scaled
 
 

@@ -9,7 +9,8 @@ from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.memory import MemoryBroker
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.app.settings import MessagingSettings
-from minimess.bootstrap import BROKERS, ServeSettings, build_container
+from minimess.bootstrap.server import Container, build_container
+from minimess.bootstrap.settings import BROKERS, ServeSettings
 from minimess.domain.errors import TooManyTopics
 from minimess.domain.model import Message, Topic, Uid
 from minimess.domain.ports import Room
@@ -23,6 +24,11 @@ class Discard:
 
     def room(self) -> Room:
         return Room(1_000_000, 2**30)
+
+
+def test_the_brokers_the_settings_accept_are_the_ones_the_server_can_build() -> None:
+    """--broker is checked against a list of names, so that the settings need not import the buses."""
+    assert tuple(Container.broker.providers) == BROKERS
 
 
 @pytest.mark.parametrize("kind", BROKERS)

@@ -20,9 +20,10 @@ from typer.testing import CliRunner, Result
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.app.settings import ClientSettings, MessagingSettings
-from minimess.bootstrap import Container, ServeSettings
+from minimess.bootstrap.server import Container
+from minimess.bootstrap.settings import ServeSettings
 from minimess.entrypoints import cli
-from minimess.entrypoints.log_setup import LogSettings
+from minimess.entrypoints.log_settings import LogSettings
 
 LEVELS = ("debug", "info", "warning", "error")
 

@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from minimess.bootstrap import ServeSettings
+from minimess.bootstrap.settings import ServeSettings
 from minimess.entrypoints import config_file, options
 
 

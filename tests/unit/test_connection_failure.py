@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.app.messaging import MessagingService, Session, Subscribed
 from minimess.app.settings import MessagingSettings
-from minimess.bootstrap import ServeSettings, build_container
+from minimess.bootstrap.server import build_container
+from minimess.bootstrap.settings import ServeSettings
 from minimess.domain.model import Topic
 from tests.timeouts import scaled
 from tests.unit.running_server import RunningServer, next_frame, running_server

@@ -21,7 +21,8 @@ from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.wire.server_frames import message_frame
 from minimess.app.messaging import MessagingService, Session
 from minimess.app.settings import MessagingSettings
-from minimess.bootstrap import ServeSettings, build_container
+from minimess.bootstrap.server import build_container
+from minimess.bootstrap.settings import ServeSettings
 from minimess.domain.errors import BrokerUnavailable, Forbidden, IdReused, PublishTimeout
 from minimess.domain.metrics import MetricsSummary
 from minimess.domain.model import NO_HEADERS, Message, Topic, Uid

@@ -14,7 +14,8 @@ from minimess.adapters.kafka.broker import KafkaBroker
 from minimess.adapters.kafka.envelope import Envelope, decode
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.adapters.websocket_server.settings import WebSocketSettings
-from minimess.bootstrap import Container, ServeSettings, build_container
+from minimess.bootstrap.server import Container, build_container
+from minimess.bootstrap.settings import ServeSettings
 from minimess.domain.errors import PublishTimeout
 from minimess.domain.model import Message, Topic, Uid
 from tests.unit.kafka_fakes import FakeKafka

@@ -6,7 +6,8 @@ import pytest
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 
-from minimess.adapters.websocket_server.origins import OriginPolicy, normalise_origin, parse_allowed_origins
+from minimess.adapters.websocket_server.origin_names import normalise_origin, parse_allowed_origins
+from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 
 PATH = "/subscribe/id:alice"

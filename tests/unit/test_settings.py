@@ -9,8 +9,8 @@ import pytest
 
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.app.settings import MessagingSettings
-from minimess.bootstrap import ServeSettings
-from minimess.entrypoints.log_setup import LogSettings
+from minimess.bootstrap.settings import ServeSettings
+from minimess.entrypoints.log_settings import LogSettings
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,8 @@ from minimess.adapters.websocket_server.tracing import (
 from minimess.adapters.wire.client_frames import Pub
 from minimess.adapters.wire.server_frames import ack_frame, message_frame, subscribed_frame, time_frame
 from minimess.app.settings import MessagingSettings
-from minimess.bootstrap import ServeSettings, build_container
+from minimess.bootstrap.server import build_container
+from minimess.bootstrap.settings import ServeSettings
 from minimess.domain.model import Message, Topic, Uid
 from tests.unit.running_server import next_frame, running_server
 from tests.unit.wire import decode_server_frame

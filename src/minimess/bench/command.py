@@ -7,9 +7,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from minimess.bench.progress import Progress
-from minimess.bench.run import run_bench
-from minimess.bench.servers import BenchError
 from minimess.bench.settings import BenchSettings
 
 # --json and --log-dir: how the run is reported, not what it measures, so not settings.
@@ -19,6 +16,12 @@ LOG_DIR_HELP = "Where started servers log (default: a temporary folder)."
 
 def bench(settings: BenchSettings, json_path: str | None, log_dir: Path | None) -> int:
     """Run the benchmark, print its table (and JSON); the exit status: 1 if it could not go on."""
+    # Imported when a bench runs, not with this module: every command line imports it for the help
+    # above, and the bench's workers, publisher and server launcher are for `minimess bench` only.
+    from minimess.bench.progress import Progress
+    from minimess.bench.run import run_bench
+    from minimess.bench.servers import BenchError
+
     with tempfile.TemporaryDirectory(prefix="minimess-bench-") as temporary:
         folder = log_dir or Path(temporary)
         folder.mkdir(parents=True, exist_ok=True)

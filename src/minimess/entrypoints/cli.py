@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib.metadata
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -12,15 +10,18 @@ from typing import Annotated, Any, TypeVar, cast
 import attrs
 import typer
 
-from minimess.adapters.jwt_tokens import SecretFileError
 from minimess.app.settings import ClientSettings, TokenSettings
 from minimess.app.transcript import TranscriptInUse
 from minimess.bench import command as bench_command
 from minimess.bench.settings import BenchSettings
-from minimess.bootstrap import ServeSettings, build_client_container, build_container, mint_token
+from minimess.bootstrap.settings import ServeSettings
 from minimess.domain.errors import CannotAuthenticate, ServerRefused
 from minimess.entrypoints import config_file, help_screens, options
-from minimess.entrypoints.log_setup import LogSettings, configure_logging
+from minimess.entrypoints.log_settings import LogSettings
+
+# Only the settings are imported here, for the options. What a command runs (its object graph, the
+# logging setup) is imported inside it: --help, --version and every Tab of shell completion run this
+# program too, and the server, the terminal UI, Kafka and the bench would cost them seconds.
 
 F = TypeVar("F", bound=Callable[..., None])
 T = TypeVar("T")
@@ -123,6 +124,13 @@ def serve(**values: Any) -> None:
     if values["print_config"]:
         typer.echo(config_file.render(values["context"], _SERVE_KEYS, _SERVE_SECRETS, values["config"]))
         return
+    # Here, once the settings are checked and --print-config answered: neither needs the server.
+    import asyncio
+
+    from minimess.adapters.jwt_tokens import SecretFileError
+    from minimess.bootstrap.server import build_container
+    from minimess.entrypoints.log_setup import configure_logging
+
     level = "debug" if values["verbose"] else "warning" if values["quiet"] else logging.log_level
     configure_logging(level, logging.log_format)
     try:
@@ -143,6 +151,11 @@ def serve(**values: Any) -> None:
 def client(**values: Any) -> None:
     """Chat from the terminal: sub, attach, type; every message is appended to <uid>.mess."""
     settings = _settings("client", ClientSettings, values)
+    import asyncio
+
+    from minimess.bootstrap.client import build_client_container
+    from minimess.entrypoints.log_setup import configure_logging
+
     if settings.retry_cap < settings.retry_first:
         settings = attrs.evolve(settings, retry_cap=settings.retry_first)
     configure_logging("warning", "console")
@@ -176,6 +189,9 @@ def client(**values: Any) -> None:
 def token(**values: Any) -> None:
     """Print a token for a server started with --auth-secret-file (for development and scripts)."""
     settings = _settings("token", TokenSettings, values)
+    from minimess.adapters.jwt_tokens import SecretFileError
+    from minimess.bootstrap.tokens import mint_token
+
     try:
         typer.echo(mint_token(settings))
     except SecretFileError as error:
@@ -226,6 +242,8 @@ def bench(**values: Any) -> None:
 
 def _print_version(asked: bool) -> None:
     if asked:
+        import importlib.metadata
+
         typer.echo(f"minimess {importlib.metadata.version('minimess')}")
         raise typer.Exit()
 

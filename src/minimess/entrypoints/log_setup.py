@@ -4,34 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
 
-import attrs
 import structlog
 
 from minimess.adapters.websocket_server.log_context import websocket_connection_id
 from minimess.entrypoints.console_log import console_renderer, escape_values
 from minimess.entrypoints.log_folding import SUMMARY_FIELDS, FoldingHandler
-
-LogFormat = Literal["auto", "console", "json"]
-LEVELS = ("debug", "info", "warning", "error")
-FORMATS = ("auto", "console", "json")
-
-
-@attrs.frozen(kw_only=True)
-class LogSettings:
-    """How a server logs; `-v` and `-q` are shorthands for the level."""
-
-    log_level: str = attrs.field(
-        default="info",
-        validator=attrs.validators.in_(LEVELS),
-        metadata={"help": "Lowest level logged.", "choices": LEVELS},
-    )
-    log_format: LogFormat = attrs.field(
-        default="auto",
-        validator=attrs.validators.in_(FORMATS),
-        metadata={"help": "console on a terminal, json otherwise, unless set.", "choices": FORMATS},
-    )
+from minimess.entrypoints.log_settings import LogFormat
 
 
 def configure_logging(level: str = "info", log_format: LogFormat = "auto") -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from websockets.asyncio.server import ServerConnection
-from websockets.datastructures import Headers
+if TYPE_CHECKING:
+    # For annotations only: the server's settings parse --trusted-proxy here, and every command
+    # line, `minimess --version` included, imports the settings.
+    from websockets.asyncio.server import ServerConnection
+    from websockets.datastructures import Headers
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from structlog.typing import EventDict, WrappedLogger
-from websockets.asyncio.server import ServerConnection
+
+if TYPE_CHECKING:
+    # For annotations only: the client's logging setup uses this module too, and needs no server.
+    from websockets.asyncio.server import ServerConnection
 
 
 def connection_id(connection: ServerConnection) -> str:

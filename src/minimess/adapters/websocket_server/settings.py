@@ -8,7 +8,7 @@ import attrs
 from attrs import validators as v
 
 from minimess.adapters.websocket_server.client_address import Network, parse_networks
-from minimess.adapters.websocket_server.origins import parse_allowed_origins
+from minimess.adapters.websocket_server.origin_names import parse_allowed_origins
 
 
 def _optional_port(value: int | str | None) -> int | None:

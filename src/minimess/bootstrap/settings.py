@@ -1,0 +1,52 @@
+"""What `minimess serve` is told: its settings, grouped by the part that uses them, and the buses it offers.
+
+Light on purpose: every command line derives its options from these, `--help` and `--version` too.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from minimess.adapters.kafka.settings import KafkaSettings
+from minimess.adapters.websocket_server.settings import WebSocketSettings
+from minimess.app.settings import MessagingSettings
+
+BROKERS: tuple[str, ...] = ("memory", "kafka")
+"""The buses a server can run on: the keys of the server container's broker selector."""
+
+
+def _check_broker(kind: str) -> None:
+    if kind not in BROKERS:
+        raise ValueError(f"unknown broker {kind!r}; expected one of {', '.join(BROKERS)}")
+
+
+@attrs.frozen(kw_only=True)
+class ServeSettings:
+    """Everything `minimess serve` is told, grouped by the part that uses it."""
+
+    broker: str = attrs.field(
+        default="memory",
+        validator=lambda _settings, _attribute, kind: _check_broker(kind),
+        metadata={"help": "The bus between servers.", "choices": BROKERS},
+    )
+    trace: bool = attrs.field(
+        default=False,
+        metadata={
+            "help": "Stamp messages with stage times for a latency breakdown (minimess bench --trace);"
+            " costs CPU, for measuring only."
+        },
+    )
+    server: WebSocketSettings = attrs.field(factory=WebSocketSettings)
+    messaging: MessagingSettings = attrs.field(factory=MessagingSettings)
+    kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
+
+    @property
+    def bus_summary(self) -> dict[str, str]:
+        """What the start line says of the bus: its kind, and for Kafka its address and topic."""
+        if self.broker == "kafka":
+            return {
+                "broker": "kafka",
+                "kafka_bootstrap": self.kafka.kafka_bootstrap,
+                "kafka_topic": self.kafka.kafka_topic,
+            }
+        return {"broker": self.broker}
