@@ -36,6 +36,9 @@ app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=False,
     add_completion=True,
+    # Plain help, as click writes it: Rich's boxed tables cut an option's name or variable to fit
+    # their columns (`--max-message-byt…` on 80 columns or in a pipe); click's wraps only the help.
+    rich_markup_mode=None,
 )
 # The environment variables of `minimess bench`'s options: MINIMESS_BENCH_SUBSCRIBERS and so on.
 BENCH_ENV_PREFIX = "MINIMESS_BENCH_"
