@@ -169,20 +169,48 @@ def test_verbose_and_quiet_together_are_a_usage_error(server: FakeServer) -> Non
 @pytest.mark.parametrize(
     ("args", "env", "named"),
     [
-        (("--port=65536",), {}, "'--port'"),
-        ((), {"MINIMESS_MAX_TOPICS": "0"}, "'--max-topics'"),
-        (("--broker=carrier-pigeon",), {}, "'--broker'"),
-        (("--publish-timeout=inf",), {}, "minimess serve: invalid --publish-timeout: must be < inf: inf\n"),
-        (("--kafka-topic=a/b",), {}, "minimess serve: invalid --kafka-topic: must match regex"),
-        (("--trusted-proxy=nowhere",), {}, "minimess serve: invalid --trusted-proxy 'nowhere'"),
+        (("--port=65536",), {}, "minimess serve: invalid --port: must be at most 65535, got 65536\n"),
+        (
+            (),
+            {"MINIMESS_MAX_TOPICS": "0"},
+            "minimess serve: invalid MINIMESS_MAX_TOPICS: must be at least 1, got 0\n",
+        ),
+        (
+            ("--broker=carrier-pigeon",),
+            {},
+            "minimess serve: invalid --broker: must be one of memory, kafka, got 'carrier-pigeon'\n",
+        ),
+        (
+            ("--publish-timeout=inf",),
+            {},
+            "minimess serve: invalid --publish-timeout: must be a finite number, got inf\n",
+        ),
+        (
+            ("--kafka-topic=a/b",),
+            {},
+            "minimess serve: invalid --kafka-topic: must match [A-Za-z0-9._-]{1,249}, got 'a/b'\n",
+        ),
+        (
+            ("--trusted-proxy=nowhere",),
+            {},
+            "minimess serve: --trusted-proxy: invalid address 'nowhere': expected an IP address or network\n",
+        ),
+        (
+            ("--admin-port=abc",),
+            {},
+            "minimess serve: invalid --admin-port: must be a whole number, got 'abc'\n",
+        ),
+        ((), {"MINIMESS_TRACE": "maybe"}, "minimess serve: invalid MINIMESS_TRACE: must be true or false"),
     ],
 )
 def test_a_value_the_settings_refuse_is_a_usage_error_naming_it(
     server: FakeServer, args: tuple[str, ...], env: dict[str, str], named: str
 ) -> None:
+    """In the project's words, in one line, naming the flag or the variable the value came from."""
     result = serve(*args, env=env)
     assert result.exit_code == 2
-    assert named in result.output
+    assert result.stderr.startswith(named)
+    assert len(result.stderr.splitlines()) == 1
     assert server.built_from == []
 
 

@@ -107,9 +107,9 @@ class ClientSettings:
     def _uid_is_valid(self, _attribute: attrs.Attribute[str], uid: str) -> None:
         Uid(uid)
 
-    @token_file.validator
-    def _one_token_source(self, _attribute: attrs.Attribute[str | None], token_file: str | None) -> None:
-        if self.token is not None and token_file is not None:
+    def __attrs_post_init__(self) -> None:
+        # Across fields, so here: a field's validator sees its own value alone (entrypoints/options.py).
+        if self.token is not None and self.token_file is not None:
             raise ValueError("give --token or --token-file, not both")
 
     @topics.validator
