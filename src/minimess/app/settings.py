@@ -85,7 +85,10 @@ class ClientSettings:
         default=10.0, validator=v.gt(0), metadata={"help": "Seconds a message may wait for its ack."}
     )
     queue_size: int = attrs.field(
-        default=100, validator=v.ge(1), metadata={"help": "Lines kept while disconnected."}
+        default=100,
+        validator=v.ge(1),
+        # Not MINIMESS_QUEUE_SIZE: that is the server's --queue-size (frames), exported for a server.
+        metadata={"help": "Lines kept while disconnected.", "envvar": "MINIMESS_CLIENT_QUEUE_SIZE"},
     )
     token: str | None = attrs.field(
         default=None,
