@@ -93,7 +93,10 @@ def field_options(*groups: type) -> dict[str, str]:
                 found |= field_options(field.type)
             else:
                 name = field.metadata.get("flag", field.name)
-                found["--" + name.replace("_", "-")] = "MINIMESS_" + name.upper()
+                # Its own variable where the usual one would be another command's (MINIMESS_QUEUE_SIZE).
+                found["--" + name.replace("_", "-")] = field.metadata.get(
+                    "envvar", "MINIMESS_" + name.upper()
+                )
     return found
 
 
@@ -218,7 +221,7 @@ def test_a_port_that_cannot_be_bound_exits_1_with_a_one_line_reason(server: Fake
     server.error = OSError(98, "Address already in use")
     result = serve("--port=8123")
     assert result.exit_code == 1
-    assert result.stderr == "minimess: cannot serve on 127.0.0.1:8123: Address already in use\n"
+    assert result.stderr == "minimess serve: cannot serve on 127.0.0.1:8123: Address already in use\n"
 
 
 def test_version_comes_from_the_package_metadata() -> None:

@@ -137,7 +137,7 @@ def serve(**values: Any) -> None:
         asyncio.run(server.run())
     except OSError as error:
         address = f"{settings.server.host}:{settings.server.port}"
-        typer.echo(f"minimess: cannot serve on {address}: {error.strerror or error}", err=True)
+        typer.echo(f"minimess serve: cannot serve on {address}: {error.strerror or error}", err=True)
         raise typer.Exit(1) from None
 
 
