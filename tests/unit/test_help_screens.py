@@ -122,3 +122,11 @@ def test_the_root_help_offers_shell_completion() -> None:
     screen = help_screen()
     assert "--install-completion" in screen
     assert "--show-completion" in screen
+
+
+def test_admin_port_is_a_port_number_with_its_range_as_port_is() -> None:
+    screen = help_screen("serve")
+    for flag in ("--port", "--admin-port"):
+        line = entry(screen, flag)
+        assert line.startswith(f"{flag} <int range> "), line
+        assert "0<=x<=65535" in line
