@@ -26,7 +26,7 @@ def test_the_url_scripts_cluster_prints_is_refused_at_start_saying_what_to_give_
     result = run_client(tmp_path, ["--uid", "bob", "--server", url, "--print"])
     assert result.returncode == 2, result.stderr
     assert one_line(result.stdout + result.stderr) == (
-        f"minimess client: invalid server URL {url!r}: it has a path;"
+        f"minimess client: --server: invalid server URL {url!r}: it has a path;"
         " give --server ws://127.0.0.1:8080 --topic room"
         " (the uid is --uid; the client builds the path itself)"
     )

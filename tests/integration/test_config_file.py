@@ -61,6 +61,8 @@ def test_print_config_is_a_config_file_that_gives_the_same_settings(tmp_path: Pa
         "kafka",
         "--allowed-origin",
         "https://a.example",
+        "--admin-port",
+        "9101",
         "--print-config",
     )
     assert first.returncode == 0, first.stderr
@@ -71,6 +73,7 @@ def test_print_config_is_a_config_file_that_gives_the_same_settings(tmp_path: Pa
     values = {key: value for key, (value, _source) in printed(first.stdout).items()}
     assert {key: value for key, (value, _source) in printed(again.stdout).items()} == values
     assert values["allowed-origin"] == '["https://a.example"]'
+    assert values["admin-port"] == "9101"  # a number, as it is in a file
     # Every value set is said again, and nothing but secrets and unset values is left to comments.
     assert all(source == f"file {config}" for _value, source in printed(again.stdout).values())
 
@@ -93,8 +96,21 @@ def test_a_secret_is_not_printed(tmp_path: Path) -> None:
             "key 'trusted-proxy' must be a list of strings, got \"10.0.0.0/8\"",
         ),
         ("trace = 1\n", "key 'trace' must be true or false, got 1"),
-        ('broker = "redis"\n', "key 'broker': "),
-        ("ping-timeout = 0\n", "key 'ping-timeout': 0 is not > 0."),
+        ('broker = "redis"\n', "key 'broker': must be one of memory, kafka, got 'redis'"),
+        ("ping-timeout = 0\n", "key 'ping-timeout': must be more than 0, got 0"),
+        ("port = 70000\n", "key 'port': must be at most 65535, got 70000"),
+        ('log-level = "loud"\n', "key 'log-level': must be one of debug, info, warning, error, got 'loud'"),
+        ('admin-port = "abc"\n', "key 'admin-port' must be an integer, got \"abc\""),
+        ("admin-port = 70000\n", "key 'admin-port': must be at most 65535, got 70000"),
+        ("host = 1\n", "key 'host' must be a string, got 1"),
+        (
+            'allowed-origin = ["nope"]\n',
+            "key 'allowed-origin': invalid origin 'nope': expected scheme://host[:port]",
+        ),
+        (
+            'trusted-proxy = ["nope"]\n',
+            "key 'trusted-proxy': invalid address 'nope': expected an IP address or network",
+        ),
         ("port = \n", "not TOML: "),
     ],
 )

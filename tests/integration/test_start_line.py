@@ -52,5 +52,5 @@ async def test_get_slash_says_what_this_is_and_how_to_connect_and_other_paths_st
     status, page = await http_get(server, "/")
     assert status == 200
     assert f"ws://127.0.0.1:{server.port}{PATTERN}" in page
-    assert all(path in page for path in ("/healthz", "/readyz", "/metrics"))
+    assert all(path in page for path in ("/healthz", "/readyz", "/metrics", "/stats"))
     assert (await http_get(server, "/index.html"))[0] == 404

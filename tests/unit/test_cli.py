@@ -94,7 +94,10 @@ def field_options(*groups: type) -> dict[str, str]:
                 found |= field_options(field.type)
             else:
                 name = field.metadata.get("flag", field.name)
-                found["--" + name.replace("_", "-")] = "MINIMESS_" + name.upper()
+                # Its own variable where the usual one would be another command's (MINIMESS_QUEUE_SIZE).
+                found["--" + name.replace("_", "-")] = field.metadata.get(
+                    "envvar", "MINIMESS_" + name.upper()
+                )
     return found
 
 
@@ -170,20 +173,48 @@ def test_verbose_and_quiet_together_are_a_usage_error(server: FakeServer) -> Non
 @pytest.mark.parametrize(
     ("args", "env", "named"),
     [
-        (("--port=65536",), {}, "'--port'"),
-        ((), {"MINIMESS_MAX_TOPICS": "0"}, "'--max-topics'"),
-        (("--broker=carrier-pigeon",), {}, "'--broker'"),
-        (("--publish-timeout=inf",), {}, "minimess serve: invalid --publish-timeout: must be < inf: inf\n"),
-        (("--kafka-topic=a/b",), {}, "minimess serve: invalid --kafka-topic: must match regex"),
-        (("--trusted-proxy=nowhere",), {}, "minimess serve: invalid --trusted-proxy 'nowhere'"),
+        (("--port=65536",), {}, "minimess serve: invalid --port: must be at most 65535, got 65536\n"),
+        (
+            (),
+            {"MINIMESS_MAX_TOPICS": "0"},
+            "minimess serve: invalid MINIMESS_MAX_TOPICS: must be at least 1, got 0\n",
+        ),
+        (
+            ("--broker=carrier-pigeon",),
+            {},
+            "minimess serve: invalid --broker: must be one of memory, kafka, got 'carrier-pigeon'\n",
+        ),
+        (
+            ("--publish-timeout=inf",),
+            {},
+            "minimess serve: invalid --publish-timeout: must be a finite number, got inf\n",
+        ),
+        (
+            ("--kafka-topic=a/b",),
+            {},
+            "minimess serve: invalid --kafka-topic: must match [A-Za-z0-9._-]{1,249}, got 'a/b'\n",
+        ),
+        (
+            ("--trusted-proxy=nowhere",),
+            {},
+            "minimess serve: --trusted-proxy: invalid address 'nowhere': expected an IP address or network\n",
+        ),
+        (
+            ("--admin-port=abc",),
+            {},
+            "minimess serve: invalid --admin-port: must be a whole number, got 'abc'\n",
+        ),
+        ((), {"MINIMESS_TRACE": "maybe"}, "minimess serve: invalid MINIMESS_TRACE: must be true or false"),
     ],
 )
 def test_a_value_the_settings_refuse_is_a_usage_error_naming_it(
     server: FakeServer, args: tuple[str, ...], env: dict[str, str], named: str
 ) -> None:
+    """In the project's words, in one line, naming the flag or the variable the value came from."""
     result = serve(*args, env=env)
     assert result.exit_code == 2
-    assert named in result.output
+    assert result.stderr.startswith(named)
+    assert len(result.stderr.splitlines()) == 1
     assert server.built_from == []
 
 
@@ -191,7 +222,7 @@ def test_a_port_that_cannot_be_bound_exits_1_with_a_one_line_reason(server: Fake
     server.error = OSError(98, "Address already in use")
     result = serve("--port=8123")
     assert result.exit_code == 1
-    assert result.stderr == "minimess: cannot serve on 127.0.0.1:8123: Address already in use\n"
+    assert result.stderr == "minimess serve: cannot serve on 127.0.0.1:8123: Address already in use\n"
 
 
 def test_version_comes_from_the_package_metadata() -> None:

@@ -26,6 +26,7 @@ def test_a_ws_or_wss_url_with_a_host_is_a_server(url: str) -> None:
 
 
 FORM = "expected ws://host[:port] or wss://host[:port]"
+PORT = "the port must be a number from 1 to 65535; " + FORM
 
 
 @pytest.mark.parametrize(
@@ -44,9 +45,12 @@ FORM = "expected ws://host[:port] or wss://host[:port]"
         ("ws://127.0.0.1:8080/#top", FORM),
         ("wss://h/?", FORM),
         ("ws://127.0.0.1:8080#", FORM),
-        ("ws://127.0.0.1:65536", "Port"),
-        ("ws://127.0.0.1:port", "Port"),
-        ("ws://h:-1", "Port"),
+        ("ws://127.0.0.1:65536", PORT),
+        ("ws://127.0.0.1:port", PORT),
+        ("ws://h:-1", PORT),
+        # urlsplit reads an empty port as none: the client would try ws://127.0.0.1:: for ever.
+        ("ws://127.0.0.1:", PORT),
+        ("ws://[::1]:", PORT),
     ],
 )
 def test_anything_but_ws_or_wss_host_and_port_is_refused_in_one_line_saying_why(

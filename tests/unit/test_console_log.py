@@ -32,11 +32,12 @@ def test_text_values_and_the_event_are_escaped_into_one_line(colors: bool) -> No
         assert ESC not in line
 
 
-def test_plain_lines_are_as_before_and_other_values_keep_their_repr() -> None:
+def test_plain_lines_keep_the_fields_order_and_other_values_keep_their_repr() -> None:
+    """In the order logged, not the alphabet's: the start line's url comes first."""
     line = render(False, event="client_connected", uid="alice", code=1000, topics=("a\x1b", "b"))
     assert line == (
         "2026-01-01T00:00:00Z [info     ] client_connected               "
-        "code=1000 topics=('a\\x1b', 'b') uid=alice"
+        "uid=alice code=1000 topics=('a\\x1b', 'b')"
     )
 
 

@@ -24,6 +24,13 @@ def help_screen(*args: str) -> str:
     return result.stdout
 
 
+def entry(screen: str, flag: str) -> str:
+    """An option's lines in a help screen, joined into one: from its flag to the next option's."""
+    match = re.search(rf"^  {re.escape(flag)}\b.*?(?=^  -|\Z)", screen, re.MULTILINE | re.DOTALL)
+    assert match, flag
+    return " ".join(match[0].split())
+
+
 def options_of(command: str) -> list[typer.core.TyperOption]:
     group = typer.main.get_command(cli.app)
     assert isinstance(group, typer.core.TyperGroup)
@@ -49,7 +56,7 @@ def test_serve_and_bench_show_their_choices_and_trace_flag_alike() -> None:
     serve, bench = help_screen("serve"), help_screen("bench")
     for screen in (serve, bench):
         assert re.search(r"--broker\s+<memory\|kafka>", screen)
-        assert re.search(r"--trace\s+--no-trace\s", screen)
+        assert re.search(r"--trace / --no-trace\s", screen)
     assert re.search(r"--baseline\s+<broadcast\|queued\|none>", bench)
 
 
@@ -65,7 +72,7 @@ def test_every_bench_option_has_a_minimess_bench_variable_shown_in_its_help() ->
             else "MINIMESS_BENCH_" + option.opts[0].removeprefix("--").replace("-", "_").upper()
         )
         assert option.envvar == expected
-        assert f"[env var: {expected}]" in screen
+        assert f"[env var: {expected}" in entry(screen, option.opts[0])
 
 
 def test_bench_variables_reach_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,8 +105,8 @@ def test_a_bench_value_the_settings_refuse_is_a_usage_error_naming_the_option() 
 
 def test_workers_default_is_said_in_words_once() -> None:
     """Its default depends on the machine: 'one per CPU', not the CPU count of the machine that printed it."""
-    line = next(line for line in help_screen("bench").splitlines() if "--workers" in line)
-    assert "[default: (one per CPU)]" in line
+    line = entry(help_screen("bench"), "--workers")
+    assert "default: (one per CPU);" in line
     assert line.count("default") == 1
 
 
@@ -115,3 +122,11 @@ def test_the_root_help_offers_shell_completion() -> None:
     screen = help_screen()
     assert "--install-completion" in screen
     assert "--show-completion" in screen
+
+
+def test_admin_port_is_a_port_number_with_its_range_as_port_is() -> None:
+    screen = help_screen("serve")
+    for flag in ("--port", "--admin-port"):
+        line = entry(screen, flag)
+        assert line.startswith(f"{flag} <int range> "), line
+        assert "0<=x<=65535" in line

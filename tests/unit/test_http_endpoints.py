@@ -116,9 +116,10 @@ async def test_the_index_page_says_how_to_connect_at_the_address_the_client_used
     assert (page.status_code, page.headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
     text = page.body.decode()
     assert "ws://chat.example.com:8080/subscribe/id:<uid>/topic:<topic>" in text
-    for path in ("/healthz", "/readyz", "/metrics"):
+    for path in ("/healthz", "/readyz", "/metrics", "/stats"):
         assert f"    {path} " in text
     assert "Prometheus metrics, here" in text
+    assert "one JSON object, here" in text
     head = await respond(public, "/?from=browser", "HEAD", headers)
     assert (head.status_code, head.headers["Content-Length"], head.body) == (200, str(len(page.body)), b"")
 
@@ -129,7 +130,8 @@ async def test_the_index_page_names_the_admin_port_for_metrics_and_no_odd_host()
     text = page.body.decode()
     assert "ws://<host>:<port>/subscribe/id:<uid>/topic:<topic>" in text
     assert "Injected" not in text
-    assert "on the admin port (--admin-port), not here" in text
+    assert "Prometheus metrics, on the admin port (--admin-port), not here" in text
+    assert "one JSON object, on the admin port (--admin-port), not here" in text
 
 
 async def test_only_the_listener_clients_connect_to_has_the_index_page() -> None:

@@ -84,6 +84,10 @@ def test_a_value_outside_a_fields_bounds_or_choices_is_a_usage_error_naming_the_
     result, built = invoke(value)
     assert (result.exit_code, built) == (2, [])
     assert f"Invalid value for '{value.partition('=')[0]}'" in result.output
+    # In our words ("must be at least 1, got 0"), not the validation library's ("Input should be ...").
+    assert "must be " in result.output
+    assert "Input should" not in result.output
+    assert "Value error" not in result.output
 
 
 @pytest.mark.parametrize("value", ["--count=1", "--count=10", "--ratio=0.001", "--ratio=0.999"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 FORM = "expected ws://host[:port] or wss://host[:port]"
+PORT = "the port must be a number from 1 to 65535"
 # What `scripts/cluster up` prints and a browser would open: a whole connection URL.
 _SUBSCRIBE = "/subscribe/"
 
@@ -18,12 +19,16 @@ def check_server_url(url: str) -> None:
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as error:
-        raise ValueError(f"invalid server URL {url!r}: {error}") from None
+    except ValueError:
+        # urlsplit's own words ("Port could not be cast to integer value as ...") are Python's.
+        raise ValueError(f"invalid server URL {url!r}: {PORT}; {FORM}") from None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ValueError(f"invalid server URL {url!r}: {FORM}")
     if port == 0 or "?" in url or "#" in url:
         raise ValueError(f"invalid server URL {url!r}: {FORM}")
+    if parts.netloc.endswith(":"):
+        # urlsplit reads `host:` as no port at all; the user meant one and left it out.
+        raise ValueError(f"invalid server URL {url!r}: {PORT}; {FORM}")
     if parts.path not in ("", "/"):
         base = f"{parts.scheme}://{parts.netloc}"
         raise ValueError(f"invalid server URL {url!r}: it has a path; {_instead(base, parts.path)}")

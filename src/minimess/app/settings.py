@@ -85,7 +85,10 @@ class ClientSettings:
         default=10.0, validator=v.gt(0), metadata={"help": "Seconds a message may wait for its ack."}
     )
     queue_size: int = attrs.field(
-        default=100, validator=v.ge(1), metadata={"help": "Lines kept while disconnected."}
+        default=100,
+        validator=v.ge(1),
+        # Not MINIMESS_QUEUE_SIZE: that is the server's --queue-size (frames), exported for a server.
+        metadata={"help": "Lines kept while disconnected.", "envvar": "MINIMESS_CLIENT_QUEUE_SIZE"},
     )
     token: str | None = attrs.field(
         default=None,
@@ -103,9 +106,9 @@ class ClientSettings:
     def _uid_is_valid(self, _attribute: attrs.Attribute[str], uid: str) -> None:
         Uid(uid)
 
-    @token_file.validator
-    def _one_token_source(self, _attribute: attrs.Attribute[str | None], token_file: str | None) -> None:
-        if self.token is not None and token_file is not None:
+    def __attrs_post_init__(self) -> None:
+        # Across fields, so here: a field's validator sees its own value alone (entrypoints/options.py).
+        if self.token is not None and self.token_file is not None:
             raise ValueError("give --token or --token-file, not both")
 
     @topics.validator

@@ -148,15 +148,11 @@ class BenchSettings:
         },
     )
 
-    @topics.validator
-    def _topics_have_subscribers(self, _attribute: attrs.Attribute[int], topics: int) -> None:
-        if self.subscribers and topics > self.subscribers:
-            raise ValueError(f"--topics {topics} is more than --subscribers {self.subscribers}")
-
-    @server_ports.validator
-    def _a_port_per_started_server(
-        self, _attribute: attrs.Attribute[tuple[int, ...]], ports: tuple[int, ...]
-    ) -> None:
+    def __attrs_post_init__(self) -> None:
+        # Across fields, so here: a field's validator sees its own value alone (entrypoints/options.py).
+        if self.subscribers and self.topics > self.subscribers:
+            raise ValueError(f"--topics {self.topics} is more than --subscribers {self.subscribers}")
+        ports = self.server_ports
         started = self.minimess_servers + (self.baseline != "none")
         if ports and len(ports) != started:
             raise ValueError(

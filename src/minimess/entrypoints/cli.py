@@ -37,6 +37,9 @@ app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=False,
     add_completion=True,
+    # Plain help, as click writes it: Rich's boxed tables cut an option's name or variable to fit
+    # their columns (`--max-message-byt…` on 80 columns or in a pipe); click's wraps only the help.
+    rich_markup_mode=None,
 )
 # The environment variables of `minimess bench`'s options: MINIMESS_BENCH_SUBSCRIBERS and so on.
 BENCH_ENV_PREFIX = "MINIMESS_BENCH_"
@@ -142,7 +145,7 @@ def serve(**values: Any) -> None:
         asyncio.run(server.run())
     except OSError as error:
         address = f"{settings.server.host}:{settings.server.port}"
-        typer.echo(f"minimess: cannot serve on {address}: {error.strerror or error}", err=True)
+        typer.echo(f"minimess serve: cannot serve on {address}: {error.strerror or error}", err=True)
         raise typer.Exit(1) from None
 
 

@@ -74,9 +74,6 @@ def _checked_type(path: Path, key: str, kind: type, value: Any) -> Any:
         ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
     elif kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif kind is str and isinstance(value, int) and not isinstance(value, bool):
-        # An option parsed from text on the command line, such as --admin-port: `admin-port = 9100`.
-        return str(value)
     else:
         ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
     if not ok:

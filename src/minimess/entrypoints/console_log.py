@@ -42,5 +42,11 @@ def escaped_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
 
 
 def console_renderer(colors: bool) -> structlog.dev.ConsoleRenderer:
-    """Key=value lines for a person; the styles are the renderer's own escape sequences, nothing else."""
-    return structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=escaped_traceback)
+    """Key=value lines for a person; the styles are the renderer's own escape sequences, nothing else.
+
+    The fields keep the order they were logged in, not the alphabet's: the start line's `url`
+    comes first, not after fifteen others.
+    """
+    return structlog.dev.ConsoleRenderer(
+        colors=colors, exception_formatter=escaped_traceback, sort_keys=False
+    )

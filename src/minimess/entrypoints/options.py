@@ -1,8 +1,11 @@
 """Command-line options derived from settings classes: an option's default, range and help live on its field.
 
 A field becomes `--field-name` (or `--<metadata flag>`), read from `MINIMESS_FIELD_NAME` too (or
-another prefix's variable), with the field's default and its `help` metadata; its validators are
-checked when the option is parsed, so a bad value is a usage error that names the option. A bool
+another prefix's variable, or its `envvar` metadata), with the field's default and its `help`
+metadata. Its value is parsed, and its converter and validator run, when the option is parsed,
+from a flag, a variable or a --config file alike: a bad value is a usage error that says where it
+came from, in words of our own. A field's validator therefore sees its value alone (the instance
+is None); a check across fields belongs in the class's `__attrs_post_init__`. A bool
 field is a `--name/--no-name` flag; a tuple field is a repeatable option whose value is named by
 its `metavar` metadata; `default_text` metadata says a computed default in words. A field whose
 type is itself a settings class contributes that class's options.
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import enum
 import inspect
+import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, cast
 
@@ -73,6 +78,15 @@ def describe(error: Exception, settings_class: type) -> str:
     return message
 
 
+def refusal(ctx: typer.Context, name: str, flags: list[str], envvar: Any, message: str) -> str:
+    """Option `name`'s value refused for `message`, naming its flag, or its variable if it came from there."""
+    source = ctx.get_parameter_source(name)
+    given = source is not None and source.name == "ENVIRONMENT" and isinstance(envvar, str)
+    where = envvar if given else flags[0] if flags else name
+    # A converter's message may name what it refuses already: `invalid uid 'a/b': ...`.
+    return f"{where}: {message}" if message.startswith("invalid ") else f"invalid {where}: {message}"
+
+
 def _leaf_fields(settings_class: type) -> list[attrs.Attribute[Any]]:
     """The fields that are options, with those of nested settings classes in their place."""
     attrs.resolve_types(settings_class)
@@ -111,6 +125,7 @@ def _parameter(field: attrs.Attribute[Any], env_prefix: str) -> inspect.Paramete
     option = typer.Option(
         flag,
         *field.metadata.get("aliases", ()),
+        parser=_parser(annotation),
         envvar=str(field.metadata.get("envvar", env_prefix + name.upper())),
         help=help_text,
         metavar=metavar,
@@ -142,16 +157,17 @@ def _cli_type(field: attrs.Attribute[Any]) -> tuple[Any, Any]:
         return kind, kind(default)
     if isinstance(default, tuple):
         return list[str] | None, None
-    if field.type in (int, float, bool, str):
+    if field.type in (int, float, bool, str, int | None, float | None):
         return field.type, default
     return str | None, default
 
 
 def _bounds(field: attrs.Attribute[Any]) -> list[Any]:
-    """The number validators of a field (attrs' ge, gt, le, lt), alone or within a list."""
+    """The number validators of a field (attrs' ge, gt, le, lt), alone, within a list or optional."""
     validator = field.validator
     if validator is None:
         return []
+    validator = getattr(validator, "validator", validator)  # within attrs.validators.optional
     inner = getattr(validator, "_validators", (validator,))
     return [check for check in inner if hasattr(check, "compare_op") and hasattr(check, "bound")]
 
@@ -167,14 +183,89 @@ def _open_bounds_text(field: attrs.Attribute[Any]) -> str:
     return f" (must be {' and '.join(bounds)})" if bounds else ""
 
 
+# What each bound says when a value is past it.
+_BOUND_WORDS = {">=": "at least", "<=": "at most", ">": "more than", "<": "less than"}
+# What a flag's value may be, in a variable: click's words for true and false.
+_TRUE = ("1", "true", "t", "yes", "y", "on")
+_FALSE = ("0", "false", "f", "no", "n", "off", "")
+
+
+def _parser(annotation: Any) -> Callable[[Any], Any] | None:
+    """How an option's text becomes its value, refusing in our words (typer's would be pydantic's)."""
+    if annotation in (int, int | None):
+        return _whole_number
+    if annotation in (float, float | None):
+        return _number
+    if annotation is bool:
+        return _truth
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return _choice([member.value for member in annotation])
+    return None
+
+
+def _whole_number(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise typer.BadParameter(f"must be a whole number, got {value!r}") from None
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise typer.BadParameter(f"must be a number, got {value!r}") from None
+
+
+def _truth(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise typer.BadParameter(f"must be true or false (1 or 0, yes or no, on or off), got {value!r}")
+
+
+def _choice(choices: list[str]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = value.value if isinstance(value, enum.Enum) else value
+        if text not in choices:
+            raise typer.BadParameter(f"must be one of {', '.join(choices)}, got {text!r}")
+        return str(text)
+
+    return parse
+
+
 def _checker(field: attrs.Attribute[Any]) -> Callable[[Any], Any]:
-    """A parse-time check of one option's value against the field's open bounds (> and <)."""
+    """A parse-time check of one option's value: the field's bounds, converter and validator."""
 
     def check(value: Any) -> Any:
+        if value is None:
+            return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            for bound in _open_bounds(field):
+            for bound in _bounds(field):
                 if not bound.compare_func(value, bound.bound):
-                    raise typer.BadParameter(f"{value:g} is not {bound.compare_op} {bound.bound:g}.")
+                    words = f"{_BOUND_WORDS[bound.compare_op]} {bound.bound:g}"
+                    if math.isinf(bound.bound):
+                        words = "a finite number"
+                    raise typer.BadParameter(f"must be {words}, got {value:g}")
+        converted = tuple(value) if isinstance(value, list) else value
+        try:
+            if field.converter is not None:
+                converted = cast(Callable[[Any], Any], field.converter)(converted)
+            pattern = getattr(field.validator, "pattern", None)  # attrs' matches_re, said plainly
+            if isinstance(pattern, re.Pattern) and not pattern.fullmatch(str(converted)):
+                raise ValueError(f"must match {pattern.pattern}, got {converted!r}")
+            if field.validator is not None:
+                field.validator(None, field, converted)
+        except (ValueError, TypeError) as error:
+            message = str(error.args[0]) if error.args else str(error)
+            # attrs' own validators start with the field's name; the user knows the option.
+            raise typer.BadParameter(message.removeprefix(repr(field.name) + " ")) from None
         return value
 
     return check

@@ -22,7 +22,7 @@ def parse_networks(specs: Iterable[str | Network]) -> tuple[Network, ...]:
         try:
             networks.append(ipaddress.ip_network(spec, strict=False))
         except ValueError:
-            raise ValueError(f"invalid --trusted-proxy {spec!r}: expected an IP address or network") from None
+            raise ValueError(f"invalid address {spec!r}: expected an IP address or network") from None
     return tuple(networks)
 
 

@@ -123,6 +123,7 @@ Plain HTTP (GET or HEAD):
     /healthz   200 while the server runs
     /readyz    200 when its broker works, 503 when not
     /metrics   Prometheus metrics, {metrics}
+    /stats     the same figures as one JSON object, {metrics}
 """
 
 

@@ -147,7 +147,9 @@ class WebSocketServer:
             self._node_id = attrs.evolve(settings, port=port).node_name
             start_line.start_log.info(
                 "server_listening",
+                # First what a reader of the line needs most (the console keeps this order).
                 **start_line.where(settings.host, port, self.admin_port, self._bus),
+                auth=self._authentication.mode,
                 host=settings.host,
                 port=port,
                 node=self._node_id,
@@ -159,7 +161,6 @@ class WebSocketServer:
                 allowed_origins=list(settings.allowed_origins),
                 admin_port=self.admin_port,
                 admin_token=settings.admin_token is not None,
-                auth=self._authentication.mode,
             )
             self._authentication.announce()
             self.listening.set()

@@ -11,19 +11,6 @@ from minimess.adapters.websocket_server.client_address import Network, parse_net
 from minimess.adapters.websocket_server.origin_names import parse_allowed_origins
 
 
-def _optional_port(value: int | str | None) -> int | None:
-    """`--admin-port`: a port (0: any free one), or None for no admin listener."""
-    if value is None:
-        return None
-    try:
-        port = int(value)
-    except ValueError:
-        raise ValueError(f"invalid --admin-port {value!r}: expected a port number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"invalid --admin-port {port}: expected 0 to 65535")
-    return port
-
-
 @attrs.frozen(kw_only=True)
 class WebSocketSettings:
     """The listening socket, keepalive, per-connection bounds and shutdown of one server."""
@@ -105,7 +92,8 @@ class WebSocketSettings:
     )
     admin_port: int | None = attrs.field(
         default=None,
-        converter=_optional_port,
+        # A port (0: any free one), or None for no admin listener.
+        validator=v.optional([v.ge(0), v.le(65535)]),
         metadata={
             "help": "Serve /metrics, /stats, /healthz and /readyz on this port too, and /metrics and /stats"
             " only there."
