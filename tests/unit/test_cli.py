@@ -205,6 +205,29 @@ def test_verbose_and_quiet_together_are_a_usage_error(server: FakeServer) -> Non
             "minimess serve: invalid --admin-port: must be a whole number, got 'abc'\n",
         ),
         ((), {"MINIMESS_TRACE": "maybe"}, "minimess serve: invalid MINIMESS_TRACE: must be true or false"),
+        # Numbers as written, not rounded to six digits.
+        (
+            ("--recovery-limit=1000001",),
+            {},
+            "minimess serve: invalid --recovery-limit: must be at most 1000000, got 1000001\n",
+        ),
+        (
+            ("--history-ttl=604800.5",),
+            {},
+            "minimess serve: invalid --history-ttl: must be at most 604800, got 604800.5\n",
+        ),
+        # Digits of another script are no number on a command line, though int() and float() take them.
+        (
+            ("--port=\u0661\u0662",),
+            {},
+            "minimess serve: invalid --port: must be a whole number, got '\u0661\u0662'\n",
+        ),
+        (
+            (),
+            {"MINIMESS_TICK": "\u0663"},
+            "minimess serve: invalid MINIMESS_TICK: must be a number, got '\u0663'\n",
+        ),
+        (("-v", "-q"), {}, "minimess serve: --verbose and --quiet exclude each other\n"),
     ],
 )
 def test_a_value_the_settings_refuse_is_a_usage_error_naming_it(

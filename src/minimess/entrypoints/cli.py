@@ -121,7 +121,8 @@ _CONFIG = (
 def serve(**values: Any) -> None:
     """Run a minimess server until SIGINT or SIGTERM."""
     if values["verbose"] and values["quiet"]:
-        raise typer.BadParameter("--verbose and --quiet exclude each other")
+        typer.echo("minimess serve: --verbose and --quiet exclude each other", err=True)
+        raise typer.Exit(2)
     logging = _settings("serve", LogSettings, values)
     settings = _settings("serve", ServeSettings, values)
     if values["print_config"]:

@@ -188,6 +188,8 @@ _BOUND_WORDS = {">=": "at least", "<=": "at most", ">": "more than", "<": "less 
 # What a flag's value may be, in a variable: click's words for true and false.
 _TRUE = ("1", "true", "t", "yes", "y", "on")
 _FALSE = ("0", "false", "f", "no", "n", "off", "")
+# A whole number as a command line writes it: ASCII digits, a sign, `_` between digits (as int() takes).
+_WHOLE = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*")
 
 
 def _parser(annotation: Any) -> Callable[[Any], Any] | None:
@@ -206,19 +208,30 @@ def _parser(annotation: Any) -> Callable[[Any], Any] | None:
 def _whole_number(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise typer.BadParameter(f"must be a whole number, got {value!r}") from None
+    text = str(value).strip()
+    # int() takes any script's digits (`١٢`); a number on a command line is written in ASCII.
+    if not _WHOLE.fullmatch(text):
+        raise typer.BadParameter(f"must be a whole number, got {value!r}")
+    return int(text)
 
 
 def _number(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    text = str(value).strip()
     try:
-        return float(str(value).strip())
+        if not text.isascii():
+            raise ValueError(text)
+        return float(text)
     except ValueError:
         raise typer.BadParameter(f"must be a number, got {value!r}") from None
+
+
+def _shown(number: float) -> str:
+    """A number as written: a whole one in full (1000001, not 1e+06), any other as Python writes it."""
+    if isinstance(number, int) or (math.isfinite(number) and number == int(number)):
+        return str(int(number))
+    return repr(number)
 
 
 def _truth(value: Any) -> bool:
@@ -249,10 +262,10 @@ def _checker(field: attrs.Attribute[Any]) -> Callable[[Any], Any]:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             for bound in _bounds(field):
                 if not bound.compare_func(value, bound.bound):
-                    words = f"{_BOUND_WORDS[bound.compare_op]} {bound.bound:g}"
+                    words = f"{_BOUND_WORDS[bound.compare_op]} {_shown(bound.bound)}"
                     if math.isinf(bound.bound):
                         words = "a finite number"
-                    raise typer.BadParameter(f"must be {words}, got {value:g}")
+                    raise typer.BadParameter(f"must be {words}, got {_shown(value)}")
         converted = tuple(value) if isinstance(value, list) else value
         try:
             if field.converter is not None:
