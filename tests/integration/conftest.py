@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.client_process import TerminalClient
 from tests.integration.kafka_process import KafkaProcess, KafkaUnavailable, kafka_unavailable
 from tests.integration.proxy_process import PROXIES, ProxyUnavailable, find_executable, proxy_unavailable
 from tests.integration.server_process import ServerProcess
@@ -69,3 +70,21 @@ def start_kafka(tmp_path: Path) -> Iterator[Callable[[], KafkaProcess]]:
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def start_client(tmp_path: Path) -> Iterator[Callable[..., TerminalClient]]:
+    """Start a terminal client as `uid` on a server, in a directory of its own, once it is connected;
+    all are killed after the test."""
+    started: list[TerminalClient] = []
+
+    def start(uid: str, server: ServerProcess, *args: str) -> TerminalClient:
+        client = TerminalClient(tmp_path / uid, uid, server.url(""), *args)
+        started.append(client)
+        client.start()
+        client.expect(rf"^\* connected to [^\n]* as {uid}\b")
+        return client
+
+    yield start
+    for client in started:
+        client.stop()

@@ -116,23 +116,6 @@ async def publish_as_w(server: ServerProcess, topic: str, *bodies: str) -> None:
             await publish(publisher, topic, body, f"r-{number}")
 
 
-@pytest.fixture
-def start_client(tmp_path: Path) -> Iterator[Callable[..., TerminalClient]]:
-    """Start a client as `uid` on a server in its own directory; all are killed after the test."""
-    started: list[TerminalClient] = []
-
-    def start(uid: str, server: ServerProcess, *args: str) -> TerminalClient:
-        client = TerminalClient(tmp_path / uid, uid, server.url(""), *args)
-        started.append(client)
-        client.start()
-        client.expect(rf"^\* connected to [^\n]* as {uid}\b")
-        return client
-
-    yield start
-    for client in started:
-        client.stop()
-
-
 def test_attached_lines_reach_subscribers_in_transcript_format_until_detached(
     server: ServerProcess, start_client: Callable[..., TerminalClient]
 ) -> None:

@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from tests.integration.client_process import TerminalClient
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import unique
-
-
-@pytest.fixture
-def start_client(tmp_path: Path) -> Iterator[Callable[..., TerminalClient]]:
-    """Start a client as `uid` in its own directory, once it is connected; killed after the test."""
-    started: list[TerminalClient] = []
-
-    def start(uid: str, server: ServerProcess, *args: str) -> TerminalClient:
-        client = TerminalClient(tmp_path / uid, uid, server.url(""), *args)
-        started.append(client)
-        client.start()
-        client.expect(rf"^\* connected to [^\n]* as {uid}\b")
-        return client
-
-    yield start
-    for client in started:
-        client.stop()
 
 
 def test_a_pasted_latin1_line_is_refused_and_the_client_goes_on(
