@@ -78,8 +78,11 @@ def start_client(tmp_path: Path) -> Iterator[Callable[..., TerminalClient]]:
     all are killed after the test."""
     started: list[TerminalClient] = []
 
-    def start(uid: str, server: ServerProcess, *args: str) -> TerminalClient:
-        client = TerminalClient(tmp_path / uid, uid, server.url(""), *args)
+    def start(
+        uid: str, server: ServerProcess, *args: str, directory: Path | None = None, cpr: bool = False
+    ) -> TerminalClient:
+        """`directory`: where it runs (default one of its own); `cpr`: see TerminalClient."""
+        client = TerminalClient(directory or tmp_path / uid, uid, server.url(""), *args, cpr=cpr)
         started.append(client)
         client.start()
         client.expect(rf"^\* connected to [^\n]* as {uid}\b")

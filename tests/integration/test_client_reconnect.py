@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,20 +24,11 @@ STATUS = r"reconnecting in (?P<delay>\d+\.\d) s \(attempt (?P<attempt>\d+), [^)]
 
 
 @pytest.fixture
-def start_client(tmp_path: Path) -> Iterator[Callable[..., TerminalClient]]:
+def start_client(
+    start_client: Callable[..., TerminalClient], tmp_path: Path
+) -> Callable[..., TerminalClient]:
     """Start a client as `uid` on a server in its own directory; all are killed after the test."""
-    started: list[TerminalClient] = []
-
-    def start(uid: str, server: ServerProcess, *args: str) -> TerminalClient:
-        client = TerminalClient(tmp_path / uid, uid, server.url(""), *args, cpr=True)
-        started.append(client)
-        client.start()
-        client.expect(rf"^\* connected to [^\n]* as {uid}\b")
-        return client
-
-    yield start
-    for client in started:
-        client.stop()
+    return functools.partial(start_client, cpr=True)
 
 
 def kill(server: ServerProcess) -> None:

@@ -4,9 +4,10 @@ Ctrl-D, quitting with unsent lines, and one transcript file per client."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,20 +29,11 @@ TAB = "\t"
 
 
 @pytest.fixture
-def start_client(tmp_path: Path) -> Iterator[Callable[..., TerminalClient]]:
+def start_client(
+    start_client: Callable[..., TerminalClient], tmp_path: Path
+) -> Callable[..., TerminalClient]:
     """Start a client as `uid` in `tmp_path` (clients of one uid share it), once it is connected."""
-    started: list[TerminalClient] = []
-
-    def start(uid: str, server: ServerProcess, *args: str) -> TerminalClient:
-        client = TerminalClient(tmp_path, uid, server.url(""), *args)
-        started.append(client)
-        client.start()
-        client.expect(rf"^\* connected to [^\n]* as {uid}\b")
-        return client
-
-    yield start
-    for client in started:
-        client.stop()
+    return functools.partial(start_client, directory=tmp_path)
 
 
 def test_attached_a_slash_line_that_is_no_command_is_refused_and_double_slash_space_sends_one(
