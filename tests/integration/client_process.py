@@ -242,12 +242,24 @@ class TerminalClient:
         with self._changed:
             return self._screen.text
 
-    def expect_drawn(self, pattern: str, within: float = 10.0) -> re.Match[str]:
-        """A match of `pattern` (a multiline regex) on the screen as it is drawn at some moment
-        within `within` s (scaled): every row, those redrawn in place included."""
+    def expect_drawn(
+        self,
+        pattern: str,
+        within: float = 10.0,
+        where: Callable[[re.Match[str]], bool] = lambda match: True,
+    ) -> re.Match[str]:
+        """A match of `pattern` (a multiline regex) for which `where` holds, on the screen as it is
+        drawn at some moment within `within` s (scaled): every row, those redrawn in place included.
+
+        A screen drawn and redrawn between two looks is never seen, so a test waits for a state that
+        stays (e.g. "a later attempt than N"), not for one that may flash by."""
         regex = re.compile(pattern, re.MULTILINE)
-        match = regex.search(
-            self._wait_drawn(lambda drawn: regex.search(drawn) is not None, f"{pattern!r} not drawn", within)
+
+        def matching(drawn: str) -> re.Match[str] | None:
+            return next((match for match in regex.finditer(drawn) if where(match)), None)
+
+        match = matching(
+            self._wait_drawn(lambda drawn: matching(drawn) is not None, f"{pattern!r} not drawn", within)
         )
         assert match is not None
         return match
