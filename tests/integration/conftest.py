@@ -1,5 +1,5 @@
-"""Fixtures that start real `minimess serve` processes, pick a proxy, and start Kafkas of a test's own
-(the shared Kafka is in tests/conftest.py)."""
+"""Fixtures that start real `minimess serve` processes, pick a proxy, start Kafkas of a test's own, and
+open pages in a real Chromium (the shared Kafka is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
+from tests.integration.browser_process import BrowserUnavailable, PageOpener, browser_unavailable, chromium
 from tests.integration.client_process import TerminalClient
 from tests.integration.kafka_process import KafkaProcess, KafkaUnavailable, kafka_unavailable
 from tests.integration.proxy_process import PROXIES, ProxyUnavailable, find_executable, proxy_unavailable
@@ -91,3 +93,24 @@ def start_client(tmp_path: Path) -> Iterator[Callable[..., TerminalClient]]:
     yield start
     for client in started:
         client.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for a test module; skipped or failed when it is not installed."""
+    try:
+        with chromium() as launched:
+            yield launched
+    except BrowserUnavailable as error:
+        browser_unavailable(str(error))
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[PageOpener]:
+    """Open pages, each in a new browser context; the test fails if one logged an error or a warning
+    to its console, or threw, that the test did not `allow`."""
+    opener = PageOpener(browser)
+    yield opener
+    unexpected = opener.close()
+    if unexpected:
+        pytest.fail("the page logged:\n" + "\n".join(unexpected))
