@@ -90,7 +90,10 @@ class ChatPage:
         return self.state_line.get_attribute("data-state") or ""
 
     def expect_state(
-        self, state: str, text: str | re.Pattern[str] | None = None, within: float | None = None
+        self,
+        state: str | re.Pattern[str],
+        text: str | re.Pattern[str] | None = None,
+        within: float | None = None,
     ) -> None:
         """Wait until `#state` has `data-state` = `state` (and says `text`, a substring or a pattern)."""
         expect(self.state_line).to_have_attribute("data-state", state, timeout=expect_timeout(within))

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import Event, State
+from websockets.sync.client import connect as connect_blocking
 from websockets.uri import parse_uri
 
 from tests.integration.server_process import LogEvent, ServerProcess, wait_logged
@@ -251,3 +252,19 @@ class RawClient:
     def close(self) -> None:
         """Drop the TCP connection without a closing handshake."""
         self._sock.close()
+
+
+def publish_blocking(url: str, uid: str, topic: str, *bodies: str) -> list[str]:
+    """Connect to `url` (ws://host:port) as `uid`, publish `bodies` on `topic` each acked before the
+    next, and close; the message ids. Blocking: for tests that drive a browser, with no event loop."""
+    ids = []
+    with connect_blocking(url + subscribe_path(uid), open_timeout=scaled(10)) as connection:
+        assert json.loads(connection.recv(timeout=scaled(10)))["type"] == "success"
+        for number, body in enumerate(bodies):
+            connection.send(json.dumps({"type": "pub", "topic": topic, "body": body, "ref": str(number)}))
+            while (frame := json.loads(connection.recv(timeout=scaled(10))))["type"] == "time":
+                pass
+            assert frame["type"] == "ack", frame
+            assert frame["ref"] == str(number), frame
+            ids.append(str(frame["id"]))
+    return ids

@@ -1,0 +1,353 @@
+"""The chat page served at `/`, in a real Chromium, against real `minimess serve` processes."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+from websockets.sync.client import connect as connect_blocking
+
+from minimess.adapters.jwt_tokens import HS256Tokens
+from minimess.domain.model import Uid
+from tests.integration.browser_process import PageOpener
+from tests.integration.chat_page import ChatPage, expect_timeout
+from tests.integration.client_process import TerminalClient, read_lines
+from tests.integration.proxy_process import ProxyProcess
+from tests.integration.server_process import ServerProcess
+from tests.integration.wire import publish_blocking, subscribe_path, unique
+from tests.timeouts import scaled
+
+pytestmark = pytest.mark.integration
+
+StartServer = Callable[..., ServerProcess]
+StartClient = Callable[..., TerminalClient]
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+PHONE = (390, 844)
+DESKTOP = (1280, 800)
+SECRET = b"chat-page-test-secret-of-48-bytes-0123456789abcd"
+OTHER_SECRET = b"not-the-server-secret-of-48-bytes-0123456789abcd"
+# `(@sender): body` at the end of a terminal client's transcript line.
+TRANSCRIPT_MESSAGE = re.compile(r"\(@(?P<sender>[^)]+)\): (?P<body>.*)$")
+# The limit of the server in the size test, in bytes of the whole `pub` frame.
+MAX_MESSAGE_BYTES = 1024
+
+
+def base_url(server: ServerProcess | ProxyProcess) -> str:
+    """http://host:port of a server or a proxy, where the page is."""
+    return server.http_url("")
+
+
+def connected_page(
+    open_page: PageOpener, server: ServerProcess | ProxyProcess, uid: str, topic: str
+) -> ChatPage:
+    """A page open as `uid`, connected, with `topic` joined and attached."""
+    chat = ChatPage(open_page()).open(base_url(server), uid)
+    chat.expect_state("connected", f"as {uid}")
+    chat.join(topic)
+    return chat
+
+
+def transcript_messages(client: TerminalClient) -> list[tuple[str, str]]:
+    """(from, body) of each message line in a terminal client's transcript."""
+    matches = (TRANSCRIPT_MESSAGE.search(line) for line in read_lines(client.transcript))
+    return [(match["sender"], match["body"]) for match in matches if match]
+
+
+def allow_failed_connections(open_page: PageOpener, port: int) -> None:
+    """Expect what Chromium logs for a WebSocket handshake and a fetch() to `port` that failed."""
+    open_page.console.allow(
+        rf"^error: WebSocket connection to 'ws://127\.0\.0\.1:{port}/subscribe/[^']*' failed"
+    )
+    open_page.console.allow(
+        rf"^error: Failed to load resource: .* \(at http://127\.0\.0\.1:{port}/subscribe/[^)]*\)$"
+    )
+
+
+def test_two_pages_and_a_terminal_client_chat_in_one_room_and_see_the_same_order(
+    server: ServerProcess, open_page: PageOpener, start_client: StartClient
+) -> None:
+    """Two pages and a terminal client in one room: each sees every message, all in the same order."""
+    topic = unique("room")
+    alice = connected_page(open_page, server, "alice", topic)
+    bob = connected_page(open_page, server, "bob", topic)
+    carol = start_client("carol", server)
+    carol.line(f"attach {topic}")
+    carol.expect_status(f"attached to {topic}")
+
+    # Everyone is in the room once everyone has the first message.
+    alice.send("first")
+    for page in (alice, bob):
+        page.expect_messages([("alice", "first")])
+    carol.wait_for_line(lambda line: line.endswith("(@alice): first"))
+
+    # Then three at once: whatever order the server puts them in, everyone sees that one.
+    bob.send("from bob")
+    carol.line("from carol")
+    alice.send("from alice")
+    for page in (alice, bob):
+        expect(page.message_lines).to_have_count(4, timeout=expect_timeout(None))
+        expect(page.page.locator("li.message.pending")).to_have_count(0, timeout=expect_timeout(None))
+    carol.wait_for_line(lambda line: line.endswith("(@alice): from alice"))
+    carol.wait_for_line(lambda line: line.endswith("(@bob): from bob"))
+    carol.wait_for_line(lambda line: line.endswith("(@carol): from carol"))
+    order = transcript_messages(carol)
+    assert sorted(order) == sorted(
+        [("alice", "first"), ("bob", "from bob"), ("carol", "from carol"), ("alice", "from alice")]
+    )
+    for page in (alice, bob):
+        page.expect_messages(order)
+
+
+def test_markup_in_a_body_shows_as_text_and_runs_nothing_and_bidi_and_zero_width_show_as_escapes(
+    server: ServerProcess, open_page: PageOpener
+) -> None:
+    """`<img onerror>` and `<script>` bodies show as those characters and run nothing; U+202E and U+200B
+    show as `\\u202e` and `\\u200b`, on the sender's page and on another's."""
+    topic = unique("room")
+    image = '<img src=x onerror="window.__pwned=1">'
+    script = "<script>window.__pwned=2</script>"
+    bidi = "abc\u202edef\u200bghi"
+    alice = connected_page(open_page, server, "alice", topic)
+    bob = connected_page(open_page, server, "bob", topic)
+    for body in (image, script):
+        alice.send(body)
+    publish_blocking(server.url(""), "mallory", topic, bidi, f"{image} from mallory")
+    shown = [
+        ("alice", image),
+        ("alice", script),
+        ("mallory", "abc\\u202edef\\u200bghi"),
+        ("mallory", f"{image} from mallory"),
+    ]
+    for page in (alice, bob):
+        page.expect_messages(shown)
+        assert page.page.locator("#messages img, #messages script").count() == 0
+        assert page.page.evaluate("typeof window.__pwned") == "undefined"
+
+
+def test_a_killed_memory_server_restarted_on_its_port_the_page_reconnects_and_says_messages_may_be_missed(
+    start_server: StartServer, open_page: PageOpener
+) -> None:
+    """SIGKILL and a restart on the same port: the page reconnects by itself, says in the room that it
+    may have missed messages, and chatting works again."""
+    server = start_server("--tick", "0")
+    port = server.port
+    allow_failed_connections(open_page, port)
+    topic = unique("room")
+    alice = connected_page(open_page, server, "alice", topic)
+    alice.send("before")
+    alice.expect_messages([("alice", "before")])
+    assert alice.notices() == []
+
+    server.signal(signal.SIGKILL)
+    server.wait(scaled(10))
+    alice.expect_state(re.compile("waiting|connecting"))
+    server.start(port=port)
+    alice.expect_state("connected", "as alice", within=15)
+    expect(alice.notice_lines).to_have_count(1, timeout=expect_timeout(None))
+    expect(alice.notice_lines).to_contain_text(["you may have missed messages"])
+
+    alice.send("after")
+    alice.expect_messages([("alice", "before"), ("alice", "after")])
+    publish_blocking(server.url(""), "bob", topic, "welcome back")
+    alice.expect_messages([("alice", "before"), ("alice", "after"), ("bob", "welcome back")])
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with authentication on, refusals logged (`-v`), and a tick every second to wait on."""
+    secret = tmp_path_factory.mktemp("auth") / "secret"
+    secret.write_bytes(SECRET + b"\n")
+    process = ServerProcess("-v", "--tick", "1", "--auth-secret-file", str(secret)).start()
+    yield process
+    process.stop()
+
+
+def token(uid: str, secret: bytes = SECRET) -> str:
+    return HS256Tokens(secret).mint(Uid(uid), timedelta(hours=1))
+
+
+def wait_ticks(server: ServerProcess, uid: str, count: int) -> None:
+    """Wait until a connection of `uid` has had `count` `time` frames: over count - 1 ticks have gone by."""
+    url = server.url(subscribe_path(uid) + f"?token={token(uid)}")
+    with connect_blocking(url, open_timeout=scaled(10)) as connection:
+        seen = 0
+        while seen < count:
+            seen += json.loads(connection.recv(timeout=scaled(10)))["type"] == "time"
+
+
+@pytest.mark.parametrize(
+    ("uid", "secret", "status", "reason"),
+    [
+        ("alice", OTHER_SECRET, 401, "bad token signature"),
+        ("alice", SECRET, 403, "the token is for mallory, not alice"),
+    ],
+    ids=["401-bad-signature", "403-another-uid"],
+)
+def test_a_refused_token_is_shown_with_the_servers_reason_and_not_tried_again(
+    auth_server: ServerProcess, open_page: PageOpener, uid: str, secret: bytes, status: int, reason: str
+) -> None:
+    """A token the server refuses: `#state` says `HTTP <status>: <reason>` (data-state=refused), the
+    login form is back, and the page makes no further attempt."""
+    uid = unique(uid)
+    allow_failed_connections(open_page, auth_server.port)
+    chat = ChatPage(open_page())
+    chat.open(base_url(auth_server), uid, token(uid if status == 401 else "mallory", secret))
+    chat.expect_state("refused", f"the server refused: HTTP {status}: {reason.replace('alice', uid)}")
+    expect(chat.page.locator("form#login")).to_be_visible()
+    refusals = len(auth_server.logged_so_far("request_rejected", uid=uid, status=status))
+    assert refusals >= 1
+    # A retry would come within the first backoff delay (0.5 s at most): more than two seconds go by.
+    wait_ticks(auth_server, unique("watcher"), 3)
+    assert len(auth_server.logged_so_far("request_rejected", uid=uid)) == refusals
+    assert chat.state() == "refused"
+
+
+def test_a_good_token_typed_into_the_login_form_connects(
+    auth_server: ServerProcess, open_page: PageOpener
+) -> None:
+    """With auth on, the uid and a valid token typed into the login form connect, and the page chats."""
+    uid, topic = unique("alice"), unique("room")
+    chat = ChatPage(open_page()).open(base_url(auth_server), uid, token(uid))
+    chat.expect_state("connected", f"as {uid}")
+    chat.join(topic)
+    chat.send("hello with a token")
+    chat.expect_messages([(uid, "hello with a token")])
+
+
+def test_the_page_loads_without_console_errors_and_is_screenshot_at_phone_and_desktop_width(
+    server: ServerProcess, open_page: PageOpener
+) -> None:
+    """The page opens with nothing on its console; a short conversation, at 390x844 and 1280x800, is
+    saved to test-output/screenshots/."""
+    fresh = ChatPage(open_page())
+    fresh.page.goto(f"{base_url(server)}/")
+    expect(fresh.page.locator("form#login")).to_be_visible()
+    fresh.expect_state("idle")
+    assert open_page.console.entries == []
+
+    topic = "afrozalm:mala:zorfa"
+    other = "news"
+    pages = {"phone": ChatPage(open_page(*PHONE)), "desktop": ChatPage(open_page(*DESKTOP))}
+    for uid, chat in zip(("alice", "bob"), pages.values(), strict=True):
+        chat.open(base_url(server), uid)
+        chat.expect_state("connected", f"as {uid}")
+        chat.join(other)
+        chat.join(topic)
+    lines = [
+        ("alice", "hi bob, are you around?"),
+        ("bob", "yes, just joined from the terminal's room"),
+        ("alice", "the page shows <b>this</b> as text"),
+    ]
+    for uid, body in lines:
+        (pages["phone"] if uid == "alice" else pages["desktop"]).send(body)
+        for chat in pages.values():
+            chat.expect_messages(lines[: lines.index((uid, body)) + 1])
+    publish_blocking(server.url(""), "carol", other, "news for later")
+    for chat in pages.values():
+        expect(chat.room(other).locator("span.unread")).to_have_text("1", timeout=expect_timeout(None))
+        assert chat.unread(other) == 1
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, chat in pages.items():
+        chat.page.screenshot(path=SCREENSHOTS / f"page-{name}.png", full_page=True)
+
+
+def test_the_page_loads_and_chats_behind_a_proxy(
+    server: ServerProcess, open_page: PageOpener, proxy_kind: str, tmp_path: Path
+) -> None:
+    """Behind HAProxy and behind nginx, the page loads from the proxy, connects through it, and chats."""
+    proxy = ProxyProcess(proxy_kind, tmp_path / proxy_kind, [server.port]).start()
+    try:
+        topic = unique("room")
+        alice = connected_page(open_page, proxy, "alice", topic)
+        alice.send("through the proxy")
+        publish_blocking(server.url(""), "bob", topic, "straight to the server")
+        alice.expect_messages([("alice", "through the proxy"), ("bob", "straight to the server")])
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def small_server() -> Iterator[ServerProcess]:
+    """A server that takes frames of MAX_MESSAGE_BYTES at most (ticks off, /stats fresh at each request)."""
+    process = ServerProcess(
+        "--tick", "0", "--metrics-max-age", "0", "--max-message-bytes", str(MAX_MESSAGE_BYTES)
+    ).start()
+    yield process
+    process.stop()
+
+
+def stats_of(server: ServerProcess) -> dict[str, int]:
+    """The integer counters of the server's /stats."""
+    with urllib.request.urlopen(server.http_url("/stats"), timeout=scaled(10)) as response:
+        document = json.loads(response.read())
+    return {name: int(value) for name, value in document.items() if isinstance(value, int)}
+
+
+def test_a_message_over_the_servers_limit_is_refused_before_sending_with_the_reason(
+    small_server: ServerProcess, open_page: PageOpener
+) -> None:
+    """A body whose `pub` frame is over --max-message-bytes in UTF-8 bytes (600 `é`, 1200 bytes) is
+    refused on the page with the reason and kept in the line; nothing reaches the server; a body of
+    900 ASCII characters goes."""
+    topic = unique("room")
+    alice = connected_page(open_page, small_server, "alice", topic)
+    bob = connected_page(open_page, small_server, "bob", topic)
+    before = stats_of(small_server)
+
+    too_long = "é" * 600
+    alice.send(too_long)
+    error = alice.page.locator("#compose-error")
+    expect(error).to_be_visible(timeout=expect_timeout(None))
+    expect(error).to_contain_text(str(MAX_MESSAGE_BYTES))
+    expect(alice.page.locator("form#compose #line")).to_have_value(too_long)
+
+    fits = "x" * 900
+    alice.send(fits)
+    for chat in (alice, bob):
+        chat.expect_messages([("alice", fits)])
+    after = stats_of(small_server)
+    assert after["messages_published"] == before["messages_published"] + 1
+    assert (after["connections_opened"], after["connections_closed"]) == (
+        before["connections_opened"],
+        before["connections_closed"],
+    )
+    assert alice.state() == "connected"
+
+
+def tab_to(page: Page, selector: str, presses: int = 30) -> None:
+    """Press Tab until the element `selector` has the focus; fail after `presses` presses."""
+    target = page.locator(selector)
+    for _ in range(presses):
+        if target.evaluate("element => element === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    pytest.fail(f"{selector} never had the focus in {presses} presses of Tab")
+
+
+def test_keyboard_only_logs_in_joins_and_sends(server: ServerProcess, open_page: PageOpener) -> None:
+    """With the keyboard only: Tab to the uid, type, Enter; Tab to the room, type, Enter; type, Enter."""
+    uid, topic = unique("keys"), unique("room")
+    chat = ChatPage(open_page())
+    chat.page.goto(f"{base_url(server)}/")
+    keyboard = chat.page.keyboard
+    tab_to(chat.page, "input#uid")
+    keyboard.type(uid)
+    keyboard.press("Enter")
+    chat.expect_state("connected", f"as {uid}")
+    tab_to(chat.page, "form#join input#room")
+    keyboard.type(topic)
+    keyboard.press("Enter")
+    expect(chat.room(topic)).to_have_attribute("aria-current", "true", timeout=expect_timeout(None))
+    tab_to(chat.page, "form#compose #line")
+    keyboard.type("typed, not clicked")
+    keyboard.press("Enter")
+    chat.expect_messages([(uid, "typed, not clicked")])
