@@ -1,0 +1,1 @@
+"""The browser chat page: the static files the server serves at /."""
