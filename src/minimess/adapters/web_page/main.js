@@ -1,0 +1,248 @@
+// The page's wiring: form and button events to the link and the rooms, and their changes to the view.
+
+import { Link, sameOriginServer, serverFromParameter } from "./link.js";
+import { Rooms, topicProblem } from "./rooms.js";
+import { renderMessages, renderRooms, renderState } from "./view.js";
+
+const UID = /^[A-Za-z0-9_.-]{1,64}$/;
+const UID_KEY = "minimess.uid";
+
+const $ = (selector) => document.querySelector(selector);
+const page = {
+  login: $("#login"),
+  uid: $("#uid"),
+  token: $("#token"),
+  loginError: $("#login-error"),
+  state: $("#state"),
+  reconnectNow: $("#reconnect-now"),
+  chat: $("#chat"),
+  join: $("#join"),
+  room: $("#room"),
+  joinError: $("#join-error"),
+  rooms: $("#rooms"),
+  title: $("#room-title"),
+  messages: $("#messages"),
+  compose: $("#compose"),
+  line: $("#line"),
+  composeError: $("#compose-error"),
+};
+
+const parameters = new URLSearchParams(location.search);
+// Development aid: ?server=ws://127.0.0.1:18080 connects to a server other than the page's own
+// (only ws: and wss: URLs are taken).
+const server = (parameters.has("server") && serverFromParameter(parameters.get("server"))) || sameOriginServer(location);
+
+const rooms = new Rooms("");
+let link = null;
+let linkState = { state: "idle" };
+let countdown = null;
+
+function storedUid() {
+  try {
+    return localStorage.getItem(UID_KEY) ?? "";
+  } catch {
+    return ""; // storage refused (private mode, a sandbox): the uid is typed again
+  }
+}
+
+function storeUid(uid) {
+  try {
+    localStorage.setItem(UID_KEY, uid);
+  } catch {
+    // as above
+  }
+}
+
+function showState() {
+  renderState(page.state, page.reconnectNow, linkState, Date.now());
+  page.login.hidden = !(linkState.state === "idle" || linkState.state === "refused");
+  if (linkState.state === "waiting" && countdown === null) {
+    countdown = setInterval(() => renderState(page.state, page.reconnectNow, linkState, Date.now()), 100);
+  } else if (linkState.state !== "waiting" && countdown !== null) {
+    clearInterval(countdown);
+    countdown = null;
+  }
+}
+
+function showRooms() {
+  renderRooms(page.rooms, rooms, attach, leave);
+  const unread = rooms.topics.reduce((sum, topic) => sum + rooms.room(topic).unread, 0);
+  document.title = unread > 0 ? `(${unread}) minimess` : "minimess";
+}
+
+function showConversation(toBottom = false) {
+  const topic = rooms.attached;
+  page.title.textContent = topic === null ? "no room: join one" : topic;
+  page.compose.hidden = topic === null;
+  renderMessages(page.messages, topic === null ? [] : rooms.shown(topic), retry, toBottom);
+}
+
+function showAll(toBottom = false) {
+  showRooms();
+  showConversation(toBottom);
+}
+
+const events = {
+  state(state) {
+    linkState = state;
+    showState();
+    if (state.state === "refused") {
+      page.token.focus();
+    }
+  },
+  message(message) {
+    if (rooms.addMessage(message)) {
+      if (message.topic === rooms.attached) {
+        showConversation(message.from === rooms.uid);
+      }
+      showRooms();
+    }
+  },
+  missed(topic, why) {
+    rooms.addNotice(topic, `you may have missed messages (${why})`, new Date());
+    showAll();
+  },
+  published() {
+    // The pending line stays until the message comes back, in its place in the room's order.
+  },
+  failed(topic, id, reason) {
+    rooms.setPublishState(topic, id, reason);
+    showAll();
+  },
+  pending(topic, id) {
+    rooms.setPublishState(topic, id, null);
+    showAll();
+  },
+  refusedTopic(topic, reason) {
+    rooms.leave(topic);
+    page.joinError.textContent = `cannot join ${topic}: ${reason}`;
+    showAll(true);
+  },
+  notice(text) {
+    if (rooms.attached !== null) {
+      rooms.addNotice(rooms.attached, text, new Date());
+      showConversation();
+    } else {
+      page.joinError.textContent = text;
+    }
+  },
+};
+
+function connect(uid, token) {
+  if (link !== null) {
+    link.stop();
+  }
+  rooms.uid = uid;
+  page.chat.hidden = false;
+  link = new Link({
+    server,
+    uid,
+    token,
+    events,
+    WebSocket,
+    fetch: (...args) => fetch(...args),
+    setTimeout: (...args) => setTimeout(...args),
+    clearTimeout: (...args) => clearTimeout(...args),
+    getRandomValues: (array) => crypto.getRandomValues(array),
+  });
+  for (const topic of rooms.topics) {
+    link.join(topic);
+  }
+  link.start();
+}
+
+function attach(topic) {
+  rooms.attach(topic);
+  page.composeError.textContent = "";
+  showAll(true);
+}
+
+function leave(topic) {
+  const wasAttached = rooms.attached === topic;
+  rooms.leave(topic);
+  link?.leave(topic);
+  showAll(true);
+  if (wasAttached || rooms.topics.length === 0) {
+    page.room.focus();
+  }
+}
+
+function retry(id) {
+  link?.retry(id);
+}
+
+page.login.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const uid = page.uid.value.trim();
+  if (!UID.test(uid)) {
+    page.loginError.textContent = "a uid is 1 to 64 of A-Z a-z 0-9 _ . - (no spaces)";
+    page.uid.focus();
+    return;
+  }
+  page.loginError.textContent = "";
+  storeUid(uid);
+  // The token is not kept: it is asked again on every visit.
+  connect(uid, page.token.value.trim());
+  page.room.focus();
+});
+
+page.reconnectNow.addEventListener("click", () => link?.reconnectNow());
+
+page.join.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const topic = page.room.value.trim();
+  const problem = topicProblem(topic);
+  if (problem !== null) {
+    page.joinError.textContent = problem;
+    return;
+  }
+  page.joinError.textContent = "";
+  rooms.join(topic);
+  link?.join(topic);
+  page.room.value = "";
+  showAll(true);
+  page.line.focus();
+});
+
+page.room.addEventListener("input", () => {
+  page.joinError.textContent = "";
+});
+
+page.compose.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const topic = rooms.attached;
+  const body = page.line.value;
+  if (topic === null || body === "" || link === null) {
+    return;
+  }
+  const tooLong = link.oversize(topic, body);
+  if (tooLong !== null) {
+    page.composeError.textContent = tooLong;
+    return;
+  }
+  const id = link.publish(topic, body);
+  if (id === null) {
+    page.composeError.textContent = `${link.queueSize} messages wait to be sent already; nothing was sent`;
+    return;
+  }
+  page.composeError.textContent = "";
+  rooms.addPending(topic, id, body, new Date());
+  page.line.value = "";
+  showConversation(true);
+});
+
+page.line.addEventListener("input", () => {
+  page.composeError.textContent = "";
+});
+
+const givenUid = parameters.get("uid");
+page.uid.value = givenUid ?? storedUid();
+showState();
+showAll();
+if (givenUid !== null && UID.test(givenUid)) {
+  storeUid(givenUid);
+  connect(givenUid, "");
+  page.room.focus();
+} else {
+  page.uid.focus();
+}
