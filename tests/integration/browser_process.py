@@ -78,8 +78,10 @@ class ConsoleLog:
     allowed: list[re.Pattern[str]] = attrs.Factory(list)
 
     def watch(self, page: Page) -> None:
-        page.on("console", self._console)
-        page.on("pageerror", self._page_error)
+        # Functions, not bound methods: Playwright keeps a mark on a bound method's object, which
+        # a slotted class cannot take.
+        page.on("console", lambda message: self._console(message))
+        page.on("pageerror", lambda error: self._page_error(error))
 
     def allow(self, pattern: str) -> None:
         """Console lines matching `pattern` (a regex searched in `<type>: <text>`) are expected."""

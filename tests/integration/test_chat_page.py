@@ -62,14 +62,12 @@ def transcript_messages(client: TerminalClient) -> list[tuple[str, str]]:
     return [(match["sender"], match["body"]) for match in matches if match]
 
 
-def allow_failed_connections(open_page: PageOpener, port: int) -> None:
-    """Expect what Chromium logs for a WebSocket handshake and a fetch() to `port` that failed."""
-    open_page.console.allow(
-        rf"^error: WebSocket connection to 'ws://127\.0\.0\.1:{port}/subscribe/[^']*' failed"
-    )
-    open_page.console.allow(
-        rf"^error: Failed to load resource: .* \(at http://127\.0\.0\.1:{port}/subscribe/[^)]*\)$"
-    )
+def allow_failed_connections(open_page: PageOpener, port: int, uid: str, websocket: str, fetch: str) -> None:
+    """Expect what Chromium logs when a WebSocket handshake of `uid` to `port` fails (`websocket`, a
+    regex of its reason) and when the fetch() asking why fails (`fetch`, a regex)."""
+    url = rf"127\.0\.0\.1:{port}/subscribe/id:{re.escape(uid)}[/?][^ ']*"
+    open_page.console.allow(rf"^error: WebSocket connection to 'ws://{url}' failed: {websocket} \(at ")
+    open_page.console.allow(rf"^error: Failed to load resource: {fetch} \(at http://{url}\)$")
 
 
 def test_two_pages_and_a_terminal_client_chat_in_one_room_and_see_the_same_order(
@@ -140,7 +138,11 @@ def test_a_killed_memory_server_restarted_on_its_port_the_page_reconnects_and_sa
     may have missed messages, and chatting works again."""
     server = start_server("--tick", "0")
     port = server.port
-    allow_failed_connections(open_page, port)
+    # While the server is down, and between its start and its listening.
+    refused = "net::ERR_CONNECTION_REFUSED"
+    allow_failed_connections(
+        open_page, port, "alice", f"Error in connection establishment: {refused}", refused
+    )
     topic = unique("room")
     alice = connected_page(open_page, server, "alice", topic)
     alice.send("before")
@@ -198,17 +200,29 @@ def test_a_refused_token_is_shown_with_the_servers_reason_and_not_tried_again(
     """A token the server refuses: `#state` says `HTTP <status>: <reason>` (data-state=refused), the
     login form is back, and the page makes no further attempt."""
     uid = unique(uid)
-    allow_failed_connections(open_page, auth_server.port)
+    handshake = {
+        401: "HTTP Authentication failed; no valid credentials available",
+        403: "Error during WebSocket handshake: Unexpected response code: 403",
+    }[status]
+    allow_failed_connections(
+        open_page,
+        auth_server.port,
+        uid,
+        re.escape(handshake),
+        rf"the server responded with a status of {status} \(\w+\)",
+    )
     chat = ChatPage(open_page())
     chat.open(base_url(auth_server), uid, token(uid if status == 401 else "mallory", secret))
     chat.expect_state("refused", f"the server refused: HTTP {status}: {reason.replace('alice', uid)}")
     expect(chat.page.locator("form#login")).to_be_visible()
+    # The handshake, and the fetch() that learnt why it failed.
     refusals = len(auth_server.logged_so_far("request_rejected", uid=uid, status=status))
-    assert refusals >= 1
+    assert refusals == 2, auth_server.events[-10:]
     # A retry would come within the first backoff delay (0.5 s at most): more than two seconds go by.
     wait_ticks(auth_server, unique("watcher"), 3)
     assert len(auth_server.logged_so_far("request_rejected", uid=uid)) == refusals
     assert chat.state() == "refused"
+    assert len(open_page.console.entries) == 2, open_page.console.entries
 
 
 def test_a_good_token_typed_into_the_login_form_connects(
