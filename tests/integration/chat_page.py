@@ -73,6 +73,11 @@ class ChatPage:
         line.fill(text)
         line.press("Enter")
 
+    def expect_echoed(self, within: float | None = None) -> None:
+        """Wait until no own publish is pending: each came back from the server as a message."""
+        pending = self.page.locator("ol#messages > li.message.pending")
+        expect(pending).to_have_count(0, timeout=expect_timeout(within))
+
     def messages(self) -> list[tuple[str, str]]:
         """(from, body) of each message line now shown, `@` left off the sender."""
         lines = self.message_lines
