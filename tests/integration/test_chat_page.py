@@ -259,7 +259,7 @@ def test_the_page_loads_without_console_errors_and_is_screenshot_at_phone_and_de
         chat.join(topic)
     lines = [
         ("alice", "hi bob, are you around?"),
-        ("bob", "yes, just joined from the terminal's room"),
+        ("bob", "yes, here on my desktop; the terminal folks are in news"),
         ("alice", "the page shows <b>this</b> as text"),
     ]
     for uid, body in lines:
