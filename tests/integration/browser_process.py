@@ -116,7 +116,9 @@ class PageOpener:
         return page
 
     def close(self) -> list[str]:
-        """Close every context; the console entries no test expected."""
+        """Close every context (a test closes them before stopping what they are connected to, so that
+        they log no reconnection); the console entries no test expected. Safe to call twice."""
         for context in self.contexts:
             context.close()
+        self.contexts.clear()
         return self.console.unexpected()

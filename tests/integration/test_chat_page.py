@@ -152,7 +152,7 @@ def test_a_killed_memory_server_restarted_on_its_port_the_page_reconnects_and_sa
 
     server.signal(signal.SIGKILL)
     server.wait(scaled(10))
-    alice.expect_state(re.compile("waiting|connecting"))
+    alice.expect_state(re.compile("^(waiting|connecting)$"))
     server.start(port=port)
     alice.expect_state("connected", "as alice", within=15)
     expect(alice.notice_lines).to_have_count(1, timeout=expect_timeout(None))
@@ -287,6 +287,7 @@ def test_the_page_loads_and_chats_behind_a_proxy(
         publish_blocking(server.url(""), "bob", topic, "straight to the server")
         alice.expect_messages([("alice", "through the proxy"), ("bob", "straight to the server")])
     finally:
+        open_page.close()
         proxy.stop()
 
 

@@ -71,4 +71,5 @@ def test_the_page_behind_haproxy_recovers_every_message_once_in_order_when_its_s
         alice.expect_messages([*expected, ("alice", "after")])
         expect(alice.notice_lines).to_have_count(0, timeout=expect_timeout(None))
     finally:
+        open_page.close()
         proxy.stop()
