@@ -40,13 +40,16 @@ export function serverFromParameter(text) {
   return `${url.protocol}//${url.host}`;
 }
 
+// A name in a path segment: valid names need no escape (":" included), anything else gets one.
+const segment = (name) => encodeURIComponent(name).replaceAll("%3A", ":");
+
 /** The request path that connects as `uid` to `topics`, each with its position when it has one. */
 export function subscribePath(uid, topics, positions) {
-  const segments = [`/subscribe/id:${encodeURIComponent(uid)}`];
+  const segments = [`/subscribe/id:${segment(uid)}`];
   for (const topic of topics) {
     const position = positions.get(topic);
-    const at = position === undefined ? "" : `@${encodeURIComponent(position.epoch)}:${position.offset}`;
-    segments.push(`/topic:${encodeURIComponent(topic)}${at}`);
+    const at = position === undefined ? "" : `@${segment(position.epoch)}:${position.offset}`;
+    segments.push(`/topic:${segment(topic)}${at}`);
   }
   return segments.join("");
 }
