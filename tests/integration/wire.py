@@ -115,10 +115,12 @@ class MetricsScrape:
 
 
 def http_request(
-    url: str, method: str = "GET", token: str | None = None
+    url: str, method: str = "GET", token: str | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of a plain HTTP request to `url` (any port), with an admin token if given."""
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    headers = dict(headers or {})
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     try:
         request = urllib.request.Request(url, headers=headers, method=method)
         with urllib.request.urlopen(request, timeout=scaled(10)) as response:

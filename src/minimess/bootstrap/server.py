@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 from typing import TYPE_CHECKING
 
 from dependency_injector import containers, providers
@@ -11,6 +12,7 @@ from minimess.adapters.jwt_tokens import HS256Tokens
 from minimess.adapters.memory import MemoryBroker
 from minimess.adapters.prometheus_metrics import PrometheusMetrics, ScrapeSources
 from minimess.adapters.websocket_server.outbound import Flusher
+from minimess.adapters.websocket_server.page_files import PageFiles
 from minimess.adapters.websocket_server.server import WebSocketServer
 from minimess.adapters.websocket_server.tracing import TracedRenderer
 from minimess.adapters.wire.server_frames import FrameRenderer
@@ -38,6 +40,13 @@ def kafka_broker(
     # Records from the bus are held to what a client of this server could publish.
     rules = RecordRules(max_body_bytes=max_body_bytes)
     return KafkaBroker(settings=settings, node_id=node_id, clients=clients, rules=rules)
+
+
+def chat_page(wanted: bool) -> PageFiles | None:
+    """The browser chat page's files (the web_page package's data), read now; None with --no-chat-page."""
+    return (
+        PageFiles.from_directory(importlib.resources.files("minimess.adapters.web_page")) if wanted else None
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -88,6 +97,8 @@ class Container(containers.DeclarativeContainer):
         lambda path: None if path is None else HS256Tokens.from_file(path),
         settings.provided.server.auth_secret_file,
     )
+    # The browser chat page: the files of the web_page package, read once, served at `/`.
+    page = providers.Singleton(chat_page, settings.provided.server.chat_page)
     server = providers.Singleton(
         WebSocketServer,
         settings=settings.provided.server,
@@ -97,6 +108,7 @@ class Container(containers.DeclarativeContainer):
         flusher=flusher,
         tokens=tokens,
         bus=settings.provided.bus_summary,
+        page=page,
     )
     # What the metrics read at each scrape, counted elsewhere as plain ints. Handed over as a
     # provider, called when scraped: the service and the server are built after the metrics.

@@ -1,4 +1,4 @@
-"""The plain HTTP endpoints (/, /healthz, /readyz, /stats, /metrics), their methods, and the admin token."""
+"""The plain HTTP endpoints (/, /page/, /healthz, /readyz, /stats, /metrics), their methods, admin token."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from typing import Final
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers, MultipleValuesError
 from websockets.http11 import Request, Response
+
+from minimess.adapters.websocket_server import page_files
+from minimess.adapters.websocket_server.page_files import PageFiles
+from minimess.domain.excerpts import excerpt
 
 ENDPOINT_METHODS: Final = "GET, HEAD"
 INDEX: Final = "/"
@@ -36,6 +40,7 @@ class HttpEndpoints:
         admin_token: str | None = None,
         exposition: Callable[[], tuple[bytes, str]] | None = None,
         index: bool = False,
+        page: PageFiles | None = None,
     ) -> None:
         # Whether the bus works (MessagingService.is_ready), for /readyz.
         self._is_ready = is_ready
@@ -56,20 +61,39 @@ class HttpEndpoints:
             self._routes[INDEX] = self._index
         # Whether /metrics is served here, like /stats, or on the admin port.
         self._serve_stats = serve_stats
+        # The browser page: `/` for a browser, its files under /page/; None: `/` is plain text only.
+        self._page = page if index else None
 
     def answer(self, connection: ServerConnection, request: Request) -> Response | None:
         """The answer to a request for one of these endpoints; None for any other path."""
-        route = self._routes.get(request.path.partition("?")[0])
+        path = request.path.partition("?")[0]
+        route = self._routes.get(path)
         if route is None:
-            return None
+            if self._page is None or not path.startswith(page_files.PREFIX):
+                return None
+            route = self._page_file
         if request.method not in ("GET", "HEAD"):
             return method_not_allowed(connection, ENDPOINT_METHODS)
         return head_without_body(connection, request, route(connection, request))
 
-    def _index(self, _connection: ServerConnection, request: Request) -> Response:
-        body = index_page(_host(request.headers), self._serve_stats).encode()
+    def _index(self, connection: ServerConnection, request: Request) -> Response:
+        if self._page is not None and self._page.has_index() and page_files.accepts_html(request.headers):
+            page = self._page.answer(request, page_files.INDEX)
+            assert page is not None  # it has an index
+            return page
+        body = index_page(_host(request.headers), self._serve_stats, self._page is not None).encode()
         headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+        if self._page is not None:
+            headers["Vary"] = "Accept"
         return Response(200, "OK", headers, body)
+
+    def _page_file(self, connection: ServerConnection, request: Request) -> Response:
+        assert self._page is not None  # routed only with a page
+        name = request.path.partition("?")[0].removeprefix(page_files.PREFIX)
+        answer = self._page.answer(request, name)
+        if answer is None:
+            return connection.respond(404, f"no such file of the page: {excerpt(name)}\n")
+        return answer
 
     def _healthz(self, connection: ServerConnection, _request: Request) -> Response:
         return connection.respond(200, "ok\n")
@@ -105,11 +129,12 @@ class HttpEndpoints:
         )
 
 
-def index_page(host: str, metrics_here: bool) -> str:
+def index_page(host: str, metrics_here: bool, page: bool = False) -> str:
     """What GET / says: what this server is, how to connect to it, and its other endpoints."""
     metrics = "here" if metrics_here else "on the admin port (--admin-port), not here"
+    browser = f"\nOpen http://{host}/ in a browser to chat there.\n" if page else ""
     return f"""minimess: a real-time messaging server (WebSocket, protocol v1).
-
+{browser}
 Connect a WebSocket client to
     ws://{host}/subscribe/id:<uid>/topic:<topic>
 with one /topic:<topic> segment per topic (or none), for example

@@ -27,6 +27,7 @@ from minimess.adapters.websocket_server.http_endpoints import (
 from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
+from minimess.adapters.websocket_server.page_files import PageFiles
 from minimess.adapters.websocket_server.rate_limited_log import RateLimitedLog
 from minimess.adapters.websocket_server.rejections import RejectionLog
 from minimess.adapters.websocket_server.settings import WebSocketSettings
@@ -51,6 +52,7 @@ class WebSocketServer:
         flusher: Flusher | None = None,
         tokens: TokenVerifier | None = None,
         bus: Mapping[str, object] | None = None,
+        page: PageFiles | None = None,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -75,6 +77,7 @@ class WebSocketServer:
             settings.admin_token,
             metrics.exposition,
             index=True,
+            page=page,
         )
         # The admin listener's (with --admin-port): the same endpoints, /stats and /metrics included.
         self._admin_endpoints = HttpEndpoints(
