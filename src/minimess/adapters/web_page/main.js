@@ -244,5 +244,8 @@ if (givenUid !== null && UID.test(givenUid)) {
   connect(givenUid, "");
   page.room.focus();
 } else {
+  if (givenUid !== null) {
+    page.loginError.textContent = "the uid in the address is not valid: a uid is 1 to 64 of A-Z a-z 0-9 _ . -";
+  }
   page.uid.focus();
 }
