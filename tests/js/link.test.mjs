@@ -302,7 +302,7 @@ test("a publish in flight when the connection drops is sent again with the same 
   assert.equal(again.id, id);
   assert.equal(again.body, "hello");
   second.receive({ type: "ack", ref: again.ref, id, epoch: "e", offset: 2 });
-  assert.deepEqual(heard.filter(([name]) => name === "published"), [["published", "news", id]]);
+  assert.deepEqual(heard.filter(([name]) => name === "published"), [["published", "news", id, { epoch: "e", offset: 2 }]]);
 });
 
 test("publish_timeout sends again at once with the same id; an echo settles it", () => {

@@ -153,3 +153,24 @@ test("topic names are checked as the server checks them", () => {
   assert.notEqual(topicProblem("x".repeat(129)), null);
   assert.notEqual(topicProblem("a/b"), null);
 });
+
+test("an acknowledged own message whose echo cannot come any more becomes a message where it stands", () => {
+  const rooms = new Rooms("alice");
+  rooms.join("news");
+  rooms.addPending("news", "pub-1", "mine", new Date());
+  rooms.addPending("news", "pub-2", "later", new Date());
+  rooms.settle("news", "pub-1", { epoch: "e1", offset: 3 }, new Date());
+  assert.equal(rooms.room("news").lines[0].kind, "pending", "nothing seen yet: the echo is on its way");
+  rooms.addMessage(message("news", 5));
+  rooms.settle("news", "pub-1", { epoch: "e1", offset: 6 }, new Date());
+  assert.equal(rooms.room("news").lines[0].kind, "pending", "past the last seen: the echo is on its way");
+  rooms.settle("news", "pub-1", { epoch: "e1", offset: 3 }, new Date());
+  assert.deepEqual(
+    rooms.room("news").lines.map((line) => [line.kind, line.body, line.offset]),
+    [
+      ["message", "mine", 3],
+      ["pending", "later", undefined],
+      ["message", "m5", 5],
+    ],
+  );
+});

@@ -91,7 +91,8 @@ function closeReason(event) {
  *   state({state, node, uid, attempt, reason, retryAt}) — idle, connecting, connected, waiting, refused;
  *   message(message) — a new message of a joined topic (copies dropped);
  *   missed(topic, why) — the topic's messages may have been missed;
- *   published(topic, id) — the server acknowledged an own publish;
+ *   published(topic, id, position) — an own publish was acknowledged (with its position, or null)
+ *     or came back;
  *   failed(topic, id, reason) — an own publish was not published, or gave up (retry() sends it again);
  *   pending(topic, id) — a failed publish is on its way again;
  *   refusedTopic(topic, reason) — the server refused to subscribe: the topic is left;
@@ -498,7 +499,8 @@ export class Link {
     const request = this.requests.get(String(document.ref));
     this.requests.delete(String(document.ref));
     if (request?.kind === "pub" && this.publishes.get(request.publish.id) === request.publish) {
-      this.published(request.publish);
+      const { epoch, offset } = document;
+      this.published(request.publish, typeof epoch === "string" && Number.isInteger(offset) ? { epoch, offset } : null);
     }
   }
 
@@ -547,11 +549,11 @@ export class Link {
 
   // ---- publishes
 
-  published(publish) {
+  published(publish, position = null) {
     this.stopTimer(publish);
     this.publishes.delete(publish.id);
     this.dropOutgoing(publish.id);
-    this.events.published(publish.topic, publish.id);
+    this.events.published(publish.topic, publish.id, position);
   }
 
   fail(publish, reason) {

@@ -102,8 +102,11 @@ const events = {
     rooms.addNotice(topic, `you may have missed messages (${why})`, new Date());
     showAll();
   },
-  published() {
-    // The pending line stays until the message comes back, in its place in the room's order.
+  published(topic, id, position) {
+    // The pending line stays until the message comes back, in its place in the room's order
+    // (unless it cannot come back any more).
+    rooms.settle(topic, id, position, new Date());
+    showConversation();
   },
   failed(topic, id, reason) {
     rooms.setPublishState(topic, id, reason);
