@@ -26,20 +26,6 @@ export function sameOriginServer(location) {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 }
 
-/** `text` as a server base URL (development aid `?server=`): a ws: or wss: URL, else null. */
-export function serverFromParameter(text) {
-  let url;
-  try {
-    url = new URL(text);
-  } catch {
-    return null;
-  }
-  if ((url.protocol !== "ws:" && url.protocol !== "wss:") || url.host === "") {
-    return null;
-  }
-  return `${url.protocol}//${url.host}`;
-}
-
 // A name in a path segment: valid names need no escape (":" included), anything else gets one.
 const segment = (name) => encodeURIComponent(name).replaceAll("%3A", ":");
 

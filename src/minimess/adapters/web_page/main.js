@@ -1,6 +1,6 @@
 // The page's wiring: form and button events to the link and the rooms, and their changes to the view.
 
-import { Link, sameOriginServer, serverFromParameter } from "./link.js";
+import { Link, sameOriginServer } from "./link.js";
 import { Rooms, topicProblem } from "./rooms.js";
 import { renderMessages, renderRooms, renderState } from "./view.js";
 
@@ -28,9 +28,8 @@ const page = {
 };
 
 const parameters = new URLSearchParams(location.search);
-// Development aid: ?server=ws://127.0.0.1:18080 connects to a server other than the page's own
-// (only ws: and wss: URLs are taken).
-const server = (parameters.has("server") && serverFromParameter(parameters.get("server"))) || sameOriginServer(location);
+// The server that served the page: its Content-Security-Policy lets the page connect nowhere else.
+const server = sameOriginServer(location);
 
 const rooms = new Rooms("");
 let link = null;
