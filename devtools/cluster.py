@@ -589,6 +589,7 @@ def print_components(layout: Layout, plan: Plan) -> None:
 
 def print_urls(plan: Plan) -> None:
     print(f"{'public':10} ws://{plan.public}/subscribe/id:<uid>/topic:<topic>")
+    print(f"{'chat page':10} http://{plan.public}/ (open it in a browser)")
     if plan.prometheus:
         print(f"{'metrics':10} http://{plan.prometheus}/ (Prometheus; instances {', '.join(plan.servers)})")
 

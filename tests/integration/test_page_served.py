@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import http_request
 
+StartServer = Callable[..., ServerProcess]
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
@@ -39,3 +41,11 @@ async def test_a_file_asked_again_with_its_etag_is_304_and_an_unknown_one_404(se
     assert (status, body, again["ETag"]) == (304, b"", headers["ETag"])
     status, _, body = await get(server, "/page/../pyproject.toml")
     assert (status, body) == (404, b"no such file of the page: '../pyproject.toml'\n")
+
+
+async def test_no_chat_page_leaves_slash_plain_text_for_browsers_too(start_server: StartServer) -> None:
+    server = start_server("--tick", "0", "--no-chat-page")
+    status, headers, text = await get(server, "/", Accept=BROWSER)
+    assert (status, headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
+    assert b"browser" not in text
+    assert (await get(server, "/page/index.html"))[0] == 404

@@ -17,7 +17,7 @@ from minimess.adapters.websocket_server.page_files import (
     PageFiles,
     accepts_html,
 )
-from minimess.bootstrap.server import Container
+from minimess.bootstrap.server import chat_page
 from tests.unit.fakes import HandshakeConnection
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
@@ -54,6 +54,10 @@ async def respond(page: PageFiles | None, path: str, method: str = "GET", **head
     response = await answer(page, path, method, **headers)
     assert response is not None
     return response
+
+
+def test_no_chat_page_means_no_files() -> None:
+    assert chat_page(wanted=False) is None
 
 
 def test_only_plainly_named_files_of_the_directory_itself_are_served(page: PageFiles) -> None:
@@ -163,7 +167,8 @@ def test_accept_names_html_only_with_a_positive_weight() -> None:
 
 def test_every_file_the_shipped_page_names_is_one_it_serves() -> None:
     """index.html's scripts and styles, and every module's imports, are files of the package."""
-    page = Container.page()  # the files the server is wired with
+    page = chat_page(wanted=True)  # the files the server is wired with
+    assert page is not None
     assert page.has_index()
     response = page_file(page, "index.html")
     named = set(re.findall(r'(?:src|href)="page/([^"]+)"', response))

@@ -42,6 +42,13 @@ def kafka_broker(
     return KafkaBroker(settings=settings, node_id=node_id, clients=clients, rules=rules)
 
 
+def chat_page(wanted: bool) -> PageFiles | None:
+    """The browser chat page's files (the web_page package's data), read now; None with --no-chat-page."""
+    return (
+        PageFiles.from_directory(importlib.resources.files("minimess.adapters.web_page")) if wanted else None
+    )
+
+
 class Container(containers.DeclarativeContainer):
     """One server's object graph; tests and benchmarks override providers instead of patching."""
 
@@ -91,9 +98,7 @@ class Container(containers.DeclarativeContainer):
         settings.provided.server.auth_secret_file,
     )
     # The browser chat page: the files of the web_page package, read once, served at `/`.
-    page = providers.Singleton(
-        PageFiles.from_directory, importlib.resources.files("minimess.adapters.web_page")
-    )
+    page = providers.Singleton(chat_page, settings.provided.server.chat_page)
     server = providers.Singleton(
         WebSocketServer,
         settings=settings.provided.server,

@@ -26,27 +26,16 @@ export function sameOriginServer(location) {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 }
 
-/** `text` as a server base URL (development aid `?server=`): a ws: or wss: URL, else null. */
-export function serverFromParameter(text) {
-  let url;
-  try {
-    url = new URL(text);
-  } catch {
-    return null;
-  }
-  if ((url.protocol !== "ws:" && url.protocol !== "wss:") || url.host === "") {
-    return null;
-  }
-  return `${url.protocol}//${url.host}`;
-}
+// A name in a path segment: valid names need no escape (":" included), anything else gets one.
+const segment = (name) => encodeURIComponent(name).replaceAll("%3A", ":");
 
 /** The request path that connects as `uid` to `topics`, each with its position when it has one. */
 export function subscribePath(uid, topics, positions) {
-  const segments = [`/subscribe/id:${encodeURIComponent(uid)}`];
+  const segments = [`/subscribe/id:${segment(uid)}`];
   for (const topic of topics) {
     const position = positions.get(topic);
-    const at = position === undefined ? "" : `@${encodeURIComponent(position.epoch)}:${position.offset}`;
-    segments.push(`/topic:${encodeURIComponent(topic)}${at}`);
+    const at = position === undefined ? "" : `@${segment(position.epoch)}:${position.offset}`;
+    segments.push(`/topic:${segment(topic)}${at}`);
   }
   return segments.join("");
 }
@@ -88,7 +77,8 @@ function closeReason(event) {
  *   state({state, node, uid, attempt, reason, retryAt}) — idle, connecting, connected, waiting, refused;
  *   message(message) — a new message of a joined topic (copies dropped);
  *   missed(topic, why) — the topic's messages may have been missed;
- *   published(topic, id) — the server acknowledged an own publish;
+ *   published(topic, id, position) — an own publish was acknowledged (with its position, or null)
+ *     or came back;
  *   failed(topic, id, reason) — an own publish was not published, or gave up (retry() sends it again);
  *   pending(topic, id) — a failed publish is on its way again;
  *   refusedTopic(topic, reason) — the server refused to subscribe: the topic is left;
@@ -495,7 +485,8 @@ export class Link {
     const request = this.requests.get(String(document.ref));
     this.requests.delete(String(document.ref));
     if (request?.kind === "pub" && this.publishes.get(request.publish.id) === request.publish) {
-      this.published(request.publish);
+      const { epoch, offset } = document;
+      this.published(request.publish, typeof epoch === "string" && Number.isInteger(offset) ? { epoch, offset } : null);
     }
   }
 
@@ -544,11 +535,11 @@ export class Link {
 
   // ---- publishes
 
-  published(publish) {
+  published(publish, position = null) {
     this.stopTimer(publish);
     this.publishes.delete(publish.id);
     this.dropOutgoing(publish.id);
-    this.events.published(publish.topic, publish.id);
+    this.events.published(publish.topic, publish.id, position);
   }
 
   fail(publish, reason) {

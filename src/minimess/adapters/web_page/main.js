@@ -1,6 +1,6 @@
 // The page's wiring: form and button events to the link and the rooms, and their changes to the view.
 
-import { Link, sameOriginServer, serverFromParameter } from "./link.js";
+import { Link, sameOriginServer } from "./link.js";
 import { Rooms, topicProblem } from "./rooms.js";
 import { renderMessages, renderRooms, renderState } from "./view.js";
 
@@ -28,9 +28,8 @@ const page = {
 };
 
 const parameters = new URLSearchParams(location.search);
-// Development aid: ?server=ws://127.0.0.1:18080 connects to a server other than the page's own
-// (only ws: and wss: URLs are taken).
-const server = (parameters.has("server") && serverFromParameter(parameters.get("server"))) || sameOriginServer(location);
+// The server that served the page: its Content-Security-Policy lets the page connect nowhere else.
+const server = sameOriginServer(location);
 
 const rooms = new Rooms("");
 let link = null;
@@ -102,8 +101,11 @@ const events = {
     rooms.addNotice(topic, `you may have missed messages (${why})`, new Date());
     showAll();
   },
-  published() {
-    // The pending line stays until the message comes back, in its place in the room's order.
+  published(topic, id, position) {
+    // The pending line stays until the message comes back, in its place in the room's order
+    // (unless it cannot come back any more).
+    rooms.settle(topic, id, position, new Date());
+    showConversation();
   },
   failed(topic, id, reason) {
     rooms.setPublishState(topic, id, reason);
@@ -244,5 +246,8 @@ if (givenUid !== null && UID.test(givenUid)) {
   connect(givenUid, "");
   page.room.focus();
 } else {
+  if (givenUid !== null) {
+    page.loginError.textContent = "the uid in the address is not valid: a uid is 1 to 64 of A-Z a-z 0-9 _ . -";
+  }
   page.uid.focus();
 }

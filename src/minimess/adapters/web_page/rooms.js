@@ -171,6 +171,30 @@ export class Rooms {
     room.lines[index] = { ...line, kind, reason, key: `${kind}:${pubId}:${++this.keys}` };
   }
 
+  /**
+   * The own message `pubId` was acknowledged at `position`. Its echo replaces its pending line,
+   * unless the room is past that position already: then no echo will come (a repeat the server
+   * acknowledged without delivering it again, its original delivered before a gap), and the line
+   * becomes the message where it stands.
+   */
+  settle(topic, pubId, position, time) {
+    const room = this.rooms.get(topic);
+    const { last } = room ?? {};
+    if (position === null || last === null || last === undefined) {
+      return;
+    }
+    if (last.epoch !== position.epoch || last.offset < position.offset) {
+      return;
+    }
+    const index = room.lines.findIndex((line) => line.kind === "pending" && line.pubId === pubId);
+    if (index >= 0) {
+      const { body } = room.lines[index];
+      const line = { kind: "message", id: pubId, from: this.uid, body, time, ...position };
+      line.key = `message:${pubId}:${++this.keys}`;
+      room.lines[index] = line;
+    }
+  }
+
   /** A note in `topic`'s conversation (not a message: it counts as nothing unread). */
   addNotice(topic, text, time) {
     const room = this.rooms.get(topic);

@@ -92,11 +92,29 @@ export function renderRooms(list, rooms, onAttach, onLeave) {
   }
 }
 
+// An escape as escapeText writes it: every backslash in its result starts one.
+const ESCAPE = /\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|[nrt\\])/g;
+
+/** `text` (escaped) in a span, each escape but `\\` in a span of its own, so that it stands out. */
+function bodySpan(text) {
+  const span = element("span", "body");
+  let from = 0;
+  for (const match of text.matchAll(ESCAPE)) {
+    if (match[0] === "\\\\") {
+      continue; // a backslash the sender typed: plain text
+    }
+    span.append(text.slice(from, match.index), element("span", "escape", match[0]));
+    from = match.index + match[0].length;
+  }
+  span.append(text.slice(from));
+  return span;
+}
+
 function messageItem(line, onRetry) {
   const item = element("li", "message");
   const time = element("span", "time", localTime(line.time));
   const from = element("span", "from", `@${escapeText(line.from)}`);
-  const body = element("span", "body", escapeText(line.body));
+  const body = bodySpan(escapeText(line.body));
   item.append(time, " (", from, "): ", body);
   if (line.kind === "message") {
     item.dataset.id = line.id;

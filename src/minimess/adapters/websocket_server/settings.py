@@ -50,6 +50,12 @@ class WebSocketSettings:
     shutdown_timeout: float = attrs.field(
         default=10.0, validator=v.gt(0), metadata={"help": "Seconds to drain clients on SIGINT/SIGTERM."}
     )
+    chat_page: bool = attrs.field(
+        default=True,
+        metadata={
+            "help": "Serve the browser chat page at / (off: / is the plain-text page for every client)."
+        },
+    )
     node_id: str | None = attrs.field(
         default=None, metadata={"help": "This server's name; default host:port."}
     )

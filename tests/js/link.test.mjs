@@ -1,0 +1,468 @@
+// link.js with a fake WebSocket, fetch and timers: URLs with positions, backoff, refusals, publishes.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  Link,
+  MAX_ATTEMPTS,
+  newMessageId,
+  sameOriginServer,
+  subscribePath,
+} from "../../src/minimess/adapters/web_page/link.js";
+
+/** Timers that run when the test moves the clock. */
+class Clock {
+  constructor() {
+    this.now = 1_000_000;
+    this.timers = new Map();
+    this.ids = 0;
+  }
+
+  setTimeout = (callback, ms) => {
+    this.ids += 1;
+    this.timers.set(this.ids, { at: this.now + ms, callback });
+    return this.ids;
+  };
+
+  clearTimeout = (id) => {
+    this.timers.delete(id);
+  };
+
+  advance(ms) {
+    const end = this.now + ms;
+    for (;;) {
+      const due = [...this.timers].filter(([, timer]) => timer.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      if (due === undefined) {
+        break;
+      }
+      this.timers.delete(due[0]);
+      this.now = due[1].at;
+      due[1].callback();
+    }
+    this.now = end;
+  }
+}
+
+/** A WebSocket the test plays the server of. */
+function fakeWebSocket() {
+  class FakeSocket {
+    static made = [];
+
+    constructor(url) {
+      this.url = url;
+      this.sent = [];
+      this.closedWith = null;
+      FakeSocket.made.push(this);
+    }
+
+    static get last() {
+      return FakeSocket.made.at(-1);
+    }
+
+    send(text) {
+      this.sent.push(JSON.parse(text));
+    }
+
+    close(code) {
+      this.closedWith = code;
+    }
+
+    // The server's side:
+    open() {
+      this.onopen?.({});
+    }
+
+    receive(document) {
+      this.onmessage({ data: JSON.stringify(document) });
+    }
+
+    greet(fields = {}) {
+      this.open();
+      this.receive({ type: "success", uid: "alice", node: "host:8080", topics: [], max_message_bytes: 65536, ...fields });
+    }
+
+    drop(code = 1006, reason = "") {
+      this.onclose({ code, reason });
+    }
+
+    pubs() {
+      return this.sent.filter((frame) => frame.type === "pub");
+    }
+  }
+  return FakeSocket;
+}
+
+function fakeFetch(answers) {
+  const asked = [];
+  const fetch = (url, options) => {
+    asked.push({ url, options });
+    const answer = answers.shift() ?? { error: true };
+    if (answer.error) {
+      return Promise.reject(new TypeError("Failed to fetch"));
+    }
+    return Promise.resolve({ status: answer.status, text: async () => answer.body ?? "" });
+  };
+  return { fetch, asked };
+}
+
+function setUp({ token = "", answers = [], random = () => 0.5, ...options } = {}) {
+  const clock = new Clock();
+  const WebSocket = fakeWebSocket();
+  const { fetch, asked } = fakeFetch(answers);
+  const heard = [];
+  const events = new Proxy(
+    {},
+    { get: (_, name) => (...args) => heard.push([name, ...args]) },
+  );
+  let counter = 0;
+  const getRandomValues = (array) => {
+    for (let i = 0; i < array.length; i += 1) {
+      array[i] = (counter += 7);
+    }
+    return array;
+  };
+  const link = new Link({
+    server: "ws://chat.example:8080",
+    uid: "alice",
+    token,
+    events,
+    WebSocket,
+    fetch,
+    setTimeout: clock.setTimeout,
+    clearTimeout: clock.clearTimeout,
+    random,
+    now: () => clock.now,
+    getRandomValues,
+    ...options,
+  });
+  const states = () => heard.filter(([name]) => name === "state").map(([, state]) => state);
+  const lastState = () => states().at(-1);
+  return { link, clock, WebSocket, asked, heard, states, lastState };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+test("the URL names the uid, each topic with its position, and the token", () => {
+  const { link, clock, WebSocket } = setUp({ token: "t.o.k" });
+  link.join("news");
+  link.join("afrozalm:mala:zorfa");
+  link.start();
+  const first = WebSocket.last;
+  assert.equal(first.url, "ws://chat.example:8080/subscribe/id:alice/topic:news/topic:afrozalm:mala:zorfa?token=t.o.k");
+  first.greet();
+  // Topics without a position: a quiet sub each, whose answer says where they start.
+  assert.deepEqual(
+    first.sent.map((frame) => [frame.type, frame.topic]),
+    [
+      ["sub", "news"],
+      ["sub", "afrozalm:mala:zorfa"],
+    ],
+  );
+  first.receive({ type: "subscribed", topic: "news", epoch: "mem-1", offset: 3 });
+  first.receive({ type: "subscribed", topic: "afrozalm:mala:zorfa", epoch: "mem-1", offset: -1 });
+  first.receive({ type: "message", id: "m1", topic: "news", from: "bob", body: "hi", ts: "2026-11-29T10:00:00.000Z", epoch: "mem-1", offset: 4 });
+  first.drop();
+  clock.advance(5000);
+  assert.equal(
+    WebSocket.last.url,
+    "ws://chat.example:8080/subscribe/id:alice/topic:news@mem-1:4/topic:afrozalm:mala:zorfa@mem-1:-1?token=t.o.k",
+  );
+});
+
+test("names are percent-encoded in the path, the token in the query", () => {
+  assert.equal(
+    subscribePath("a.b", ["x:y"], new Map([["x:y", { epoch: "K1.0", offset: 7 }]])),
+    "/subscribe/id:a.b/topic:x:y@K1.0:7",
+  );
+  const { link, WebSocket } = setUp({ token: "a+b/c=" });
+  link.start();
+  assert.equal(WebSocket.last.url, "ws://chat.example:8080/subscribe/id:alice?token=a%2Bb%2Fc%3D");
+});
+
+test("connected says the node and uid; a drop waits a drawn delay, then connects again", () => {
+  const { link, clock, WebSocket, lastState } = setUp();
+  link.start();
+  assert.equal(lastState().state, "connecting");
+  WebSocket.last.greet();
+  assert.deepEqual(lastState(), { state: "connected", node: "host:8080", uid: "alice" });
+  WebSocket.last.drop(1001, "server shutting down");
+  const waiting = lastState();
+  assert.equal(waiting.state, "waiting");
+  assert.equal(waiting.attempt, 1);
+  assert.equal(waiting.reason, "the server is going away");
+  assert.equal(waiting.retryAt, clock.now + 0.5 * 0.5 * 1000);
+  const made = WebSocket.made.length;
+  clock.advance(249);
+  assert.equal(WebSocket.made.length, made);
+  clock.advance(1);
+  assert.equal(WebSocket.made.length, made + 1);
+  assert.equal(lastState().state, "connecting");
+});
+
+test("backoff: full jitter under min(cap, first * 2^n), back to first after a success", async () => {
+  const { link, clock, WebSocket, lastState } = setUp({ random: () => 0.999999 });
+  link.start();
+  const bounds = [];
+  for (let attempt = 0; attempt < 7; attempt += 1) {
+    WebSocket.last.drop(); // before open: the link asks why with fetch (a network error here)
+    await settle();
+    const state = lastState();
+    assert.equal(state.state, "waiting");
+    assert.equal(state.attempt, attempt + 2);
+    bounds.push(Math.round((state.retryAt - clock.now) / 100) / 10);
+    clock.advance(state.retryAt - clock.now);
+  }
+  assert.deepEqual(bounds, [0.5, 1, 2, 4, 5, 5, 5]);
+  WebSocket.last.greet();
+  WebSocket.last.drop();
+  assert.equal(Math.round((lastState().retryAt - clock.now) / 100) / 10, 0.5);
+});
+
+test("a delay drawn at 0 retries at once; reconnect now cuts a wait", () => {
+  const { link, clock, WebSocket, lastState } = setUp({ random: () => 0.9 });
+  link.start();
+  WebSocket.last.greet();
+  WebSocket.last.drop();
+  assert.equal(lastState().state, "waiting");
+  const made = WebSocket.made.length;
+  link.reconnectNow();
+  assert.equal(WebSocket.made.length, made + 1);
+  assert.equal(lastState().state, "connecting");
+  clock.advance(10_000);
+  assert.equal(WebSocket.made.length, made + 1, "the cut wait's timer does not connect again");
+});
+
+test("a handshake refused with 401 is shown with the server's reason and not retried", async () => {
+  const { link, clock, WebSocket, asked, lastState } = setUp({
+    token: "bad",
+    answers: [{ status: 401, body: "bad token signature\n" }],
+  });
+  link.join("news");
+  link.start();
+  WebSocket.last.drop();
+  await settle();
+  assert.equal(asked.length, 1);
+  assert.equal(asked[0].url, "http://chat.example:8080/subscribe/id:alice/topic:news?token=bad");
+  assert.equal(asked[0].options.cache, "no-store");
+  assert.deepEqual(lastState(), { state: "refused", reason: "the server refused: HTTP 401: bad token signature" });
+  const made = WebSocket.made.length;
+  clock.advance(60_000);
+  assert.equal(WebSocket.made.length, made);
+});
+
+test("400, 403 and 404 are refusals too", async () => {
+  for (const status of [400, 403, 404]) {
+    const { link, WebSocket, lastState } = setUp({ answers: [{ status, body: "why" }] });
+    link.start();
+    WebSocket.last.drop();
+    await settle();
+    assert.deepEqual(lastState(), { state: "refused", reason: `the server refused: HTTP ${status}: why` });
+  }
+});
+
+test("426 (the handshake would pass), 429 and 503 are retried with backoff", async () => {
+  for (const [status, words] of [
+    [426, "the connection was lost during the handshake"],
+    [429, "the server refused the connection: HTTP 429: too many connections from 10.0.0.1"],
+    [503, "the server refused the connection: HTTP 503: too many connections"],
+  ]) {
+    const { link, clock, WebSocket, lastState } = setUp({
+      answers: [{ status, body: words.split(": ").at(-1) }],
+    });
+    link.start();
+    WebSocket.last.drop();
+    await settle();
+    assert.equal(lastState().state, "waiting", String(status));
+    assert.equal(lastState().reason, words);
+    const made = WebSocket.made.length;
+    clock.advance(5000);
+    assert.equal(WebSocket.made.length, made + 1);
+  }
+});
+
+test("a publish in flight when the connection drops is sent again with the same id", () => {
+  const { link, clock, WebSocket, heard } = setUp();
+  link.join("news");
+  link.start();
+  WebSocket.last.greet();
+  WebSocket.last.receive({ type: "subscribed", topic: "news", epoch: "e", offset: 1 });
+  const id = link.publish("news", "hello");
+  assert.match(id, /^[A-Za-z0-9_-]{22}$/);
+  const [first] = WebSocket.last.pubs();
+  assert.deepEqual({ ...first, ref: "?" }, { type: "pub", topic: "news", body: "hello", id, ref: "?" });
+  WebSocket.last.drop();
+  clock.advance(5000);
+  const second = WebSocket.last;
+  second.greet();
+  assert.deepEqual(second.pubs(), [], "publishes wait until the recovery is answered");
+  second.receive({ type: "subscribed", topic: "news", epoch: "e", offset: 1, recovered: true });
+  const [again] = second.pubs();
+  assert.equal(again.id, id);
+  assert.equal(again.body, "hello");
+  second.receive({ type: "ack", ref: again.ref, id, epoch: "e", offset: 2 });
+  assert.deepEqual(heard.filter(([name]) => name === "published"), [["published", "news", id, { epoch: "e", offset: 2 }]]);
+});
+
+test("publish_timeout sends again at once with the same id; an echo settles it", () => {
+  const { link, WebSocket, heard } = setUp();
+  link.start();
+  WebSocket.last.greet();
+  const id = link.publish("news", "hello");
+  const [first] = WebSocket.last.pubs();
+  WebSocket.last.receive({ type: "error", code: "publish_timeout", reason: "not confirmed", ref: first.ref });
+  const [, second] = WebSocket.last.pubs();
+  assert.equal(second.id, id);
+  assert.notEqual(second.ref, first.ref);
+  WebSocket.last.receive({ type: "message", id, topic: "news", from: "alice", body: "hello", ts: "2026-11-29T10:00:00.000Z", epoch: "e", offset: 0 });
+  WebSocket.last.receive({ type: "ack", ref: second.ref, id, epoch: "e", offset: 0 });
+  assert.equal(heard.filter(([name]) => name === "published").length, 1);
+});
+
+test("no ack in time: sent again, and after MAX_ATTEMPTS reported failed (may or may not have arrived)", () => {
+  const { link, clock, WebSocket, heard } = setUp({ ackTimeout: 10 });
+  link.start();
+  WebSocket.last.greet();
+  const id = link.publish("news", "hello");
+  for (let attempt = 1; attempt < MAX_ATTEMPTS; attempt += 1) {
+    clock.advance(10_000);
+  }
+  assert.equal(WebSocket.last.pubs().length, MAX_ATTEMPTS);
+  assert.ok(WebSocket.last.pubs().every((frame) => frame.id === id));
+  clock.advance(10_000);
+  const [failed] = heard.filter(([name]) => name === "failed");
+  assert.equal(failed[2], id);
+  assert.match(failed[3], /no ack within 10 s, after 3 attempts; it may or may not have arrived/);
+});
+
+test("broker_unavailable fails the publish with the reason; retry sends it with the same id", () => {
+  const { link, WebSocket, heard } = setUp();
+  link.start();
+  WebSocket.last.greet();
+  const id = link.publish("news", "hello");
+  const [first] = WebSocket.last.pubs();
+  WebSocket.last.receive({ type: "error", code: "broker_unavailable", reason: "kafka is down", ref: first.ref });
+  assert.deepEqual(heard.filter(([name]) => name === "failed"), [["failed", "news", id, "broker_unavailable: kafka is down"]]);
+  assert.equal(WebSocket.last.pubs().length, 1, "not sent again by itself");
+  link.retry(id);
+  assert.deepEqual(heard.at(-1), ["pending", "news", id]);
+  const [, again] = WebSocket.last.pubs();
+  assert.equal(again.id, id);
+});
+
+test("forbidden, id_reused and bad_frame fail the publish too", () => {
+  for (const code of ["forbidden", "id_reused", "bad_frame"]) {
+    const { link, WebSocket, heard } = setUp();
+    link.start();
+    WebSocket.last.greet();
+    const id = link.publish("news", "hello");
+    WebSocket.last.receive({ type: "error", code, reason: "no", ref: WebSocket.last.pubs()[0].ref });
+    assert.deepEqual(heard.at(-1), ["failed", "news", id, `${code}: no`]);
+  }
+});
+
+test("rate_limited sends the same pub again a moment later", () => {
+  const { link, clock, WebSocket } = setUp({ rateLimitPause: 1 });
+  link.start();
+  WebSocket.last.greet();
+  const id = link.publish("news", "hello");
+  WebSocket.last.receive({ type: "error", code: "rate_limited", reason: "slow down", ref: WebSocket.last.pubs()[0].ref });
+  assert.equal(WebSocket.last.pubs().length, 1);
+  clock.advance(1000);
+  assert.equal(WebSocket.last.pubs().length, 2);
+  assert.equal(WebSocket.last.pubs()[1].id, id);
+});
+
+test("lines typed while disconnected wait, at most queueSize, and go in order once connected", () => {
+  const { link, WebSocket } = setUp({ queueSize: 3 });
+  link.join("news");
+  const ids = ["a", "b", "c"].map((body) => link.publish("news", body));
+  assert.equal(link.publish("news", "d"), null);
+  link.start();
+  WebSocket.last.greet();
+  assert.deepEqual(
+    WebSocket.last.pubs().map((frame) => [frame.body, frame.id]),
+    [
+      ["a", ids[0]],
+      ["b", ids[1]],
+      ["c", ids[2]],
+    ],
+  );
+});
+
+test("a message longer than the server's max_message_bytes is refused before sending", () => {
+  const { link, WebSocket } = setUp();
+  link.start();
+  WebSocket.last.greet({ max_message_bytes: 200 });
+  assert.equal(link.oversize("news", "hi"), null);
+  const reason = link.oversize("news", "é".repeat(80));
+  assert.match(reason, /^too long: \d+ bytes, the server takes at most 200 per message frame; nothing was sent$/);
+  // The frame as sent, in UTF-8 bytes, is what the server counts: 80 "é" are 160 bytes.
+  const size = Number(reason.match(/(\d+) bytes/)[1]);
+  assert.ok(size > 200 && size < 260, String(size));
+});
+
+test("a message at or below the kept offset is a copy, dropped; recovered:false is a gap", () => {
+  const { link, clock, WebSocket, heard } = setUp();
+  link.join("news");
+  link.start();
+  WebSocket.last.greet();
+  WebSocket.last.receive({ type: "subscribed", topic: "news", epoch: "e", offset: 4 });
+  const message = (offset, epoch = "e") => ({
+    type: "message",
+    id: `m${epoch}${offset}`,
+    topic: "news",
+    from: "bob",
+    body: "x",
+    ts: "2026-11-29T10:00:00.000Z",
+    epoch,
+    offset,
+  });
+  WebSocket.last.receive(message(4));
+  WebSocket.last.receive(message(5));
+  WebSocket.last.receive(message(5));
+  WebSocket.last.drop();
+  clock.advance(5000);
+  assert.match(WebSocket.last.url, /topic:news@e:5$/);
+  WebSocket.last.greet();
+  WebSocket.last.receive({ type: "subscribed", topic: "news", epoch: "e2", offset: 0, recovered: false });
+  WebSocket.last.receive(message(1, "e2"));
+  const names = heard.filter(([name]) => ["message", "missed"].includes(name));
+  assert.deepEqual(
+    names.map(([name, value]) => (name === "message" ? value.id : [name, value])),
+    ["me5", ["missed", "news"], "me21"],
+  );
+});
+
+test("joining while connected sends a sub; a refused sub leaves the topic", () => {
+  const { link, WebSocket, heard } = setUp();
+  link.start();
+  WebSocket.last.greet();
+  link.join("secret");
+  const [sub] = WebSocket.last.sent;
+  assert.equal(sub.type, "sub");
+  WebSocket.last.receive({ type: "error", code: "forbidden", reason: "not allowed", ref: sub.ref });
+  assert.deepEqual(heard.at(-1), ["refusedTopic", "secret", "forbidden: not allowed"]);
+  assert.deepEqual([...link.topics], []);
+});
+
+test("time frames are ignored; an error without a request is a notice", () => {
+  const { link, WebSocket, heard } = setUp();
+  link.start();
+  WebSocket.last.greet();
+  const before = heard.length;
+  WebSocket.last.receive({ type: "time", ts: "2026-11-29T10:00:00.000Z" });
+  assert.equal(heard.length, before);
+  WebSocket.last.receive({ type: "error", code: "bad_frame", reason: "what", ref: null });
+  assert.deepEqual(heard.at(-1), ["notice", "the server says: bad_frame: what"]);
+});
+
+test("message ids are 22 base64url characters", () => {
+  const id = newMessageId((array) => array.fill(255));
+  assert.equal(id, "_".repeat(22));
+});
+
+test("the server is the page's own host, over wss: for an https: page", () => {
+  assert.equal(sameOriginServer({ protocol: "https:", host: "chat.example" }), "wss://chat.example");
+  assert.equal(sameOriginServer({ protocol: "http:", host: "127.0.0.1:8080" }), "ws://127.0.0.1:8080");
+});

@@ -1,0 +1,59 @@
+// visible_text.js writes what tests/unit/test_visible_text.py expects of app/visible_text.py.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { escapeInvisible, escapeText } from "../../src/minimess/adapters/web_page/visible_text.js";
+
+const range = (from, to) => Array.from({ length: to - from }, (_, i) => String.fromCharCode(from + i));
+const INVISIBLE = [
+  ...range(0x00, 0x20),
+  ...range(0x7f, 0xa0),
+  "\u061c",
+  ...range(0x200b, 0x2010),
+  ...range(0x202a, 0x202f),
+  "\u2060",
+  ...range(0x2066, 0x206a),
+  "\ufeff",
+  "\u2028",
+  "\u2029",
+];
+
+const CASES = [
+  ["two\nlines", "two\\nlines"],
+  ["crlf\r\n", "crlf\\r\\n"],
+  ["tab\there", "tab\\there"],
+  ["\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"],
+  ["nul\x00bell\x07", "nul\\x00bell\\x07"],
+  ["del\x7f", "del\\x7f"],
+  ["c1\x85next\x9b", "c1\\x85next\\x9b"],
+  ["line\u2028paragraph\u2029", "line\\u2028paragraph\\u2029"],
+  ["\u202egnp.exe", "\\u202egnp.exe"],
+  ["iso\u2066late\u2069 mark\u200e\u200f\u061c", "iso\\u2066late\\u2069 mark\\u200e\\u200f\\u061c"],
+  ["zero\u200bwidth\u200c\u200d\u2060\ufeff", "zero\\u200bwidth\\u200c\\u200d\\u2060\\ufeff"],
+  ["back\\slash", "back\\\\slash"],
+  ["not an escape: \\n", "not an escape: \\\\n"],
+  ...["What's up all", "héllo wörld", "emoji 🙂", "\u00a0nbsp", "עברית", ""].map((text) => [text, text]),
+];
+
+test("invisible characters and backslashes become escapes, the rest stays", () => {
+  for (const [text, written] of CASES) {
+    assert.equal(escapeText(text), written, JSON.stringify(text));
+  }
+});
+
+test("every invisible character is escaped alone, in lower-case hex", () => {
+  for (const char of INVISIBLE) {
+    const written = escapeText(char);
+    assert.match(written, /^\\(?:[nrt]|x[0-9a-f]{2}|u[0-9a-f]{4})$/, JSON.stringify(char));
+  }
+});
+
+test("a lone surrogate is escaped, a pair (an emoji) is not", () => {
+  assert.equal(escapeText("a\ud800b\udfff"), "a\\ud800b\\udfff");
+  assert.equal(escapeText("\ud83d\ude42"), "🙂");
+});
+
+test("escapeInvisible leaves backslashes for text that already holds escapes", () => {
+  assert.equal(escapeInvisible("'a\\nb' \x1b[2J\u202e"), "'a\\nb' \\x1b[2J\\u202e");
+});
