@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -367,3 +369,63 @@ def test_keyboard_only_logs_in_joins_and_sends(server: ServerProcess, open_page:
     keyboard.type("typed, not clicked")
     keyboard.press("Enter")
     chat.expect_messages([(uid, "typed, not clicked")])
+
+
+# Messages in the burst of the rendering test: twice what a room keeps, so that the oldest go too.
+BURST = 2000
+
+
+def publish_burst(url: str, uid: str, topic: str, bodies: list[str], window: int = 50) -> None:
+    """Publish `bodies` on `topic` as `uid` as fast as the server acks them: `window` at a time, each
+    sent before any of their acks (all at once, the acks would outgrow the server's queue for the
+    connection: a slow consumer)."""
+    with connect_blocking(url + subscribe_path(uid), open_timeout=scaled(10)) as connection:
+        assert json.loads(connection.recv(timeout=scaled(10)))["type"] == "success"
+        for start in range(0, len(bodies), window):
+            chunk = bodies[start : start + window]
+            for number, body in enumerate(chunk, start):
+                frame = {"type": "pub", "topic": topic, "body": body, "ref": str(number)}
+                connection.send(json.dumps(frame))
+            acked = 0
+            while acked < len(chunk):
+                answer = json.loads(connection.recv(timeout=scaled(30)))
+                assert answer["type"] in ("ack", "time"), answer
+                acked += answer["type"] == "ack"
+
+
+def test_a_burst_of_messages_is_shown_to_the_last_and_the_page_answers_all_along(
+    start_server: StartServer, open_page: PageOpener
+) -> None:
+    """2000 messages at once into the attached room: the page shows the last within a generous time,
+    keeps the room's last 1000 in order, and answers a script round trip within 5 s (scaled) all
+    along: it draws once a frame, not once a message."""
+    server = start_server("--tick", "0", "--rate-limit", "0")
+    topic = unique("room")
+    alice = connected_page(open_page, server, "alice", topic)
+    bodies = [f"burst {number}" for number in range(BURST)]
+    burst = threading.Thread(target=publish_burst, args=(server.url(""), "bob", topic, bodies))
+    burst.start()
+    # The body of the newest line shown, read by a script on the page: a round trip it answers only
+    # between two of its tasks.
+    newest = "document.querySelector('ol#messages > li.message:last-child .body')?.textContent"
+    deadline = time.monotonic() + scaled(60)
+    longest = 0.0
+    try:
+        while True:
+            started = time.monotonic()
+            shown = alice.page.evaluate(newest)
+            longest = max(longest, time.monotonic() - started)
+            if shown == bodies[-1]:
+                break
+            assert started < deadline, (
+                f"the page shows {shown!r} after 60 s (scaled), not the last of the burst"
+            )
+    finally:
+        burst.join(scaled(60))
+    assert longest < scaled(5), f"a round trip to the page took {longest:.1f} s"
+    shown = alice.page.locator("ol#messages > li.message span.body").all_text_contents()
+    assert shown == bodies[-len(shown) :]
+    assert len(shown) == 1000
+    # The newest stays in view: the person was at the bottom.
+    below = "list => list.scrollHeight - list.scrollTop - list.clientHeight"
+    assert alice.page.locator("#messages").evaluate(below) < 48
