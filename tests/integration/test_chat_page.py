@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
@@ -429,3 +430,67 @@ def test_a_burst_of_messages_is_shown_to_the_last_and_the_page_answers_all_along
     # The newest stays in view: the person was at the bottom.
     below = "list => list.scrollHeight - list.scrollTop - list.clientHeight"
     assert alice.page.locator("#messages").evaluate(below) < 48
+
+
+# Records each text `#state` takes and each the countdown shows (a script run in the page).
+WATCH_STATE = """() => {
+  window.stateTexts = [];
+  window.countdowns = new Set();
+  const state = document.querySelector("#state");
+  const countdown = document.querySelector("#countdown");
+  const options = { childList: true, characterData: true, subtree: true };
+  new MutationObserver(() => window.stateTexts.push(state.textContent)).observe(state, options);
+  new MutationObserver(() => window.countdowns.add(countdown.textContent)).observe(countdown, options);
+}"""
+
+
+def header_lines(page: Page) -> float:
+    """How many rows the header takes: its content's height over that of its tallest item."""
+    return float(
+        page.locator("header.bar").evaluate(
+            """header => {
+              const style = getComputedStyle(header);
+              const padding = parseFloat(style.paddingTop) + parseFloat(style.paddingBottom);
+              const content = header.clientHeight - padding;
+              const visible = [...header.children].filter((child) => child.offsetParent !== null);
+              return content / Math.max(...visible.map((child) => child.offsetHeight));
+            }"""
+        )
+    )
+
+
+def test_while_waiting_the_countdown_ticks_apart_from_the_state_and_the_phone_header_keeps_to_two_lines(
+    start_server: StartServer, open_page: PageOpener
+) -> None:
+    """Server gone, at 390 px with a 64-character uid: `#state` (the live region) changes only with the
+    state or its reason while `#countdown` counts down; the header, cut short with an ellipsis (the
+    whole in `title`), takes two lines at most; "Reconnect now" gives the focus back to the line."""
+    server = start_server("--tick", "0")
+    uid = ("a" * 56 + unique("u"))[-64:]
+    refused = "net::ERR_CONNECTION_REFUSED"
+    allow_failed_connections(
+        open_page, server.port, uid, f"Error in connection establishment: {refused}", refused
+    )
+    chat = ChatPage(open_page(*PHONE)).open(base_url(server), uid)
+    chat.expect_state("connected", f"as {uid}")
+    chat.join(unique("room"))
+    assert header_lines(chat.page) < 2.5
+    assert uid in (chat.state_line.get_attribute("title") or "")
+
+    chat.page.evaluate(WATCH_STATE)
+    server.signal(signal.SIGKILL)
+    server.wait(scaled(10))
+    # The delay grows to 5 s at most: the countdown shows many values in a wait or two.
+    chat.page.wait_for_function("() => window.countdowns.size >= 20", timeout=expect_timeout(30))
+    chat.expect_state("waiting", re.compile(r"^reconnecting \(attempt \d+: .+\)$"))
+    texts = chat.page.evaluate("() => window.stateTexts")
+    assert not [text for text in texts if re.search(r"\d+\.\d s", text)], texts
+    assert all(before != after for before, after in itertools.pairwise(texts)), texts
+    assert len(texts) < 20, texts
+    expect(chat.countdown).to_have_text(re.compile(r"^next try in \d+\.\d s$"))
+    assert chat.page.locator("#countdown").evaluate("node => node.closest('[aria-live]')") is None
+    expect(chat.page.locator("button#reconnect-now")).to_be_visible()
+    assert header_lines(chat.page) < 2.5
+
+    chat.page.locator("button#reconnect-now").click()
+    expect(chat.page.locator("form#compose #line")).to_be_focused()
