@@ -232,10 +232,19 @@ def test_a_refused_token_is_shown_with_the_servers_reason_and_not_tried_again(
 def test_a_good_token_typed_into_the_login_form_connects(
     auth_server: ServerProcess, open_page: PageOpener
 ) -> None:
-    """With auth on, the uid and a valid token typed into the login form connect, and the page chats."""
+    """With auth on, the uid and a valid token typed into the login form connect, and the page chats.
+    The token's field is no password field (no password manager offers to keep it) but masked, and
+    it is cleared once connected."""
     uid, topic = unique("alice"), unique("room")
-    chat = ChatPage(open_page()).open(base_url(auth_server), uid, token(uid))
+    chat = ChatPage(open_page())
+    field = chat.page.locator("input#token")
+    chat.open(base_url(auth_server), uid, token(uid))
     chat.expect_state("connected", f"as {uid}")
+    expect(field).to_have_value("")
+    expect(field).to_have_attribute("type", "text")
+    expect(field).to_have_attribute("autocomplete", "off")
+    expect(chat.page.locator("form#login")).to_have_attribute("autocomplete", "off")
+    assert field.evaluate("node => getComputedStyle(node).webkitTextSecurity") == "disc"
     chat.join(topic)
     chat.send("hello with a token")
     chat.expect_messages([(uid, "hello with a token")])
@@ -494,3 +503,63 @@ def test_while_waiting_the_countdown_ticks_apart_from_the_state_and_the_phone_he
 
     chat.page.locator("button#reconnect-now").click()
     expect(chat.page.locator("form#compose #line")).to_be_focused()
+
+
+def one_line(page: Page, selector: str) -> bool:
+    """Whether the element `selector` is one line high, its text cut short (wider than the element)."""
+    return bool(
+        page.locator(selector).evaluate(
+            """node => {
+              const lineHeight = parseFloat(getComputedStyle(node).lineHeight);
+              return node.clientHeight < 2 * lineHeight && node.scrollWidth > node.clientWidth;
+            }"""
+        )
+    )
+
+
+def test_long_names_are_cut_short_with_the_whole_in_their_title_and_leave_is_beside_the_rooms_name(
+    server: ServerProcess, open_page: PageOpener
+) -> None:
+    """At 390 px a 128-character room is one line in the room list and in the conversation's title,
+    each with the whole name in `title`; the list has no leave button: "Leave" beside the title
+    leaves the attached room (the next one is attached) and the focus goes to the room to join."""
+    long_topic = ("r" * 120 + unique("t"))[-128:]
+    other = unique("room")
+    chat = connected_page(open_page, server, "alice", other)
+    chat.page.set_viewport_size({"width": PHONE[0], "height": PHONE[1]})
+    chat.join(long_topic)
+    name = f'#rooms li[data-topic="{long_topic}"] button.room'
+    assert one_line(chat.page, name)
+    expect(chat.page.locator(name)).to_have_attribute("title", long_topic)
+    assert one_line(chat.page, "#room-title")
+    expect(chat.page.locator("#room-title")).to_have_attribute("title", long_topic)
+    expect(chat.page.locator("#rooms button")).to_have_count(2)
+    expect(chat.page.locator("button#leave")).to_have_accessible_name(f"leave {long_topic}")
+
+    chat.leave(long_topic)
+    expect(chat.room(other)).to_have_attribute("aria-current", "true")
+    expect(chat.page.locator("form#join input#room")).to_be_focused()
+    chat.leave(other)
+    expect(chat.page.locator("#room-title")).to_have_text("no room: join one")
+    expect(chat.page.locator("button#leave")).to_be_hidden()
+
+
+def test_bodies_show_backslashes_as_typed_escapes_set_apart_emoji_whole_and_right_to_left_isolated(
+    server: ServerProcess, open_page: PageOpener
+) -> None:
+    """A typed `\\u202e` shows as typed and plain; a real U+202E as `\\u202e` in a span.escape; a family
+    emoji (pictographs joined by U+200D) whole; names and bodies are `dir="auto"`, isolated."""
+    topic = unique("room")
+    alice = connected_page(open_page, server, "alice", topic)
+    typed = "a backslash \\ and a typed \\u202e"
+    family = "family: 👨\u200d👩\u200d👧"
+    hebrew = "שלום, עולם!"
+    publish_blocking(server.url(""), "bob", topic, typed, "real\u202eone", family, hebrew)
+    alice.expect_messages([("bob", typed), ("bob", "real\\u202eone"), ("bob", family), ("bob", hebrew)])
+    escapes = [line.locator("span.escape").all_text_contents() for line in alice.message_lines.all()]
+    assert escapes == [[], ["\\u202e"], [], []]
+    for part in ("span.from", "span.body"):
+        spans = alice.message_lines.locator(part)
+        assert spans.evaluate_all("spans => spans.map((span) => span.dir)") == ["auto"] * 4
+        isolation = spans.evaluate_all("spans => spans.map((span) => getComputedStyle(span).unicodeBidi)")
+        assert isolation == ["isolate"] * 4
