@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 from websockets.sync.client import connect as connect_blocking
 
 from minimess.adapters.jwt_tokens import HS256Tokens
@@ -563,3 +563,64 @@ def test_bodies_show_backslashes_as_typed_escapes_set_apart_emoji_whole_and_righ
         assert spans.evaluate_all("spans => spans.map((span) => span.dir)") == ["auto"] * 4
         isolation = spans.evaluate_all("spans => spans.map((span) => getComputedStyle(span).unicodeBidi)")
         assert isolation == ["isolate"] * 4
+
+
+class FrameInjector:
+    """Stands between a page and the server (Playwright's WebSocket routing): passes every frame on,
+    but refuses the first `pub` of `refused_body` with `forbidden`, and after `success` adds an
+    `error` that answers nothing the page asked (a note about no room)."""
+
+    def __init__(self, refused_body: str, note: str) -> None:
+        self.refused_body = refused_body
+        self.note = note
+        self.refused = 0
+
+    def route(self, page: WebSocketRoute) -> None:
+        server = page.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "pub" and frame.get("body") == self.refused_body and not self.refused:
+                self.refused += 1
+                answer = {"type": "error", "code": "forbidden", "reason": "not here", "ref": frame["ref"]}
+                page.send(json.dumps(answer))
+            else:
+                server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            page.send(message)
+            if json.loads(message).get("type") == "success":
+                page.send(json.dumps({"type": "error", "code": "bad_request", "reason": self.note}))
+
+        page.on_message(from_page)
+        server.on_message(from_server)
+
+
+def test_a_note_about_no_room_goes_to_the_notice_list_and_retry_gives_the_focus_back_to_the_line(
+    server: ServerProcess, open_page: PageOpener
+) -> None:
+    """An `error` frame that answers no request shows in `#notices`, not in a room or under the join
+    form; a refused publish shows failed with Retry, whose press sends it again (it is published)
+    and gives the focus back to the line."""
+    topic = unique("room")
+    note = "a note about no room in particular"
+    injector = FrameInjector("refuse me once", note)
+    chat = ChatPage(open_page())
+    chat.page.route_web_socket(re.compile(r"/subscribe/"), injector.route)
+    chat.open(base_url(server), "alice")
+    chat.expect_state("connected", "as alice")
+    chat.join(topic)
+    expect(chat.page.locator("#notices li")).to_have_text(
+        [re.compile(rf"^\d\d:\d\d:\d\d the server says: bad_request: {note}$")]
+    )
+    expect(chat.page.locator("#join-error")).to_be_empty()
+    assert chat.notices() == []
+
+    chat.send("refuse me once")
+    failed = chat.page.locator("ol#messages > li.message.failed")
+    expect(failed).to_contain_text("not sent: forbidden: not here", timeout=expect_timeout(None))
+    failed.locator("button.retry").click()
+    expect(chat.page.locator("form#compose #line")).to_be_focused()
+    chat.expect_messages([("alice", "refuse me once")])
+    chat.expect_echoed()
+    assert injector.refused == 1
