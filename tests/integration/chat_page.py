@@ -32,7 +32,7 @@ class ChatPage:
 
     @property
     def countdown(self) -> Locator:
-        """The time left until the next attempt while waiting, `#countdown` (outside `#state`'s live region)."""
+        """The time left until the next attempt, `#countdown` (outside `#state`'s live region)."""
         return self.page.locator("#countdown")
 
     @property
@@ -68,7 +68,7 @@ class ChatPage:
         expect(self.room(topic)).to_have_attribute("aria-current", "true", timeout=expect_timeout(None))
 
     def leave(self, topic: str) -> None:
-        """Leave `topic`: attach it, then press the Leave button beside its name, and wait until it is gone."""
+        """Leave `topic`: attach it, press the Leave button beside its name, wait until it is gone."""
         self.attach(topic)
         self.page.locator("button#leave").click()
         expect(self.room(topic)).to_have_count(0, timeout=expect_timeout(None))
