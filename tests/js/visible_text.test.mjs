@@ -79,7 +79,8 @@ test("escapeInvisible leaves backslashes for text that already holds escapes", (
 });
 
 test("the page shows backslashes as they are and sets each escape apart", () => {
-  assert.deepEqual(visibleParts("back\\slash \\u202e typed"), [{ text: "back\\slash \\u202e typed", escape: false }]);
+  const typed = "back\\slash \\u202e typed";
+  assert.deepEqual(visibleParts(typed), [{ text: typed, escape: false }]);
   assert.deepEqual(visibleParts("a\u202eb\n"), [
     { text: "a", escape: false },
     { text: "\\u202e", escape: true },

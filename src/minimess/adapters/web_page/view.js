@@ -251,6 +251,7 @@ export function renderMessages(list, lines, onRetry, toBottom = false) {
 
 /** The server's notes about no room in particular (`{text, time}`, the newest last). */
 export function renderNotices(list, notices) {
-  list.replaceChildren(...notices.map((notice) => element("li", "notice", `${localTime(notice.time)} ${escapeInvisible(notice.text)}`)));
+  const items = notices.map((notice) => `${localTime(notice.time)} ${escapeInvisible(notice.text)}`);
+  list.replaceChildren(...items.map((text) => element("li", "notice", text)));
   list.hidden = notices.length === 0;
 }

@@ -42,7 +42,8 @@ export function escapeInvisible(text) {
 
 /** Whether the ZWJ at `index` of `text` joins two pictographs into one emoji (👨‍👩‍👧). */
 function joinsPictographs(text, index) {
-  return PICTOGRAPH_BEFORE.test(text.slice(Math.max(0, index - 4), index)) && PICTOGRAPH_AFTER.test(text.slice(index + 1, index + 3));
+  const before = text.slice(Math.max(0, index - 4), index);
+  return PICTOGRAPH_BEFORE.test(before) && PICTOGRAPH_AFTER.test(text.slice(index + 1, index + 3));
 }
 
 /**
