@@ -90,7 +90,8 @@ class HttpEndpoints:
     def _page_file(self, connection: ServerConnection, request: Request) -> Response:
         assert self._page is not None  # routed only with a page
         name = request.path.partition("?")[0].removeprefix(page_files.PREFIX)
-        answer = self._page.answer(request, name)
+        # The page itself is only `/`: its relative page/… links would not resolve from /page/.
+        answer = None if name == page_files.INDEX else self._page.answer(request, name)
         if answer is None:
             return connection.respond(404, f"no such file of the page: {excerpt(name)}\n")
         return answer
