@@ -49,3 +49,5 @@ async def test_no_chat_page_leaves_slash_plain_text_for_browsers_too(start_serve
     assert (status, headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
     assert b"browser" not in text
     assert (await get(server, "/page/chat.css"))[0] == 404
+    (listening,) = server.logged_so_far("server_listening")
+    assert "page" not in listening
