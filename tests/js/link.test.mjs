@@ -370,11 +370,12 @@ test("a publish in flight when the connection drops is sent again with the same 
   assert.equal(again.id, id);
   assert.equal(again.body, "hello");
   second.receive({ type: "ack", ref: again.ref, id, epoch: "e", offset: 2 });
-  assert.deepEqual(heard.filter(([name]) => name === "published"), [["published", "news", id, { epoch: "e", offset: 2 }]]);
+  assert.deepEqual(heard.filter(([name]) => name === "published"), [["published", "news", id, { epoch: "e", offset: 2 }, null]]);
 });
 
 test("publish_timeout sends again at once with the same id; an echo settles it", () => {
   const { link, WebSocket, heard } = setUp();
+  link.join("news");
   link.start();
   WebSocket.last.greet();
   const id = link.publish("news", "hello");
@@ -385,7 +386,9 @@ test("publish_timeout sends again at once with the same id; an echo settles it",
   assert.notEqual(second.ref, first.ref);
   WebSocket.last.receive({ type: "message", id, topic: "news", from: "alice", body: "hello", ts: "2026-11-29T10:00:00.000Z", epoch: "e", offset: 0 });
   WebSocket.last.receive({ type: "ack", ref: second.ref, id, epoch: "e", offset: 0 });
-  assert.equal(heard.filter(([name]) => name === "published").length, 1);
+  assert.deepEqual(heard.filter(([name]) => name === "published"), [
+    ["published", "news", id, { epoch: "e", offset: 0 }, "2026-11-29T10:00:00.000Z"],
+  ]);
 });
 
 test("no ack in time: the connection is taken for dead, the publish goes again on the next one, same id", () => {

@@ -120,8 +120,8 @@ function closeReason(event) {
  *   state({state, node, uid, attempt, reason, retryAt}) — idle, connecting, connected, waiting, refused;
  *   message(message) — a new message of a joined topic (copies dropped);
  *   missed(topic, why) — the topic's messages may have been missed;
- *   published(topic, id, position) — an own publish was acknowledged (with its position, or null)
- *     or came back;
+ *   published(topic, id, position, ts) — an own publish was acknowledged (with its position, or
+ *     null; ts null) or came back (at that position, at ts);
  *   failed(topic, id, reason) — an own publish was not published, or gave up (retry() sends it again);
  *   pending(topic, id) — a failed publish is on its way again;
  *   refusedTopic(topic, reason) — the server refused to subscribe: the topic is left;
@@ -602,7 +602,7 @@ export class Link {
     if (typeof topic !== "string" || !this.topics.has(topic)) {
       return;
     }
-    this.echoed(document.id);
+    this.echoed(document);
     if (typeof epoch === "string" && Number.isInteger(offset)) {
       const kept = this.positions.get(topic);
       if (kept !== undefined && kept.epoch === epoch && offset <= kept.offset) {
@@ -657,10 +657,12 @@ export class Link {
     }
   }
 
-  echoed(id) {
-    const publish = this.publishes.get(id);
+  /** A message with the id of an own publish came back (a copy too): that one is published. */
+  echoed(document) {
+    const publish = this.publishes.get(document.id);
     if (publish !== undefined && publish.attempts > 0) {
-      this.published(publish);
+      const { epoch, offset } = document;
+      this.published(publish, typeof epoch === "string" && Number.isInteger(offset) ? { epoch, offset } : null, document.ts);
     }
   }
 
@@ -725,11 +727,11 @@ export class Link {
 
   // ---- publishes
 
-  published(publish, position = null) {
+  published(publish, position, ts = null) {
     this.stopTimer(publish);
     this.publishes.delete(publish.id);
     this.dropOutgoing(publish.id);
-    this.events.published(publish.topic, publish.id, position);
+    this.events.published(publish.topic, publish.id, position, ts);
   }
 
   fail(publish, reason) {
