@@ -170,6 +170,16 @@ test("the URL names the uid, each topic with its position, and the token", () =>
   );
 });
 
+test("a topic joined with a kept position asks to recover from it", () => {
+  const { link, WebSocket, heard } = setUp();
+  link.join("news", { epoch: "e", offset: 9 });
+  link.start();
+  assert.equal(WebSocket.last.url, "ws://chat.example:8080/subscribe/id:alice/topic:news@e:9");
+  WebSocket.last.greet();
+  WebSocket.last.receive({ type: "subscribed", topic: "news", epoch: "e2", offset: 0, recovered: false });
+  assert.deepEqual(heard.at(-1), ["missed", "news", "the server could not recover them after the reconnect"]);
+});
+
 test("names are percent-encoded in the path, the token in the query", () => {
   assert.equal(
     subscribePath("a.b", ["x:y"], new Map([["x:y", { epoch: "K1.0", offset: 7 }]])),
@@ -491,7 +501,7 @@ test("stop() ends the pause timer and every other: a stopped link reports nothin
   WebSocket.last.receive({ type: "error", code: "rate_limited", reason: "slow down", ref: WebSocket.last.pubs()[0].ref });
   link.stop();
   assert.equal(clock.timers.size, 0);
-  assert.deepEqual(link.unsettled(), [{ topic: "news", id, body: "a" }]);
+  assert.deepEqual(link.unsettled(), [{ topic: "news", id, sent: false }]);
   const before = heard.length;
   // A stopped link's socket, probe and timers stay silent.
   const second = setUp({ answers: [{ status: 401, body: "no" }] });

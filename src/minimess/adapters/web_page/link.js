@@ -259,16 +259,20 @@ export class Link {
     this.state = "idle";
   }
 
-  /** The publishes not settled yet (waiting, or sent without an answer): {topic, id, body}. */
+  /** The publishes not settled yet (waiting, or sent without an answer): {topic, id, sent}. */
   unsettled() {
-    return [...this.publishes.values()].map(({ topic, id, body }) => ({ topic, id, body }));
+    return [...this.publishes.values()].map(({ topic, id, attempts }) => ({ topic, id, sent: attempts > 0 }));
   }
 
-  join(topic) {
+  /** Join `topic`; from `position` on when given (kept from an earlier visit): recovered. */
+  join(topic, position = null) {
     if (this.topics.has(topic)) {
       return;
     }
     this.topics.add(topic);
+    if (position !== null) {
+      this.positions.set(topic, position);
+    }
     if (this.connected) {
       this.request({ type: "sub", topic }, { kind: "sub", topic });
     }
