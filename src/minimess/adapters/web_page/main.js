@@ -2,7 +2,7 @@
 
 import { Link, sameOriginServer } from "./link.js";
 import { readRoomsRecord, Rooms, ROOMS_KEY, roomsRecord, topicProblem } from "./rooms.js";
-import { renderMessages, renderRooms, renderState } from "./view.js";
+import { renderCountdown, renderMessages, renderNotices, renderRooms, renderState, renderTitle } from "./view.js";
 
 const UID = /^[A-Za-z0-9_.-]{1,64}$/;
 const UID_KEY = "minimess.uid";
@@ -14,13 +14,16 @@ const page = {
   token: $("#token"),
   loginError: $("#login-error"),
   state: $("#state"),
+  countdown: $("#countdown"),
   reconnectNow: $("#reconnect-now"),
+  notices: $("#notices"),
   chat: $("#chat"),
   join: $("#join"),
   room: $("#room"),
   joinError: $("#join-error"),
   rooms: $("#rooms"),
   title: $("#room-title"),
+  leave: $("#leave"),
   messages: $("#messages"),
   compose: $("#compose"),
   line: $("#line"),
@@ -98,32 +101,82 @@ function restoreRooms(uid) {
 }
 
 function showState() {
-  renderState(page.state, page.reconnectNow, linkState, Date.now());
+  renderState(page, linkState, Date.now());
   page.login.hidden = !(linkState.state === "idle" || linkState.state === "refused");
+  if (linkState.state === "connected") {
+    page.token.value = ""; // not kept where anyone at this screen could read it back
+  }
   if (linkState.state === "waiting" && countdown === null) {
-    countdown = setInterval(() => renderState(page.state, page.reconnectNow, linkState, Date.now()), 100);
+    countdown = setInterval(() => renderCountdown(page.countdown, linkState, Date.now()), 100);
   } else if (linkState.state !== "waiting" && countdown !== null) {
     clearInterval(countdown);
     countdown = null;
   }
 }
 
+// What changed since the last render, drawn at the next animation frame (or within a second when
+// the page is in the background, where frames do not come), however many messages came meanwhile.
+const dirty = { rooms: false, conversation: false, toBottom: false };
+let frame = null;
+let fallback = null;
+
+function render() {
+  cancelAnimationFrame(frame);
+  clearTimeout(fallback);
+  frame = null;
+  fallback = null;
+  if (dirty.rooms) {
+    renderRooms(page.rooms, rooms, attach);
+    const unread = rooms.topics.reduce((sum, topic) => sum + rooms.room(topic).unread, 0);
+    document.title = unread > 0 ? `(${unread}) minimess` : "minimess";
+  }
+  if (dirty.conversation) {
+    const topic = rooms.attached;
+    renderTitle(page.title, page.leave, topic);
+    page.compose.hidden = topic === null;
+    renderMessages(page.messages, topic === null ? [] : rooms.shown(topic), retry, dirty.toBottom);
+  }
+  dirty.rooms = dirty.conversation = dirty.toBottom = false;
+}
+
+function schedule() {
+  if (frame === null) {
+    frame = requestAnimationFrame(render);
+    fallback = setTimeout(render, 250);
+  }
+}
+
 function showRooms() {
-  renderRooms(page.rooms, rooms, attach, leave);
-  const unread = rooms.topics.reduce((sum, topic) => sum + rooms.room(topic).unread, 0);
-  document.title = unread > 0 ? `(${unread}) minimess` : "minimess";
+  dirty.rooms = true;
+  schedule();
 }
 
 function showConversation(toBottom = false) {
-  const topic = rooms.attached;
-  page.title.textContent = topic === null ? "no room: join one" : topic;
-  page.compose.hidden = topic === null;
-  renderMessages(page.messages, topic === null ? [] : rooms.shown(topic), retry, toBottom);
+  dirty.conversation = true;
+  dirty.toBottom ||= toBottom;
+  schedule();
 }
 
 function showAll(toBottom = false) {
   showRooms();
   showConversation(toBottom);
+}
+
+/** Draw what is waiting now: before moving the focus into what a render shows. */
+function showNow() {
+  if (frame !== null) {
+    render();
+  }
+}
+
+// Notes from the server about no room in particular, the newest last.
+const notices = [];
+const MAX_NOTICES = 5;
+
+function showNotice(text) {
+  notices.push({ text, time: new Date() });
+  notices.splice(0, notices.length - MAX_NOTICES);
+  renderNotices(page.notices, notices);
 }
 
 const events = {
@@ -173,12 +226,7 @@ const events = {
     showAll(true);
   },
   notice(text) {
-    if (rooms.attached !== null) {
-      rooms.addNotice(rooms.attached, text, new Date());
-      showConversation();
-    } else {
-      page.joinError.textContent = text;
-    }
+    showNotice(text);
   },
 };
 
@@ -229,27 +277,31 @@ function attach(topic) {
 }
 
 function leave(topic) {
-  const wasAttached = rooms.attached === topic;
   rooms.leave(topic);
   link?.leave(topic);
   saveRoomsSoon();
   showAll(true);
-  if (wasAttached || rooms.topics.length === 0) {
-    page.room.focus();
-  }
+  showNow();
+  page.room.focus();
+}
+
+/** Where typing goes next: the line when a room is attached, else the room to join. */
+function focusTyping() {
+  showNow();
+  (rooms.attached === null ? page.room : page.line).focus();
 }
 
 function retry(id) {
-  if (link === null || link.retry(id)) {
-    return;
+  if (link !== null && !link.retry(id)) {
+    // A line of another uid's link: sent as this uid now, as a new publish.
+    const topic = rooms.topics.find((each) => rooms.ownLine(each, id)?.kind === "failed");
+    const newId = topic === undefined ? null : link.publish(topic, rooms.ownLine(topic, id).body);
+    if (newId !== null) {
+      rooms.setPublishState(topic, id, null, newId);
+      showConversation();
+    }
   }
-  // A line of another uid's link: sent as this uid now, as a new publish.
-  const topic = rooms.topics.find((each) => rooms.ownLine(each, id)?.kind === "failed");
-  const newId = topic === undefined ? null : link.publish(topic, rooms.ownLine(topic, id).body);
-  if (newId !== null) {
-    rooms.setPublishState(topic, id, null, newId);
-    showConversation();
-  }
+  focusTyping();
 }
 
 page.login.addEventListener("submit", (event) => {
@@ -267,7 +319,16 @@ page.login.addEventListener("submit", (event) => {
   page.room.focus();
 });
 
-page.reconnectNow.addEventListener("click", () => link?.reconnectNow());
+page.reconnectNow.addEventListener("click", () => {
+  link?.reconnectNow();
+  focusTyping(); // the button hides at once
+});
+
+page.leave.addEventListener("click", () => {
+  if (rooms.attached !== null) {
+    leave(rooms.attached);
+  }
+});
 
 page.join.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -283,6 +344,7 @@ page.join.addEventListener("submit", (event) => {
   saveRoomsSoon();
   page.room.value = "";
   showAll(true);
+  showNow();
   page.line.focus();
 });
 
