@@ -31,6 +31,11 @@ class ChatPage:
         return self.page.locator("#state")
 
     @property
+    def countdown(self) -> Locator:
+        """The time left until the next attempt while waiting, `#countdown` (outside `#state`'s live region)."""
+        return self.page.locator("#countdown")
+
+    @property
     def message_lines(self) -> Locator:
         """The attached room's messages, `li.message` of `ol#messages`, pending and failed ones included."""
         return self.page.locator("ol#messages > li.message")
@@ -61,6 +66,12 @@ class ChatPage:
         field.fill(topic)
         field.press("Enter")
         expect(self.room(topic)).to_have_attribute("aria-current", "true", timeout=expect_timeout(None))
+
+    def leave(self, topic: str) -> None:
+        """Leave `topic`: attach it, then press the Leave button beside its name, and wait until it is gone."""
+        self.attach(topic)
+        self.page.locator("button#leave").click()
+        expect(self.room(topic)).to_have_count(0, timeout=expect_timeout(None))
 
     def attach(self, topic: str) -> None:
         """Attach the joined room `topic` by clicking its name in the room list."""

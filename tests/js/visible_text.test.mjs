@@ -3,20 +3,35 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { escapeInvisible, escapeText } from "../../src/minimess/adapters/web_page/visible_text.js";
+import {
+  escapeInvisible,
+  escapeText,
+  visibleParts,
+  visibleText,
+} from "../../src/minimess/adapters/web_page/visible_text.js";
 
-const range = (from, to) => Array.from({ length: to - from }, (_, i) => String.fromCharCode(from + i));
+const range = (from, to) => Array.from({ length: to - from }, (_, i) => String.fromCodePoint(from + i));
 const INVISIBLE = [
   ...range(0x00, 0x20),
   ...range(0x7f, 0xa0),
+  "\u00ad",
+  "\u034f",
   "\u061c",
+  "\u115f",
+  "\u1160",
+  "\u17b4",
+  "\u17b5",
+  "\u180e",
   ...range(0x200b, 0x2010),
   ...range(0x202a, 0x202f),
-  "\u2060",
+  ...range(0x2060, 0x2065),
   ...range(0x2066, 0x206a),
+  "\u3164",
   "\ufeff",
+  "\uffa0",
   "\u2028",
   "\u2029",
+  ...range(0xe0000, 0xe0080),
 ];
 
 const CASES = [
@@ -31,6 +46,11 @@ const CASES = [
   ["\u202egnp.exe", "\\u202egnp.exe"],
   ["iso\u2066late\u2069 mark\u200e\u200f\u061c", "iso\\u2066late\\u2069 mark\\u200e\\u200f\\u061c"],
   ["zero\u200bwidth\u200c\u200d\u2060\ufeff", "zero\\u200bwidth\\u200c\\u200d\\u2060\\ufeff"],
+  ["soft\u00adhyphen\u034f", "soft\\xadhyphen\\u034f"],
+  ["fill\u115f\u1160\u3164\uffa0", "fill\\u115f\\u1160\\u3164\\uffa0"],
+  ["khmer\u17b4\u17b5 mongolian\u180e", "khmer\\u17b4\\u17b5 mongolian\\u180e"],
+  ["invisible\u2061\u2062\u2063\u2064 operators", "invisible\\u2061\\u2062\\u2063\\u2064 operators"],
+  ["tag\u{e0041}\u{e007f} end", "tag\\U000e0041\\U000e007f end"],
   ["back\\slash", "back\\\\slash"],
   ["not an escape: \\n", "not an escape: \\\\n"],
   ...["What's up all", "héllo wörld", "emoji 🙂", "\u00a0nbsp", "עברית", ""].map((text) => [text, text]),
@@ -45,7 +65,7 @@ test("invisible characters and backslashes become escapes, the rest stays", () =
 test("every invisible character is escaped alone, in lower-case hex", () => {
   for (const char of INVISIBLE) {
     const written = escapeText(char);
-    assert.match(written, /^\\(?:[nrt]|x[0-9a-f]{2}|u[0-9a-f]{4})$/, JSON.stringify(char));
+    assert.match(written, /^\\(?:[nrt]|x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})$/, JSON.stringify(char));
   }
 });
 
@@ -56,4 +76,28 @@ test("a lone surrogate is escaped, a pair (an emoji) is not", () => {
 
 test("escapeInvisible leaves backslashes for text that already holds escapes", () => {
   assert.equal(escapeInvisible("'a\\nb' \x1b[2J\u202e"), "'a\\nb' \\x1b[2J\\u202e");
+});
+
+test("the page shows backslashes as they are and sets each escape apart", () => {
+  assert.deepEqual(visibleParts("back\\slash \\u202e typed"), [{ text: "back\\slash \\u202e typed", escape: false }]);
+  assert.deepEqual(visibleParts("a\u202eb\n"), [
+    { text: "a", escape: false },
+    { text: "\\u202e", escape: true },
+    { text: "b", escape: false },
+    { text: "\\n", escape: true },
+  ]);
+  assert.deepEqual(visibleParts(""), [{ text: "", escape: false }]);
+  assert.equal(visibleText("tag\u{e0041}"), "tag\\U000e0041");
+});
+
+test("the page leaves a ZWJ between two pictographs alone, and escapes any other", () => {
+  for (const emoji of ["👨\u200d👩\u200d👧", "👩🏽\u200d💻", "🏳\ufe0f\u200d🌈", "❤\ufe0f\u200d🔥"]) {
+    assert.equal(visibleText(emoji), emoji, JSON.stringify(emoji));
+  }
+  assert.equal(visibleText("a\u200db"), "a\\u200db");
+  assert.equal(visibleText("👨\u200d"), "👨\\u200d");
+  assert.equal(visibleText("\u200d👨"), "\\u200d👨");
+  assert.equal(visibleText("👨\u200d\u200d👩"), "👨\\u200d\\u200d👩");
+  // The terminal's escaping, which the page mirrors, escapes every one.
+  assert.equal(escapeText("👨\u200d👩"), "👨\\u200d👩");
 });

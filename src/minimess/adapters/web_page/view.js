@@ -1,7 +1,7 @@
 // What the page shows: the connection state, the room list and the conversation, written with textContent only.
 
 import { localTime } from "./rooms.js";
-import { escapeInvisible, escapeText } from "./visible_text.js";
+import { escapeInvisible, visibleParts } from "./visible_text.js";
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -14,8 +14,11 @@ function element(tag, className, text) {
   return node;
 }
 
-/** The words for a link state (see link.js), `now` in milliseconds for the countdown. */
-export function stateText(state, now) {
+/**
+ * The words for a link state (see link.js): they change only when the state or its reason does, so
+ * that a screen reader reads them once (the countdown is apart: countdownText).
+ */
+export function stateText(state) {
   switch (state.state) {
     case "connected":
       return `connected to ${escapeInvisible(state.node)} as ${state.uid}`;
@@ -23,10 +26,8 @@ export function stateText(state, now) {
       return state.attempt > 1 && state.reason
         ? `connecting… (attempt ${state.attempt}: ${escapeInvisible(state.reason)})`
         : "connecting…";
-    case "waiting": {
-      const seconds = Math.max(0, (state.retryAt - now) / 1000);
-      return `reconnecting in ${seconds.toFixed(1)} s (attempt ${state.attempt}: ${escapeInvisible(state.reason)})`;
-    }
+    case "waiting":
+      return `reconnecting (attempt ${state.attempt}: ${escapeInvisible(state.reason)})`;
     case "refused":
       return escapeInvisible(state.reason);
     default:
@@ -34,20 +35,55 @@ export function stateText(state, now) {
   }
 }
 
-export function renderState(stateElement, reconnectButton, state, now) {
-  stateElement.dataset.state = state.state;
-  const text = stateText(state, now);
-  if (stateElement.textContent !== text) {
-    stateElement.textContent = text;
+/** The time left until the next attempt while waiting (`now` in milliseconds), or "". */
+export function countdownText(state, now) {
+  if (state.state !== "waiting") {
+    return "";
   }
-  reconnectButton.hidden = state.state !== "waiting";
+  return `next try in ${Math.max(0, (state.retryAt - now) / 1000).toFixed(1)} s`;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) {
+    node.textContent = text;
+  }
+}
+
+/** `#state` (only when its words change), the countdown beside it and the reconnect button. */
+export function renderState({ state: stateElement, countdown, reconnectNow }, state, now) {
+  if (stateElement.dataset.state !== state.state) {
+    stateElement.dataset.state = state.state;
+  }
+  const text = stateText(state);
+  setText(stateElement, text);
+  if (stateElement.title !== text) {
+    stateElement.title = text; // the whole of it, when the header cuts it short
+  }
+  renderCountdown(countdown, state, now);
+  reconnectNow.hidden = state.state !== "waiting";
+}
+
+/** Only the countdown, outside the live region: what changes ten times a second while waiting. */
+export function renderCountdown(countdown, state, now) {
+  setText(countdown, countdownText(state, now));
+  countdown.hidden = state.state !== "waiting";
+}
+
+/** The attached room's name (cut short with its whole in `title`) and its Leave button. */
+export function renderTitle(title, leaveButton, topic) {
+  const text = topic === null ? "no room: join one" : topic;
+  setText(title, text);
+  title.title = topic === null ? "" : topic;
+  leaveButton.hidden = topic === null;
+  leaveButton.setAttribute("aria-label", topic === null ? "leave" : `leave ${topic}`);
 }
 
 /**
  * The room list: one `li[data-topic]` per room, kept across renders so that focus stays on its
- * buttons; `onAttach(topic)` and `onLeave(topic)` are called on their clicks.
+ * buttons; `onAttach(topic)` is called on a click of its name. Leaving is the conversation's Leave
+ * button (renderTitle), away from the list that Tab goes through.
  */
-export function renderRooms(list, rooms, onAttach, onLeave) {
+export function renderRooms(list, rooms, onAttach) {
   const existing = new Map([...list.children].map((item) => [item.dataset.topic, item]));
   let previous = null;
   for (const topic of rooms.topics) {
@@ -59,14 +95,10 @@ export function renderRooms(list, rooms, onAttach, onLeave) {
       item.dataset.topic = topic;
       const name = element("button", "room", topic);
       name.type = "button";
+      name.title = topic; // the whole name, when the list cuts it short
       name.addEventListener("click", () => onAttach(topic));
       const unread = element("span", "unread");
-      const leave = element("button", "leave", "×");
-      leave.type = "button";
-      leave.setAttribute("aria-label", `leave ${topic}`);
-      leave.title = `leave ${topic}`;
-      leave.addEventListener("click", () => onLeave(topic));
-      item.append(name, unread, leave);
+      item.append(name, unread);
     }
     const attached = rooms.attached === topic;
     const name = item.querySelector("button.room");
@@ -92,29 +124,21 @@ export function renderRooms(list, rooms, onAttach, onLeave) {
   }
 }
 
-// An escape as escapeText writes it: every backslash in its result starts one.
-const ESCAPE = /\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|[nrt\\])/g;
-
-/** `text` (escaped) in a span, each escape but `\\` in a span of its own, so that it stands out. */
-function bodySpan(text) {
-  const span = element("span", "body");
-  let from = 0;
-  for (const match of text.matchAll(ESCAPE)) {
-    if (match[0] === "\\\\") {
-      continue; // a backslash the sender typed: plain text
-    }
-    span.append(text.slice(from, match.index), element("span", "escape", match[0]));
-    from = match.index + match[0].length;
+/** `text` in a span of `className` as the page shows it, each escape in a span of its own. */
+function textSpan(className, text) {
+  const span = element("span", className);
+  span.dir = "auto"; // a right-to-left text keeps its punctuation on its own side
+  for (const part of visibleParts(text)) {
+    span.append(part.escape ? element("span", "escape", part.text) : part.text);
   }
-  span.append(text.slice(from));
   return span;
 }
 
 function messageItem(line, onRetry) {
   const item = element("li", "message");
   const time = element("span", "time", localTime(line.time));
-  const from = element("span", "from", `@${escapeText(line.from)}`);
-  const body = bodySpan(escapeText(line.body));
+  const from = textSpan("from", `@${line.from}`);
+  const body = textSpan("body", line.body);
   item.append(time, " (", from, "): ", body);
   if (line.kind === "message") {
     item.dataset.id = line.id;
@@ -147,31 +171,86 @@ function lineItem(line, onRetry) {
   return messageItem(line, onRetry);
 }
 
+// The keys of the lines each conversation list shows, in order (the list's children's `data-key`).
+const shownKeys = new WeakMap();
+
 /**
- * The conversation: `lines` (rooms.shown) as `li` items, reusing those already shown (by key), and
- * kept scrolled to the newest when it was there, or when `toBottom`.
+ * How `keys` follow from `shown` when lines only came at the end and went at the start (a room's
+ * oldest lines are forgotten), with at most one new date line first: `{drop, prepend, append}`
+ * (counts of the old ones to remove, of the new ones before and after those kept), or null.
+ */
+export function appendOnly(shown, keys) {
+  if (shown.length === 0) {
+    return null;
+  }
+  for (const prepend of [0, 1]) {
+    const drop = shown.indexOf(keys[prepend]);
+    if (drop < 0 || (prepend === 1 && !keys[0].startsWith("d:"))) {
+      continue;
+    }
+    const kept = shown.length - drop;
+    if (keys.length - prepend < kept) {
+      return null;
+    }
+    for (let i = 0; i < kept; i += 1) {
+      if (shown[drop + i] !== keys[prepend + i]) {
+        return null;
+      }
+    }
+    return { drop, prepend, append: keys.length - prepend - kept };
+  }
+  return null;
+}
+
+/**
+ * The conversation: `lines` (rooms.shown) as `li` items. New lines at the end are appended and
+ * forgotten ones at the start removed, without touching the others; any other change reuses the
+ * items already shown (by key). The list stays scrolled to the newest when the person was there (its
+ * scroll position is read once, before anything changes), or when `toBottom`.
  */
 export function renderMessages(list, lines, onRetry, toBottom = false) {
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
-  const existing = new Map([...list.children].map((item) => [item.dataset.key, item]));
-  let previous = null;
-  for (const line of lines) {
-    let item = existing.get(line.key);
-    existing.delete(line.key);
-    if (item === undefined) {
-      item = lineItem(line, onRetry);
-      item.dataset.key = line.key;
+  const keys = lines.map((line) => line.key);
+  const shown = shownKeys.get(list) ?? [];
+  const make = (line) => {
+    const item = lineItem(line, onRetry);
+    item.dataset.key = line.key;
+    return item;
+  };
+  const change = appendOnly(shown, keys);
+  if (change !== null) {
+    for (let i = 0; i < change.drop; i += 1) {
+      list.firstElementChild.remove();
     }
-    const next = previous === null ? list.firstChild : previous.nextSibling;
-    if (next !== item) {
-      list.insertBefore(item, next);
+    list.prepend(...lines.slice(0, change.prepend).map(make));
+    list.append(...lines.slice(lines.length - change.append).map(make));
+  } else {
+    const existing = new Map([...list.children].map((item) => [item.dataset.key, item]));
+    let previous = null;
+    for (const line of lines) {
+      let item = existing.get(line.key);
+      existing.delete(line.key);
+      if (item === undefined) {
+        item = make(line);
+      }
+      const next = previous === null ? list.firstChild : previous.nextSibling;
+      if (next !== item) {
+        list.insertBefore(item, next);
+      }
+      previous = item;
     }
-    previous = item;
+    for (const item of existing.values()) {
+      item.remove();
+    }
   }
-  for (const item of existing.values()) {
-    item.remove();
-  }
+  shownKeys.set(list, keys);
   if (atBottom || toBottom) {
     list.scrollTop = list.scrollHeight;
   }
+}
+
+/** The server's notes about no room in particular (`{text, time}`, the newest last). */
+export function renderNotices(list, notices) {
+  list.replaceChildren(...notices.map((notice) => element("li", "notice", `${localTime(notice.time)} ${escapeInvisible(notice.text)}`)));
+  list.hidden = notices.length === 0;
 }
