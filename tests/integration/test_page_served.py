@@ -35,9 +35,9 @@ async def test_a_browser_gets_the_page_and_each_file_it_names_and_curl_the_text(
 
 
 async def test_a_file_asked_again_with_its_etag_is_304_and_an_unknown_one_404(server: ServerProcess) -> None:
-    status, headers, _ = await get(server, "/page/index.html")
+    status, headers, _ = await get(server, "/", Accept=BROWSER)
     assert status == 200
-    status, again, body = await get(server, "/page/index.html", If_None_Match=headers["ETag"])
+    status, again, body = await get(server, "/", Accept=BROWSER, If_None_Match=headers["ETag"])
     assert (status, body, again["ETag"]) == (304, b"", headers["ETag"])
     status, _, body = await get(server, "/page/../pyproject.toml")
     assert (status, body) == (404, b"no such file of the page: '../pyproject.toml'\n")
@@ -48,4 +48,6 @@ async def test_no_chat_page_leaves_slash_plain_text_for_browsers_too(start_serve
     status, headers, text = await get(server, "/", Accept=BROWSER)
     assert (status, headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
     assert b"browser" not in text
-    assert (await get(server, "/page/index.html"))[0] == 404
+    assert (await get(server, "/page/chat.css"))[0] == 404
+    (listening,) = server.logged_so_far("server_listening")
+    assert "page" not in listening

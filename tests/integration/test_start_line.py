@@ -23,6 +23,7 @@ async def test_the_start_line_is_written_under_quiet_with_the_url_the_bus_and_th
     server = start_server("-q", "--tick", "0")
     (listening,) = server.logged_so_far("server_listening")
     assert listening["url"] == f"ws://127.0.0.1:{server.port}{PATTERN}"
+    assert listening["page"] == f"http://127.0.0.1:{server.port}/"
     assert (listening["broker"], listening["auth"]) == ("memory", "off")
     assert listening["metrics"] == f"http://127.0.0.1:{server.port}/metrics"
     others = [event for event in server.events if event is not listening]

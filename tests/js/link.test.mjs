@@ -170,6 +170,16 @@ test("the URL names the uid, each topic with its position, and the token", () =>
   );
 });
 
+test("a topic joined with a kept position asks to recover from it", () => {
+  const { link, WebSocket, heard } = setUp();
+  link.join("news", { epoch: "e", offset: 9 });
+  link.start();
+  assert.equal(WebSocket.last.url, "ws://chat.example:8080/subscribe/id:alice/topic:news@e:9");
+  WebSocket.last.greet();
+  WebSocket.last.receive({ type: "subscribed", topic: "news", epoch: "e2", offset: 0, recovered: false });
+  assert.deepEqual(heard.at(-1), ["missed", "news", "the server could not recover them after the reconnect"]);
+});
+
 test("names are percent-encoded in the path, the token in the query", () => {
   assert.equal(
     subscribePath("a.b", ["x:y"], new Map([["x:y", { epoch: "K1.0", offset: 7 }]])),
@@ -245,7 +255,10 @@ test("a handshake refused with 401 is shown with the server's reason and not ret
   assert.equal(asked.length, 1);
   assert.equal(asked[0].url, "http://chat.example:8080/subscribe/id:alice/topic:news?token=bad");
   assert.equal(asked[0].options.cache, "no-store");
-  assert.deepEqual(lastState(), { state: "refused", reason: "the server refused: HTTP 401: bad token signature" });
+  assert.deepEqual(lastState(), {
+    state: "refused",
+    reason: "the server refused: HTTP 401: bad token signature (paste a token and press Connect)",
+  });
   const made = WebSocket.made.length;
   clock.advance(60_000);
   assert.equal(WebSocket.made.length, made);
@@ -259,6 +272,72 @@ test("400, 403 and 404 are refusals too", async () => {
     await settle();
     assert.deepEqual(lastState(), { state: "refused", reason: `the server refused: HTTP ${status}: why` });
   }
+});
+
+test("a 403 for another uid says to use the uid the token is for", async () => {
+  const { link, WebSocket, lastState } = setUp({ answers: [{ status: 403, body: "the token is for bob, not alice" }] });
+  link.start();
+  WebSocket.last.drop();
+  await settle();
+  assert.equal(
+    lastState().reason,
+    "the server refused: HTTP 403: the token is for bob, not alice (use the uid the token is for, or a token for this uid)",
+  );
+});
+
+test("started again with a fresh token after a refusal, the link keeps its positions and sends what waits, once", async () => {
+  const { link, clock, WebSocket, heard, lastState } = setUp({
+    token: "old",
+    answers: [{ status: 401, body: "the token expired" }],
+  });
+  link.join("news");
+  link.start();
+  WebSocket.last.greet();
+  WebSocket.last.receive({ type: "subscribed", topic: "news", epoch: "e", offset: 7 });
+  const inFlight = link.publish("news", "sent before the drop");
+  WebSocket.last.drop(4001);
+  clock.advance(5000);
+  WebSocket.last.drop();
+  await settle();
+  assert.equal(lastState().state, "refused");
+  const typed = link.publish("news", "typed while refused");
+  link.start("fresh");
+  const socket = WebSocket.last;
+  assert.equal(socket.url, "ws://chat.example:8080/subscribe/id:alice/topic:news@e:7?token=fresh");
+  socket.greet();
+  socket.receive({ type: "subscribed", topic: "news", epoch: "e", offset: 7, recovered: true });
+  assert.deepEqual(
+    socket.pubs().map((frame) => [frame.id, frame.body]),
+    [
+      [inFlight, "sent before the drop"],
+      [typed, "typed while refused"],
+    ],
+  );
+  assert.equal(heard.filter(([name]) => name === "failed").length, 0);
+});
+
+test("three failures before open whose probe says 426: the state asks about the origin and proxies, retries go on", async () => {
+  const answers = Array.from({ length: 4 }, () => ({ status: 426, body: "Upgrade Required" }));
+  const { link, clock, WebSocket, lastState } = setUp({ answers, origin: "http://chat.example:8080" });
+  link.start();
+  const reasons = [];
+  for (let failure = 0; failure < 4; failure += 1) {
+    WebSocket.last.drop();
+    await settle();
+    assert.equal(lastState().state, "waiting");
+    reasons.push(lastState().reason);
+    clock.advance(5000);
+  }
+  const hint =
+    "the server refuses the WebSocket though a plain request passes: is this page's origin " +
+    "(http://chat.example:8080) allowed (--allowed-origin), and does any proxy pass WebSocket upgrades?";
+  assert.deepEqual(reasons, [
+    "the connection was lost during the handshake",
+    "the connection was lost during the handshake",
+    hint,
+    hint,
+  ]);
+  assert.equal(lastState().state, "connecting");
 });
 
 test("426 (the handshake would pass), 429 and 503 are retried with backoff", async () => {
@@ -301,11 +380,12 @@ test("a publish in flight when the connection drops is sent again with the same 
   assert.equal(again.id, id);
   assert.equal(again.body, "hello");
   second.receive({ type: "ack", ref: again.ref, id, epoch: "e", offset: 2 });
-  assert.deepEqual(heard.filter(([name]) => name === "published"), [["published", "news", id, { epoch: "e", offset: 2 }]]);
+  assert.deepEqual(heard.filter(([name]) => name === "published"), [["published", "news", id, { epoch: "e", offset: 2 }, null]]);
 });
 
 test("publish_timeout sends again at once with the same id; an echo settles it", () => {
   const { link, WebSocket, heard } = setUp();
+  link.join("news");
   link.start();
   WebSocket.last.greet();
   const id = link.publish("news", "hello");
@@ -316,23 +396,43 @@ test("publish_timeout sends again at once with the same id; an echo settles it",
   assert.notEqual(second.ref, first.ref);
   WebSocket.last.receive({ type: "message", id, topic: "news", from: "alice", body: "hello", ts: "2026-11-29T10:00:00.000Z", epoch: "e", offset: 0 });
   WebSocket.last.receive({ type: "ack", ref: second.ref, id, epoch: "e", offset: 0 });
-  assert.equal(heard.filter(([name]) => name === "published").length, 1);
+  assert.deepEqual(heard.filter(([name]) => name === "published"), [
+    ["published", "news", id, { epoch: "e", offset: 0 }, "2026-11-29T10:00:00.000Z"],
+  ]);
 });
 
-test("no ack in time: sent again, and after MAX_ATTEMPTS reported failed (may or may not have arrived)", () => {
-  const { link, clock, WebSocket, heard } = setUp({ ackTimeout: 10 });
+test("no ack in time: the connection is taken for dead, the publish goes again on the next one, same id", () => {
+  const { link, clock, WebSocket, heard, lastState } = setUp({ ackTimeout: 10 });
   link.start();
-  WebSocket.last.greet();
   const id = link.publish("news", "hello");
-  for (let attempt = 1; attempt < MAX_ATTEMPTS; attempt += 1) {
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt += 1) {
+    const socket = WebSocket.last;
+    socket.greet();
+    assert.deepEqual(socket.pubs().map((frame) => frame.id), [id]);
     clock.advance(10_000);
+    assert.equal(socket.closedWith, 1000, "closed");
+    assert.equal(lastState().state, "waiting");
+    assert.equal(lastState().reason, "no answer from the server in 10 s");
+    clock.advance(5000);
   }
-  assert.equal(WebSocket.last.pubs().length, MAX_ATTEMPTS);
-  assert.ok(WebSocket.last.pubs().every((frame) => frame.id === id));
-  clock.advance(10_000);
   const [failed] = heard.filter(([name]) => name === "failed");
   assert.equal(failed[2], id);
-  assert.match(failed[3], /no ack within 10 s, after 3 attempts; it may or may not have arrived/);
+  assert.match(failed[3], /^no answer from the server in 10 s, after 3 attempts; it may or may not have arrived$/);
+});
+
+test("an opened connection without success within 10 s is closed and tried again", () => {
+  const { link, clock, WebSocket, lastState } = setUp({ successTimeout: 10 });
+  link.start();
+  const socket = WebSocket.last;
+  socket.open();
+  clock.advance(9999);
+  assert.equal(socket.closedWith, null);
+  clock.advance(1);
+  assert.equal(socket.closedWith, 1000);
+  assert.deepEqual([lastState().state, lastState().reason], ["waiting", "no answer from the server in 10 s"]);
+  socket.drop(1006); // its close event comes later: nothing more happens
+  clock.advance(5000);
+  assert.equal(WebSocket.made.length, 2);
 });
 
 test("broker_unavailable fails the publish with the reason; retry sends it with the same id", () => {
@@ -361,16 +461,103 @@ test("forbidden, id_reused and bad_frame fail the publish too", () => {
   }
 });
 
-test("rate_limited sends the same pub again a moment later", () => {
+test("rate_limited: one pause for everything, then the dropped pubs go again in their order, same ids", () => {
   const { link, clock, WebSocket } = setUp({ rateLimitPause: 1 });
   link.start();
   WebSocket.last.greet();
-  const id = link.publish("news", "hello");
-  WebSocket.last.receive({ type: "error", code: "rate_limited", reason: "slow down", ref: WebSocket.last.pubs()[0].ref });
-  assert.equal(WebSocket.last.pubs().length, 1);
+  const socket = WebSocket.last;
+  const [a, b, c] = ["a", "b", "c"].map((body) => link.publish("news", body));
+  const [first, second, third] = socket.pubs();
+  socket.receive({ type: "ack", ref: first.ref, id: a, epoch: "e", offset: 1 });
+  socket.receive({ type: "error", code: "rate_limited", reason: "slow down", ref: second.ref });
+  socket.receive({ type: "error", code: "rate_limited", reason: "slow down", ref: third.ref });
+  const d = link.publish("news", "d");
+  assert.equal(socket.pubs().length, 3, "nothing goes during the pause");
+  assert.equal(clock.timers.size, 1 + 0, "one timer: the pause (the dropped pubs' ack timers are stopped)");
   clock.advance(1000);
-  assert.equal(WebSocket.last.pubs().length, 2);
-  assert.equal(WebSocket.last.pubs()[1].id, id);
+  assert.deepEqual(socket.pubs().slice(3).map((frame) => frame.id), [b, c, d]);
+});
+
+test("a sub answered rate_limited is sent again after the pause, not taken for a refusal", () => {
+  const { link, clock, WebSocket, heard } = setUp({ rateLimitPause: 1 });
+  link.start();
+  WebSocket.last.greet();
+  link.join("news");
+  const [sub] = WebSocket.last.sent;
+  WebSocket.last.receive({ type: "error", code: "rate_limited", reason: "slow down", ref: sub.ref });
+  assert.deepEqual([...link.topics], ["news"]);
+  assert.equal(heard.filter(([name]) => name === "refusedTopic").length, 0);
+  clock.advance(1000);
+  const again = WebSocket.last.sent.at(-1);
+  assert.deepEqual([again.type, again.topic], ["sub", "news"]);
+  assert.notEqual(again.ref, sub.ref);
+});
+
+test("stop() ends the pause timer and every other: a stopped link reports nothing again", async () => {
+  const { link, clock, WebSocket, heard } = setUp({ answers: [{ status: 503, body: "busy" }] });
+  link.start();
+  WebSocket.last.greet();
+  const id = link.publish("news", "a");
+  WebSocket.last.receive({ type: "error", code: "rate_limited", reason: "slow down", ref: WebSocket.last.pubs()[0].ref });
+  link.stop();
+  assert.equal(clock.timers.size, 0);
+  assert.deepEqual(link.unsettled(), [{ topic: "news", id, sent: false }]);
+  const before = heard.length;
+  // A stopped link's socket, probe and timers stay silent.
+  const second = setUp({ answers: [{ status: 401, body: "no" }] });
+  second.link.start();
+  const socket = second.WebSocket.last;
+  const heardBefore = second.heard.length;
+  socket.drop(); // the probe starts
+  second.link.stop();
+  await settle();
+  socket.receive({ type: "error", code: "bad_frame", reason: "x", ref: null });
+  second.clock.advance(60_000);
+  assert.equal(second.heard.length, heardBefore);
+  assert.equal(heard.length, before);
+  assert.equal(link.retry(id), false);
+});
+
+test("a frame with fields of the wrong type is dropped with one notice; the room goes on", () => {
+  const { link, WebSocket, heard } = setUp();
+  link.join("news");
+  link.start();
+  WebSocket.last.greet();
+  WebSocket.last.receive({ type: "subscribed", topic: "news", epoch: "e", offset: 0 });
+  const good = { type: "message", id: "m1", topic: "news", from: "bob", body: "hi", ts: "2026-11-29T10:00:00.000Z", epoch: "e", offset: 1 };
+  for (const bad of [
+    { ...good, body: 42 },
+    { ...good, ts: "yesterday" },
+    { ...good, offset: "2" },
+    { ...good, from: null },
+    { type: "ack", ref: 3 },
+    { type: "subscribed", topic: 5 },
+    { type: "error", code: 1, reason: "x" },
+    [1, 2],
+  ]) {
+    WebSocket.last.receive(bad);
+  }
+  WebSocket.last.onmessage({ data: "not json" });
+  WebSocket.last.receive(good);
+  const notices = heard.filter(([name]) => name === "notice");
+  assert.deepEqual(notices, [
+    ["notice", "the server sent a frame this page cannot read (a message without a string id, topic, from, body or ts); it was dropped"],
+  ]);
+  assert.deepEqual(heard.filter(([name]) => name === "message").map(([, message]) => message.id), ["m1"]);
+});
+
+test("leaving a room fails its waiting publishes, and forgets its failed ones", () => {
+  const { link, WebSocket, heard } = setUp();
+  link.join("news");
+  link.join("lobby");
+  const waiting = link.publish("news", "never sent");
+  const other = link.publish("lobby", "stays");
+  link.leave("news");
+  assert.deepEqual(heard.filter(([name]) => name === "failed"), [["failed", "news", waiting, "you left news; it was not sent"]]);
+  assert.equal(link.retry(waiting), false);
+  link.start();
+  WebSocket.last.greet();
+  assert.deepEqual(WebSocket.last.pubs().map((frame) => frame.id), [other]);
 });
 
 test("lines typed while disconnected wait, at most queueSize, and go in order once connected", () => {
@@ -396,10 +583,15 @@ test("a message longer than the server's max_message_bytes is refused before sen
   WebSocket.last.greet({ max_message_bytes: 200 });
   assert.equal(link.oversize("news", "hi"), null);
   const reason = link.oversize("news", "é".repeat(80));
-  assert.match(reason, /^too long: \d+ bytes, the server takes at most 200 per message frame; nothing was sent$/);
+  assert.match(
+    reason,
+    /^too long by \d+ bytes \(the server takes at most 200 bytes per message, counted in UTF-8, with about \d+ for the message's envelope\); nothing was sent$/,
+  );
   // The frame as sent, in UTF-8 bytes, is what the server counts: 80 "é" are 160 bytes.
-  const size = Number(reason.match(/(\d+) bytes/)[1]);
-  assert.ok(size > 200 && size < 260, String(size));
+  const over = Number(reason.match(/by (\d+) bytes/)[1]);
+  const envelope = Number(reason.match(/about (\d+)/)[1]);
+  assert.equal(160 + envelope - 200, over);
+  assert.ok(envelope > 40 && envelope < 100, String(envelope));
 });
 
 test("a message at or below the kept offset is a copy, dropped; recovered:false is a gap", () => {

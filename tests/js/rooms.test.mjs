@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { MAX_LINES, Rooms, topicProblem, withDates } from "../../src/minimess/adapters/web_page/rooms.js";
+import { MAX_LINES, readRoomsRecord, Rooms, roomsRecord, topicProblem, withDates } from "../../src/minimess/adapters/web_page/rooms.js";
 
 let next = 0;
 function message(topic, offset, fields = {}) {
@@ -157,14 +157,16 @@ test("topic names are checked as the server checks them", () => {
 test("an acknowledged own message whose echo cannot come any more becomes a message where it stands", () => {
   const rooms = new Rooms("alice");
   rooms.join("news");
-  rooms.addPending("news", "pub-1", "mine", new Date());
+  const typed = new Date("2026-11-29T09:59:59.000Z");
+  rooms.addPending("news", "pub-1", "mine", typed);
   rooms.addPending("news", "pub-2", "later", new Date());
-  rooms.settle("news", "pub-1", { epoch: "e1", offset: 3 }, new Date());
+  rooms.settle("news", "pub-1", { epoch: "e1", offset: 3 });
   assert.equal(rooms.room("news").lines[0].kind, "pending", "nothing seen yet: the echo is on its way");
   rooms.addMessage(message("news", 5));
-  rooms.settle("news", "pub-1", { epoch: "e1", offset: 6 }, new Date());
+  rooms.settle("news", "pub-1", { epoch: "e1", offset: 6 });
   assert.equal(rooms.room("news").lines[0].kind, "pending", "past the last seen: the echo is on its way");
-  rooms.settle("news", "pub-1", { epoch: "e1", offset: 3 }, new Date());
+  rooms.settle("news", "pub-1", { epoch: "e1", offset: 3 });
+  assert.equal(rooms.room("news").lines[0].time, typed, "the time it was typed (an ack has no ts)");
   assert.deepEqual(
     rooms.room("news").lines.map((line) => [line.kind, line.body, line.offset]),
     [
@@ -173,4 +175,53 @@ test("an acknowledged own message whose echo cannot come any more becomes a mess
       ["message", "m5", 5],
     ],
   );
+});
+
+test("an echo that came as a copy settles its pending line at the message's ts", () => {
+  const rooms = new Rooms("alice");
+  rooms.join("news");
+  rooms.addMessage(message("news", 5));
+  rooms.addPending("news", "pub-1", "mine", new Date("2026-11-29T12:00:00.000Z"));
+  rooms.settle("news", "pub-1", { epoch: "e1", offset: 4 }, "2026-11-29T10:00:04.000Z");
+  const [line] = rooms.room("news").lines.filter((each) => each.id === "pub-1");
+  assert.equal(line.kind, "message");
+  assert.equal(line.time.toISOString(), "2026-11-29T10:00:04.000Z");
+});
+
+test("failed lines older than MAX_LINES are dropped and forgotten (no retry for them)", () => {
+  const forgotten = [];
+  const rooms = new Rooms("alice", (pubId) => forgotten.push(pubId));
+  rooms.join("news");
+  rooms.addPending("news", "pub-1", "mine", new Date());
+  rooms.setPublishState("news", "pub-1", "broker_unavailable: down");
+  rooms.addPending("news", "pub-2", "pending one", new Date());
+  for (let offset = 1; offset <= MAX_LINES; offset += 1) {
+    rooms.addMessage(message("news", offset));
+  }
+  assert.deepEqual(forgotten, ["pub-1"]);
+});
+
+test("a failed line sent again as a new publish takes the new id", () => {
+  const rooms = new Rooms("alice");
+  rooms.join("news");
+  rooms.addPending("news", "old", "mine", new Date());
+  rooms.setPublishState("news", "old", "you connected as bob");
+  assert.equal(rooms.ownLine("news", "old").kind, "failed");
+  rooms.setPublishState("news", "old", null, "new");
+  assert.equal(rooms.ownLine("news", "old"), undefined);
+  assert.equal(rooms.ownLine("news", "new").kind, "pending");
+});
+
+test("the rooms record keeps topics in order with their positions, and reading it skips what is not one", () => {
+  const text = roomsRecord(["news", "lobby"], new Map([["news", { epoch: "e1", offset: 4 }]]));
+  assert.deepEqual(readRoomsRecord(text), [
+    { topic: "news", position: { epoch: "e1", offset: 4 } },
+    { topic: "lobby", position: null },
+  ]);
+  assert.deepEqual(readRoomsRecord(null), []);
+  assert.deepEqual(readRoomsRecord("{"), []);
+  assert.deepEqual(readRoomsRecord('{"topic":"x"}'), []);
+  assert.deepEqual(readRoomsRecord('[{"topic":"two words"},{"topic":"ok","epoch":1,"offset":2},null]'), [
+    { topic: "ok", position: null },
+  ]);
 });

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -164,3 +165,32 @@ def test_the_kafka_controller_port_is_the_one_asked_for_else_the_one_its_dir_had
     assert kafka.controller_port_for(kafka_start(tmp_path), layout, 9093) not in (0, 9093)
     with pytest.raises(Failure, match=r"^--controller-port 9092 is the PLAINTEXT port too; pick another$"):
         kafka.controller_port_for(kafka_start(tmp_path, "--controller-port", "9092"), layout, 9092)
+
+
+def test_a_command_whose_reader_goes_away_stops_quietly() -> None:
+    """`scripts/cluster status | head -1`: no BrokenPipeError traceback on stderr."""
+    program = (
+        "import argparse, sys\n"
+        "from devtools import commands\n"
+        "def many(args):\n"
+        "    for number in range(100_000):\n"
+        "        print(f'line {number}')\n"
+        "    return 0\n"
+        "sys.exit(commands.run('cluster', argparse.Namespace(run=many)))\n"
+    )
+    reader = subprocess.Popen(["head", "-1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert reader.stdin is not None
+    writer = subprocess.run(
+        [sys.executable, "-c", program],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    reader.stdin.close()
+    assert reader.stdout is not None
+    assert reader.stdout.read() == b"line 0\n"
+    reader.wait(timeout=60)
+    assert (writer.returncode, writer.stderr) == (141, "")

@@ -19,6 +19,8 @@ INVISIBLE = [
     "\ufeff",
     "\u2028",
     "\u2029",
+    *"\xad\u034f\u115f\u1160\u17b4\u17b5\u180e\u2061\u2062\u2063\u2064\u3164\uffa0",
+    *map(chr, range(0xE0000, 0xE0080)),
 ]
 
 
@@ -36,6 +38,11 @@ INVISIBLE = [
         ("\u202egnp.exe", "\\u202egnp.exe"),
         ("iso\u2066late\u2069 mark\u200e\u200f\u061c", "iso\\u2066late\\u2069 mark\\u200e\\u200f\\u061c"),
         ("zero\u200bwidth\u200c\u200d\u2060\ufeff", "zero\\u200bwidth\\u200c\\u200d\\u2060\\ufeff"),
+        (
+            "soft\xadhyphen, filler\u3164\uffa0\u115f, mongolian\u180e",
+            "soft\\xadhyphen, filler\\u3164\\uffa0\\u115f, mongolian\\u180e",
+        ),
+        ("tags\U000e0001\U000e0041\U000e007f", "tags\\U000e0001\\U000e0041\\U000e007f"),
         ("back\\slash", "back\\\\slash"),
         ("not an escape: \\n", "not an escape: \\\\n"),
         *[(text, text) for text in ["What's up all", "héllo wörld", "emoji 🙂", "\u00a0nbsp", "עברית", ""]],

@@ -13,6 +13,9 @@ const PUBLISH_TIMEOUT = "publish_timeout";
 const RATE_LIMITED = "rate_limited";
 // What oversize() assumes of a ref not given yet: longer than any this link gives.
 const LONGEST_REF = "c-" + "9".repeat(15);
+// Failures before `open` in a row, each whose probe said the handshake would pass (426), before the
+// state says the server or a proxy refuses the WebSocket itself (an Origin or upgrade refusal).
+const HIDDEN_REFUSALS = 3;
 const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /** A message id: 22 random base64url characters (132 bits), from `getRandomValues`. */
@@ -42,6 +45,46 @@ export function subscribePath(uid, topics, positions) {
 
 function byteLength(text) {
   return new TextEncoder().encode(text).length;
+}
+
+/** Why `document` (a decoded server frame) cannot be read, or null when its fields have their types. */
+export function frameProblem(document) {
+  const string = (name) => typeof document[name] === "string";
+  const optional = (name, check) => document[name] === undefined || document[name] === null || check(document[name]);
+  const position = () =>
+    optional("offset", Number.isInteger) && optional("epoch", (epoch) => typeof epoch === "string");
+  switch (document.type) {
+    case "message":
+      if (!["id", "topic", "from", "body", "ts"].every(string)) {
+        return "a message without a string id, topic, from, body or ts";
+      }
+      if (Number.isNaN(Date.parse(document.ts))) {
+        return "a message whose ts is not a time";
+      }
+      return position() ? null : "a message whose offset or epoch has the wrong type";
+    case "ack":
+      return optional("ref", (ref) => typeof ref === "string") && position() ? null : "an ack with fields of the wrong type";
+    case "subscribed":
+    case "unsubscribed":
+      return string("topic") && position() ? null : `a ${document.type} frame without a string topic`;
+    case "error":
+      return string("code") && optional("reason", (reason) => typeof reason === "string") && optional("ref", (ref) => typeof ref === "string")
+        ? null
+        : "an error frame with fields of the wrong type";
+    default:
+      return typeof document.type === "string" ? null : "a frame without a type";
+  }
+}
+
+/** What to do about a handshake refusal, said after the server's reason; "" when nothing helps. */
+function advice(status, reason) {
+  if (status === 401) {
+    return " (paste a token and press Connect)";
+  }
+  if (status === 403 && reason.startsWith("the token is for ")) {
+    return " (use the uid the token is for, or a token for this uid)";
+  }
+  return "";
 }
 
 function pubFrame(topic, body, id, ref) {
@@ -77,8 +120,8 @@ function closeReason(event) {
  *   state({state, node, uid, attempt, reason, retryAt}) — idle, connecting, connected, waiting, refused;
  *   message(message) — a new message of a joined topic (copies dropped);
  *   missed(topic, why) — the topic's messages may have been missed;
- *   published(topic, id, position) — an own publish was acknowledged (with its position, or null)
- *     or came back;
+ *   published(topic, id, position, ts) — an own publish was acknowledged (with its position, or
+ *     null; ts null) or came back (at that position, at ts);
  *   failed(topic, id, reason) — an own publish was not published, or gave up (retry() sends it again);
  *   pending(topic, id) — a failed publish is on its way again;
  *   refusedTopic(topic, reason) — the server refused to subscribe: the topic is left;
@@ -108,6 +151,8 @@ export class Link {
     queueSize = 100,
     ackTimeout = 10,
     rateLimitPause = 1,
+    successTimeout = 10,
+    origin = "",
   }) {
     this.server = server.replace(/\/+$/, "");
     this.uid = uid;
@@ -125,6 +170,8 @@ export class Link {
     this.queueSize = queueSize;
     this.ackTimeout = ackTimeout;
     this.rateLimitPause = rateLimitPause;
+    this.successTimeout = successTimeout;
+    this.origin = origin;
 
     this.state = "idle";
     // The joined topics, in the order joined; resubscribed on every connect.
@@ -155,11 +202,29 @@ export class Link {
     this.failed = new Map();
     // Why the last attempt failed, shown while connecting again; null after a success.
     this.lastReason = null;
+    // Failures before `open` in a row whose probe said 426 (see HIDDEN_REFUSALS).
+    this.hiddenRefusals = 0;
+    // The timer of a pause the server asked for (rate_limited): nothing is sent until it ends.
+    this.pauseTimer = null;
+    // Requests (sub) that the server dropped unread (rate_limited): sent again after the pause.
+    this.dropped = [];
+    // The timer that closes a connection opened but not greeted in time.
+    this.successTimer = null;
+    // Publishes in the order they were made: a publish sent again goes back to its place.
+    this.sequence = 0;
+    // Frames of this connection that could not be read (the first one is reported).
+    this.badFrames = 0;
+    // Set by stop(): a stopped link reports nothing any more.
+    this.stopped = false;
   }
 
-  /** Connect (again), unless connected or connecting. */
-  start() {
-    if (this.state === "idle" || this.state === "refused") {
+  /**
+   * Connect (again), unless connected, connecting or stopped; with `token` when given (a fresh token
+   * after a refusal): positions and publishes stay, and the waiting ones go once connected.
+   */
+  start(token = this.token) {
+    if (!this.stopped && (this.state === "idle" || this.state === "refused")) {
+      this.token = token;
       this.attempt = 1;
       this.failures = 0;
       this.connect();
@@ -175,24 +240,39 @@ export class Link {
     }
   }
 
-  /** Close the connection for good; nothing is retried. */
+  /** Close the connection for good; nothing is retried, and nothing reported any more. */
   stop() {
-    this.clearTimeout(this.waitTimer);
-    this.waitTimer = null;
+    this.stopped = true;
+    for (const timer of [this.waitTimer, this.pauseTimer, this.successTimer]) {
+      this.clearTimeout(timer);
+    }
+    this.waitTimer = this.pauseTimer = this.successTimer = null;
+    for (const publish of this.publishes.values()) {
+      this.stopTimer(publish);
+    }
     const socket = this.socket;
     this.socket = null;
     this.connected = false;
     if (socket !== null) {
       socket.close(1000);
     }
-    this.setState({ state: "idle" });
+    this.state = "idle";
   }
 
-  join(topic) {
+  /** The publishes not settled yet (waiting, or sent without an answer): {topic, id, sent}. */
+  unsettled() {
+    return [...this.publishes.values()].map(({ topic, id, attempts }) => ({ topic, id, sent: attempts > 0 }));
+  }
+
+  /** Join `topic`; from `position` on when given (kept from an earlier visit): recovered. */
+  join(topic, position = null) {
     if (this.topics.has(topic)) {
       return;
     }
     this.topics.add(topic);
+    if (position !== null) {
+      this.positions.set(topic, position);
+    }
     if (this.connected) {
       this.request({ type: "sub", topic }, { kind: "sub", topic });
     }
@@ -207,6 +287,24 @@ export class Link {
     if (this.connected) {
       this.request({ type: "unsub", topic }, { kind: "unsub", topic });
     }
+    // Publishes to it that wait are not sent (those in flight get their answer); failed ones go.
+    for (const id of this.outgoing) {
+      const publish = this.publishes.get(id);
+      if (publish?.topic === topic) {
+        const earlier = publish.attempts > 0 ? "an earlier attempt may or may not have arrived" : "it was not sent";
+        this.fail(publish, `you left ${topic}; ${earlier}`);
+      }
+    }
+    for (const [id, publish] of this.failed) {
+      if (publish.topic === topic) {
+        this.failed.delete(id);
+      }
+    }
+  }
+
+  /** Forget the failed publish `id` (its line is gone): retry() cannot send it any more. */
+  forget(id) {
+    this.failed.delete(id);
   }
 
   /** Why a message of `body` to `topic` cannot be sent (over the server's limit), or null. */
@@ -215,7 +313,16 @@ export class Link {
     if (size <= this.maxMessageBytes) {
       return null;
     }
-    return `too long: ${size} bytes, the server takes at most ${this.maxMessageBytes} per message frame; nothing was sent`;
+    return `${this.tooLong(size, body)}; nothing was sent`;
+  }
+
+  /** A publish whose frame is `size` bytes is over the limit: by how much, in a person's terms. */
+  tooLong(size, body) {
+    const envelope = size - byteLength(body);
+    return (
+      `too long by ${size - this.maxMessageBytes} bytes (the server takes at most ${this.maxMessageBytes} ` +
+      `bytes per message, counted in UTF-8, with about ${envelope} for the message's envelope)`
+    );
   }
 
   /**
@@ -229,17 +336,18 @@ export class Link {
       return null;
     }
     const id = newMessageId(this.getRandomValues);
-    this.publishes.set(id, { id, topic, body, attempts: 0, ref: null, timer: null, cause: "" });
+    const seq = ++this.sequence;
+    this.publishes.set(id, { id, topic, body, seq, attempts: 0, ref: null, timer: null, cause: "" });
     this.outgoing.push(id);
     this.flush();
     return id;
   }
 
-  /** Send a failed publish again, with the same id. */
+  /** Send a failed publish again, with the same id: false when this link does not know it. */
   retry(id) {
     const publish = this.failed.get(id);
-    if (publish === undefined) {
-      return;
+    if (publish === undefined || this.stopped) {
+      return false;
     }
     this.failed.delete(id);
     publish.attempts = 0;
@@ -248,12 +356,16 @@ export class Link {
     this.outgoing.push(id);
     this.events.pending(publish.topic, id);
     this.flush();
+    return true;
   }
 
   // ---- connecting
 
   connect() {
     this.waitTimer = null;
+    if (this.stopped) {
+      return;
+    }
     this.setState({ state: "connecting", attempt: this.attempt, reason: this.lastReason ?? "" });
     const topics = [...this.topics];
     const since = new Map([...this.positions].filter(([topic]) => this.topics.has(topic)));
@@ -269,7 +381,18 @@ export class Link {
     let opened = false;
     let greeted = false;
     socket.onopen = () => {
+      if (this.socket !== socket) {
+        return;
+      }
       opened = true;
+      this.hiddenRefusals = 0;
+      // A server that opens and never greets is as good as none.
+      this.successTimer = this.setTimeout(() => {
+        this.successTimer = null;
+        if (this.socket === socket && !greeted) {
+          this.abandon(socket, this.noAnswer(this.successTimeout));
+        }
+      }, this.successTimeout * 1000);
     };
     socket.onmessage = (event) => {
       if (this.socket !== socket) {
@@ -277,6 +400,8 @@ export class Link {
       }
       if (!greeted) {
         greeted = true;
+        this.clearTimeout(this.successTimer);
+        this.successTimer = null;
         this.greeted(event.data, topics, since);
         return;
       }
@@ -286,6 +411,8 @@ export class Link {
       if (this.socket !== socket) {
         return;
       }
+      this.clearTimeout(this.successTimer);
+      this.successTimer = null;
       this.socket = null;
       const wasConnected = this.connected;
       this.connectionEnded();
@@ -299,6 +426,23 @@ export class Link {
     };
   }
 
+  noAnswer(seconds) {
+    return `no answer from the server in ${seconds} s`;
+  }
+
+  /** Give up on `socket`, the current one, as dead: close it and connect again after a wait. */
+  abandon(socket, reason) {
+    this.socket = null;
+    socket.close(1000);
+    const wasConnected = this.connected;
+    this.connectionEnded(reason);
+    if (wasConnected) {
+      this.retryLater(reason);
+    } else {
+      this.failedAttempt(reason);
+    }
+  }
+
   url(topics, since) {
     const query = this.token === "" ? "" : `?token=${encodeURIComponent(this.token)}`;
     return this.server + subscribePath(this.uid, topics, since) + query;
@@ -307,7 +451,8 @@ export class Link {
   /**
    * A handshake that failed before `open`: the WebSocket API does not tell why, so the same URL is
    * asked with a plain GET, which the server checks the same way (a 4xx that would come again
-   * is shown and not retried; 426, asking for the upgrade, means the handshake would pass).
+   * is shown and not retried; 426, asking for the upgrade, means the handshake would pass, but
+   * for its Origin, which a same-origin GET does not send, and for a proxy's upgrade handling).
    */
   probe(url) {
     const httpUrl = url.replace(/^ws/, "http");
@@ -321,23 +466,37 @@ export class Link {
       .then(async (response) => {
         const reason = firstLine(await response.text().catch(() => ""));
         if (REFUSED.has(response.status)) {
-          this.refused(`the server refused: HTTP ${response.status}: ${reason}`);
+          this.hiddenRefusals = 0;
+          this.refused(`the server refused: HTTP ${response.status}: ${reason}${advice(response.status, reason)}`);
         } else if (response.status === 426) {
-          this.failedAttempt("the connection was lost during the handshake");
+          this.hiddenRefusals += 1;
+          this.failedAttempt(
+            this.hiddenRefusals >= HIDDEN_REFUSALS
+              ? "the server refuses the WebSocket though a plain request passes: is this page's origin " +
+                  `(${this.origin}) allowed (--allowed-origin), and does any proxy pass WebSocket upgrades?`
+              : "the connection was lost during the handshake",
+          );
         } else {
+          this.hiddenRefusals = 0;
           this.failedAttempt(`the server refused the connection: HTTP ${response.status}: ${reason}`);
         }
       })
-      .catch(() => this.failedAttempt(`cannot reach ${this.server}`));
+      .catch(() => {
+        this.hiddenRefusals = 0;
+        this.failedAttempt(`cannot reach ${this.server}`);
+      });
   }
 
   refused(reason) {
+    if (this.stopped || this.state !== "connecting") {
+      return;
+    }
     this.lastReason = null;
     this.setState({ state: "refused", reason });
   }
 
   failedAttempt(reason) {
-    if (this.state !== "connecting") {
+    if (this.stopped || this.state !== "connecting") {
       return; // stopped meanwhile
     }
     this.attempt += 1;
@@ -345,6 +504,9 @@ export class Link {
   }
 
   retryLater(reason) {
+    if (this.stopped) {
+      return;
+    }
     this.lastReason = reason;
     const bound = Math.min(this.cap, this.first * 2 ** this.failures);
     // Stop growing once at the cap, so the exponent cannot overflow after a long outage.
@@ -359,7 +521,7 @@ export class Link {
   greeted(data, topics, since) {
     const greeting = parse(data);
     if (greeting === null || greeting.type !== "success") {
-      this.socket.close(1000);
+      this.abandon(this.socket, "the server's first frame was not success");
       return;
     }
     const limit = greeting.max_message_bytes;
@@ -369,6 +531,7 @@ export class Link {
     this.failures = 0;
     this.attempt = 1;
     this.lastReason = null;
+    this.badFrames = 0;
     this.recovering = new Set(since.keys());
     this.setState({ state: "connected", node: this.node, uid: this.uid });
     // What changed during the handshake, and a quiet sub for each URL topic without a position:
@@ -388,9 +551,11 @@ export class Link {
     this.flush();
   }
 
-  connectionEnded() {
+  connectionEnded(cause = "connection lost before the ack") {
     this.connected = false;
     this.recovering.clear();
+    // Requests dropped unread were this connection's: the next URL subscribes anew.
+    this.dropped = [];
     // Publishes in flight: their outcome is unknown; they go again first, in the order sent.
     const inFlight = [];
     for (const request of this.requests.values()) {
@@ -399,14 +564,20 @@ export class Link {
       }
     }
     this.requests.clear();
-    this.unanswered(inFlight, "connection lost before the ack");
+    this.unanswered(inFlight, cause);
   }
 
   // ---- frames
 
   frame(data) {
     const document = parse(data);
-    if (document === null) {
+    const problem = document === null ? "not a JSON object" : frameProblem(document);
+    if (problem !== null) {
+      // Dropped; said once per connection, so that a server gone wrong cannot flood the page.
+      this.badFrames += 1;
+      if (this.badFrames === 1) {
+        this.events.notice(`the server sent a frame this page cannot read (${problem}); it was dropped`);
+      }
       return;
     }
     switch (document.type) {
@@ -435,7 +606,7 @@ export class Link {
     if (typeof topic !== "string" || !this.topics.has(topic)) {
       return;
     }
-    this.echoed(document.id);
+    this.echoed(document);
     if (typeof epoch === "string" && Number.isInteger(offset)) {
       const kept = this.positions.get(topic);
       if (kept !== undefined && kept.epoch === epoch && offset <= kept.offset) {
@@ -490,37 +661,30 @@ export class Link {
     }
   }
 
-  echoed(id) {
-    const publish = this.publishes.get(id);
+  /** A message with the id of an own publish came back (a copy too): that one is published. */
+  echoed(document) {
+    const publish = this.publishes.get(document.id);
     if (publish !== undefined && publish.attempts > 0) {
-      this.published(publish);
+      const { epoch, offset } = document;
+      this.published(publish, typeof epoch === "string" && Number.isInteger(offset) ? { epoch, offset } : null, document.ts);
     }
   }
 
   onError(document) {
     const ref = String(document.ref);
-    const code = String(document.code);
+    const code = document.code;
     const reason = `${code}: ${document.reason}`;
     const request = this.requests.get(ref);
     this.requests.delete(ref);
-    if (request?.kind === "pub") {
+    if (code === RATE_LIMITED && request !== undefined) {
+      this.droppedUnread(request);
+    } else if (request?.kind === "pub") {
       const { publish } = request;
       if (publish.ref !== ref || !this.publishes.has(publish.id)) {
         return; // an earlier attempt's answer: the attempt in flight decides
       }
       if (code === PUBLISH_TIMEOUT) {
         this.unanswered([publish], reason);
-      } else if (code === RATE_LIMITED) {
-        // Dropped unread: the same pub a moment later.
-        this.stopTimer(publish);
-        publish.ref = null;
-        publish.attempts -= 1;
-        this.setTimeout(() => {
-          if (this.publishes.get(publish.id) === publish && publish.ref === null) {
-            this.outgoing.unshift(publish.id);
-            this.flush();
-          }
-        }, this.rateLimitPause * 1000);
       } else {
         this.fail(publish, reason);
       }
@@ -533,13 +697,45 @@ export class Link {
     }
   }
 
+  /**
+   * The server dropped `request` unread (rate_limited): everything waits for one pause, then it
+   * goes again, a publish in its place among the others (ahead of any made after it), same id.
+   */
+  droppedUnread(request) {
+    if (request.kind === "pub") {
+      const { publish } = request;
+      if (publish.ref !== request.ref || this.publishes.get(publish.id) !== publish) {
+        return; // an earlier attempt's answer: the attempt in flight decides
+      }
+      this.stopTimer(publish);
+      publish.ref = null;
+      publish.attempts -= 1;
+      this.requeue(publish);
+    } else {
+      this.dropped.push(request);
+    }
+    if (this.pauseTimer === null) {
+      this.pauseTimer = this.setTimeout(() => {
+        this.pauseTimer = null;
+        this.flush();
+      }, this.rateLimitPause * 1000);
+    }
+  }
+
+  /** Put `publish` back among those to send, in the order they were made. */
+  requeue(publish) {
+    this.dropOutgoing(publish.id);
+    const later = this.outgoing.findIndex((id) => (this.publishes.get(id)?.seq ?? Infinity) > publish.seq);
+    this.outgoing.splice(later < 0 ? this.outgoing.length : later, 0, publish.id);
+  }
+
   // ---- publishes
 
-  published(publish, position = null) {
+  published(publish, position, ts = null) {
     this.stopTimer(publish);
     this.publishes.delete(publish.id);
     this.dropOutgoing(publish.id);
-    this.events.published(publish.topic, publish.id, position);
+    this.events.published(publish.topic, publish.id, position, ts);
   }
 
   fail(publish, reason) {
@@ -579,9 +775,18 @@ export class Link {
     this.outgoing = this.outgoing.filter((other) => other !== id);
   }
 
-  /** Send what waits, once connected and the recoveries are answered. */
+  /** Send what waits, once connected, the recoveries answered and no pause asked for. */
   flush() {
-    if (!this.connected || this.recovering.size > 0) {
+    if (this.stopped || !this.connected || this.pauseTimer !== null) {
+      return;
+    }
+    for (const request of this.dropped.splice(0)) {
+      if (request.kind === "sub" ? this.topics.has(request.topic) : !this.topics.has(request.topic)) {
+        const { kind, ref, ...rest } = request;
+        this.request({ type: kind, topic: request.topic }, { kind, ...rest });
+      }
+    }
+    if (this.recovering.size > 0) {
       return;
     }
     while (this.outgoing.length > 0 && this.connected) {
@@ -596,18 +801,22 @@ export class Link {
         // The limit may be lower than when it was typed (another server): sent, it would close
         // the connection, again after every reconnect.
         const earlier = publish.attempts > 0 ? "an earlier attempt may or may not have arrived" : "nothing was sent";
-        this.fail(publish, `too long: ${size} bytes, the server takes at most ${this.maxMessageBytes} per message frame; ${earlier}`);
+        this.fail(publish, `${this.tooLong(size, publish.body)}; ${earlier}`);
         continue;
       }
       publish.ref = ref;
       publish.attempts += 1;
       this.requests.set(ref, { kind: "pub", ref, publish });
+      const socket = this.socket;
+      // No answer in time: the connection is taken for dead (a frozen server, a lost network
+      // that no close reports); the next one sends the publish again, same id.
       publish.timer = this.setTimeout(() => {
-        if (publish.ref === ref && this.publishes.get(publish.id) === publish) {
-          this.unanswered([publish], `no ack within ${this.ackTimeout} s`);
+        publish.timer = null;
+        if (publish.ref === ref && this.publishes.get(publish.id) === publish && this.socket === socket) {
+          this.abandon(socket, this.noAnswer(this.ackTimeout));
         }
       }, this.ackTimeout * 1000);
-      this.socket.send(frame);
+      socket.send(frame);
     }
   }
 
@@ -622,13 +831,15 @@ export class Link {
     for (const [ref, request] of this.requests) {
       if (request.kind === kind && request.topic === topic) {
         this.requests.delete(ref);
-        return request;
+        return;
       }
     }
-    return null;
   }
 
   setState(state) {
+    if (this.stopped) {
+      return;
+    }
     this.state = state.state;
     this.events.state(state);
   }

@@ -1,7 +1,7 @@
 // The page's wiring: form and button events to the link and the rooms, and their changes to the view.
 
 import { Link, sameOriginServer } from "./link.js";
-import { Rooms, topicProblem } from "./rooms.js";
+import { readRoomsRecord, Rooms, ROOMS_KEY, roomsRecord, topicProblem } from "./rooms.js";
 import { renderCountdown, renderMessages, renderNotices, renderRooms, renderState, renderTitle } from "./view.js";
 
 const UID = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -34,7 +34,8 @@ const parameters = new URLSearchParams(location.search);
 // The server that served the page: its Content-Security-Policy lets the page connect nowhere else.
 const server = sameOriginServer(location);
 
-const rooms = new Rooms("");
+// A failed line dropped with the oldest cannot be retried: the link forgets it.
+const rooms = new Rooms("", (id) => link?.forget(id));
 let link = null;
 let linkState = { state: "idle" };
 let countdown = null;
@@ -52,6 +53,50 @@ function storeUid(uid) {
     localStorage.setItem(UID_KEY, uid);
   } catch {
     // as above
+  }
+}
+
+// Until the joined rooms and their positions are written to localStorage (a burst writes once).
+const SAVE_DELAY_MS = 500;
+let saveTimer = null;
+
+/** Keep the joined rooms and their positions for this uid, soon (see README: what the browser keeps). */
+function saveRoomsSoon() {
+  if (saveTimer === null && link !== null) {
+    saveTimer = setTimeout(saveRooms, SAVE_DELAY_MS);
+  }
+}
+
+function saveRooms() {
+  clearTimeout(saveTimer);
+  saveTimer = null;
+  if (link === null) {
+    return;
+  }
+  try {
+    localStorage.setItem(ROOMS_KEY + link.uid, roomsRecord(rooms.topics, link.positions));
+  } catch {
+    // storage refused: the rooms are joined again by hand after a reload
+  }
+}
+
+/** The rooms kept for `uid`, each with its last position: joined again (attached stays). */
+function restoreRooms(uid) {
+  let kept = [];
+  try {
+    kept = readRoomsRecord(localStorage.getItem(ROOMS_KEY + uid));
+  } catch {
+    // as above
+  }
+  const attached = rooms.attached;
+  for (const { topic, position } of kept) {
+    rooms.join(topic);
+    link.join(topic, position);
+  }
+  if (attached !== null) {
+    rooms.attach(attached);
+  } else if (kept.length > 0) {
+    rooms.attach(kept[0].topic);
   }
 }
 
@@ -143,6 +188,7 @@ const events = {
     }
   },
   message(message) {
+    saveRoomsSoon();
     if (rooms.addMessage(message)) {
       if (message.topic === rooms.attached) {
         showConversation(message.from === rooms.uid);
@@ -151,16 +197,22 @@ const events = {
     }
   },
   missed(topic, why) {
+    saveRoomsSoon();
     rooms.addNotice(topic, `you may have missed messages (${why})`, new Date());
     showAll();
   },
-  published(topic, id, position) {
+  published(topic, id, position, ts) {
     // The pending line stays until the message comes back, in its place in the room's order
     // (unless it cannot come back any more).
-    rooms.settle(topic, id, position, new Date());
+    rooms.settle(topic, id, position, ts);
     showConversation();
   },
   failed(topic, id, reason) {
+    if (rooms.room(topic) === undefined) {
+      // Its room was left: the line went with it.
+      events.notice(`a message to ${topic} was not sent: ${reason}`);
+      return;
+    }
     rooms.setPublishState(topic, id, reason);
     showAll();
   },
@@ -179,8 +231,21 @@ const events = {
 };
 
 function connect(uid, token) {
+  if (link !== null && link.uid === uid) {
+    // A fresh token for the same uid: the link keeps its positions and what waits to be sent.
+    link.start(token);
+    return;
+  }
   if (link !== null) {
+    saveRooms();
+    // What the other uid's link had not settled is not sent as this one: said on each line.
+    const old = link.uid;
+    const unsettled = link.unsettled();
     link.stop();
+    for (const publish of unsettled) {
+      const outcome = publish.sent ? "it may or may not have arrived" : "it was not sent";
+      rooms.setPublishState(publish.topic, publish.id, `you connected as ${uid} before it was published as ${old}; ${outcome}`);
+    }
   }
   rooms.uid = uid;
   page.chat.hidden = false;
@@ -194,10 +259,14 @@ function connect(uid, token) {
     setTimeout: (...args) => setTimeout(...args),
     clearTimeout: (...args) => clearTimeout(...args),
     getRandomValues: (array) => crypto.getRandomValues(array),
+    origin: location.origin,
   });
   for (const topic of rooms.topics) {
     link.join(topic);
   }
+  restoreRooms(uid);
+  saveRooms();
+  showAll(true);
   link.start();
 }
 
@@ -210,6 +279,7 @@ function attach(topic) {
 function leave(topic) {
   rooms.leave(topic);
   link?.leave(topic);
+  saveRoomsSoon();
   showAll(true);
   showNow();
   page.room.focus();
@@ -222,7 +292,15 @@ function focusTyping() {
 }
 
 function retry(id) {
-  link?.retry(id);
+  if (link !== null && !link.retry(id)) {
+    // A line of another uid's link: sent as this uid now, as a new publish.
+    const topic = rooms.topics.find((each) => rooms.ownLine(each, id)?.kind === "failed");
+    const newId = topic === undefined ? null : link.publish(topic, rooms.ownLine(topic, id).body);
+    if (newId !== null) {
+      rooms.setPublishState(topic, id, null, newId);
+      showConversation();
+    }
+  }
   focusTyping();
 }
 
@@ -263,6 +341,7 @@ page.join.addEventListener("submit", (event) => {
   page.joinError.textContent = "";
   rooms.join(topic);
   link?.join(topic);
+  saveRoomsSoon();
   page.room.value = "";
   showAll(true);
   showNow();
@@ -295,6 +374,9 @@ page.compose.addEventListener("submit", (event) => {
   page.line.value = "";
   showConversation(true);
 });
+
+// The positions of the last moments, kept before the page goes.
+addEventListener("pagehide", saveRooms);
 
 page.line.addEventListener("input", () => {
   page.composeError.textContent = "";

@@ -28,6 +28,38 @@ export function localTime(date) {
   return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
+// The joined rooms kept per uid in localStorage under this prefix + the uid (see README).
+export const ROOMS_KEY = "minimess.rooms.";
+
+/** What localStorage keeps of `topics` (in the order joined), each with its position when known. */
+export function roomsRecord(topics, positions) {
+  return JSON.stringify(
+    topics.map((topic) => {
+      const position = positions.get(topic);
+      return position === undefined ? { topic } : { topic, epoch: position.epoch, offset: position.offset };
+    }),
+  );
+}
+
+/** The rooms of a roomsRecord, [{topic, position: {epoch, offset} or null}]; what is not one is left out. */
+export function readRoomsRecord(text) {
+  let record;
+  try {
+    record = JSON.parse(text ?? "[]");
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(record)) {
+    return [];
+  }
+  return record
+    .filter((entry) => typeof entry?.topic === "string" && topicProblem(entry.topic) === null)
+    .map(({ topic, epoch, offset }) => ({
+      topic,
+      position: typeof epoch === "string" && Number.isInteger(offset) ? { epoch, offset } : null,
+    }));
+}
+
 /**
  * The lines of a room as shown: a `date` line before the first line of each new local date.
  *
@@ -57,9 +89,11 @@ export function withDates(lines, dateOf = localDate) {
  * - `{kind: "notice", key, text, time}`.
  */
 export class Rooms {
-  constructor(uid) {
+  /** `forget(pubId)` is told of each failed line dropped (older than MAX_LINES): it cannot be retried. */
+  constructor(uid, forget = () => {}) {
     // Own messages are not unread.
     this.uid = uid;
+    this.forget = forget;
     // Per topic: {topic, lines, unread, last: {epoch, offset} of the last message shown}.
     this.rooms = new Map();
     // The topic whose conversation is shown, or null.
@@ -69,10 +103,6 @@ export class Rooms {
 
   get topics() {
     return [...this.rooms.keys()];
-  }
-
-  has(topic) {
-    return this.rooms.has(topic);
   }
 
   room(topic) {
@@ -156,8 +186,11 @@ export class Rooms {
     }
   }
 
-  /** The own message `pubId` failed (with `reason`), or is pending again (reason null). */
-  setPublishState(topic, pubId, reason) {
+  /**
+   * The own message `pubId` failed (with `reason`), or is pending again (reason null), from now on
+   * as `newPubId` when given (sent again as a new publish).
+   */
+  setPublishState(topic, pubId, reason, newPubId = pubId) {
     const room = this.rooms.get(topic);
     if (room === undefined) {
       return;
@@ -168,16 +201,22 @@ export class Rooms {
     }
     const line = room.lines[index];
     const kind = reason === null ? "pending" : "failed";
-    room.lines[index] = { ...line, kind, reason, key: `${kind}:${pubId}:${++this.keys}` };
+    room.lines[index] = { ...line, kind, reason, pubId: newPubId, key: `${kind}:${newPubId}:${++this.keys}` };
+  }
+
+  /** The line of the own message `pubId` (pending or failed) in `topic`, or undefined. */
+  ownLine(topic, pubId) {
+    return this.rooms.get(topic)?.lines.find((line) => line.kind !== "message" && line.pubId === pubId);
   }
 
   /**
-   * The own message `pubId` was acknowledged at `position`. Its echo replaces its pending line,
-   * unless the room is past that position already: then no echo will come (a repeat the server
-   * acknowledged without delivering it again, its original delivered before a gap), and the line
-   * becomes the message where it stands.
+   * The own message `pubId` was acknowledged at `position` (or came back at it, at `ts`). Its echo
+   * replaces its pending line, unless the room is past that position already: then no echo will
+   * come (a repeat the server acknowledged without delivering it again, its original delivered
+   * before a gap), and the line becomes the message where it stands, at the message's time (`ts`
+   * when known, else when it was typed).
    */
-  settle(topic, pubId, position, time) {
+  settle(topic, pubId, position, ts = null) {
     const room = this.rooms.get(topic);
     const { last } = room ?? {};
     if (position === null || last === null || last === undefined) {
@@ -188,8 +227,9 @@ export class Rooms {
     }
     const index = room.lines.findIndex((line) => line.kind === "pending" && line.pubId === pubId);
     if (index >= 0) {
-      const { body } = room.lines[index];
-      const line = { kind: "message", id: pubId, from: this.uid, body, time, ...position };
+      const { body, time } = room.lines[index];
+      const at = ts === null ? time : new Date(ts);
+      const line = { kind: "message", id: pubId, from: this.uid, body, time: at, ...position };
       line.key = `message:${pubId}:${++this.keys}`;
       room.lines[index] = line;
     }
@@ -213,7 +253,11 @@ export class Rooms {
     line.key = `${line.kind}:${line.id ?? line.pubId ?? ""}:${++this.keys}`;
     room.lines.push(line);
     if (room.lines.length > MAX_LINES) {
-      room.lines.splice(0, room.lines.length - MAX_LINES);
+      for (const gone of room.lines.splice(0, room.lines.length - MAX_LINES)) {
+        if (gone.kind === "failed") {
+          this.forget(gone.pubId);
+        }
+      }
     }
   }
 }

@@ -64,6 +64,11 @@ class HttpEndpoints:
         # The browser page: `/` for a browser, its files under /page/; None: `/` is plain text only.
         self._page = page if index else None
 
+    @property
+    def serves_page(self) -> bool:
+        """Whether a browser asking for `/` gets the chat page here."""
+        return self._page is not None and self._page.has_index()
+
     def answer(self, connection: ServerConnection, request: Request) -> Response | None:
         """The answer to a request for one of these endpoints; None for any other path."""
         path = request.path.partition("?")[0]
@@ -77,7 +82,8 @@ class HttpEndpoints:
         return head_without_body(connection, request, route(connection, request))
 
     def _index(self, connection: ServerConnection, request: Request) -> Response:
-        if self._page is not None and self._page.has_index() and page_files.accepts_html(request.headers):
+        if self.serves_page and page_files.accepts_html(request.headers):
+            assert self._page is not None  # it serves the page
             page = self._page.answer(request, page_files.INDEX)
             assert page is not None  # it has an index
             return page
@@ -90,7 +96,8 @@ class HttpEndpoints:
     def _page_file(self, connection: ServerConnection, request: Request) -> Response:
         assert self._page is not None  # routed only with a page
         name = request.path.partition("?")[0].removeprefix(page_files.PREFIX)
-        answer = self._page.answer(request, name)
+        # The page itself is only `/`: its relative page/… links would not resolve from /page/.
+        answer = None if name == page_files.INDEX else self._page.answer(request, name)
         if answer is None:
             return connection.respond(404, f"no such file of the page: {excerpt(name)}\n")
         return answer

@@ -151,7 +151,9 @@ class WebSocketServer:
             start_line.start_log.info(
                 "server_listening",
                 # First what a reader of the line needs most (the console keeps this order).
-                **start_line.where(settings.host, port, self.admin_port, self._bus),
+                **start_line.where(
+                    settings.host, port, self.admin_port, self._bus, self._endpoints.serves_page
+                ),
                 auth=self._authentication.mode,
                 host=settings.host,
                 port=port,

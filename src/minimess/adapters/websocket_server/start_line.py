@@ -25,13 +25,18 @@ start_log = structlog.wrap_logger(
 SUBSCRIBE_PATTERN = "/subscribe/id:<uid>/topic:<topic>"
 
 
-def where(host: str, port: int, admin_port: int | None, bus: Mapping[str, object]) -> dict[str, object]:
-    """The start line's fields on how to reach this server: `url`, the bus's, and `metrics`.
+def where(
+    host: str, port: int, admin_port: int | None, bus: Mapping[str, object], chat_page: bool = False
+) -> dict[str, object]:
+    """The start line's fields on how to reach this server: `url`, the chat `page`'s, the bus's, and
+    `metrics`.
 
     /metrics is on the admin port when there is one, else on the public port.
     """
+    page = {"page": f"http://{authority(host, port)}/"} if chat_page else {}
     return {
         "url": f"ws://{authority(host, port)}{SUBSCRIBE_PATTERN}",
+        **page,
         **bus,
         "metrics": f"http://{authority(host, port if admin_port is None else admin_port)}/metrics",
     }
