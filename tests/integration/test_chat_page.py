@@ -496,10 +496,12 @@ def test_while_waiting_the_countdown_ticks_apart_from_the_state_and_the_phone_he
     assert not [text for text in texts if re.search(r"\d+\.\d s", text)], texts
     assert all(before != after for before, after in itertools.pairwise(texts)), texts
     assert len(texts) < 20, texts
-    expect(chat.countdown).to_have_text(re.compile(r"^next try in \d+\.\d s$"))
+    expect(chat.countdown).to_have_text(re.compile(r"^retry in \d+\.\d s$"))
     assert chat.page.locator("#countdown").evaluate("node => node.closest('[aria-live]')") is None
     expect(chat.page.locator("button#reconnect-now")).to_be_visible()
     assert header_lines(chat.page) < 2.5
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    chat.page.screenshot(path=SCREENSHOTS / "page-phone-waiting.png")
 
     chat.page.locator("button#reconnect-now").click()
     expect(chat.page.locator("form#compose #line")).to_be_focused()

@@ -24,7 +24,7 @@ test("any other change is no append", () => {
 test("the state's words hold no countdown: that is apart", () => {
   const waiting = { state: "waiting", attempt: 2, reason: "the server is going away", retryAt: 10_000 };
   assert.equal(stateText(waiting), "reconnecting (attempt 2: the server is going away)");
-  assert.equal(countdownText(waiting, 6_800), "next try in 3.2 s");
-  assert.equal(countdownText(waiting, 12_000), "next try in 0.0 s");
+  assert.equal(countdownText(waiting, 6_800), "retry in 3.2 s");
+  assert.equal(countdownText(waiting, 12_000), "retry in 0.0 s");
   assert.equal(countdownText({ state: "connected", node: "n1", uid: "alice" }, 0), "");
 });

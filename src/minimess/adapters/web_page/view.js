@@ -40,7 +40,7 @@ export function countdownText(state, now) {
   if (state.state !== "waiting") {
     return "";
   }
-  return `next try in ${Math.max(0, (state.retryAt - now) / 1000).toFixed(1)} s`;
+  return `retry in ${Math.max(0, (state.retryAt - now) / 1000).toFixed(1)} s`;
 }
 
 function setText(node, text) {
