@@ -296,6 +296,9 @@ def test_the_page_loads_and_chats_behind_a_proxy(
         topic = unique("room")
         alice = connected_page(open_page, proxy, "alice", topic)
         alice.send("through the proxy")
+        # Published before bob's, so that the order is known.
+        alice.expect_messages([("alice", "through the proxy")])
+        alice.expect_echoed()
         publish_blocking(server.url(""), "bob", topic, "straight to the server")
         alice.expect_messages([("alice", "through the proxy"), ("bob", "straight to the server")])
     finally:

@@ -373,6 +373,7 @@ page.compose.addEventListener("submit", (event) => {
   rooms.addPending(topic, id, body, new Date());
   page.line.value = "";
   showConversation(true);
+  showNow(); // the line typed moves to the conversation at once
 });
 
 // The positions of the last moments, kept before the page goes.
