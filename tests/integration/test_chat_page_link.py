@@ -1,11 +1,12 @@
-"""The chat page's link in a real Chromium: a fresh token after a refusal keeps what waits, and a reload
-keeps the joined rooms and recovers them from their positions."""
+"""The chat page's link in a real Chromium: a fresh token after a refusal keeps what waits, a reload
+keeps the joined rooms and recovers them from their positions, and a silent server is noticed."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -122,3 +123,42 @@ def test_a_reload_keeps_the_joined_rooms_and_recovers_them_from_their_positions(
     publish_blocking(server.url(""), "bob", lobby, "lobby still joined")
     chat.attach(lobby)
     chat.expect_messages([("bob", "lobby still joined")])
+
+
+def test_a_frozen_server_is_noticed_by_its_silence_and_the_page_comes_back_when_it_answers(
+    start_server: Callable[..., ServerProcess], open_page: PageOpener
+) -> None:
+    """A server with a tick every second stops answering (SIGSTOP) while the page is idle: after 10 s
+    of silence (three ticks, and never less than 10 s) the page says so and connects again; once the
+    server answers again (SIGCONT) the page is connected and chats."""
+    server = start_server("--tick", "1")
+    uid, topic = unique("alice"), unique("room")
+    # The page gives up on a handshake the frozen server never answers, which Chromium notes.
+    open_page.console.allow(
+        rf"^warning: WebSocket connection to 'ws://127\.0\.0\.1:{server.port}/subscribe/id:{re.escape(uid)}/"
+        r"[^ ']*' failed: WebSocket is closed before the connection is established\. \(at "
+    )
+    chat = ChatPage(open_page()).open(server.http_url(""), uid)
+    chat.join(topic)
+    chat.expect_state("connected", f"as {uid}")
+    # Two ticks have shown the server's pace: the page's watch is on.
+    wait_for_time_frames(server, 2)
+    server.signal(signal.SIGSTOP)
+    try:
+        # Waiting to reconnect, or its attempt hanging on the frozen server: either says why.
+        chat.expect_state(re.compile("waiting|connecting"), "no answer from the server in 10 s", within=40)
+    finally:
+        server.signal(signal.SIGCONT)
+    chat.expect_state("connected", f"as {uid}", within=30)
+    chat.send("back")
+    chat.expect_messages([(uid, "back")])
+
+
+def wait_for_time_frames(server: ServerProcess, count: int) -> None:
+    """Wait until a connection of its own has had `count` `time` frames from `server`."""
+    with connect_blocking(
+        server.url(subscribe_path(unique("watcher"))), open_timeout=scaled(10)
+    ) as connection:
+        seen = 0
+        while seen < count:
+            seen += json.loads(connection.recv(timeout=scaled(10)))["type"] == "time"

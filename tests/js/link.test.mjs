@@ -435,6 +435,88 @@ test("an opened connection without success within 10 s is closed and tried again
   assert.equal(WebSocket.made.length, 2);
 });
 
+/** Connected, with a `time` frame every `seconds` s for `count` ticks. */
+function ticking(socket, clock, seconds, count) {
+  for (let tick = 0; tick < count; tick += 1) {
+    clock.advance(seconds * 1000);
+    socket.receive({ type: "time", ts: "2026-11-29T10:00:00.000Z" });
+  }
+}
+
+test("three ticks of silence from a ticking server close the connection and connect again", () => {
+  const { link, clock, WebSocket, lastState } = setUp();
+  link.start();
+  const socket = WebSocket.last;
+  socket.greet();
+  ticking(socket, clock, 5, 2);
+  // The server froze: its last frame was a tick; 15 s (three of its 5 s ticks) pass for it.
+  clock.advance(14_999);
+  assert.equal(socket.closedWith, null);
+  assert.equal(lastState().state, "connected");
+  clock.advance(2);
+  assert.equal(socket.closedWith, 1000);
+  assert.deepEqual([lastState().state, lastState().reason], ["waiting", "no answer from the server in 15 s"]);
+  clock.advance(5000);
+  assert.equal(WebSocket.made.length, 2);
+});
+
+test("any frame is a sign of life, and silence is never judged under the floor", () => {
+  const { link, clock, WebSocket } = setUp({ silenceFloor: 10 });
+  link.start();
+  const socket = WebSocket.last;
+  socket.greet();
+  // Ticks every second: three of them are 3 s, under the floor of 10 s.
+  ticking(socket, clock, 1, 3);
+  clock.advance(9_000);
+  socket.receive({ type: "unsubscribed", topic: "news" });
+  clock.advance(9_000);
+  assert.equal(socket.closedWith, null);
+  clock.advance(1_002);
+  assert.equal(socket.closedWith, 1000);
+});
+
+test("without ticks (--tick 0) silence says nothing: an idle connection stays", () => {
+  const { link, clock, WebSocket, lastState } = setUp();
+  link.start();
+  const socket = WebSocket.last;
+  socket.greet();
+  clock.advance(600_000);
+  assert.equal(socket.closedWith, null);
+  assert.equal(lastState().state, "connected");
+});
+
+test("a connection made again learns the pace anew: one tick does not start the watch", () => {
+  const { link, clock, WebSocket } = setUp();
+  link.start();
+  const first = WebSocket.last;
+  first.greet();
+  ticking(first, clock, 5, 2);
+  first.drop(1006);
+  clock.advance(5000);
+  const second = WebSocket.last;
+  assert.notEqual(second, first);
+  second.greet();
+  ticking(second, clock, 5, 1);
+  clock.advance(120_000);
+  assert.equal(second.closedWith, null);
+});
+
+test("a handshake the server never answers is given up after 10 s and tried again", async () => {
+  const { link, clock, WebSocket, asked, lastState } = setUp({ successTimeout: 10 });
+  link.start();
+  const socket = WebSocket.last;
+  clock.advance(9999);
+  assert.equal(socket.closedWith, null);
+  clock.advance(1);
+  assert.equal(socket.closedWith, 1000);
+  assert.deepEqual([lastState().state, lastState().reason], ["waiting", "no answer from the server in 10 s"]);
+  socket.drop(1006); // its close event comes later: no probe, nothing more
+  await settle();
+  assert.equal(asked.length, 0);
+  clock.advance(5000);
+  assert.equal(WebSocket.made.length, 2);
+});
+
 test("broker_unavailable fails the publish with the reason; retry sends it with the same id", () => {
   const { link, WebSocket, heard } = setUp();
   link.start();

@@ -152,6 +152,7 @@ export class Link {
     ackTimeout = 10,
     rateLimitPause = 1,
     successTimeout = 10,
+    silenceFloor = 10,
     origin = "",
   }) {
     this.server = server.replace(/\/+$/, "");
@@ -171,6 +172,13 @@ export class Link {
     this.ackTimeout = ackTimeout;
     this.rateLimitPause = rateLimitPause;
     this.successTimeout = successTimeout;
+    // Seconds of silence that always pass for a server's: never judge a link dead sooner.
+    this.silenceFloor = silenceFloor;
+    // The server's `time` frames, every --tick seconds: a heartbeat once two have shown its pace.
+    this.lastHeard = 0;
+    this.lastTick = null;
+    this.tickInterval = null;
+    this.silenceTimer = null;
     this.origin = origin;
 
     this.state = "idle";
@@ -243,10 +251,10 @@ export class Link {
   /** Close the connection for good; nothing is retried, and nothing reported any more. */
   stop() {
     this.stopped = true;
-    for (const timer of [this.waitTimer, this.pauseTimer, this.successTimer]) {
+    for (const timer of [this.waitTimer, this.pauseTimer, this.successTimer, this.silenceTimer]) {
       this.clearTimeout(timer);
     }
-    this.waitTimer = this.pauseTimer = this.successTimer = null;
+    this.waitTimer = this.pauseTimer = this.successTimer = this.silenceTimer = null;
     for (const publish of this.publishes.values()) {
       this.stopTimer(publish);
     }
@@ -380,24 +388,34 @@ export class Link {
     this.socket = socket;
     let opened = false;
     let greeted = false;
+    // A server that does not greet in time is as good as none: one that never answers the
+    // handshake (frozen, or a network that drops packets, which browsers wait on for minutes), or
+    // that opens and never sends `success`.
+    this.successTimer = this.setTimeout(() => {
+      this.successTimer = null;
+      if (this.stopped || this.socket !== socket || greeted) {
+        return;
+      }
+      if (opened) {
+        this.abandon(socket, this.noAnswer(this.successTimeout));
+      } else {
+        this.socket = null;
+        socket.close(1000);
+        this.failedAttempt(this.noAnswer(this.successTimeout));
+      }
+    }, this.successTimeout * 1000);
     socket.onopen = () => {
       if (this.socket !== socket) {
         return;
       }
       opened = true;
       this.hiddenRefusals = 0;
-      // A server that opens and never greets is as good as none.
-      this.successTimer = this.setTimeout(() => {
-        this.successTimer = null;
-        if (this.socket === socket && !greeted) {
-          this.abandon(socket, this.noAnswer(this.successTimeout));
-        }
-      }, this.successTimeout * 1000);
     };
     socket.onmessage = (event) => {
       if (this.socket !== socket) {
         return;
       }
+      this.lastHeard = this.now();
       if (!greeted) {
         greeted = true;
         this.clearTimeout(this.successTimer);
@@ -424,6 +442,46 @@ export class Link {
         this.probe(url);
       }
     };
+  }
+
+  /**
+   * A `time` frame: the server's pace, once two have come, makes silence tell.
+   *
+   * Browsers neither send pings nor say when a connection died without a close (a laptop asleep,
+   * a network changed, a frozen server): the page would show "connected" for many minutes. A server
+   * with ticks on (--tick, default 5 s) writes at least once per tick, so three ticks of silence
+   * (and never under `silenceFloor`) mean the connection is dead: it is closed and made again,
+   * rooms recovering from their positions. With ticks off, only an unanswered publish tells.
+   */
+  onTick() {
+    const now = this.now();
+    if (this.lastTick !== null) {
+      this.tickInterval = now - this.lastTick;
+      if (this.silenceTimer === null) {
+        this.watchSilence(this.socket);
+      }
+    }
+    this.lastTick = now;
+  }
+
+  silenceLimit() {
+    return Math.max(3 * this.tickInterval, this.silenceFloor * 1000);
+  }
+
+  watchSilence(socket) {
+    const limit = this.silenceLimit();
+    const wait = Math.max(this.lastHeard + limit - this.now(), 0) + 1;
+    this.silenceTimer = this.setTimeout(() => {
+      this.silenceTimer = null;
+      if (this.stopped || this.socket !== socket || !this.connected) {
+        return;
+      }
+      if (this.now() - this.lastHeard >= this.silenceLimit()) {
+        this.abandon(socket, this.noAnswer(Math.round(this.silenceLimit() / 1000)));
+      } else {
+        this.watchSilence(socket);
+      }
+    }, wait);
   }
 
   noAnswer(seconds) {
@@ -553,6 +611,9 @@ export class Link {
 
   connectionEnded(cause = "connection lost before the ack") {
     this.connected = false;
+    this.clearTimeout(this.silenceTimer);
+    this.silenceTimer = null;
+    this.lastTick = this.tickInterval = null;
     this.recovering.clear();
     // Requests dropped unread were this connection's: the next URL subscribes anew.
     this.dropped = [];
@@ -596,8 +657,11 @@ export class Link {
       case "unsubscribed":
         this.forgetRequest("unsub", document.topic);
         break;
+      case "time":
+        this.onTick();
+        break;
       default:
-        break; // `time` and anything newer
+        break; // anything newer
     }
   }
 
