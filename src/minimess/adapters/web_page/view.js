@@ -85,7 +85,7 @@ export function renderTitle(title, leaveButton, topic) {
  */
 export function renderRooms(list, rooms, onAttach) {
   const existing = new Map([...list.children].map((item) => [item.dataset.topic, item]));
-  let previous = null;
+  const items = [];
   for (const topic of rooms.topics) {
     const room = rooms.room(topic);
     let item = existing.get(topic);
@@ -113,13 +113,25 @@ export function renderRooms(list, rooms, onAttach) {
     unread.textContent = String(room.unread);
     unread.hidden = room.unread === 0;
     unread.setAttribute("aria-label", `${room.unread} unread`);
+    items.push(item);
+  }
+  arrange(list, items, existing.values());
+}
+
+/**
+ * Make `items` the children of `list`, in this order, moving only those out of place (a moved
+ * element loses focus), and remove the `stale` ones.
+ */
+function arrange(list, items, stale) {
+  let previous = null;
+  for (const item of items) {
     const next = previous === null ? list.firstChild : previous.nextSibling;
     if (next !== item) {
       list.insertBefore(item, next);
     }
     previous = item;
   }
-  for (const item of existing.values()) {
+  for (const item of stale) {
     item.remove();
   }
 }
@@ -226,22 +238,12 @@ export function renderMessages(list, lines, onRetry, toBottom = false) {
     list.append(...lines.slice(lines.length - change.append).map(make));
   } else {
     const existing = new Map([...list.children].map((item) => [item.dataset.key, item]));
-    let previous = null;
-    for (const line of lines) {
-      let item = existing.get(line.key);
+    const items = lines.map((line) => {
+      const item = existing.get(line.key) ?? make(line);
       existing.delete(line.key);
-      if (item === undefined) {
-        item = make(line);
-      }
-      const next = previous === null ? list.firstChild : previous.nextSibling;
-      if (next !== item) {
-        list.insertBefore(item, next);
-      }
-      previous = item;
-    }
-    for (const item of existing.values()) {
-      item.remove();
-    }
+      return item;
+    });
+    arrange(list, items, existing.values());
   }
   shownKeys.set(list, keys);
   if (atBottom || toBottom) {
