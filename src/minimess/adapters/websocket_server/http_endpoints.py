@@ -62,12 +62,12 @@ class HttpEndpoints:
         # Whether /metrics is served here, like /stats, or on the admin port.
         self._serve_stats = serve_stats
         # The browser page: `/` for a browser, its files under /page/; None: `/` is plain text only.
-        self._page = page if index else None
+        self._page = page if index and page is not None and page.has_index() else None
 
     @property
     def serves_page(self) -> bool:
         """Whether a browser asking for `/` gets the chat page here."""
-        return self._page is not None and self._page.has_index()
+        return self._page is not None
 
     def answer(self, connection: ServerConnection, request: Request) -> Response | None:
         """The answer to a request for one of these endpoints; None for any other path."""
@@ -81,11 +81,10 @@ class HttpEndpoints:
             return method_not_allowed(connection, ENDPOINT_METHODS)
         return head_without_body(connection, request, route(connection, request))
 
-    def _index(self, connection: ServerConnection, request: Request) -> Response:
-        if self.serves_page and page_files.accepts_html(request.headers):
-            assert self._page is not None  # it serves the page
+    def _index(self, _connection: ServerConnection, request: Request) -> Response:
+        if self._page is not None and page_files.accepts_html(request.headers):
             page = self._page.answer(request, page_files.INDEX)
-            assert page is not None  # it has an index
+            assert page is not None  # a page without its index is none (__init__)
             return page
         body = index_page(_host(request.headers), self._serve_stats, self._page is not None).encode()
         headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
