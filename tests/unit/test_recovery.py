@@ -17,7 +17,7 @@ from minimess.app.history import History, HistoryLimits
 from minimess.app.messaging import MessagingService, Session, Subscribed
 from minimess.domain.errors import IdReused
 from minimess.domain.model import LogState, Message, Position, Topic, Uid
-from minimess.domain.ports import Broker, BusHealth, Deliver
+from minimess.domain.ports import Acknowledgement, Broker, BusHealth, Deliver
 from tests.timeouts import scaled
 from tests.unit.test_messaging import FixedClock, RecordingOutbox, RecordingRenderer
 
@@ -312,6 +312,11 @@ class ScriptedBroker:
         position = Position(self.epoch, self.first if log is None else log.last + 1)
         self.deliver(attrs.evolve(message, position=position))
         return position
+
+    async def hand_over(self, message: Message) -> Acknowledgement:
+        acknowledgement: Acknowledgement = asyncio.get_running_loop().create_future()
+        acknowledgement.set_result(await self.publish(message))
+        return acknowledgement
 
     def log(self, topic: Topic) -> LogState | None:
         return self.state.get(topic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -10,7 +11,7 @@ import attrs
 import structlog
 
 from minimess.domain.model import LogState, Message, Position, Topic
-from minimess.domain.ports import Deliver
+from minimess.domain.ports import Acknowledgement, Deliver
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,15 @@ class MemoryBroker:
             self._receivers.remove(deliver)
 
     async def publish(self, message: Message) -> Position:
+        return await (await self.hand_over(message))
+
+    async def hand_over(self, message: Message) -> Acknowledgement:
+        # Delivered before it returns: the acknowledgement is settled already.
+        acknowledgement: Acknowledgement = asyncio.get_running_loop().create_future()
+        acknowledgement.set_result(self._put(message))
+        return acknowledgement
+
+    def _put(self, message: Message) -> Position:
         offset = self._last[message.topic] = self._last.get(message.topic, -1) + 1
         position = Position(self.epoch, offset)
         positioned = attrs.evolve(message, position=position)

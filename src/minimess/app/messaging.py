@@ -11,10 +11,11 @@ import attrs
 
 from minimess.app.history import History, HistoryLimits
 from minimess.app.hub import Hub
+from minimess.app.publishing import Publishing
 from minimess.domain.errors import IdReused, TooManyTopics
 from minimess.domain.model import NO_HEADERS, Message, Position, Topic, Uid
 from minimess.domain.permissions import Grant
-from minimess.domain.ports import Broker, BusHealth, Clock, Frame, Outbox, Renderer
+from minimess.domain.ports import Acknowledgement, Broker, BusHealth, Clock, Frame, Outbox, Renderer
 
 DEFAULT_HISTORY = HistoryLimits(per_topic=1000, ttl=300.0, total_bytes=64 * 2**20)
 
@@ -140,6 +141,8 @@ class MessagingService:
         # Recoveries under way, by topic: they collect what arrives live until they finish.
         self._recovering: dict[Topic, list[_Recovery]] = {}
         self._repeats_skipped = 0
+        # Publishes with a client's message id that the bus has not answered yet, by id.
+        self._waiting: dict[str, Publishing] = {}
         self._recoveries = 0
         self._recoveries_failed = 0
         # Told once per message from the bus that local subscribers are about to get, so that the
@@ -243,25 +246,61 @@ class MessagingService:
     ) -> Message:
         """Publish `body` on `topic` as the session's uid; the message, positioned, once the bus has it.
 
-        A `message_id` the history holds from the same sender on this topic is a repeat: the
-        original is returned and nothing is published again. Held for another topic or from another
-        sender, it raises IdReused, which says no more than that (the other topic may be one the
-        session may not read). Raises Forbidden when the session's grant does not allow publishing
-        on `topic`.
+        `hand_over`, then wait for its outcome.
+        """
+        publishing = await self.hand_over(session, topic, body, headers, message_id)
+        return await publishing.wait()
+
+    async def hand_over(
+        self,
+        session: Session,
+        topic: Topic,
+        body: str,
+        headers: Mapping[str, str] = NO_HEADERS,
+        message_id: str | None = None,
+    ) -> Publishing:
+        """Hand `body` on `topic`, as the session's uid, to the bus; return once the bus holds it.
+
+        Publishes handed over one after another reach the bus in that order (per topic at least);
+        each one's outcome comes later, in the Publishing returned. A `message_id` the history holds
+        from the same sender on this topic, or that a publish still waiting for the bus carries, is
+        a repeat: it shares the original's outcome and nothing is published again. Held for another
+        topic or from another sender, it raises IdReused, which says no more than that (the other
+        topic may be one the session may not read). Raises Forbidden when the session's grant does
+        not allow publishing on `topic`, BrokerUnavailable when nothing was handed to the bus.
         """
         session.grant.check_publish(topic)
-        if message_id is not None and (original := self._history.find(message_id)) is not None:
-            if not _same_publish(original, topic, session.uid):
-                raise IdReused(f"message id {message_id} is already in use")
-            return original
+        if message_id is not None:
+            if (original := self._history.find(message_id)) is not None:
+                if not _same_publish(original, topic, session.uid):
+                    raise IdReused(f"message id {message_id} is already in use")
+                # Every message from the bus has its position.
+                assert original.position is not None
+                known: Acknowledgement = asyncio.get_running_loop().create_future()
+                known.set_result(original.position)
+                return Publishing(original, known, self._positioned)
+            if (waiting := self._waiting.get(message_id)) is not None:
+                if not _same_publish(waiting.message, topic, session.uid):
+                    raise IdReused(f"message id {message_id} is already in use")
+                return waiting
         message = Message.create(topic, session.uid, body, self._clock.now(), headers, message_id)
-        position = await self._broker.publish(message)
+        acknowledgement = await self._broker.hand_over(message)
+        publishing = Publishing(message, acknowledgement, self._positioned)
+        if message_id is not None and not acknowledgement.done():
+            # Until the bus answers, a repeat of this id waits for this publish instead of making
+            # another (the history holds it only once it comes back from the bus).
+            self._waiting[message_id] = publishing
+            acknowledgement.add_done_callback(lambda _: self._waiting.pop(message_id, None))
+        return publishing
+
+    def _positioned(self, message: Message, position: Position) -> Message:
+        """`message` at `position`, or at its original's if it raced its original to the bus."""
         # A repeat that raced its original to the bus is skipped on delivery; the original's
         # position is the one subscribers saw, when it is known by now.
         original = self._history.find(message.id)
         if (
             original is not None
-            and _same_publish(original, topic, session.uid)
+            and _same_publish(original, message.topic, message.sender)
             and original.position is not None
         ):
             position = original.position

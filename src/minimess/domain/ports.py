@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -14,6 +15,10 @@ from minimess.domain.permissions import Grant
 
 Frame = bytes
 """One message, already encoded for the wire; the same bytes serve every recipient."""
+
+Acknowledgement = asyncio.Future[Position]
+"""The bus's answer to one message handed to it: its position, or the error that leaves its outcome
+unknown. Several may wait on one: a waiter that gives up must not cancel it (asyncio.shield)."""
 
 Deliver = Callable[[Message], None]
 """Called by a broker, on the event loop, once for every message on the bus, in bus order,
@@ -31,10 +36,20 @@ class Broker(Protocol):
         ...
 
     async def publish(self, message: Message) -> Position:
-        """Return where the bus put `message` once it accepted it.
+        """Return where the bus put `message` once it accepted it: `hand_over`, then its answer.
 
         Raises BrokerUnavailable when nothing was handed to the bus, PublishTimeout when the
         outcome is unknown.
+        """
+        ...
+
+    async def hand_over(self, message: Message) -> Acknowledgement:
+        """Hand `message` to the bus, and return once it holds it, without waiting for its answer.
+
+        Messages handed over one after another (each call awaited before the next) are put on the
+        bus in that order, per topic at least. Raises BrokerUnavailable when nothing was handed to
+        the bus. The acknowledgement settles by the publish deadline, with where the bus put the
+        message or with PublishTimeout (the outcome is unknown); awaiting it is optional.
         """
         ...
 

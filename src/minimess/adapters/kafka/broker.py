@@ -28,6 +28,7 @@ from minimess.adapters.kafka.clients import (
     KafkaClients,
     Producer,
     Record,
+    Sent,
 )
 from minimess.adapters.kafka.envelope import Envelope, EnvelopeError, RecordRules
 from minimess.adapters.kafka.outage_log import OutageLog
@@ -35,7 +36,7 @@ from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.app.task_groups import until_first_ends
 from minimess.domain.errors import BrokerUnavailable, PublishTimeout
 from minimess.domain.model import LogState, Message, Position, Topic
-from minimess.domain.ports import Deliver
+from minimess.domain.ports import Acknowledgement, Deliver
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +88,49 @@ def partition_of(topic: Topic, partitions: int) -> int:
 def epoch_of(topic_id: str, partition: int) -> str:
     """The epoch of one partition of one incarnation of the Kafka topic."""
     return f"{topic_id}.{partition}"
+
+
+class _Answer:
+    """Turns Kafka's delivery of one record into the acknowledgement the Broker port promises."""
+
+    def __init__(self, acknowledgement: Acknowledgement, reader: _Reader, epoch: str, timeout: float) -> None:
+        self.acknowledgement = acknowledgement
+        self._reader = reader
+        self._epoch = epoch
+        self._timeout = timeout
+        # The publish deadline's timer, cancelled when Kafka answers first.
+        self.expiry: asyncio.TimerHandle | None = None
+
+    def expire(self) -> None:
+        if not self.acknowledgement.done():
+            self.acknowledgement.set_exception(
+                PublishTimeout(
+                    f"Kafka did not acknowledge within {self._timeout:g} s;"
+                    " publishing again with the same id is safe"
+                )
+            )
+
+    def settle(self, delivery: asyncio.Future[Sent]) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        # Retrieved even after the deadline, so that a late failure is not reported as unhandled.
+        error = None if delivery.cancelled() else delivery.exception()
+        if self.acknowledgement.done():
+            return
+        if delivery.cancelled():
+            self.acknowledgement.set_exception(
+                PublishTimeout("the Kafka producer stopped; publishing again with the same id is safe")
+            )
+        elif isinstance(error, KafkaError):
+            if isinstance(error, _PRODUCER_STATE_ERRORS):
+                self._reader.producer_state_lost(error)
+            self.acknowledgement.set_exception(
+                PublishTimeout(f"Kafka did not acknowledge ({error}); publishing again with the same id is safe")
+            )
+        elif error is not None:
+            self.acknowledgement.set_exception(error)
+        else:
+            self.acknowledgement.set_result(Position(self._epoch, delivery.result().offset))
 
 
 class KafkaBroker:
@@ -141,11 +185,17 @@ class KafkaBroker:
                 await supervisor
 
     async def publish(self, message: Message) -> Position:
-        """Hand the message to the producer, then wait for Kafka's acknowledgement.
+        return await (await self.hand_over(message))
+
+    async def hand_over(self, message: Message) -> Acknowledgement:
+        """Hand the message to the producer; return once it took it, with Kafka's answer to come.
 
         Failing before the producer took the record, nothing can reach Kafka: BrokerUnavailable.
         Once it has taken it, the producer may still write it after any deadline, so a failure
-        from then on leaves the outcome unknown: PublishTimeout.
+        from then on leaves the outcome unknown: the acknowledgement settles with PublishTimeout,
+        at the latest when the publish deadline passes. One producer keeps the order of what it
+        was handed per partition (aiokafka sends one batch per partition at a time), and a
+        minimess topic is one partition.
         """
         reader = next((r for r in self._readers if r.ready and r.producer and r.topic_id), None)
         if reader is None or reader.producer is None or reader.topic_id is None:
@@ -167,21 +217,10 @@ class KafkaBroker:
             ) from None
         except KafkaError as error:
             raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
-        try:
-            async with asyncio.timeout_at(deadline):
-                metadata = await delivery
-        except TimeoutError:
-            raise PublishTimeout(
-                f"Kafka did not acknowledge within {settings.publish_timeout:g} s;"
-                " publishing again with the same id is safe"
-            ) from None
-        except KafkaError as error:
-            if isinstance(error, _PRODUCER_STATE_ERRORS):
-                reader.producer_state_lost(error)
-            raise PublishTimeout(
-                f"Kafka did not acknowledge ({error}); publishing again with the same id is safe"
-            ) from None
-        return Position(epoch_of(topic_id, partition), metadata.offset)
+        answer = _Answer(loop.create_future(), reader, epoch_of(topic_id, partition), settings.publish_timeout)
+        answer.expiry = loop.call_at(deadline, answer.expire)
+        asyncio.ensure_future(delivery).add_done_callback(answer.settle)
+        return answer.acknowledgement
 
     def log(self, topic: Topic) -> LogState | None:
         reader = self._readers[0] if self._readers else None
