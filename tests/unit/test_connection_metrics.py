@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.wire.server_frames import message_frame
 from minimess.app.messaging import MessagingService, Session
+from minimess.app.publishing import Publishing
 from minimess.app.settings import MessagingSettings
 from minimess.bootstrap.server import build_container
 from minimess.bootstrap.settings import ServeSettings
@@ -59,18 +60,18 @@ class RefusingService(MessagingService):
         self.outboxes[uid] = outbox
         return super().connect(uid, outbox, grant)
 
-    async def publish(
+    async def hand_over(
         self,
         session: Session,
         topic: Topic,
         body: str,
         headers: Mapping[str, str] = NO_HEADERS,
         message_id: str | None = None,
-    ) -> Message:
+    ) -> Publishing:
         refusal = REFUSALS.get(topic.name)
         if refusal is not None:
             raise refusal(f"refused on {topic.name}")
-        return await super().publish(session, topic, body, headers, message_id)
+        return await super().hand_over(session, topic, body, headers, message_id)
 
 
 # A publish on each of these topics is refused with its error.

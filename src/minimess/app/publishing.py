@@ -42,8 +42,18 @@ class Publishing:
         """The message, positioned; raises what the bus answered instead. Only once `done`."""
         return self._positioned(self.message, self._acknowledgement.result())
 
+    def abandon(self) -> None:
+        """Nobody will read the outcome: take the bus's error, if any, so that it is not reported as
+        never retrieved."""
+        self._acknowledgement.add_done_callback(_taken)
+
     async def wait(self) -> Message:
         """Wait for the outcome (a waiter cancelled leaves the acknowledgement to the others)."""
         if not self._acknowledgement.done():
             await asyncio.wait([self._acknowledgement])
         return self.outcome()
+
+
+def _taken(acknowledgement: Acknowledgement) -> None:
+    if not acknowledgement.cancelled():
+        acknowledgement.exception()

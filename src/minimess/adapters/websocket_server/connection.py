@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from minimess.adapters.websocket_server import authentication, tracing
+from minimess.adapters.websocket_server.answers import Answers
 from minimess.adapters.websocket_server.client_address import forwarded_for, peer_address, real_client_address
 from minimess.adapters.websocket_server.closes import how_closed
 from minimess.adapters.websocket_server.log_context import connection_id
@@ -27,6 +28,7 @@ from minimess.adapters.wire.client_frames import ClientFrame, FrameError, Pub, S
 from minimess.adapters.wire.frame_ref import dropped_frame_ref
 from minimess.adapters.wire.paths import SubscribeRequest
 from minimess.app.messaging import MessagingService, Session, Subscribed
+from minimess.app.publishing import Publishing
 from minimess.app.task_groups import until_first_ends
 from minimess.domain.errors import BrokerUnavailable, Forbidden, IdReused, PublishTimeout, TooManyTopics
 from minimess.domain.metrics import Metrics
@@ -108,6 +110,9 @@ class AcceptedConnection:
         self._rate_limited_log = rate_limited_log
         # Set when the server cut the TCP connection without a closing handshake (drop).
         self._aborted = False
+        # Publishes waiting for the bus, and the answers queued behind them: every frame is
+        # answered in the order it was read.
+        self._answers = Answers(settings.publish_window, settings.publish_window_bytes, self._answer_failed)
 
     async def run(self) -> None:
         peer = peer_address(self._connection)
@@ -142,6 +147,7 @@ class AcceptedConnection:
                 jobs.append(self._close_at_expiry(session.grant))
             await self._run_tasks(*jobs)
         finally:
+            self._answers.close()
             self._service.disconnect(session)
             closed = how_closed(self._connection.protocol, self._aborted)
             # What never reached the client: refused once the connection stopped taking frames
@@ -173,6 +179,7 @@ class AcceptedConnection:
 
     async def _read(self, session: Session) -> None:
         trace = self._trace
+        answers = self._answers
         clock = asyncio.get_running_loop().time
         expires = authentication.deadline(session.grant)
         try:
@@ -187,22 +194,36 @@ class AcceptedConnection:
                     continue
                 # Before the rate limit and parsing: `received` is when the frame left the socket.
                 received = tracing.now_us() if trace else None
+                if not answers.has_room():
+                    # The window is full: the next frames wait in the socket until the bus answers.
+                    await answers.room()
                 if not self._rate.allow():
                     self._note_rate_limited()
                     # Not a line a frame: a flood would be a flood of lines.
                     self._reply_error(
-                        "rate_limited", "too many frames; slow down", dropped_frame_ref(data), logged=False
+                        "rate_limited",
+                        "too many frames; slow down",
+                        dropped_frame_ref(data),
+                        len(data),
+                        logged=False,
                     )
                     continue
                 try:
-                    await self._handle(session, parse_client_frame(data), received)
+                    await self._handle(session, parse_client_frame(data), received, len(data))
                 except FrameError as error:
-                    self._reply_error(error.code, error.reason, error.ref)
+                    self._reply_error(error.code, error.reason, error.ref, len(data))
         except ConnectionClosed:
             pass
 
-    async def _handle(self, session: Session, frame: ClientFrame, received: int | None) -> None:
-        """Act on one frame; `received` is when it was read, with --trace only."""
+    async def _handle(self, session: Session, frame: ClientFrame, received: int | None, size: int) -> None:
+        """Act on one frame of `size` bytes; `received` is when it was read, with --trace only."""
+        if isinstance(frame, Pub):
+            await self._publish(session, frame, received, size)
+            return
+        if self._answers.owed:
+            # A subscription's answer must come before the topic's first message, which may be
+            # pushed as soon as it takes effect: it waits until the publishes before it are answered.
+            await self._answers.settled()
         if isinstance(frame, Sub):
             try:
                 if frame.since is None:
@@ -218,30 +239,49 @@ class AcceptedConnection:
             self._service.unsubscribe(session, frame.topic)
             self._log.debug("topic_unsubscribed", topic=frame.topic.name, ref=frame.ref)
             self._outbound.push(server_frames.unsubscribed_frame(frame.topic))
-        elif isinstance(frame, Pub):
-            started = time.perf_counter()
-            headers = tracing.NO_STAMPS if received is None else tracing.publish_headers(frame, received)
-            try:
-                message = await self._service.publish(session, frame.topic, frame.body, headers, frame.id)
-            except (BrokerUnavailable, PublishTimeout, IdReused, Forbidden) as error:
-                code = next(code for kind, code in _PUBLISH_ERRORS.items() if isinstance(error, kind))
-                self._metrics.publish_answered(code, time.perf_counter() - started)
-                self._log.debug(
-                    "publish_refused", topic=frame.topic.name, message_id=frame.id, code=code, ref=frame.ref
-                )
-                raise FrameError(code, str(error), frame.ref) from None
-            self._metrics.publish_answered("ack", time.perf_counter() - started)
-            self._log.debug(
-                "publish_accepted",
-                topic=frame.topic.name,
-                message_id=message.id,
-                position=_position(message.position),
-                ref=frame.ref,
-            )
-            if received is None:
-                self._outbound.push(server_frames.ack_frame(frame.ref, message))
-            else:
-                self._outbound.push(tracing.traced_ack_frame(frame.ref, message, received))
+
+    async def _publish(self, session: Session, frame: Pub, received: int | None, size: int) -> None:
+        """Hand a publish to the bus, and have it answered in its turn once the bus has answered it."""
+        started = time.perf_counter()
+        headers = tracing.NO_STAMPS if received is None else tracing.publish_headers(frame, received)
+        try:
+            publishing = await self._service.hand_over(session, frame.topic, frame.body, headers, frame.id)
+        except (BrokerUnavailable, PublishTimeout, IdReused, Forbidden) as error:
+            raise FrameError(self._refused(frame, error, started), str(error), frame.ref) from None
+        self._answers.owe(
+            publishing, lambda: self._answer_publish(publishing, frame, started, received), size
+        )
+
+    def _answer_publish(
+        self, publishing: Publishing, frame: Pub, started: float, received: int | None
+    ) -> None:
+        """Push the ack, or the error frame, of a publish the bus has answered."""
+        try:
+            message = publishing.outcome()
+        except (BrokerUnavailable, PublishTimeout, IdReused, Forbidden) as error:
+            self._send_error(self._refused(frame, error, started), str(error), frame.ref)
+            return
+        self._metrics.publish_answered("ack", time.perf_counter() - started)
+        self._log.debug(
+            "publish_accepted",
+            topic=frame.topic.name,
+            message_id=message.id,
+            position=_position(message.position),
+            ref=frame.ref,
+        )
+        if received is None:
+            self._outbound.push(server_frames.ack_frame(frame.ref, message))
+        else:
+            self._outbound.push(tracing.traced_ack_frame(frame.ref, message, received))
+
+    def _refused(self, frame: Pub, error: Exception, started: float) -> str:
+        """Count and log a refused publish; the error code it is answered with."""
+        code = next(code for kind, code in _PUBLISH_ERRORS.items() if isinstance(error, kind))
+        self._metrics.publish_answered(code, time.perf_counter() - started)
+        self._log.debug(
+            "publish_refused", topic=frame.topic.name, message_id=frame.id, code=code, ref=frame.ref
+        )
+        return code
 
     async def _recover(self, session: Session, topic: Topic, since: Position) -> Subscribed:
         """Subscribe with recovery once what was queued before has reached the socket.
@@ -275,7 +315,11 @@ class AcceptedConnection:
             ref=ref,
         )
 
-    def _reply_error(self, code: str, reason: str, ref: str | None, logged: bool = True) -> None:
+    def _reply_error(self, code: str, reason: str, ref: str | None, size: int, logged: bool = True) -> None:
+        """Answer a frame of `size` bytes with an error frame, in its turn."""
+        self._answers.give(lambda: self._send_error(code, reason, ref, logged), size)
+
+    def _send_error(self, code: str, reason: str, ref: str | None, logged: bool = True) -> None:
         outbound = self._outbound
         dropped = outbound.dropped
         outbound.push(server_frames.error_frame(code, reason, ref))
@@ -347,8 +391,11 @@ class AcceptedConnection:
         return self._outbound.queued
 
     async def drain_and_close(self) -> None:
-        """Hand the client everything queued for it (and pushed meanwhile), then close with 1001."""
+        """Answer the publishes in flight, hand the client everything queued for it (and pushed
+        meanwhile), then close with 1001."""
         try:
+            # Each publish has its deadline: this ends by the last one's at the latest.
+            await self._answers.settled()
             await self._outbound.drain()
         except Exception as error:
             await self._fail(error)
@@ -371,6 +418,12 @@ class AcceptedConnection:
         self._aborted = True
         transport.abort()
         return undelivered
+
+    def _answer_failed(self, error: BaseException) -> None:
+        """An answer given from the bus's callback raised (a bug): close this connection with 1011."""
+        task = asyncio.create_task(self._fail(error))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _close_slow_consumer(self) -> None:
         self._metrics.slow_consumer_closed()

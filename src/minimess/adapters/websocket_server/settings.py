@@ -154,6 +154,21 @@ class WebSocketSettings:
             " often they are asked, it runs at most once per this. 0: at every request."
         },
     )
+    publish_window: int = attrs.field(
+        default=100,
+        validator=v.ge(1),
+        metadata={
+            "help": "Publishes one connection may have waiting for the bus; while it has that many, its"
+            " frames wait unread. 1: one at a time."
+        },
+    )
+    publish_window_bytes: int = attrs.field(
+        default=1048576,
+        validator=v.ge(1),
+        metadata={
+            "help": "Bytes of frames one connection may have waiting for the bus (or behind a publish)."
+        },
+    )
 
     @property
     def node_name(self) -> str:
