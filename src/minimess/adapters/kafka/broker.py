@@ -125,7 +125,9 @@ class _Answer:
             if isinstance(error, _PRODUCER_STATE_ERRORS):
                 self._reader.producer_state_lost(error)
             self.acknowledgement.set_exception(
-                PublishTimeout(f"Kafka did not acknowledge ({error}); publishing again with the same id is safe")
+                PublishTimeout(
+                    f"Kafka did not acknowledge ({error}); publishing again with the same id is safe"
+                )
             )
         elif error is not None:
             self.acknowledgement.set_exception(error)
@@ -217,7 +219,9 @@ class KafkaBroker:
             ) from None
         except KafkaError as error:
             raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
-        answer = _Answer(loop.create_future(), reader, epoch_of(topic_id, partition), settings.publish_timeout)
+        answer = _Answer(
+            loop.create_future(), reader, epoch_of(topic_id, partition), settings.publish_timeout
+        )
         answer.expiry = loop.call_at(deadline, answer.expire)
         asyncio.ensure_future(delivery).add_done_callback(answer.settle)
         return answer.acknowledgement
