@@ -1,10 +1,13 @@
 """Stateful fakes for unit tests: an Outbox that records its frames, a Clock that steps predictably,
-and the parts of a websockets ServerConnection that the outbound path and the routing use."""
+the parts of a websockets ServerConnection that the outbound path and the routing use, and a bus
+that answers publishes when the test says."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,9 +15,10 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from minimess.adapters.memory import MemoryBroker
 from minimess.adapters.wire.server_frames import message_from_document
-from minimess.domain.model import Message
-from minimess.domain.ports import Room
+from minimess.domain.model import LogState, Message, Position, Topic
+from minimess.domain.ports import Acknowledgement, Deliver, Room
 from tests.timeouts import scaled
 from tests.unit.wire import decode_server_frame
 
@@ -163,3 +167,62 @@ class RecordingMetrics:
 
     def fanned_out(self, seconds: float) -> None:
         self._record("fanned_out", (seconds,))
+
+
+class HeldBroker:
+    """A memory bus that takes each message only when the test says: `hand_over` keeps it, in order,
+    and `release(i)` puts the i-th on the bus and answers it (or `fail(i, error)` answers with an
+    error), in whatever order the test picks. Its health is the memory broker's."""
+
+    def __init__(self) -> None:
+        self.bus = MemoryBroker()
+        # Every message handed over, in order, with its acknowledgement.
+        self.held: list[tuple[Message, Acknowledgement]] = []
+        self._handed = asyncio.Event()
+
+    def receiving(self, deliver: Deliver) -> AbstractAsyncContextManager[None]:
+        return self.bus.receiving(deliver)
+
+    async def hand_over(self, message: Message) -> Acknowledgement:
+        acknowledgement: Acknowledgement = asyncio.get_running_loop().create_future()
+        self.held.append((message, acknowledgement))
+        self._handed.set()
+        return acknowledgement
+
+    async def publish(self, message: Message) -> Position:
+        return await (await self.hand_over(message))
+
+    async def handed(self, count: int) -> list[Message]:
+        """The messages handed over, once there are at least `count`; fails after a timeout."""
+        async with asyncio.timeout(scaled(10)):
+            while len(self.held) < count:
+                self._handed.clear()
+                await self._handed.wait()
+        return [message for message, _ in self.held]
+
+    async def release(self, *indexes: int) -> None:
+        """Put these messages on the bus in this order, and answer each with its position."""
+        for index in indexes:
+            message, acknowledgement = self.held[index]
+            acknowledgement.set_result(await self.bus.publish(message))
+
+    def fail(self, index: int, error: Exception) -> None:
+        self.held[index][1].set_exception(error)
+
+    def log(self, topic: Topic) -> LogState:
+        return self.bus.log(topic)
+
+    async def caught_up(self, topic: Topic, offset: int) -> bool:
+        return await self.bus.caught_up(topic, offset)
+
+    async def replay(self, topic: Topic, after: Position, upto: int) -> Sequence[Message] | None:
+        return await self.bus.replay(topic, after, upto)
+
+    def is_ready(self) -> bool:
+        return True
+
+    def counters(self) -> Mapping[str, int]:
+        return {}
+
+    def lag(self) -> Mapping[int, int]:
+        return {}

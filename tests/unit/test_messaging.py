@@ -11,11 +11,12 @@ import pytest
 
 from minimess.adapters.memory import MemoryBroker
 from minimess.app.messaging import MessagingCounters, MessagingService
-from minimess.domain.errors import Forbidden, TooManyTopics
+from minimess.domain.errors import Forbidden, IdReused, PublishTimeout, TooManyTopics
 from minimess.domain.model import Message, Position, Topic, Uid
 from minimess.domain.permissions import Grant, patterns
 from minimess.domain.ports import BusHealth, Room
 from tests.timeouts import scaled
+from tests.unit.fakes import HeldBroker
 
 NEWS, SPORT = Topic("news"), Topic("sport")
 MAX_TOPICS = 3
@@ -365,3 +366,89 @@ async def test_each_message_fanned_out_to_local_subscribers_is_reported_once_bef
     assert frames_when_started == [0, 1]
     assert box.frames == [b"one", b"twice"]
     assert service.counters().repeats_skipped == 1
+
+
+# --- pipelined publishes -----------------------------------------------------------------------------
+
+ID = "pipelined-id-0001"
+
+
+@pytest.fixture
+async def held() -> AsyncIterator[tuple[MessagingService, HeldBroker]]:
+    """A service on a bus that answers each publish when the test releases it."""
+    broker = HeldBroker()
+    service = MessagingService(
+        broker, broker, RecordingRenderer(), FixedClock(), max_topics=MAX_TOPICS, tick=0
+    )
+    async with service.running():
+        yield service, broker
+
+
+async def test_two_publishes_of_one_id_in_flight_at_once_are_one_message_with_one_position(
+    held: tuple[MessagingService, HeldBroker],
+) -> None:
+    """A repeat read before the bus answered its original waits for that answer: nothing twice on the bus."""
+    service, broker = held
+    box = RecordingOutbox()
+    service.subscribe(service.connect(Uid("reader"), box), NEWS)
+    alice = service.connect(Uid("alice"), RecordingOutbox())
+    first = await service.hand_over(alice, NEWS, "once", message_id=ID)
+    second = await service.hand_over(alice, NEWS, "once", message_id=ID)
+    assert not first.done()
+    assert len(broker.held) == 1
+    await broker.release(0)
+    original, repeat = await first.wait(), await second.wait()
+    assert original.position is not None
+    assert repeat.position == original.position
+    assert repeat.id == original.id == ID
+    assert box.frames == [b"once"]
+
+
+async def test_an_id_in_flight_is_refused_on_another_topic_or_from_another_sender(
+    held: tuple[MessagingService, HeldBroker],
+) -> None:
+    service, broker = held
+    alice = service.connect(Uid("alice"), RecordingOutbox())
+    bob = service.connect(Uid("bob"), RecordingOutbox())
+    await service.hand_over(alice, NEWS, "original", message_id=ID)
+    with pytest.raises(IdReused):
+        await service.hand_over(alice, SPORT, "elsewhere", message_id=ID)
+    with pytest.raises(IdReused):
+        await service.hand_over(bob, NEWS, "someone else's", message_id=ID)
+    assert len(broker.held) == 1
+
+
+async def test_a_repeat_shares_its_originals_failure_and_a_retry_after_it_is_handed_over_again(
+    held: tuple[MessagingService, HeldBroker],
+) -> None:
+    """The outcome unknown, both say so; the client's retry with the id is a publish of its own."""
+    service, broker = held
+    alice = service.connect(Uid("alice"), RecordingOutbox())
+    first = await service.hand_over(alice, NEWS, "maybe", message_id=ID)
+    second = await service.hand_over(alice, NEWS, "maybe", message_id=ID)
+    broker.fail(0, PublishTimeout("no answer"))
+    for publishing in (first, second):
+        with pytest.raises(PublishTimeout):
+            await publishing.wait()
+    retry = await service.hand_over(alice, NEWS, "maybe", message_id=ID)
+    assert len(broker.held) == 2
+    # One turn of the loop runs the failed publish's callbacks: they must leave the retry's place.
+    await asyncio.sleep(0)
+    # Still in flight, the retry is the original for a repeat that follows it.
+    assert await service.hand_over(alice, NEWS, "maybe", message_id=ID) is retry
+    await broker.release(1)
+    assert (await retry.wait()).id == ID
+    assert len(broker.held) == 2
+
+
+async def test_publishes_handed_over_without_waiting_are_answered_each_with_its_own_position(
+    held: tuple[MessagingService, HeldBroker],
+) -> None:
+    """Answered by the bus in reverse, each publish still gets its own message's position."""
+    service, broker = held
+    alice = service.connect(Uid("alice"), RecordingOutbox())
+    handed = [await service.hand_over(alice, NEWS, f"m{n}") for n in range(3)]
+    await broker.release(2, 1, 0)
+    positioned = [await publishing.wait() for publishing in handed]
+    assert [message.body for message in positioned] == ["m0", "m1", "m2"]
+    assert [message.offset for message in positioned] == [2, 1, 0]

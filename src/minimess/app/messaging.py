@@ -279,7 +279,8 @@ class MessagingService:
                 known: Acknowledgement = asyncio.get_running_loop().create_future()
                 known.set_result(original.position)
                 return Publishing(original, known, self._positioned)
-            if (waiting := self._waiting.get(message_id)) is not None:
+            # One that failed is no original: the client's retry is a publish of its own.
+            if (waiting := self._waiting.get(message_id)) is not None and not waiting.failed():
                 if not _same_publish(waiting.message, topic, session.uid):
                     raise IdReused(f"message id {message_id} is already in use")
                 return waiting
@@ -290,8 +291,13 @@ class MessagingService:
             # Until the bus answers, a repeat of this id waits for this publish instead of making
             # another (the history holds it only once it comes back from the bus).
             self._waiting[message_id] = publishing
-            acknowledgement.add_done_callback(lambda _: self._waiting.pop(message_id, None))
+            acknowledgement.add_done_callback(lambda _: self._stop_waiting(message_id, publishing))
         return publishing
+
+    def _stop_waiting(self, message_id: str, publishing: Publishing) -> None:
+        # A retry after a failure may have taken the id's place already: it stays.
+        if self._waiting.get(message_id) is publishing:
+            del self._waiting[message_id]
 
     def _positioned(self, message: Message, position: Position) -> Message:
         """`message` at `position`, or at its original's if it raced its original to the bus."""

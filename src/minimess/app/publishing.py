@@ -34,6 +34,13 @@ class Publishing:
     def done(self) -> bool:
         return self._acknowledgement.done()
 
+    def failed(self) -> bool:
+        """Whether the bus answered with an error (its outcome unknown, or nothing handed over)."""
+        acknowledgement = self._acknowledgement
+        return acknowledgement.done() and (
+            acknowledgement.cancelled() or acknowledgement.exception() is not None
+        )
+
     def when_done(self, callback: Callable[[Publishing], None]) -> None:
         """Call `callback` with this publish once its outcome is known (soon, if it is now)."""
         self._acknowledgement.add_done_callback(lambda _: callback(self))

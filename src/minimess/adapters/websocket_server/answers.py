@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from minimess.app.publishing import Publishing
 
@@ -50,9 +51,11 @@ class Answers:
             self._changed.clear()
             await self._changed.wait()
 
-    async def settled(self) -> None:
-        """Return once every frame owed now is answered, or the window is closed."""
-        mark = self._given + len(self._owed)
+    def settled(self) -> Coroutine[Any, Any, None]:
+        """Return once every frame owed at the call is answered, or the window is closed."""
+        return self._given_up_to(self._given + len(self._owed))
+
+    async def _given_up_to(self, mark: int) -> None:
         while not self._closed and self._given < mark:
             self._changed.clear()
             await self._changed.wait()
