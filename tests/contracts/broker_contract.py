@@ -124,6 +124,27 @@ class BrokerContract:
             assert await first.wait_for(len(published)) == published
             assert await second.wait_for(len(published)) == published
 
+    async def test_messages_handed_over_without_waiting_for_answers_keep_their_order(
+        self, broker: Bus, topic: Topic
+    ) -> None:
+        """Handed over one after another, answers awaited only at the end: the bus keeps the hand-over
+        order, and each answer is its message's position, increasing in that order."""
+        first, second = Deliveries(topic), Deliveries(topic)
+        async with broker.receiving(first.deliver), broker.receiving(second.deliver):
+            await _wait_until_ready(broker)
+            published = [new_message(topic, f"m{i}") for i in range(50)]
+            acknowledgements = [await broker.hand_over(message) for message in published]
+            async with asyncio.timeout(scaled(DELIVERY_WITHIN)):
+                positions = [await acknowledgement for acknowledgement in acknowledgements]
+            offsets = [position.offset for position in positions]
+            assert offsets == sorted(offsets)
+            assert len(set(offsets)) == len(offsets)
+            assert len({position.epoch for position in positions}) == 1
+            in_first = await first.wait_for(len(published))
+            assert in_first == published
+            assert [message.position for message in in_first] == positions
+            assert await second.wait_for(len(published)) == published
+
     async def test_concurrent_publishes_reach_every_server_in_one_order(
         self, broker: Bus, topic: Topic
     ) -> None:
