@@ -64,6 +64,8 @@ class AcceptedConnection:
     the outbound queue to the socket, the pinger closes a client that stopped answering pings
     (answering the client's own pings is done by the websockets protocol as frames are read).
     The first task to end ends the others; the session is always disconnected from the hub.
+    A publish does not hold the reader until the bus answers it: it waits in the connection's
+    Answers, which give every answer in the order of the frames read.
     """
 
     def __init__(
