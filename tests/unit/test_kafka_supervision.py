@@ -482,3 +482,18 @@ async def test_a_producer_whose_state_kafka_lost_is_replaced_and_publishing_resu
         await broker.publish(_message())
     assert kafka.producers[0].stopped
     assert [entry["event"] for entry in logs].count("kafka_producer_state_lost") == 1
+
+
+async def test_hand_over_returns_once_the_producer_took_the_record_and_the_answer_comes_later(
+    kafka: FakeKafka,
+) -> None:
+    """A pipelined publish: nothing waits for Kafka's ack until the acknowledgement is awaited."""
+    broker = _broker(kafka, publish_timeout=0.05)
+    async with broker.receiving(Inbox().append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        kafka.acks = "hang"
+        acknowledgement = await broker.hand_over(_message())
+        assert not acknowledgement.done()
+        async with asyncio.timeout(scaled(2)):
+            with pytest.raises(PublishTimeout, match=r"did not acknowledge within 0\.05 s"):
+                await acknowledgement
