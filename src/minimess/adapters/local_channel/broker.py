@@ -73,11 +73,11 @@ class ChannelBroker:
 
     async def _read(self, reader: asyncio.StreamReader, deliver: Deliver) -> None:
         try:
-            async for kind, payload in read_frames(reader, "sequencer"):
+            async for kind, payload in read_frames(reader, "sequencer", self._skip):
                 try:
                     self._take(kind, payload, deliver)
                 except frames.BadFrame as error:
-                    self._skipped += 1
+                    self._skip()
                     log.warning("channel_frame_skipped", peer="sequencer", reason=str(error))
         except frames.BrokenStream as error:
             log.error("channel_broken", reason=str(error))
@@ -112,6 +112,9 @@ class ChannelBroker:
             self._last[topic] = first - 1
         else:
             raise frames.BadFrame(f"unexpected kind {kind!r}")
+
+    def _skip(self) -> None:
+        self._skipped += 1
 
     def _advance(self) -> None:
         self._advanced.set()

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from minimess.domain.errors import InvalidName
-from minimess.domain.model import Message, Position, Topic, Uid
+from minimess.domain.model import Message, Position, Topic, Uid, check_message_id
 
 # A frame's length: 4 bytes, big-endian, the kind byte and the payload.
 HEADER = struct.Struct(">I")
@@ -89,11 +89,8 @@ def decode_message(payload: dict[str, Any], epoch: str) -> Message:
             isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
         ):
             raise BadFrame("headers are not strings")
-        offset, ms, body, message_id = payload["offset"], payload["ms"], payload["body"], payload["id"]
-        if not isinstance(offset, int) or not isinstance(ms, int) or not isinstance(body, str):
-            raise BadFrame("offset, ms or body of the wrong type")
-        if not isinstance(message_id, str):
-            raise BadFrame("id is not a string")
+        offset, ms = field(payload, "offset", int), field(payload, "ms", int)
+        body, message_id = field(payload, "body", str), check_message_id(field(payload, "id", str))
         message = Message(
             id=message_id,
             topic=Topic(payload["topic"]),
@@ -103,9 +100,10 @@ def decode_message(payload: dict[str, Any], epoch: str) -> Message:
             headers=headers,
         )
         return attrs.evolve(message, position=Position(epoch, offset)) if offset >= 0 else message
+    except BadFrame:
+        raise
     except (KeyError, InvalidName, ValueError, OverflowError, OSError) as error:
-        if isinstance(error, BadFrame):
-            raise
+        # A timestamp out of range is an OverflowError or OSError, a bad name an InvalidName.
         raise BadFrame(f"unsound message: {error!r}"[:200]) from None
 
 
