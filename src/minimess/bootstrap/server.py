@@ -63,14 +63,14 @@ class Container(containers.DeclarativeContainer):
     broker = providers.Selector(
         config.broker,
         memory=providers.Singleton(MemoryBroker),
-        # A worker of `--workers N` on the memory bus: the host's workers share the local channel.
-        channel=providers.Singleton(ChannelBroker, path=config.channel),
         kafka=providers.Singleton(
             kafka_broker,
             settings=settings.provided.kafka,
             node_id=settings.provided.server.node_name,
             max_body_bytes=settings.provided.server.max_message_bytes,
         ),
+        # A worker of `--workers N` on the memory bus: the host's workers share the local channel.
+        channel=providers.Singleton(ChannelBroker, path=config.channel),
     )
     # How messages and ticks become frames; --trace adds the stage times.
     renderer = providers.Selector(

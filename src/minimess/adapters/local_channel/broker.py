@@ -13,6 +13,7 @@ import structlog
 
 from minimess.adapters.local_channel import frames
 from minimess.adapters.local_channel.streams import read_frames
+from minimess.adapters.local_channel.turns import TurnWriter
 from minimess.domain.errors import BrokerUnavailable, PublishTimeout
 from minimess.domain.model import LogState, Message, Position, Topic
 from minimess.domain.ports import Deliver
@@ -41,7 +42,7 @@ class ChannelBroker:
         self.epoch = ""
         self._last: dict[Topic, int] = {}
         self._first: dict[Topic, int] = {}
-        self._writer: asyncio.StreamWriter | None = None
+        self._writer: TurnWriter | None = None
         self._requests = itertools.count()
         self._acks: dict[int, asyncio.Future[int]] = {}
         # Set (each time) when a topic's log advances, for `caught_up`; replaced after.
@@ -60,7 +61,7 @@ class ChannelBroker:
             writer.close()
             raise BrokerUnavailable(f"the sequencer began with {kind!r}, not a welcome")
         self.epoch = frames.field(payload, "epoch", str)
-        self._writer = writer
+        self._writer = TurnWriter(writer)
         reading = asyncio.create_task(self._read(reader, deliver))
         try:
             yield
@@ -132,7 +133,7 @@ class ChannelBroker:
 
     async def publish(self, message: Message) -> Position:
         writer = self._writer
-        if writer is None or writer.is_closing():
+        if writer is None or writer.writer.is_closing():
             raise BrokerUnavailable("the local channel is not connected")
         request = next(self._requests)
         future = self._acks[request] = asyncio.get_running_loop().create_future()

@@ -15,6 +15,7 @@ import structlog
 
 from minimess.adapters.local_channel import frames
 from minimess.adapters.local_channel.streams import read_frames
+from minimess.adapters.local_channel.turns import TurnWriter
 from minimess.domain.errors import InvalidName
 from minimess.domain.model import Topic
 
@@ -43,7 +44,7 @@ class Sequencer:
         self.epoch = f"local-{uuid.uuid4().hex[:16]}"
         # The offset of each topic's last message.
         self._last: dict[str, int] = {}
-        self._workers: set[asyncio.StreamWriter] = set()
+        self._workers: set[TurnWriter] = set()
         # The latest message frames, oldest first, with their topic and offset, bounded in bytes.
         self._retained: deque[tuple[str, int, bytes]] = deque()
         self._retained_bytes = 0
@@ -60,20 +61,21 @@ class Sequencer:
             yield
         finally:
             server.close()
-            for writer in list(self._workers):
-                writer.close()
+            for worker in list(self._workers):
+                worker.writer.close()
             await server.wait_closed()
             self.path.unlink(missing_ok=True)
 
     async def _serve_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         name = f"worker-connection-{next(self._names)}"
         self._welcome(writer)
-        self._workers.add(writer)
+        worker = TurnWriter(writer)
+        self._workers.add(worker)
         log.info("channel_worker_joined", peer=name, workers=len(self._workers))
         try:
             async for kind, payload in read_frames(reader, name):
                 if kind == frames.PUBLISH:
-                    self._publish(writer, payload, name)
+                    self._publish(worker, payload, name)
                 else:
                     log.warning("channel_frame_skipped", peer=name, reason=f"unexpected kind {kind!r}")
         except frames.BrokenStream as error:
@@ -81,7 +83,7 @@ class Sequencer:
         except ConnectionError:
             pass
         finally:
-            self._workers.discard(writer)
+            self._workers.discard(worker)
             writer.close()
             log.info("channel_worker_left", peer=name, workers=len(self._workers))
 
@@ -95,7 +97,7 @@ class Sequencer:
             writer.write(frames.frame(frames.START, {"topic": topic, "first": first}))
         writer.writelines(message for _, _, message in self._retained)
 
-    def _publish(self, origin: asyncio.StreamWriter, payload: dict[str, Any], name: str) -> None:
+    def _publish(self, origin: TurnWriter, payload: dict[str, Any], name: str) -> None:
         try:
             request = frames.field(payload, "request", int)
             message = frames.field(payload, "message", dict)
@@ -107,10 +109,10 @@ class Sequencer:
         encoded = frames.frame(frames.MESSAGE, {**message, "offset": offset})
         self.messages += 1
         self._retain(topic, offset, encoded)
-        for writer in list(self._workers):
-            writer.write(encoded)
-            if writer.transport.get_write_buffer_size() > self._send_buffer_bytes:
-                self._drop_slow(writer)
+        for worker in list(self._workers):
+            worker.write(encoded)
+            if worker.queued_bytes > self._send_buffer_bytes:
+                self._drop_slow(worker)
         if origin in self._workers:
             origin.write(frames.frame(frames.ACK, {"request": request, "offset": offset}))
 
@@ -120,9 +122,9 @@ class Sequencer:
         while self._retained_bytes > RETAINED_BYTES:
             self._retained_bytes -= len(self._retained.popleft()[2])
 
-    def _drop_slow(self, writer: asyncio.StreamWriter) -> None:
+    def _drop_slow(self, worker: TurnWriter) -> None:
         """A worker that does not keep up is cut off: its process drains its clients and is restarted."""
-        self._workers.discard(writer)
+        self._workers.discard(worker)
         self.disconnected_slow += 1
-        log.warning("channel_worker_too_slow", queued_bytes=writer.transport.get_write_buffer_size())
-        writer.transport.abort()
+        log.warning("channel_worker_too_slow", queued_bytes=worker.queued_bytes)
+        worker.writer.transport.abort()

@@ -57,7 +57,7 @@ class WebSocketServer:
     ) -> None:
         self._settings = settings
         # A worker of `--workers N`: the port is shared (SO_REUSEPORT) with the other workers.
-        self._reuse_port = reuse_port
+        self.reuse_port = reuse_port
         self._service = service
         # --trace: stage times on every publish and message frame (for minimess bench --trace).
         self._trace = trace
@@ -147,7 +147,7 @@ class WebSocketServer:
                 # (admitted) in a slot; a listen backlog is what one wakeup accepts at most.
                 create_connection=counted_by(handshakes),
                 backlog=connection_caps.ACCEPT_BACKLOG,
-                reuse_port=self._reuse_port,
+                reuse_port=self.reuse_port,
             )
             deepen_listen_queue(server)
             port = self.port = _bound_port(server)
