@@ -6,12 +6,14 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from devtools import processes
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.server_process import ServerProcess
 from tests.integration.wire import close_code, logged, next_frame, publish, send_frame, subscribe_path, unique
@@ -196,6 +198,8 @@ async def test_on_kafka_each_worker_is_a_bus_member_of_its_own(
     listening = await logged(server, "server_listening", count=WORKERS)
     assert sorted(event["node"] for event in listening) == ["k-0", "k-1"]
     assert all(event["broker"] == "kafka" for event in listening)
+    # Each has its own clients and partitions: publishes are taken once both read Kafka.
+    await logged(server, "kafka_connected", count=WORKERS, within=60)
     topic = unique("room")
     clients = await clients_on_both(server, topic)
     publisher, node = await open_on(server, unique("publisher"))
@@ -208,3 +212,22 @@ async def test_on_kafka_each_worker_is_a_bus_member_of_its_own(
     finally:
         await publisher.close()
         await close_all(clients)
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has exited (a zombie, waiting for its new parent to reap it, has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+async def test_workers_do_not_outlive_their_supervisor(start_server: StartServer) -> None:
+    """kill -9 of the supervisor: the kernel tells each worker (SIGTERM), and each exits."""
+    server = await start_workers(start_server)
+    pids = [int(event["pid"]) for event in await logged(server, "worker_started", count=WORKERS)]
+    server.signal(signal.SIGKILL)
+    # A poll: nothing reports the end of a process that is not this one's child.
+    assert await asyncio.to_thread(
+        processes.wait_until, lambda: all(gone(pid) for pid in pids), scaled(SHUTDOWN_TIMEOUT + 15)
+    )

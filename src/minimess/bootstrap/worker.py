@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
 INDEX_VARIABLE = "MINIMESS_WORKER_INDEX"
 PORT_VARIABLE = "MINIMESS_WORKER_PORT"
 CHANNEL_VARIABLE = "MINIMESS_WORKER_CHANNEL"
+SUPERVISOR_VARIABLE = "MINIMESS_WORKER_SUPERVISOR"
+# prctl(2)'s option for the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 # A worker's exit status when it stopped because the local channel was lost (the supervisor
 # restarts it, as it would after any exit it did not ask for).
@@ -47,7 +52,11 @@ class WorkerRole:
 
     def environment(self) -> dict[str, str]:
         """The variables that give a process this role."""
-        variables = {INDEX_VARIABLE: str(self.index), PORT_VARIABLE: str(self.port)}
+        variables = {
+            INDEX_VARIABLE: str(self.index),
+            PORT_VARIABLE: str(self.port),
+            SUPERVISOR_VARIABLE: str(os.getpid()),
+        }
         if self.channel is not None:
             variables[CHANNEL_VARIABLE] = str(self.channel)
         return variables
@@ -64,6 +73,16 @@ class WorkerRole:
             admin_port += self.index
         server = attrs.evolve(server, node_id=f"{server.node_name}-{self.index}", admin_port=admin_port)
         return attrs.evolve(settings, server=server)
+
+
+def follow_supervisor() -> None:
+    """Have the kernel send this worker SIGTERM when its supervisor dies (Linux), so that a worker
+    never outlives it; it then drains its clients as on any SIGTERM."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # The supervisor may have died before the call: this process then belongs to another parent.
+    if os.getppid() != int(os.environ.get(SUPERVISOR_VARIABLE, os.getppid())):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_worker(server: WebSocketServer, lost: asyncio.Event | None) -> int:

@@ -141,6 +141,8 @@ def serve(**values: Any) -> None:
     level = "debug" if values["verbose"] else "warning" if values["quiet"] else logging.log_level
     configure_logging(level, logging.log_format)
     role = worker.WorkerRole.from_environment(os.environ)
+    if role is not None:
+        worker.follow_supervisor()
     if role is None and settings.worker_count > 1:
         if (refusal := worker.checked_admin_port(settings, settings.worker_count)) is not None:
             typer.echo(f"minimess serve: {refusal}", err=True)

@@ -80,13 +80,19 @@ class ChannelBroker:
                 except frames.BadFrame as error:
                     self._skip()
                     log.warning("channel_frame_skipped", peer="sequencer", reason=str(error))
-        except frames.BrokenStream as error:
-            log.error("channel_broken", reason=str(error))
-        except ConnectionError as error:
-            log.error("channel_broken", reason=str(error))
-        else:
-            log.error("channel_broken", reason="the sequencer closed the channel")
+            reason = "the sequencer closed the channel"
+        except (frames.BrokenStream, ConnectionError) as error:
+            reason = str(error)
+        except asyncio.CancelledError:
+            # The worker stops receiving: nothing is lost.
+            raise
+        except BaseException:
+            # Whatever else ended the reading (a log line that could not be written), the channel
+            # is gone for this worker all the same.
+            self._lose()
+            raise
         self._lose()
+        log.error("channel_broken", reason=reason)
 
     def _take(self, kind: bytes, payload: dict[str, Any], deliver: Deliver) -> None:
         if kind == frames.MESSAGE:
