@@ -141,7 +141,8 @@ class ServerProcess:
         self.log = FollowedStream(self.process.stderr, _event, _logs_changed)
         # A bound for a process start, not a measure of it: importing the server takes some 2 s of
         # CPU, several times that on a loaded 2-core machine.
-        (listening,) = self.wait_logged("server_listening", within=scaled(PROCESS_START))
+        # The first: with --workers each worker logs its own, on the same port.
+        listening = self.wait_logged("server_listening", within=scaled(PROCESS_START))[0]
         self.port = int(listening["port"])
         return self
 

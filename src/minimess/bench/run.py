@@ -126,6 +126,7 @@ def servers_for(key: str, settings: BenchSettings, log_dir: Path) -> Iterator[Se
             settings.kafka_topic,
             log_dir,
             minimess_ports,
+            settings.server_workers,
         ) as servers:
             yield servers
 

@@ -96,8 +96,10 @@ def started_minimess(
     kafka_topic: str,
     log_dir: Path,
     ports: Sequence[int] = (),
+    workers: int = 1,
 ) -> Iterator[Servers]:
-    """One `minimess serve` on the memory broker, or two on Kafka, on `ports` (default: free ones)."""
+    """One `minimess serve` on the memory broker, or two on Kafka, on `ports` (default: free ones),
+    each with `workers` worker processes."""
     count = 2 if broker == "kafka" else 1
     ports = list(ports) or [_free_port() for _ in range(count)]
     commands = []
@@ -125,6 +127,8 @@ def started_minimess(
         ]
         if trace:
             command.append("--trace")
+        if workers > 1:
+            command += ["--workers", str(workers)]
         if broker == "kafka":
             command += ["--kafka-bootstrap", kafka_bootstrap, "--kafka-topic", kafka_topic]
         commands.append(command)
@@ -212,13 +216,22 @@ def _serves(port: int, ready_path: str | None) -> bool:
 
 def _proc_sample(processes: list[subprocess.Popen[bytes]]) -> Sample:
     cpu, rss = 0.0, 0
-    for process in processes:
+    # A server with --workers is a supervisor and its workers: all of them count.
+    for pid in (pid for process in processes for pid in (process.pid, *_children(process.pid))):
         # Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks.
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        resident_pages = int(Path(f"/proc/{process.pid}/statm").read_text().split()[1])
+        resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
         rss += resident_pages * os.sysconf("SC_PAGE_SIZE")
     return Sample(cpu, rss)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (the workers of a supervisor), read from /proc."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def metrics_url_of(url: str) -> str:

@@ -147,6 +147,14 @@ class BenchSettings:
             " minimess servers, one on memory or two on kafka, then the bare baseline). Default: free ports.",
         },
     )
+    server_workers: int = attrs.field(
+        default=1,
+        validator=[v.ge(1), v.le(64)],
+        metadata={
+            "help": "--workers of each minimess server the bench starts; its CPU is the supervisor's and"
+            " every worker's."
+        },
+    )
 
     def __attrs_post_init__(self) -> None:
         # Across fields, so here: a field's validator sees its own value alone (entrypoints/options.py).

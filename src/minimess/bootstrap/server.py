@@ -9,6 +9,7 @@ from dependency_injector import containers, providers
 
 from minimess.adapters.clock import SystemClock
 from minimess.adapters.jwt_tokens import HS256Tokens
+from minimess.adapters.local_channel.broker import ChannelBroker
 from minimess.adapters.memory import MemoryBroker
 from minimess.adapters.prometheus_metrics import PrometheusMetrics, ScrapeSources
 from minimess.adapters.websocket_server.outbound import Flusher
@@ -19,6 +20,7 @@ from minimess.adapters.wire.server_frames import FrameRenderer
 from minimess.app.history import History
 from minimess.app.messaging import MessagingService
 from minimess.bootstrap.settings import ServeSettings
+from minimess.bootstrap.worker import WorkerRole
 
 if TYPE_CHECKING:
     from minimess.adapters.kafka.broker import KafkaBroker
@@ -67,6 +69,8 @@ class Container(containers.DeclarativeContainer):
             node_id=settings.provided.server.node_name,
             max_body_bytes=settings.provided.server.max_message_bytes,
         ),
+        # A worker of `--workers N` on the memory bus: the host's workers share the local channel.
+        channel=providers.Singleton(ChannelBroker, path=config.channel),
     )
     # How messages and ticks become frames; --trace adds the stage times.
     renderer = providers.Selector(
@@ -109,6 +113,7 @@ class Container(containers.DeclarativeContainer):
         tokens=tokens,
         bus=settings.provided.bus_summary,
         page=page,
+        reuse_port=config.reuse_port,
     )
     # What the metrics read at each scrape, counted elsewhere as plain ints. Handed over as a
     # provider, called when scraped: the service and the server are built after the metrics.
@@ -118,8 +123,23 @@ class Container(containers.DeclarativeContainer):
     metrics.add_kwargs(sources=scrape_sources.provider)
 
 
-def build_container(settings: ServeSettings) -> Container:
-    """A container for one server process, configured from its settings."""
+def build_container(settings: ServeSettings, role: WorkerRole | None = None) -> Container:
+    """A container for one server process, configured from its settings.
+
+    A worker of `--workers N` (`role`) applies its settings (worker.WorkerRole.settings), shares
+    its port with the other workers, and on the memory bus is on the local channel instead.
+    """
+    if role is not None:
+        settings = role.settings(settings)
+    channel = None if role is None else role.channel
+    broker = "channel" if channel is not None and settings.broker == "memory" else settings.broker
     container = Container(settings=settings)
-    container.config.from_dict({"broker": settings.broker, "frames": "traced" if settings.trace else "plain"})
+    container.config.from_dict(
+        {
+            "broker": broker,
+            "frames": "traced" if settings.trace else "plain",
+            "channel": channel,
+            "reuse_port": role is not None,
+        }
+    )
     return container

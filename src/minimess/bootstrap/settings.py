@@ -5,6 +5,8 @@ Light on purpose: every command line derives its options from these, `--help` an
 
 from __future__ import annotations
 
+import os
+
 import attrs
 
 from minimess.adapters.kafka.settings import KafkaSettings
@@ -18,6 +20,11 @@ BROKERS: tuple[str, ...] = ("memory", "kafka")
 def _check_broker(kind: str) -> None:
     if kind not in BROKERS:
         raise ValueError(f"unknown broker {kind!r}; expected one of {', '.join(BROKERS)}")
+
+
+def _check_workers(value: str) -> None:
+    if value != "auto" and not (value.isascii() and value.isdigit() and 1 <= int(value) <= 1024):
+        raise ValueError(f"--workers must be auto or a whole number from 1 to 1024, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -39,6 +46,19 @@ class ServeSettings:
     server: WebSocketSettings = attrs.field(factory=WebSocketSettings)
     messaging: MessagingSettings = attrs.field(factory=MessagingSettings)
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
+    workers: str = attrs.field(
+        default="1",
+        validator=lambda _settings, _attribute, value: _check_workers(value),
+        metadata={
+            "help": "Server processes serving the one port (SO_REUSEPORT), started and restarted by a"
+            " supervisor; auto: one per CPU this process may run on. 1: one process, no supervisor.",
+        },
+    )
+
+    @property
+    def worker_count(self) -> int:
+        """How many worker processes --workers asks for: auto is the CPUs this process may run on."""
+        return len(os.sched_getaffinity(0)) if self.workers == "auto" else int(self.workers)
 
     @property
     def bus_summary(self) -> dict[str, str]:

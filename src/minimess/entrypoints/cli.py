@@ -130,19 +130,37 @@ def serve(**values: Any) -> None:
         return
     # Here, once the settings are checked and --print-config answered: neither needs the server.
     import asyncio
+    import os
+    import sys
 
     from minimess.adapters.jwt_tokens import SecretFileError
+    from minimess.bootstrap import worker
     from minimess.bootstrap.server import build_container
     from minimess.entrypoints.log_setup import configure_logging
 
     level = "debug" if values["verbose"] else "warning" if values["quiet"] else logging.log_level
     configure_logging(level, logging.log_format)
+    role = worker.WorkerRole.from_environment(os.environ)
+    if role is not None:
+        worker.follow_supervisor()
+    if role is None and settings.worker_count > 1:
+        if (refusal := worker.checked_admin_port(settings, settings.worker_count)) is not None:
+            typer.echo(f"minimess serve: {refusal}", err=True)
+            raise typer.Exit(2)
+        from minimess.bootstrap.supervisor import serve_workers
+
+        # Each worker is this same command line, told its role in its environment.
+        raise typer.Exit(serve_workers(settings, sys.argv[1:]))
     try:
-        server = build_container(settings).server()
+        container = build_container(settings, role)
+        server = container.server()
     except SecretFileError as error:
         typer.echo(f"minimess serve: invalid --auth-secret-file: {error}", err=True)
         raise typer.Exit(2) from None
     try:
+        if role is not None:
+            lost = getattr(container.broker(), "lost", None)
+            raise typer.Exit(worker.run_worker(server, lost))
         asyncio.run(server.run())
     except OSError as error:
         address = f"{settings.server.host}:{settings.server.port}"

@@ -53,8 +53,11 @@ class WebSocketServer:
         tokens: TokenVerifier | None = None,
         bus: Mapping[str, object] | None = None,
         page: PageFiles | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self._settings = settings
+        # A worker of `--workers N`: the port is shared (SO_REUSEPORT) with the other workers.
+        self.reuse_port = reuse_port
         self._service = service
         # --trace: stage times on every publish and message frame (for minimess bench --trace).
         self._trace = trace
@@ -144,6 +147,7 @@ class WebSocketServer:
                 # (admitted) in a slot; a listen backlog is what one wakeup accepts at most.
                 create_connection=counted_by(handshakes),
                 backlog=connection_caps.ACCEPT_BACKLOG,
+                reuse_port=self.reuse_port,
             )
             deepen_listen_queue(server)
             port = self.port = _bound_port(server)
