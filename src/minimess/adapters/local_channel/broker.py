@@ -16,7 +16,7 @@ from minimess.adapters.local_channel.streams import read_frames
 from minimess.adapters.local_channel.turns import TurnWriter
 from minimess.domain.errors import BrokerUnavailable, PublishTimeout
 from minimess.domain.model import LogState, Message, Position, Topic
-from minimess.domain.ports import Deliver
+from minimess.domain.ports import Acknowledgement, Deliver
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ class ChannelBroker:
         self._first: dict[Topic, int] = {}
         self._writer: TurnWriter | None = None
         self._requests = itertools.count()
-        self._acks: dict[int, asyncio.Future[int]] = {}
+        self._acks: dict[int, Acknowledgement] = {}
         # Set (each time) when a topic's log advances, for `caught_up`; replaced after.
         self._advanced = asyncio.Event()
         # Set when the channel is lost; the worker stops on it.
@@ -111,7 +111,7 @@ class ChannelBroker:
         elif kind == frames.ACK:
             future = self._acks.pop(frames.field(payload, "request", int), None)
             if future is not None and not future.done():
-                future.set_result(frames.field(payload, "offset", int))
+                future.set_result(Position(self.epoch, frames.field(payload, "offset", int)))
         elif kind == frames.START:
             topic = Topic(frames.field(payload, "topic", str))
             first = frames.field(payload, "first", int)
@@ -138,21 +138,33 @@ class ChannelBroker:
         self._advance()
 
     async def publish(self, message: Message) -> Position:
+        return await (await self.hand_over(message))
+
+    async def hand_over(self, message: Message) -> Acknowledgement:
+        """Write the message to the sequencer; its answer settles the acknowledgement.
+
+        Written in call order on one stream, so handed over in order. Not written (no channel):
+        BrokerUnavailable. Written and unanswered within the publish deadline, or the channel lost
+        before the answer: PublishTimeout, the sequencer may have numbered it.
+        """
         writer = self._writer
         if writer is None or writer.writer.is_closing():
             raise BrokerUnavailable("the local channel is not connected")
         request = next(self._requests)
-        future = self._acks[request] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        acknowledgement: Acknowledgement = loop.create_future()
+        self._acks[request] = acknowledgement
         writer.write(
             frames.frame(frames.PUBLISH, {"request": request, "message": frames.message_payload(message)})
         )
-        try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT):
-                offset = await future
-        except TimeoutError:
-            self._acks.pop(request, None)
-            raise PublishTimeout("the sequencer did not answer in time") from None
-        return Position(self.epoch, offset)
+
+        def expire() -> None:
+            if self._acks.pop(request, None) is not None and not acknowledgement.done():
+                acknowledgement.set_exception(PublishTimeout("the sequencer did not answer in time"))
+
+        expiry = loop.call_later(PUBLISH_TIMEOUT, expire)
+        acknowledgement.add_done_callback(lambda _: expiry.cancel())
+        return acknowledgement
 
     def log(self, topic: Topic) -> LogState | None:
         if not self.epoch:
