@@ -24,6 +24,7 @@ from minimess.adapters.websocket_server.http_endpoints import (
     head_without_body,
     websocket_method_refusal,
 )
+from minimess.adapters.websocket_server.keepalive import KeepAlive
 from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
@@ -100,6 +101,8 @@ class WebSocketServer:
         self._rate_limited_log = RateLimitedLog()
         # What the start line says of the bus (its kind, and Kafka's address and topic).
         self._bus = {} if bus is None else dict(bus)
+        # One pinger for every connection (run while the server serves).
+        self._keep_alive = KeepAlive(settings.ping_interval, settings.ping_timeout)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Serve until `stop` is set, or until SIGINT/SIGTERM when no event is given."""
@@ -115,7 +118,11 @@ class WebSocketServer:
 
     async def _serve(self, stop: asyncio.Event, slots: ConnectionSlots, handshakes: HandshakePool) -> None:
         settings = self._settings
-        async with self._service.running(), contextlib.AsyncExitStack() as listeners:
+        async with (
+            self._service.running(),
+            self._keep_alive.running(),
+            contextlib.AsyncExitStack() as listeners,
+        ):
             if settings.admin_port is not None:
                 admin = await listeners.enter_async_context(self._serve_admin(settings.admin_port))
                 deepen_listen_queue(admin)
@@ -133,7 +140,7 @@ class WebSocketServer:
                 # Incoming frames not yet read; when full, reading from the socket pauses and TCP
                 # pushes back on the client, so a flooding client slows down only itself.
                 max_queue=16,
-                # Keepalive is ours (AcceptedConnection's pinger), not the library's.
+                # Keepalive is ours (the server-wide KeepAlive loop), not the library's.
                 ping_interval=None,
                 close_timeout=settings.close_timeout,
                 # A connection that has not finished its handshake by then is dropped: it holds a
@@ -223,6 +230,7 @@ class WebSocketServer:
                 self._trace,
                 grant=self._authentication.grant(connection, request.uid),
                 rate_limited_log=self._rate_limited_log,
+                keep_alive=self._keep_alive,
             )
             self._clients.add(client)
             try:
