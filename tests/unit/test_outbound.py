@@ -534,3 +534,56 @@ async def test_room_in_bytes_is_what_the_bound_leaves_and_nothing_once_stopped()
         outbound.push(frame)
     assert overflows.count == 1
     assert (outbound.room().frames, outbound.room().bytes) == (0, 0)
+
+
+async def test_the_writer_exists_only_while_frames_wait_for_a_socket_that_pushes_back() -> None:
+    """No writer while the socket takes frames; one once it pushes back, which writes every frame queued
+    over several turns in order, then ends; the next frame goes straight to the socket again."""
+    connection = FakeConnection()
+    outbound = outbound_for(connection)
+    before, *queued_frames, after = frames(4)
+    outbound.push(before)
+    await next_turn()
+    assert not outbound.writing
+    pause(connection)
+    for frame in queued_frames:
+        outbound.push(frame)
+        await next_turn()
+    assert outbound.writing
+    assert connection.transport.writes == [before]
+    connection.transport.written.clear()
+    resume(connection)
+    async with asyncio.timeout(scaled(5)):
+        await connection.transport.written.wait()
+        while outbound.writing:
+            await next_turn()
+    assert connection.transport.writes == [before, b"".join(queued_frames)]
+    assert (outbound.queued, outbound.pending_bytes) == (0, 0)
+    outbound.push(after)
+    assert connection.transport.writes[-1] == after
+    assert not outbound.writing
+
+
+async def test_a_writer_that_fails_is_reported_and_the_outbound_stops() -> None:
+    """The writer runs in a task of its own: a bug it meets goes to `on_error`, and nothing more is taken."""
+    connection = FakeConnection()
+    failures: list[Exception] = []
+    outbound = Outbound(
+        cast(ServerConnection, connection),
+        QUEUE_SIZE,
+        Overflows(),
+        Flusher(),
+        queue_bytes=2**20,
+        on_error=failures.append,
+    )
+    pause(connection)
+    outbound.push(frames(1)[0])
+    await next_turn()
+    connection.transport.broken = True
+    resume(connection)
+    async with asyncio.timeout(scaled(5)):
+        while outbound.writing:
+            await next_turn()
+    assert [type(failure) for failure in failures] == [RuntimeError]
+    outbound.push(frames(1)[0])
+    assert outbound.dropped == 1

@@ -363,6 +363,11 @@ class Outbound:
         return connection_id(self._connection)
 
     @property
+    def writing(self) -> bool:
+        """Whether a writer task runs: only while frames wait for the socket."""
+        return self._writer is not None
+
+    @property
     def queued(self) -> int:
         """Frames held and not handed to the socket yet, the one the writer waits to write included."""
         return len(self._collected) + self._queue_length() + int(self._writer_busy)
