@@ -12,7 +12,6 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request
 from websockets.protocol import State
 
 from minimess.adapters.websocket_server import authentication, tracing
@@ -129,11 +128,13 @@ class AcceptedConnection:
         request = connection.request
         hops = None if request is None else forwarded_for(request.headers)
         # What the handshake said has been read (here, and by the server before this connection
-        # was made): websockets keeps both messages, headers and all, for the connection's life.
-        # The request stays, headerless (websockets takes a connection without one for one still
-        # in its handshake).
+        # was made), but websockets keeps both messages, headers and all, for the connection's
+        # life: the request in the connection and in its protocol's parser, the response in the
+        # connection. The request object stays (websockets takes a connection without one for one
+        # still in its handshake), emptied of its headers in place, which reaches both holders.
         if request is not None:
-            connection.request = Request(request.path, _NO_HEADERS)
+            request.headers = _NO_HEADERS
+        del request
         connection.response = None
         self._log.debug(
             "client_connected",
@@ -159,11 +160,17 @@ class AcceptedConnection:
             except Exception as error:
                 await self._fail(error)
                 return
-            jobs = [self._read(session)]
-            if session.grant.expires is not None:
-                jobs.append(self._close_at_expiry(session.grant))
             self._keep_alive.add(self)
-            await self._run_tasks(*jobs)
+            if session.grant.expires is None:
+                # The reader alone: it runs in this task, rather than in a task of its own.
+                try:
+                    await self._read(session)
+                except Exception as failure:
+                    await self._fail(failure)
+            else:
+                await self._run_tasks(self._read(session), self._close_at_expiry(session.grant))
+            while self._closing:
+                await asyncio.gather(*self._closing, return_exceptions=True)
         finally:
             self._keep_alive.discard(self)
             await self._outbound.close()
@@ -185,18 +192,9 @@ class AcceptedConnection:
             )
 
     async def _run_tasks(self, *jobs: Coroutine[Any, Any, None]) -> None:
-        if len(jobs) == 1:
-            # The reader alone: it runs in this task, rather than in a task of its own.
-            try:
-                await jobs[0]
-            except Exception as failure:
-                await self._fail(failure)
-        else:
-            for task in await until_first_ends(*jobs):
-                if not task.cancelled() and (error := task.exception()) is not None:
-                    await self._fail(error)
-        while self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        for task in await until_first_ends(*jobs):
+            if not task.cancelled() and (error := task.exception()) is not None:
+                await self._fail(error)
 
     async def _fail(self, error: BaseException) -> None:
         """A bug met this connection: log it with the connection id, close only this one (1011)."""

@@ -216,27 +216,29 @@ class WebSocketServer:
         )
 
     async def _handle(self, connection: ServerConnection) -> None:
-        with structlog.contextvars.bound_contextvars(connection_id=connection_id(connection)):
-            assert connection.request is not None  # set by the handshake
-            request = parse_subscribe_path(connection.request.path, self._service.max_topics)
-            client = AcceptedConnection(
-                connection,
-                request,
-                self._service,
-                self._settings,
-                self.metrics,
-                self._node_id,
-                self._flusher,
-                self._trace,
-                grant=self._authentication.grant(connection, request.uid),
-                rate_limited_log=self._rate_limited_log,
-                keep_alive=self._keep_alive,
-            )
-            self._clients.add(client)
-            try:
-                await client.run()
-            finally:
-                self._clients.discard(client)
+        # Bound for good: the handler runs in a task of its own, whose copy of the context ends
+        # with it (a `with` block would hold a context manager per connection for its life).
+        structlog.contextvars.bind_contextvars(connection_id=connection_id(connection))
+        assert connection.request is not None  # set by the handshake
+        request = parse_subscribe_path(connection.request.path, self._service.max_topics)
+        client = AcceptedConnection(
+            connection,
+            request,
+            self._service,
+            self._settings,
+            self.metrics,
+            self._node_id,
+            self._flusher,
+            self._trace,
+            grant=self._authentication.grant(connection, request.uid),
+            rate_limited_log=self._rate_limited_log,
+            keep_alive=self._keep_alive,
+        )
+        self._clients.add(client)
+        try:
+            await client.run()
+        finally:
+            self._clients.discard(client)
 
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer plain HTTP, or refuse the request; None lets the WebSocket upgrade go on.
