@@ -85,14 +85,13 @@ def resume(connection: FakeConnection) -> None:
 
 async def drain_with_writer(connection: FakeConnection, outbound: Outbound) -> None:
     """Let the socket take frames again, and wait until the writer has written."""
-    writer = asyncio.create_task(outbound.run_writer())
     try:
         connection.paused = False
         connection.drained.set()
         async with asyncio.timeout(scaled(5)):
             await connection.transport.written.wait()
     finally:
-        writer.cancel()
+        await outbound.close()
 
 
 async def test_the_first_frame_of_a_turn_goes_at_once_and_the_rest_in_one_write_at_its_end() -> None:
@@ -319,7 +318,6 @@ async def test_drain_returns_once_every_held_frame_is_written_those_pushed_meanw
     outbound.push(queued)
     await next_turn()
     outbound.push(collected)
-    writer = asyncio.create_task(outbound.run_writer())
     try:
         draining = asyncio.create_task(outbound.drain())
         await next_turn()
@@ -333,7 +331,7 @@ async def test_drain_returns_once_every_held_frame_is_written_those_pushed_meanw
         assert b"".join(connection.transport.writes) == queued + collected + pushed_while_draining
         assert outbound.queued == 0
     finally:
-        writer.cancel()
+        await outbound.close()
 
 
 async def test_drain_waits_until_the_socket_has_taken_everything_written_to_it() -> None:
@@ -382,7 +380,6 @@ async def test_drain_returns_when_the_outbound_overflows_while_it_waits() -> Non
     # The writer holds the first; the bound counts those after it.
     first, *rest = frames(1 + QUEUE_SIZE + 1)
     outbound.push(first)
-    writer = asyncio.create_task(outbound.run_writer())
     try:
         draining = asyncio.create_task(outbound.drain())
         await next_turn()
@@ -393,17 +390,14 @@ async def test_drain_returns_when_the_outbound_overflows_while_it_waits() -> Non
         async with asyncio.timeout(scaled(5)):
             await draining
     finally:
-        writer.cancel()
+        await outbound.close()
 
 
-async def test_drain_returns_at_once_once_the_writer_has_ended() -> None:
-    """Without its writer, nothing pushed later could go out: the connection is ending."""
+async def test_drain_returns_at_once_once_the_outbound_is_closed() -> None:
+    """Without a writer, nothing pushed later could go out: the connection is ending."""
     connection = FakeConnection()
     outbound = outbound_for(connection)
-    writer = asyncio.create_task(outbound.run_writer())
-    await next_turn()
-    writer.cancel()
-    await asyncio.gather(writer, return_exceptions=True)
+    await outbound.close()
     pause(connection)
     outbound.push(frames(1)[0])
     async with asyncio.timeout(scaled(5)):
@@ -423,7 +417,6 @@ async def test_emptied_returns_once_the_writer_handed_everything_to_the_socket_a
         outbound.push(frame)
         await next_turn()
     assert outbound.room().frames == QUEUE_SIZE - 1 - 3
-    writer = asyncio.create_task(outbound.run_writer())
     try:
         emptying = asyncio.create_task(outbound.emptied())
         await next_turn()
@@ -434,7 +427,7 @@ async def test_emptied_returns_once_the_writer_handed_everything_to_the_socket_a
         assert outbound.room().frames == QUEUE_SIZE - 1
         assert b"".join(connection.transport.writes) == b"".join(frames(3))
     finally:
-        writer.cancel()
+        await outbound.close()
 
 
 def sized(count: int, size: int) -> list[bytes]:
@@ -488,7 +481,6 @@ async def test_bytes_handed_to_the_socket_leave_the_count() -> None:
             outbound.push(frame)
         await next_turn()
         assert outbound.pending_bytes == 0
-    writer = asyncio.create_task(outbound.run_writer())
     try:
         for _ in range(10):
             pause(connection)
@@ -502,7 +494,7 @@ async def test_bytes_handed_to_the_socket_leave_the_count() -> None:
                 await connection.transport.written.wait()
             assert outbound.pending_bytes == 0
     finally:
-        writer.cancel()
+        await outbound.close()
     assert overflows.count == 0
     assert len(b"".join(connection.transport.writes)) == 10 * 300 + 10 * 200
 
@@ -517,7 +509,6 @@ async def test_the_batch_the_writer_holds_counts_against_the_byte_bound() -> Non
     outbound.push(first)
     outbound.push(second)
     await next_turn()
-    writer = asyncio.create_task(outbound.run_writer())
     try:
         await next_turn()  # the writer holds the first and waits for the socket
         assert outbound.queued == 2
@@ -526,7 +517,7 @@ async def test_the_batch_the_writer_holds_counts_against_the_byte_bound() -> Non
         outbound.push(first)
         assert overflows.count == 1
     finally:
-        writer.cancel()
+        await outbound.close()
 
 
 async def test_room_in_bytes_is_what_the_bound_leaves_and_nothing_once_stopped() -> None:
@@ -543,3 +534,56 @@ async def test_room_in_bytes_is_what_the_bound_leaves_and_nothing_once_stopped()
         outbound.push(frame)
     assert overflows.count == 1
     assert (outbound.room().frames, outbound.room().bytes) == (0, 0)
+
+
+async def test_the_writer_exists_only_while_frames_wait_for_a_socket_that_pushes_back() -> None:
+    """No writer while the socket takes frames; one once it pushes back, which writes every frame queued
+    over several turns in order, then ends; the next frame goes straight to the socket again."""
+    connection = FakeConnection()
+    outbound = outbound_for(connection)
+    before, *queued_frames, after = frames(4)
+    outbound.push(before)
+    await next_turn()
+    assert not outbound.writing
+    pause(connection)
+    for frame in queued_frames:
+        outbound.push(frame)
+        await next_turn()
+    assert outbound.writing
+    assert connection.transport.writes == [before]
+    connection.transport.written.clear()
+    resume(connection)
+    async with asyncio.timeout(scaled(5)):
+        await connection.transport.written.wait()
+        while outbound.writing:
+            await next_turn()
+    assert connection.transport.writes == [before, b"".join(queued_frames)]
+    assert (outbound.queued, outbound.pending_bytes) == (0, 0)
+    outbound.push(after)
+    assert connection.transport.writes[-1] == after
+    assert not outbound.writing
+
+
+async def test_a_writer_that_fails_is_reported_and_the_outbound_stops() -> None:
+    """The writer runs in a task of its own: a bug it meets goes to `on_error`, and nothing more is taken."""
+    connection = FakeConnection()
+    failures: list[Exception] = []
+    outbound = Outbound(
+        cast(ServerConnection, connection),
+        QUEUE_SIZE,
+        Overflows(),
+        Flusher(),
+        queue_bytes=2**20,
+        on_error=failures.append,
+    )
+    pause(connection)
+    outbound.push(frames(1)[0])
+    await next_turn()
+    connection.transport.broken = True
+    resume(connection)
+    async with asyncio.timeout(scaled(5)):
+        while outbound.writing:
+            await next_turn()
+    assert [type(failure) for failure in failures] == [RuntimeError]
+    outbound.push(frames(1)[0])
+    assert outbound.dropped == 1

@@ -1,15 +1,16 @@
-"""One client connection: its reader, writer and pinger tasks, from handshake to close."""
+"""One client connection from handshake to close: its reader; its writer and pinger only when needed."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import structlog
 from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
@@ -17,6 +18,7 @@ from minimess.adapters.websocket_server import authentication, tracing
 from minimess.adapters.websocket_server.answers import Answers
 from minimess.adapters.websocket_server.client_address import forwarded_for, peer_address, real_client_address
 from minimess.adapters.websocket_server.closes import how_closed
+from minimess.adapters.websocket_server.keepalive import KeepAlive
 from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
 from minimess.adapters.websocket_server.rate_limit import TokenBucket
@@ -60,12 +62,18 @@ class Undelivered:
 class AcceptedConnection:
     """Runs one accepted WebSocket connection until it closes, whatever the client sends.
 
-    Three tasks with one job each: the reader turns frames into use cases, the writer drains
+    Three roles with one job each: the reader turns frames into use cases, the writer drains
     the outbound queue to the socket, the pinger closes a client that stopped answering pings
     (answering the client's own pings is done by the websockets protocol as frames are read).
-    The first task to end ends the others; the session is always disconnected from the hub.
-    A publish does not hold the reader until the bus answers it: it waits in the connection's
-    Answers, which give every answer in the order of the frames read.
+    Only the reader is a task of the connection's own (the handler's, with a second task to
+    end it when the token expires). The writer is a task the outbound path starts while frames
+    wait for the socket and that ends once they are out; the pinger is the server-wide
+    keepalive loop, which pings this connection through `ping` and closes it through
+    `ping_timed_out`. An idle connection holds no task and no queue of its own (see
+    docs/performance.md, idle memory). When the reader ends, the connection is over; the
+    session is always disconnected from the hub. A publish does not hold the reader until the
+    bus answers it: it waits in the connection's Answers, which give every answer in the order
+    of the frames read.
     """
 
     def __init__(
@@ -81,6 +89,7 @@ class AcceptedConnection:
         grant: Grant | None = None,
         *,
         rate_limited_log: RateLimitedLog,
+        keep_alive: KeepAlive,
     ) -> None:
         self._connection = connection
         self._request = request
@@ -98,12 +107,16 @@ class AcceptedConnection:
             flusher,
             stamps,
             queue_bytes=settings.queue_bytes,
+            on_error=self._writer_failed,
         )
         self._rate = TokenBucket(settings.rate_limit)
         # Bound here as well as in the context: a slow-consumer close runs on the publisher's task.
         self._log = log.bind(connection_id=connection_id(connection))
         # Closing handshakes started from a callback; kept so they are not garbage-collected.
-        self._closing: set[asyncio.Task[None]] = set()
+        # Made with the first: most connections never have one.
+        self._closing: set[asyncio.Task[None]] | None = None
+        # The server-wide pinger.
+        self._keep_alive = keep_alive
         # What the client's token allows; None: anything (a server without authentication).
         self._grant = grant
         # Frames dropped by the rate limit: the first is said (at debug, and counted at info with
@@ -117,9 +130,19 @@ class AcceptedConnection:
         self._answers = Answers(settings.publish_window, settings.publish_window_bytes, self._answer_failed)
 
     async def run(self) -> None:
-        peer = peer_address(self._connection)
-        request = self._connection.request
+        connection = self._connection
+        peer = peer_address(connection)
+        request = connection.request
         hops = None if request is None else forwarded_for(request.headers)
+        # What the handshake said has been read (here, and by the server before this connection
+        # was made), but websockets keeps both messages, headers and all, for the connection's
+        # life: the request in the connection and in its protocol's parser, the response in the
+        # connection. The request object stays (websockets takes a connection without one for one
+        # still in its handshake), emptied of its headers in place, which reaches both holders.
+        if request is not None:
+            request.headers = _NO_HEADERS
+        del request
+        connection.response = None
         self._log.debug(
             "client_connected",
             uid=str(self._request.uid),
@@ -144,12 +167,21 @@ class AcceptedConnection:
             except Exception as error:
                 await self._fail(error)
                 return
-            jobs = [self._read(session), self._outbound.run_writer(), self._keep_alive()]
-            if session.grant.expires is not None:
-                jobs.append(self._close_at_expiry(session.grant))
-            await self._run_tasks(*jobs)
+            self._keep_alive.add(self)
+            if session.grant.expires is None:
+                # The reader alone: it runs in this task, rather than in a task of its own.
+                try:
+                    await self._read(session)
+                except Exception as failure:
+                    await self._fail(failure)
+            else:
+                await self._run_tasks(self._read(session), self._close_at_expiry(session.grant))
+            while self._closing:
+                await asyncio.gather(*self._closing, return_exceptions=True)
         finally:
             self._answers.close()
+            self._keep_alive.discard(self)
+            await self._outbound.close()
             self._service.disconnect(session)
             closed = how_closed(self._connection.protocol, self._aborted)
             # What never reached the client: refused once the connection stopped taking frames
@@ -171,7 +203,6 @@ class AcceptedConnection:
         for task in await until_first_ends(*jobs):
             if not task.cancelled() and (error := task.exception()) is not None:
                 await self._fail(error)
-        await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _fail(self, error: BaseException) -> None:
         """A bug met this connection: log it with the connection id, close only this one (1011)."""
@@ -339,24 +370,27 @@ class AcceptedConnection:
         if self._rate_limited == 1:
             self._rate_limited_log.record(self._connection, str(self._request.uid), self._settings.rate_limit)
 
-    async def _keep_alive(self) -> None:
-        interval, timeout = self._settings.ping_interval, self._settings.ping_timeout
-        if interval == 0:
-            await asyncio.Event().wait()
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                pong = await self._connection.ping()
-                try:
-                    async with asyncio.timeout(timeout):
-                        await pong
-                except TimeoutError:
-                    self._metrics.inactive_closed()
-                    self._log.info("client_inactive", ping_timeout=timeout)
-                    await self._close(INTERNAL_ERROR, "ping timeout")
-                    return
-        except ConnectionClosed:
-            pass
+    async def ping(self) -> asyncio.Future[float] | None:
+        """Ping the client for the keepalive loop, unless the socket pushes back or the connection closes.
+
+        A socket that pushes back would make the ping wait for it, and the loop with it; the
+        seed's pinger waited there, asking no pong of a client that does not read.
+        """
+        connection = self._connection
+        if connection.protocol.state is not State.OPEN or connection.paused:
+            return None
+        # websockets' pong waiter is a future (typed as an awaitable).
+        return cast("asyncio.Future[float]", await connection.ping())
+
+    def ping_timed_out(self) -> None:
+        """The keepalive loop got no pong within --ping-timeout: close with 1011."""
+        self._metrics.inactive_closed()
+        self._log.info("client_inactive", ping_timeout=self._settings.ping_timeout)
+        self._close_later(INTERNAL_ERROR, "ping timeout")
+
+    def _writer_failed(self, error: Exception) -> None:
+        """A bug met the writer task: as one met by the reader, close only this connection (1011)."""
+        self._spawn(self._fail(error))
 
     async def _close_at_expiry(self, grant: Grant) -> None:
         """Close with 4001 when the token the connection was opened with expires."""
@@ -423,9 +457,7 @@ class AcceptedConnection:
 
     def _answer_failed(self, error: BaseException) -> None:
         """An answer given from the bus's callback raised (a bug): close this connection with 1011."""
-        task = asyncio.create_task(self._fail(error))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._spawn(self._fail(error))
 
     def _close_slow_consumer(self) -> None:
         self._metrics.slow_consumer_closed()
@@ -435,10 +467,22 @@ class AcceptedConnection:
             queue_bytes=self._settings.queue_bytes,
             pending_bytes=self._outbound.pending_bytes,
         )
-        task = asyncio.create_task(self._close(SLOW_CONSUMER, "slow consumer"))
+        self._close_later(SLOW_CONSUMER, "slow consumer")
+
+    def _close_later(self, code: int, reason: str) -> None:
+        """Start the closing handshake from a callback; `run` waits for it before it returns."""
+        self._spawn(self._close(code, reason))
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        if self._closing is None:
+            self._closing = set()
+        task = asyncio.create_task(job)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+
+# The headers of every connection's request once the handshake is over; never written to.
+_NO_HEADERS = Headers()
 
 # The error code each refused publish is answered with.
 _PUBLISH_ERRORS: dict[type[Exception], str] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -95,9 +96,11 @@ class Outbound:
     `push` writes a connection's first frame of a turn straight to an idle socket, and collects
     the frames that follow it in the same turn for the server-wide Flusher, which writes them
     together when the turn ends. Only when the socket pushes back (its write buffer is over the
-    high-water mark) or frames are already queued do frames go to the bounded queue, which the
-    writer task drains in one write. Collected and queued frames together are bounded by
-    `queue_size`, and everything pending for the client by `queue_bytes`: the bytes collected,
+    high-water mark) or frames are already queued do frames go to the bounded queue, which a
+    writer task drains in one write. The queue and its writer exist only while frames wait, and
+    the writer ends once it has handed the queue to the socket: an idle connection holds
+    neither (see docs/performance.md, idle memory). Collected and queued frames together are
+    bounded by `queue_size`, and everything pending for the client by `queue_bytes`: the bytes collected,
     queued and held by the writer, and those the socket's write buffer still holds (a frame is
     taken while the total is under the bound, so it never exceeds it by more than one frame).
     Past either bound the client does not keep up, `on_overflow` is called once and every later
@@ -121,6 +124,7 @@ class Outbound:
         stamps: Stamps | None = None,
         *,
         queue_bytes: int,
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self._connection = connection
         self._queue_size = queue_size
@@ -130,8 +134,11 @@ class Outbound:
         self._flusher = flusher if flusher is not None else Flusher()
         # The flusher's turn in which this connection last wrote directly; -1: never.
         self._direct_turn = -1
-        # Frames waiting for the socket to take more; bounded (with the collected ones).
-        self._queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=queue_size)
+        # Frames waiting for the socket to take more; bounded (with the collected ones). Made
+        # when a frame first waits, dropped when the writer has emptied it.
+        self._queue: deque[Frame] | None = None
+        # The task draining the queue, only while it holds frames.
+        self._writer: asyncio.Task[None] | None = None
         # Bytes of the collected frames, and of the queued ones with the batch the writer holds:
         # kept with integer adds as frames move, so that no push ever sums a list.
         self._collected_bytes = 0
@@ -142,12 +149,14 @@ class Outbound:
         # True while the writer holds frames it took from the queue but has not written yet,
         # so that a flush cannot overtake them.
         self._writer_busy = False
-        # Set once the connection stops taking frames (overflowed, closing, or its writer ended).
+        # Set once the connection stops taking frames (overflowed, closing, or closed).
         self._stopped = False
         # Set when the writer has written a batch, or when it or the outbound stops: what
-        # `drain` waits for while the writer holds frames.
-        self._progress = asyncio.Event()
+        # `drain` waits for while the writer holds frames. Made when first waited for.
+        self._progress: asyncio.Event | None = None
         self._on_overflow = on_overflow
+        # Told of a bug met by the writer, which runs as a task of its own.
+        self._on_error = on_error
         # --trace: stamp frames; without it, one check per push is all it costs.
         self._stamps = stamps
         # Frames that will never reach the socket: refused once the connection stopped taking them
@@ -170,7 +179,7 @@ class Outbound:
             and not collected
             and not connection.paused
             and not self._writer_busy
-            and self._queue.empty()
+            and not self._queue
             and flusher.direct_writes
         ):
             # The first frame of this turn, and nothing ahead of it: to the socket at once.
@@ -191,7 +200,7 @@ class Outbound:
             # queue into it, which leaves the total as it was), so the figure errs on the safe side.
             # A direct write needs nothing held and a socket that does not push back, so its
             # buffer is under websockets' high-water mark (32 KiB): it is left out of the count.
-            self._frames_left = self._queue_size - self._queue.qsize()
+            self._frames_left = self._queue_size - self._queue_length()
             self._bytes_left = (
                 self._queue_bytes - self._queued_bytes - connection.transport.get_write_buffer_size()
             )
@@ -207,7 +216,7 @@ class Outbound:
     def _overflow(self) -> None:
         self._stopped = True
         self.dropped += 1
-        self._progress.set()
+        self._made_progress()
         self._on_overflow()
 
     def flush(self) -> None:
@@ -221,39 +230,43 @@ class Outbound:
             # Closing: the close frame may already be out, and no data may follow it.
             self.dropped += len(frames)
             return
-        if (
-            connection.paused
-            or self._writer_busy
-            or not self._queue.empty()
-            or not self._flusher.direct_writes
-        ):
-            for frame in frames:
-                # Never full: push counted the collected frames against the same bound.
-                self._queue.put_nowait(frame)
+        if connection.paused or self._writer_busy or self._queue or not self._flusher.direct_writes:
+            # Never over the bound: push counted the collected frames against it.
+            if self._queue is None:
+                self._queue = deque(frames)
+            else:
+                self._queue.extend(frames)
             self._queued_bytes += size
+            if self._writer is None:
+                self._writer = asyncio.get_running_loop().create_task(self._write_queued())
             return
         if self._stamps is not None:
             frames = self._stamps.written(frames)
         connection.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
-    async def run_writer(self) -> None:
-        """Drain queued frames to the socket, several at a time, as fast as it takes them."""
+    async def _write_queued(self) -> None:
+        """Drain queued frames to the socket, several at a time, as it takes them; end when none wait."""
         connection = self._connection
+        queue = self._queue
+        assert queue is not None  # made before the writer
+        ended = False
         try:
-            while True:
-                first = await self._queue.get()
+            while queue:
+                # Held by the writer from here: a flush must not overtake it.
+                first = queue.popleft()
                 self._writer_busy = True
                 try:
                     # Wait until the socket's buffer is under the low-water mark again.
                     try:
                         await connection.drain()
                     except OSError:
+                        ended = True
                         return  # the connection is gone; the reader reports it
                     if connection.protocol.state is not State.OPEN:
+                        ended = True
                         return
-                    frames = [first]
-                    while not self._queue.empty():
-                        frames.append(self._queue.get_nowait())
+                    frames = [first, *queue]
+                    queue.clear()
                     if self._stamps is not None:
                         frames = self._stamps.written(frames)
                     connection.transport.write(b"".join(frames))
@@ -261,19 +274,52 @@ class Outbound:
                     self._queued_bytes = 0
                 finally:
                     self._writer_busy = False
-                    self._progress.set()
+                    self._made_progress()
+            self._queue = None
+        except Exception as error:
+            ended = True
+            if self._on_error is None:
+                raise
+            self._on_error(error)
+        except BaseException:
+            ended = True
+            raise
         finally:
-            # Nothing queued can reach the socket without the writer, in order or at all.
-            self._stopped = True
+            self._writer = None
+            if ended:
+                # Nothing queued can reach the socket without the writer, in order or at all.
+                self._stopped = True
+                self._made_progress()
+
+    async def close(self) -> None:
+        """Stop taking frames, and end the writer if it runs: the connection is over."""
+        self._stopped = True
+        writer = self._writer
+        if writer is not None:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        self._made_progress()
+
+    def _queue_length(self) -> int:
+        return 0 if self._queue is None else len(self._queue)
+
+    def _made_progress(self) -> None:
+        if self._progress is not None:
             self._progress.set()
+
+    async def _progressed(self) -> None:
+        """Wait until the writer has written a batch, or it or the outbound stopped."""
+        if self._progress is None:
+            self._progress = asyncio.Event()
+        self._progress.clear()
+        await self._progress.wait()
 
     async def drain(self) -> None:
         """Hand every frame held to the socket; return once the socket's write buffer is empty too.
 
         Frames pushed meanwhile go out as well, so that when it returns, nothing is held and a
         close frame written next follows every data frame. It returns at once when the outbound
-        stops (overflowed, closing, or its writer ended): nothing it holds will go out then. The
-        writer task must be running, as it does for as long as the connection is open.
+        stops (overflowed, closing, or its writer ended): nothing it holds will go out then.
         """
         connection = self._connection
         # From now on the socket pushes back while anything at all is in its buffer, so that
@@ -281,9 +327,8 @@ class Outbound:
         connection.transport.set_write_buffer_limits(high=0)
         while not self._stopped and connection.protocol.state is State.OPEN:
             self.flush()
-            if self._writer_busy or not self._queue.empty():
-                self._progress.clear()
-                await self._progress.wait()
+            if self._writer_busy or self._queue:
+                await self._progressed()
             elif connection.transport.get_write_buffer_size() > 0:
                 try:
                     await connection.drain()
@@ -299,10 +344,9 @@ class Outbound:
         """
         while not self._stopped and self._connection.protocol.state is State.OPEN:
             self.flush()
-            if not (self._writer_busy or not self._queue.empty()):
+            if not (self._writer_busy or self._queue):
                 return
-            self._progress.clear()
-            await self._progress.wait()
+            await self._progressed()
 
     def room(self) -> Room:
         """What `push` takes now before this connection is a slow consumer (one frame may go direct)."""
@@ -319,9 +363,14 @@ class Outbound:
         return connection_id(self._connection)
 
     @property
+    def writing(self) -> bool:
+        """Whether a writer task runs: only while frames wait for the socket."""
+        return self._writer is not None
+
+    @property
     def queued(self) -> int:
         """Frames held and not handed to the socket yet, the one the writer waits to write included."""
-        return len(self._collected) + self._queue.qsize() + int(self._writer_busy)
+        return len(self._collected) + self._queue_length() + int(self._writer_busy)
 
     @property
     def pending_bytes(self) -> int:

@@ -24,6 +24,7 @@ from minimess.adapters.websocket_server.http_endpoints import (
     head_without_body,
     websocket_method_refusal,
 )
+from minimess.adapters.websocket_server.keepalive import KeepAlive
 from minimess.adapters.websocket_server.log_context import connection_id
 from minimess.adapters.websocket_server.origins import OriginPolicy
 from minimess.adapters.websocket_server.outbound import Flusher
@@ -103,6 +104,8 @@ class WebSocketServer:
         self._rate_limited_log = RateLimitedLog()
         # What the start line says of the bus (its kind, and Kafka's address and topic).
         self._bus = {} if bus is None else dict(bus)
+        # One pinger for every connection (run while the server serves).
+        self._keep_alive = KeepAlive(settings.ping_interval, settings.ping_timeout)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Serve until `stop` is set, or until SIGINT/SIGTERM when no event is given."""
@@ -118,7 +121,11 @@ class WebSocketServer:
 
     async def _serve(self, stop: asyncio.Event, slots: ConnectionSlots, handshakes: HandshakePool) -> None:
         settings = self._settings
-        async with self._service.running(), contextlib.AsyncExitStack() as listeners:
+        async with (
+            self._service.running(),
+            self._keep_alive.running(),
+            contextlib.AsyncExitStack() as listeners,
+        ):
             if settings.admin_port is not None:
                 admin = await listeners.enter_async_context(self._serve_admin(settings.admin_port))
                 deepen_listen_queue(admin)
@@ -136,7 +143,7 @@ class WebSocketServer:
                 # Incoming frames not yet read; when full, reading from the socket pauses and TCP
                 # pushes back on the client, so a flooding client slows down only itself.
                 max_queue=16,
-                # Keepalive is ours (AcceptedConnection's pinger), not the library's.
+                # Keepalive is ours (the server-wide KeepAlive loop), not the library's.
                 ping_interval=None,
                 close_timeout=settings.close_timeout,
                 # A connection that has not finished its handshake by then is dropped: it holds a
@@ -213,26 +220,29 @@ class WebSocketServer:
         )
 
     async def _handle(self, connection: ServerConnection) -> None:
-        with structlog.contextvars.bound_contextvars(connection_id=connection_id(connection)):
-            assert connection.request is not None  # set by the handshake
-            request = parse_subscribe_path(connection.request.path, self._service.max_topics)
-            client = AcceptedConnection(
-                connection,
-                request,
-                self._service,
-                self._settings,
-                self.metrics,
-                self._node_id,
-                self._flusher,
-                self._trace,
-                grant=self._authentication.grant(connection, request.uid),
-                rate_limited_log=self._rate_limited_log,
-            )
-            self._clients.add(client)
-            try:
-                await client.run()
-            finally:
-                self._clients.discard(client)
+        # Bound for good: the handler runs in a task of its own, whose copy of the context ends
+        # with it (a `with` block would hold a context manager per connection for its life).
+        structlog.contextvars.bind_contextvars(connection_id=connection_id(connection))
+        assert connection.request is not None  # set by the handshake
+        request = parse_subscribe_path(connection.request.path, self._service.max_topics)
+        client = AcceptedConnection(
+            connection,
+            request,
+            self._service,
+            self._settings,
+            self.metrics,
+            self._node_id,
+            self._flusher,
+            self._trace,
+            grant=self._authentication.grant(connection, request.uid),
+            rate_limited_log=self._rate_limited_log,
+            keep_alive=self._keep_alive,
+        )
+        self._clients.add(client)
+        try:
+            await client.run()
+        finally:
+            self._clients.discard(client)
 
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer plain HTTP, or refuse the request; None lets the WebSocket upgrade go on.
