@@ -355,6 +355,7 @@ async def test_records_that_are_no_envelope_are_logged_counted_and_skipped(kafka
     assert broker.counters() == {
         "undecodable_records": 3,
         "invalid_records": 0,
+        "unneeded_records": 0,
         "replays": 0,
         "reconnects": 0,
     }
