@@ -378,6 +378,9 @@ class _Reader:
         consumer.assign(sorted(partitions))
         for partition in partitions:
             consumer.seek(partition, self._positions[partition])
+        log.info(
+            "kafka_partitions_assigned", partitions=sorted(partition.partition for partition in partitions)
+        )
 
     def began(self, topic: Topic) -> None:
         """`topic` is needed from now on: its partition is read, from here if it was not."""
