@@ -19,10 +19,6 @@ from minimess.adapters.kafka.security import connection_options
 from minimess.adapters.kafka.settings import KafkaSettings
 
 TOPIC_ALREADY_EXISTS = 36
-# Measured (docs/performance.md, "The Kafka read side"): 2 ms keeps the p99 latency at
-# 1,000 messages/s within 10 ms, and 64 KiB is more than that wait gathers at saturation.
-FETCH_MIN_BYTES = 64 * 1024
-FETCH_MAX_WAIT_MS = 2
 
 
 class Record(Protocol):
@@ -166,11 +162,7 @@ class AiokafkaClients:
             enable_auto_commit=False,
             # A saved position that retention has deleted resumes at the oldest record kept.
             auto_offset_reset="earliest",
-            # Under load, Kafka answers a fetch once FETCH_MIN_BYTES are there or FETCH_MAX_WAIT_MS
-            # have passed: a fetch then carries every record of those milliseconds instead of one
-            # or two, which is what a fetch request costs per record. At a low rate every fetch
-            # waits the whole FETCH_MAX_WAIT_MS, which a message's latency pays once.
-            fetch_min_bytes=FETCH_MIN_BYTES,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            # A fetch returns as soon as one record is there; this only bounds an idle long poll.
+            fetch_max_wait_ms=100,
         )
         return consumer
