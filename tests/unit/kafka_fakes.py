@@ -356,7 +356,7 @@ class FakeConsumer:
         self._enter("end_offsets")
         ends = {p: len(self._kafka.logs[p]) for p in partitions}
         if self.assigned:
-            self.lags.append(sum(end - self.positions[p] for p, end in ends.items()))
+            self.lags.append(sum(end - self.positions[p] for p, end in ends.items() if p in self.assigned))
         self._kafka.lookup_answered()
         return ends
 

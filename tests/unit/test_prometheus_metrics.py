@@ -38,7 +38,13 @@ FAMILIES = {
     "minimess_repeats_skipped": ("counter", ()),
     "minimess_history_messages": ("gauge", ()),
 }
-KAFKA_COUNTERS = {"undecodable_records": 2, "invalid_records": 1, "replays": 4, "reconnects": 3}
+KAFKA_COUNTERS = {
+    "undecodable_records": 2,
+    "invalid_records": 1,
+    "unneeded_records": 5,
+    "replays": 4,
+    "reconnects": 3,
+}
 
 SampleKey = tuple[str, frozenset[tuple[str, str]]]
 
@@ -291,6 +297,7 @@ def test_the_kafka_families_show_lag_per_partition_records_skipped_by_reason_and
     assert value("minimess_kafka_consumer_lag", {"partition": "1"}) is None
     assert value("minimess_kafka_records_skipped_total", {"reason": "undecodable"}) == 2
     assert value("minimess_kafka_records_skipped_total", {"reason": "invalid"}) == 1
+    assert value("minimess_kafka_records_skipped_total", {"reason": "not_needed"}) == 5
     assert value("minimess_kafka_reconnects_total") == 3
     assert value("minimess_kafka_replays_total") == 4
     assert value("minimess_broker_ready") == 1
@@ -412,7 +419,7 @@ def test_the_summary_is_read_from_the_same_samples() -> None:
         recoveries=3,
         recoveries_failed=1,
         history_messages=6,
-        broker={"undecodable_records": 2, "invalid_records": 1, "replays": 4, "reconnects": 3},
+        broker=KAFKA_COUNTERS,
         cpu_seconds=summary.cpu_seconds,
         rss_bytes=summary.rss_bytes,
     )

@@ -69,7 +69,11 @@ SECONDS_BUCKETS = (
 )
 
 # The bus's counters (BusHealth.counters) that have a family of their own, with its labels.
-_SKIPPED = {"undecodable_records": "undecodable", "invalid_records": "invalid"}
+_SKIPPED = {
+    "undecodable_records": "undecodable",
+    "invalid_records": "invalid",
+    "unneeded_records": "not_needed",
+}
 
 # Each count of MetricsSummary: the sample it reads, and the labels it is summed over (all when none).
 _COUNTS: dict[str, tuple[str, Mapping[str, str]]] = {
@@ -93,6 +97,7 @@ _COUNTS: dict[str, tuple[str, Mapping[str, str]]] = {
 _BUS_COUNTS: dict[str, tuple[str, Mapping[str, str]]] = {
     "undecodable_records": ("minimess_kafka_records_skipped_total", {"reason": "undecodable"}),
     "invalid_records": ("minimess_kafka_records_skipped_total", {"reason": "invalid"}),
+    "unneeded_records": ("minimess_kafka_records_skipped_total", {"reason": "not_needed"}),
     "replays": ("minimess_kafka_replays_total", {}),
     "reconnects": ("minimess_kafka_reconnects_total", {}),
 }
@@ -343,7 +348,8 @@ def _bus_families(bus: Mapping[str, int], lag: Mapping[int, int]) -> Iterator[Me
     if any(name in bus for name in _SKIPPED):
         skipped = CounterMetricFamily(
             "minimess_kafka_records_skipped",
-            "Records read from Kafka and skipped, by reason: undecodable, or invalid (out of bounds).",
+            "Records read from Kafka and skipped, by reason: undecodable, invalid (out of bounds),"
+            " or not_needed (of a topic without a local subscriber or recent publish, passed over unread).",
             labels=["reason"],
         )
         for name, reason in _SKIPPED.items():

@@ -11,6 +11,7 @@ import attrs
 
 from minimess.app.history import History, HistoryLimits
 from minimess.app.hub import Hub
+from minimess.app.interest import Interest
 from minimess.app.publishing import Publishing
 from minimess.domain.errors import IdReused, TooManyTopics
 from minimess.domain.model import NO_HEADERS, Message, Position, Topic, Uid
@@ -125,6 +126,7 @@ class MessagingService:
         recovery_timeout: float = 5.0,
         max_replay: int = 1000,
         fan_out_started: Callable[[], None] | None = None,
+        interest: Interest | None = None,
     ) -> None:
         self._broker = broker
         self._health = health
@@ -148,6 +150,9 @@ class MessagingService:
         # Told once per message from the bus that local subscribers are about to get, so that the
         # outbound path can time its fan-out (the Flusher, wired in bootstrap); None: not timed.
         self._fan_out_started = fan_out_started
+        # The topics this server needs from the bus (the same object the bus reads, when it
+        # selects); a publish keeps its topic needed for as long as the history keeps it.
+        self._interest = Interest(self._history.limits.ttl) if interest is None else interest
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -181,7 +186,7 @@ class MessagingService:
         session.grant.check_subscribe(topic)
         if not session.holds(topic):
             self._check_topic_limit(session)
-            session.add(topic)
+            self._hold(session, topic)
             self._hub.subscribe(session.outbox, topic)
         return Subscribed(topic, self._position(topic))
 
@@ -198,7 +203,8 @@ class MessagingService:
         if session.holds(topic):
             return Subscribed(topic, self._position(topic), recovered=False)
         self._check_topic_limit(session)
-        session.add(topic)
+        # Held before the log is read: from here on, the bus delivers the topic's records.
+        self._hold(session, topic)
         # Where the log stood when live messages began to be held: a failed recovery starts there.
         start = self._position(topic)
         recovery = _Recovery(limit=self._max_replay)
@@ -206,7 +212,7 @@ class MessagingService:
         try:
             replay = await self._recover(topic, since, recovery)
         except BaseException:
-            session.remove(topic)
+            self._release(session, topic)
             raise
         finally:
             self._stop_recovering(topic, recovery)
@@ -233,7 +239,7 @@ class MessagingService:
 
     def unsubscribe(self, session: Session, topic: Topic) -> None:
         """Stop delivering `topic` to the session (idempotent)."""
-        if session.remove(topic):
+        if self._release(session, topic):
             self._hub.unsubscribe(session.outbox, topic)
 
     async def publish(
@@ -285,6 +291,7 @@ class MessagingService:
                     raise IdReused(f"message id {message_id} is already in use")
                 return waiting
         message = Message.create(topic, session.uid, body, self._clock.now(), headers, message_id)
+        self._interest.published(topic)
         acknowledgement = await self._broker.hand_over(message)
         publishing = Publishing(message, acknowledgement, self._positioned)
         if message_id is not None and not acknowledgement.done():
@@ -314,7 +321,10 @@ class MessagingService:
 
     def disconnect(self, session: Session) -> None:
         """Forget the connection and all its subscriptions."""
-        self._hub.disconnect(session.outbox, session.clear())
+        topics = session.clear()
+        for topic in topics:
+            self._interest.release(topic)
+        self._hub.disconnect(session.outbox, topics)
 
     @property
     def max_topics(self) -> int:
@@ -403,6 +413,17 @@ class MessagingService:
         recoveries.remove(recovery)
         if not recoveries:
             del self._recovering[topic]
+
+    def _hold(self, session: Session, topic: Topic) -> None:
+        session.add(topic)
+        self._interest.hold(topic)
+
+    def _release(self, session: Session, topic: Topic) -> bool:
+        """Drop `topic` from the session; whether it held it."""
+        if not session.remove(topic):
+            return False
+        self._interest.release(topic)
+        return True
 
     def _check_topic_limit(self, session: Session) -> None:
         if len(session.topics) >= self._max_topics:

@@ -18,6 +18,7 @@ from minimess.adapters.websocket_server.server import WebSocketServer
 from minimess.adapters.websocket_server.tracing import TracedRenderer
 from minimess.adapters.wire.server_frames import FrameRenderer
 from minimess.app.history import History
+from minimess.app.interest import Interest
 from minimess.app.messaging import MessagingService
 from minimess.bootstrap.settings import ServeSettings
 from minimess.bootstrap.worker import WorkerRole
@@ -29,7 +30,11 @@ if TYPE_CHECKING:
 
 
 def kafka_broker(
-    settings: KafkaSettings, node_id: str, max_body_bytes: int, clients: KafkaClients | None = None
+    settings: KafkaSettings,
+    node_id: str,
+    max_body_bytes: int,
+    clients: KafkaClients | None = None,
+    interest: Interest | None = None,
 ) -> KafkaBroker:
     """The Kafka bus; `clients` stand in for aiokafka's in tests.
 
@@ -41,7 +46,7 @@ def kafka_broker(
 
     # Records from the bus are held to what a client of this server could publish.
     rules = RecordRules(max_body_bytes=max_body_bytes)
-    return KafkaBroker(settings=settings, node_id=node_id, clients=clients, rules=rules)
+    return KafkaBroker(settings=settings, node_id=node_id, clients=clients, rules=rules, interest=interest)
 
 
 def chat_page(wanted: bool) -> PageFiles | None:
@@ -58,6 +63,8 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=ServeSettings)
 
     clock = providers.Singleton(SystemClock)
+    # The topics this server needs from the bus: the service keeps it, the Kafka bus reads by it.
+    interest = providers.Singleton(Interest, after_publish=settings.provided.messaging.history_limits.ttl)
     # The bus between servers, picked by `broker` (its keys are settings.BROKERS); only the selected
     # one is ever built, so a server on the memory broker never touches Kafka, nor imports its client.
     broker = providers.Selector(
@@ -68,6 +75,7 @@ class Container(containers.DeclarativeContainer):
             settings=settings.provided.kafka,
             node_id=settings.provided.server.node_name,
             max_body_bytes=settings.provided.server.max_message_bytes,
+            interest=interest,
         ),
         # A worker of `--workers N` on the memory bus: the host's workers share the local channel.
         channel=providers.Singleton(ChannelBroker, path=config.channel),
@@ -95,6 +103,7 @@ class Container(containers.DeclarativeContainer):
         # The replay and its `subscribed` frame fit in the connection's outbound queue.
         max_replay=providers.Callable(lambda size: size - 1, settings.provided.server.queue_size),
         fan_out_started=flusher.provided.fan_out_started,
+        interest=interest,
     )
     # Who may connect as whom: tokens signed with the secret in --auth-secret-file, read once here.
     tokens = providers.Singleton(

@@ -1,4 +1,4 @@
-"""The Kafka broker: every server publishes to one Kafka topic and reads all of it back."""
+"""The Kafka broker: every server publishes to one Kafka topic and reads back the partitions it needs."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from minimess.adapters.kafka.clients import (
 from minimess.adapters.kafka.envelope import Envelope, EnvelopeError, RecordRules
 from minimess.adapters.kafka.outage_log import OutageLog
 from minimess.adapters.kafka.settings import KafkaSettings
+from minimess.app.interest import Interest
 from minimess.app.task_groups import until_first_ends
 from minimess.domain.errors import BrokerUnavailable, PublishTimeout
 from minimess.domain.model import LogState, Message, Position, Topic
@@ -74,6 +75,8 @@ class _Setup:
     probe_interval: float
     retry_interval: float
     rules: RecordRules
+    # The topics this server needs; None: every topic (all partitions read, every record decoded).
+    interest: Interest | None
 
     @property
     def client_id(self) -> str:
@@ -139,8 +142,9 @@ class KafkaBroker:
     """The bus between servers on Apache Kafka, behind the same Broker port as the memory one.
 
     Records are keyed by minimess topic, so one topic's messages stay in one partition, in one
-    order. There is no consumer group: every server reads every partition, and the origin server
-    gets its own publishes back the same way, so everybody sees one order. Each `receiving` is one
+    order. There is no consumer group: each server reads the partitions holding the topics its
+    `interest` needs (all of them without one) and decodes only those topics' records; the origin
+    server gets its own publishes back the same way, so everybody sees one order. Each `receiving` is one
     reader of the bus (a server receives once; tests receive twice to play two servers); the
     first one answers for this server where its logs stand.
 
@@ -156,6 +160,7 @@ class KafkaBroker:
         probe_interval: float = 1.0,
         retry_interval: float = 1.0,
         rules: RecordRules | None = None,
+        interest: Interest | None = None,
     ) -> None:
         self._setup = _Setup(
             settings,
@@ -164,12 +169,15 @@ class KafkaBroker:
             probe_interval,
             retry_interval,
             RecordRules() if rules is None else rules,
+            interest,
         )
         self._readers: list[_Reader] = []
         # One replay reads Kafka at a time: recoveries must not crowd out live traffic.
         self._replaying = asyncio.Lock()
         self.undecodable_records = 0
         self.invalid_records = 0
+        # Records passed over unread: their key names a topic this server does not need.
+        self.unneeded_records = 0
         self.replays = 0
         self.reconnects = 0
 
@@ -177,10 +185,15 @@ class KafkaBroker:
     async def receiving(self, deliver: Deliver) -> AsyncIterator[None]:
         reader = _Reader(self._setup, deliver, self)
         self._readers.append(reader)
+        interest = self._setup.interest
+        if interest is not None:
+            interest.watch(reader)
         supervisor = asyncio.create_task(reader.supervise())
         try:
             yield
         finally:
+            if interest is not None:
+                interest.unwatch(reader)
             self._readers.remove(reader)
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -263,6 +276,7 @@ class KafkaBroker:
         return {
             "undecodable_records": self.undecodable_records,
             "invalid_records": self.invalid_records,
+            "unneeded_records": self.unneeded_records,
             "replays": self.replays,
             "reconnects": self.reconnects,
         }
@@ -284,7 +298,10 @@ class _Reader:
     consumer first reaches Kafka, so a message published after that is never missed.
 
     Per partition it knows where it started (or last had to jump over records retention deleted):
-    from there on, every record has passed through it, which is what a history can rely on.
+    from there on, every record has passed through it. With an interest, it is assigned only the
+    partitions holding a needed topic, and passes over the records of the other topics unread;
+    so per topic it also knows the position at which the topic became needed: a history holds
+    every message of the topic only from the later of the two on.
     """
 
     def __init__(self, setup: _Setup, deliver: Deliver, broker: KafkaBroker) -> None:
@@ -313,6 +330,15 @@ class _Reader:
         self._outage = OutageLog(setup.settings)
         # The end offset of each partition at the last probe, for the consumer lag read at scrape.
         self._ends: Mapping[TopicPartition, int] = {}
+        self._interest = setup.interest
+        # The partitions the consumer reads now: those holding a needed topic.
+        self._assigned: set[TopicPartition] = set()
+        # Per partition, how many needed topics it holds (known once the partition count is).
+        self._wanted: dict[TopicPartition, int] = {}
+        # Per needed topic (by key), the partition's position when it became needed.
+        self._topic_first: dict[bytes, int] = {}
+        # Whether the consumer has its assignment and may be assigned anew at once.
+        self._reading = False
 
     async def supervise(self) -> None:
         # Every round after the first makes new clients because the ones before failed.
@@ -348,6 +374,7 @@ class _Reader:
             log.warning("kafka_topic_recreated", topic=settings.kafka_topic, old=self.topic_id, new=topic_id)
             self._positions.clear()
             self._first.clear()
+            self._topic_first.clear()
         await self._assign_all_partitions(self._consumer, self.producer)
         self.topic_id = topic_id
         self.ready = True
@@ -375,11 +402,65 @@ class _Reader:
                 self._positions[partition] = hit.offset if hit is not None else ends[partition]
                 self._first[partition] = self._positions[partition]
         self.partition_count = len(partitions)
+        if self._interest is None:
+            self._wanted = dict.fromkeys(partitions, 1)
+        else:
+            self._wanted = {}
+            for needed in self._interest.topics():
+                partition = self._partition(needed)
+                self._wanted[partition] = self._wanted.get(partition, 0) + 1
+        self._assign(consumer, {partition for partition in partitions if self._wanted.get(partition)})
+        self._reading = True
+
+    def _assign(self, consumer: Consumer, partitions: set[TopicPartition]) -> None:
+        """Make `partitions` the consumer's assignment, each read on from this reader's position."""
+        self._assigned = partitions
         # Assign and seek with no await between: the consumer must never get the chance to
-        # reset a fresh assignment to the end on its own, which would skip records.
-        consumer.assign(partitions)
+        # reset a fresh assignment to the end on its own (which would skip records), nor to
+        # return a kept partition's records from its own position (which could repeat them).
+        consumer.assign(sorted(partitions))
         for partition in partitions:
             consumer.seek(partition, self._positions[partition])
+        log.info(
+            "kafka_partitions_assigned", partitions=sorted(partition.partition for partition in partitions)
+        )
+
+    def began(self, topic: Topic) -> None:
+        """`topic` is needed from now on: its partition is read, from here if it was not."""
+        if not self.partition_count:
+            return  # the first assignment reads every topic needed by then
+        partition = self._partition(topic)
+        self._wanted[partition] = self._wanted.get(partition, 0) + 1
+        if partition not in self._assigned:
+            # Nothing of it has passed through this reader lately: it is read from the end known
+            # at the last probe (a record published from now on lies at or after it), and holds
+            # every record only from there.
+            start = max(self._ends.get(partition, 0), self._positions.get(partition, 0))
+            self._positions[partition] = self._first[partition] = start
+            if self._reading and self._consumer is not None:
+                self._assign(self._consumer, self._assigned | {partition})
+            else:
+                self._assigned = self._assigned | {partition}
+            self._announce_moved()
+        self._topic_first[topic.name.encode()] = self._positions[partition]
+
+    def ended(self, topic: Topic) -> None:
+        """`topic` is no longer needed; its partition is let go at the next probe if no other needs it."""
+        self._topic_first.pop(topic.name.encode(), None)
+        if not self.partition_count:
+            return
+        partition = self._partition(topic)
+        self._wanted[partition] = self._wanted.get(partition, 0) - 1
+        if self._wanted[partition] <= 0:
+            del self._wanted[partition]
+
+    def _let_go_unwanted(self) -> None:
+        # At the probe, not at once: a topic unsubscribed and subscribed again (a reconnect)
+        # does not make the consumer drop and fetch its partition anew.
+        unwanted = {partition for partition in self._assigned if not self._wanted.get(partition)}
+        if unwanted and self._reading and self._consumer is not None:
+            self._assign(self._consumer, self._assigned - unwanted)
+            self._announce_moved()  # a catch-up waiting on a partition let go gives up
 
     async def _consume_and_watch(self) -> None:
         """Deliver records, and probe Kafka beside it; return or raise when either fails.
@@ -403,16 +484,29 @@ class _Reader:
     async def _consume(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
+        needs = None if self._interest is None else self._interest.needs
+        positions = self._positions
         while True:
             batches = await consumer.getmany(timeout_ms=1000)
+            unneeded = 0
             for partition, records in batches.items():
+                if partition not in self._assigned:
+                    continue  # let go while these were on their way
                 for record in records:
-                    if record.offset != self._positions[partition]:
+                    position = positions[partition]
+                    if record.offset < position:
+                        continue  # delivered already, before a new assignment
+                    if record.offset != position:
                         # Records were passed over (deleted by retention, or transaction markers):
                         # this server has every record of the partition only from here on.
                         self._first[partition] = record.offset
-                    self._positions[partition] = record.offset + 1
+                    positions[partition] = record.offset + 1
+                    if needs is not None and not needs(record.key):
+                        # The key is the topic's name: a topic nobody here needs is not decoded.
+                        unneeded += 1
+                        continue
                     self._deliver_record(record, partition)
+            self._broker.unneeded_records += unneeded
             if batches:
                 self._announce_moved()
 
@@ -437,10 +531,17 @@ class _Reader:
                         raise TopicRecreated(f"the Kafka topic has a new id, {topic_id}")
                     ends = await consumer.end_offsets(list(self._positions))
                     self._ends = ends
+                    if self._interest is not None:
+                        self._interest.expire()
+                        self._let_go_unwanted()
                     # The consumer may have moved past records it never returned (deleted by
                     # retention); its own position is then the one to compare with the end.
                     for partition in ends:
+                        if partition not in self._assigned:
+                            continue
                         position = await consumer.position(partition)
+                        if partition not in self._assigned:
+                            continue  # let go while asked
                         if position > self._positions[partition]:
                             # Moved past records it never returned: complete only from here.
                             self._positions[partition] = self._first[partition] = position
@@ -452,7 +553,11 @@ class _Reader:
                 continue
             self._outage.reachable()
             self.ready = True
-            now_lagging = {p: self._positions[p] for p, end in ends.items() if end > self._positions[p]}
+            now_lagging = {
+                p: self._positions[p]
+                for p, end in ends.items()
+                if p in self._assigned and end > self._positions[p]
+            }
             if any(lagging.get(p) == position for p, position in now_lagging.items()):
                 raise ConsumerStalled("a lagging partition made no progress between two probes")
             lagging = now_lagging
@@ -503,15 +608,25 @@ class _Reader:
         position = self._positions.get(partition)
         if position is None:
             return None
-        return LogState(
-            epoch_of(self.topic_id, partition.partition), last=position - 1, first=self._first[partition]
-        )
+        epoch = epoch_of(self.topic_id, partition.partition)
+        if partition not in self._assigned:
+            # Not read here: the log stands at the end of the last probe, and nothing of it is kept.
+            end = max(position, self._ends.get(partition, 0))
+            return LogState(epoch, last=end - 1, first=end)
+        first = self._first[partition]
+        if self._interest is not None:
+            key = topic.name.encode()
+            # Its records are read only from where it became needed; not needed, from nowhere.
+            first = max(first, self._topic_first.get(key, first)) if self._interest.needs(key) else position
+        return LogState(epoch, last=position - 1, first=first)
 
     async def caught_up(self, topic: Topic, offset: int) -> bool:
         """Wait until the partition of `topic` is delivered up to `offset`, if it exists yet."""
         if self.topic_id is None or not self.partition_count or self._consumer is None:
             return False
         partition = self._partition(topic)
+        if partition not in self._assigned:
+            return False  # not read here: no wait helps
         try:
             ends = await self._consumer.end_offsets([partition])
         except KafkaError as error:
@@ -520,6 +635,8 @@ class _Reader:
         if offset >= ends.get(partition, 0):
             return False  # no such record (yet): the position came from elsewhere
         while self._positions[partition] <= offset:
+            if partition not in self._assigned:
+                return False
             await self._moved.wait()
         return True
 
@@ -565,7 +682,7 @@ class _Reader:
         return {
             partition.partition: max(0, end - positions[partition])
             for partition, end in self._ends.items()
-            if partition in positions
+            if partition in positions and partition in self._assigned
         }
 
     def _partition(self, topic: Topic) -> TopicPartition:
@@ -578,6 +695,7 @@ class _Reader:
     async def _stop_clients(self) -> None:
         producer, consumer = self.producer, self._consumer
         self.producer = self._consumer = None
+        self._reading = False
         for client in (producer, consumer):
             if client is not None:
                 with contextlib.suppress(Exception):
