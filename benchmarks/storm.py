@@ -47,7 +47,8 @@ def describe(number: int, result: StormResult) -> str:
     return (
         f"round {number}: {len(result.displaced)} displaced, full recovery {result.full_recovery_s:.2f} s,"
         f" {result.reconnects_per_s:.0f} recovered/s (peak {result.peak_reconnects_per_s} in 1 s);"
-        f" {checks}; {refused} refused; publish errors {len(result.publish_errors)}"
+        f" {checks}; {refused} refused; publish errors {len(result.publish_errors)};"
+        f" failed attempts {dict(result.failed_attempts) or 0}"
     )
 
 

@@ -215,6 +215,16 @@ class StormResult:
         times = sorted(self.recovered_at)
         return max((sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times)), default=0)
 
+    @property
+    def failed_attempts(self) -> Counter[str]:
+        """Why the displaced subscribers' connections after the kill ended or failed (the kill's own loss
+        left out), by reason; the ones still open at the end are not counted."""
+        reasons: Counter[str] = Counter()
+        for subscriber in self.displaced:
+            after = [reason for at, reason in subscriber.losses if at >= self.killed_at]
+            reasons.update(after[1:])
+        return reasons
+
     def problems(self) -> list[str]:
         """Every way a subscriber's messages differ from the acked ones of its topic: a gap, a repeat, a
         message out of order; empty when each has each message of its topic exactly once, in order."""
