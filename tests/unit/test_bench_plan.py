@@ -218,3 +218,17 @@ def test_one_server_has_no_per_server_rows() -> None:
         Sample(1.001, 0, cpu_seconds_by_server=(1.001,)),
     )
     assert set(metrics) == {"messages_per_s", "cpu_us_per_message"}
+
+
+def test_behind_a_target_no_server_is_the_publishing_one() -> None:
+    """With --target the proxy picks each publisher's server: each server's rows, but no extra."""
+    published = PublishReport(acked=10, started=1.0, finished=2.0)
+    start = Sample(2.0, 0, cpu_seconds_by_server=(1.0, 1.0))
+    end = Sample(2.002, 0, cpu_seconds_by_server=(1.001, 1.001))
+    metrics = message_metrics(published, start, end, first_publishes=False)
+    assert set(metrics) == {
+        "messages_per_s",
+        "cpu_us_per_message",
+        "cpu_us_per_message_server_1",
+        "cpu_us_per_message_server_2",
+    }

@@ -188,7 +188,8 @@ class _Round:
             publish_report, start, end = published
             cpu = end.cpu_seconds - start.cpu_seconds
             result.metrics.update(_delivery_metrics(deliveries, publish_report, expected, cpu))
-            result.metrics.update(message_metrics(publish_report, start, end))
+            first_publishes = self._settings.target is None
+            result.metrics.update(message_metrics(publish_report, start, end, first_publishes))
             result.stages_us = _stages(deliveries, publish_report)
         return result
 
@@ -424,10 +425,13 @@ def _delivery_metrics(
     }
 
 
-def message_metrics(published: PublishReport, start: Sample, end: Sample) -> dict[str, float | None]:
+def message_metrics(
+    published: PublishReport, start: Sample, end: Sample, first_publishes: bool = True
+) -> dict[str, float | None]:
     """What the publishing phase cost per message acked: on each server, on all, and the publishing
     server's extra over the others' mean, which is its publishing cost when every server consumes
-    and fans out alike (subscribers are spread evenly, subscriber_urls)."""
+    and fans out alike (subscribers are spread evenly, subscriber_urls). Without `first_publishes`
+    (a target: the proxy chooses the publishers' server) there is no such extra."""
     acked = published.acked
     window = published.finished - published.started
     metrics: dict[str, float | None] = {
@@ -443,7 +447,7 @@ def message_metrics(published: PublishReport, start: Sample, end: Sample) -> dic
     for number, cost in enumerate(per_server, start=1):
         metrics[f"cpu_us_per_message_server_{number}"] = cost
     first, *others = per_server
-    if first is not None and all(cost is not None for cost in others):
+    if first_publishes and first is not None and all(cost is not None for cost in others):
         metrics["publishing_us_per_message"] = first - statistics.fmean(c for c in others if c is not None)
     return metrics
 
