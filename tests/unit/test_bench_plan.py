@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from minimess.bench import run
-from minimess.bench.run import messages_per_topic, subscriber_urls, topic_names
-from minimess.bench.settings import BenchSettings
+from minimess.bench.publisher import PublishPlan, PublishReport, combined, publisher_uid
+from minimess.bench.run import message_metrics, messages_per_topic, subscriber_urls, topic_names
+from minimess.bench.servers import Sample
+from minimess.bench.settings import MAX_KAFKA_SERVERS, BenchSettings
 from minimess.bench.workers import STAGES, _add_stages
 
 
@@ -85,6 +87,7 @@ def test_an_incomplete_trace_adds_nothing(trace: object) -> None:
         ({"server_ports": ("9001", "x")}, "must be ports 1-65535, got 'x'"),
         ({"server_ports": ("9001", "70000")}, "must be ports 1-65535"),
         ({"server_ports": ("9001",), "broker": "kafka", "baseline": "none"}, "must give 2 port"),
+        ({"server_ports": ("9001", "9002"), "broker": "kafka", "kafka_servers": 3}, "must give 4 port"),
     ],
 )
 def test_server_ports_must_be_one_valid_port_per_started_server(given: dict[str, Any], reason: str) -> None:
@@ -97,6 +100,16 @@ def test_server_ports_must_be_one_valid_port_per_started_server(given: dict[str,
     [
         ({"server_ports": ("9001", "9002")}, [(9001,)], [9002]),
         ({"server_ports": ("9001", "9002", "9003"), "broker": "kafka"}, [(9001, 9002)], [9003]),
+        (
+            {
+                "server_ports": ("9001", "9002", "9003"),
+                "broker": "kafka",
+                "kafka_servers": 3,
+                "baseline": "none",
+            },
+            [(9001, 9002, 9003)],
+            [],
+        ),
         ({"server_ports": ("9001",), "baseline": "none"}, [(9001,)], []),
         ({"server_ports": ("9009",), "target": "ws://127.0.0.1:1"}, [], [9009]),
         ({}, [()], [None]),
@@ -113,8 +126,9 @@ def test_the_started_servers_take_the_server_ports_in_order(
     started: dict[str, list[Any]] = {"minimess": [], "baseline": []}
 
     @contextlib.contextmanager
-    def minimess(*args: Any) -> Iterator[None]:
+    def minimess(*args: Any, kafka_servers: int) -> Iterator[None]:
         started["minimess"].append(tuple(args[5]))
+        assert kafka_servers == settings.kafka_servers
         yield
 
     @contextlib.contextmanager
@@ -132,3 +146,89 @@ def test_the_started_servers_take_the_server_ports_in_order(
         with run.servers_for(key, settings, tmp_path):
             pass
     assert started == {"minimess": minimess_ports, "baseline": baseline_ports}
+
+
+def test_the_servers_get_equal_shares_of_the_subscribers_even_with_as_many_topics() -> None:
+    """10 subscribers on 10 topics over 2 servers: 5 on each, so that each server's CPU per message
+    counts the same fan-out (the publishing server's extra is then its publishing alone)."""
+    per_worker = subscriber_urls(["ws://a", "ws://b"], topic_names(10), subscribers=10, workers=2)
+    servers = Counter(url.split("/subscribe")[0] for worker in per_worker for url in worker)
+    assert servers == {"ws://a": 5, "ws://b": 5}
+
+
+def test_with_three_servers_every_topic_has_subscribers_on_each() -> None:
+    servers = ["ws://a", "ws://b", "ws://c"]
+    per_worker = subscriber_urls(servers, topic_names(4), subscribers=12, workers=2)
+    pairs = Counter((url.split("/subscribe")[0], url.rsplit("topic:", 1)[1]) for w in per_worker for url in w)
+    assert pairs == {(server, topic): 1 for server in servers for topic in topic_names(4)}
+
+
+@pytest.mark.parametrize("kafka_servers", [1, MAX_KAFKA_SERVERS + 1])
+def test_kafka_servers_out_of_range_are_refused(kafka_servers: int) -> None:
+    with pytest.raises(ValueError, match="kafka_servers"):
+        BenchSettings(broker="kafka", kafka_servers=kafka_servers)
+
+
+@pytest.mark.parametrize(("messages", "publishers"), [(10, 3), (2, 5), (0, 2), (7, 1)])
+def test_publishers_share_the_messages_each_once_on_its_topic(messages: int, publishers: int) -> None:
+    """Publisher j sends messages j, j + N, ...: together every message once, on topic number mod T."""
+    plan = PublishPlan(("t0", "t1", "t2"), messages, rate=0, body_bytes=64, window=4, answer_timeout=1)
+    shares = [plan.for_publisher(share, publishers) for share in range(publishers)]
+    numbers = sorted(number for share in shares for number in share.numbers)
+    assert numbers == list(range(messages))
+    assert [len(share.numbers) for share in shares] == [
+        messages // publishers + (share < messages % publishers) for share in range(publishers)
+    ]
+    assert len({publisher_uid(share) for share in range(publishers)}) == publishers
+
+
+def test_the_publishers_reports_add_up_from_the_first_start_to_the_last_answer() -> None:
+    first = PublishReport(
+        acked=3, errors=Counter(publish_timeout=1), unanswered=1, started=10.0, finished=12.0
+    )
+    second = PublishReport(acked=5, started=9.5, finished=11.0, accept_us=array("q", [7]))
+    total = combined([first, second])
+    assert (total.acked, total.errors, total.unanswered) == (8, Counter(publish_timeout=1), 1)
+    assert (total.started, total.finished, list(total.accept_us)) == (9.5, 12.0, [7])
+
+
+def test_cpu_per_message_per_server_and_the_publishing_servers_extra() -> None:
+    """The publishing server's CPU per message less the mean of the others' is its publishing cost."""
+    published = PublishReport(acked=1000, started=100.0, finished=102.0)
+    start = Sample(10.0, 0, cpu_seconds_by_server=(5.0, 3.0, 2.0))
+    end = Sample(10.75, 0, cpu_seconds_by_server=(5.35, 3.2, 2.2))
+    metrics = message_metrics(published, start, end)
+    assert metrics == pytest.approx(
+        {
+            "messages_per_s": 500.0,
+            "cpu_us_per_message": 750.0,
+            "cpu_us_per_message_server_1": 350.0,
+            "cpu_us_per_message_server_2": 200.0,
+            "cpu_us_per_message_server_3": 200.0,
+            "publishing_us_per_message": 150.0,
+        }
+    )
+
+
+def test_one_server_has_no_per_server_rows() -> None:
+    published = PublishReport(acked=10, started=1.0, finished=2.0)
+    metrics = message_metrics(
+        published,
+        Sample(1.0, 0, cpu_seconds_by_server=(1.0,)),
+        Sample(1.001, 0, cpu_seconds_by_server=(1.001,)),
+    )
+    assert set(metrics) == {"messages_per_s", "cpu_us_per_message"}
+
+
+def test_behind_a_target_no_server_is_the_publishing_one() -> None:
+    """With --target the proxy picks each publisher's server: each server's rows, but no extra."""
+    published = PublishReport(acked=10, started=1.0, finished=2.0)
+    start = Sample(2.0, 0, cpu_seconds_by_server=(1.0, 1.0))
+    end = Sample(2.002, 0, cpu_seconds_by_server=(1.001, 1.001))
+    metrics = message_metrics(published, start, end, first_publishes=False)
+    assert set(metrics) == {
+        "messages_per_s",
+        "cpu_us_per_message",
+        "cpu_us_per_message_server_1",
+        "cpu_us_per_message_server_2",
+    }

@@ -111,7 +111,9 @@ def test_a_target_nothing_listens_at_is_named_by_its_ws_url(free_port: int) -> N
 
 def test_a_targeted_servers_sample_counts_the_connections_it_ever_opened(base_url: str) -> None:
     with targeted(base_url.replace("http:", "ws:"), [f"{base_url}/metrics"], TOKEN) as servers:
-        assert servers.read_sample() == Sample(cpu_seconds=2.5, rss_bytes=70_803_456, connections_opened=3)
+        assert servers.read_sample() == Sample(
+            cpu_seconds=2.5, rss_bytes=70_803_456, connections_opened=3, cpu_seconds_by_server=(2.5,)
+        )
 
 
 @pytest.mark.parametrize(

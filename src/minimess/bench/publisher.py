@@ -1,4 +1,4 @@
-"""The publisher: one connection that publishes at a steady rate or floods, and counts the answers."""
+"""The publishers: connections that each publish a share of a round, steadily or flooding."""
 
 from __future__ import annotations
 
@@ -31,32 +31,76 @@ class PublishReport:
 
 @attrs.frozen
 class PublishPlan:
-    """What to publish: `messages` messages round-robin over `topics`, `rate` per second (0: flood)."""
+    """What to publish: `messages` messages round-robin over `topics`, `rate` per second (0: flood).
+
+    With several publishers, publisher `share` of `shares` sends the messages numbered `share`,
+    `share + shares`, ...: together they send every message once, each on its topic and on its slot
+    of the round's clock.
+    """
 
     topics: Sequence[str]
     messages: int
     rate: float
     body_bytes: int
-    # Publishes sent and not yet answered, at most: a flood is as fast as the server answers.
+    # Publishes sent and not yet answered, at most, per publisher: a flood is as fast as the server answers.
     window: int
     answer_timeout: float
+    share: int = 0
+    shares: int = 1
+
+    @property
+    def numbers(self) -> range:
+        """The numbers of the messages this publisher sends."""
+        return range(self.share, self.messages, self.shares)
+
+    def for_publisher(self, share: int, shares: int) -> PublishPlan:
+        """This plan's share for publisher `share` of `shares`."""
+        return attrs.evolve(self, share=share, shares=shares)
+
+
+def publisher_uid(share: int) -> str:
+    """The uid publisher `share` connects as: the first keeps the single publisher's name."""
+    return PUBLISHER_UID if share == 0 else f"{PUBLISHER_UID}-{share + 1}"
+
+
+async def publish_all(url: str, plan: PublishPlan, publishers: int) -> PublishReport:
+    """Publish the plan through `publishers` connections at once; their reports added up."""
+    reports = await asyncio.gather(
+        *(publish(url, plan.for_publisher(share, publishers)) for share in range(publishers))
+    )
+    return combined(reports)
+
+
+def combined(reports: Sequence[PublishReport]) -> PublishReport:
+    """One report for several publishers: counts added, from the first start to the last answer."""
+    total = PublishReport()
+    for part in reports:
+        total.acked += part.acked
+        total.errors.update(part.errors)
+        total.unanswered += part.unanswered
+        total.accept_us.extend(part.accept_us)
+    total.started = min((part.started for part in reports), default=0.0)
+    total.finished = max((part.finished for part in reports), default=0.0)
+    return total
 
 
 async def publish(url: str, plan: PublishPlan) -> PublishReport:
     """Publish the plan through a server at `url` and wait for every ack or error."""
     report = PublishReport()
-    async with connect(f"{url}/subscribe/id:{PUBLISHER_UID}", compression=None, max_queue=None) as connection:
+    numbers = plan.numbers
+    uid = publisher_uid(plan.share)
+    async with connect(f"{url}/subscribe/id:{uid}", compression=None, max_queue=None) as connection:
         await connection.recv()  # `success`
         slots = asyncio.Semaphore(plan.window)
         all_answered = asyncio.Event()
-        reader = asyncio.create_task(_read_answers(connection, plan.messages, slots, all_answered, report))
-        if plan.messages == 0:
+        reader = asyncio.create_task(_read_answers(connection, len(numbers), slots, all_answered, report))
+        if not numbers:
             all_answered.set()
         # The body starts with the send time (µs) so that subscribers can time it without --trace.
         padding = "x" * max(0, plan.body_bytes - 17)
         start = time.monotonic()
         report.started = time.time()
-        for number in range(plan.messages):
+        for number in numbers:
             if plan.rate:
                 # Each send has its own slot on the clock, so one late send does not delay the rest.
                 delay = start + number / plan.rate - time.monotonic()
@@ -78,7 +122,7 @@ async def publish(url: str, plan: PublishPlan) -> PublishReport:
         except TimeoutError:
             pass
         reader.cancel()
-        report.unanswered = plan.messages - report.acked - report.errors.total()
+        report.unanswered = len(numbers) - report.acked - report.errors.total()
         return report
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from minimess.bench.settings import MAX_KAFKA_SERVERS
 from minimess.bench.workers import STAGES
 
 # Every metric of a round, its label in the table, and its format.
@@ -23,6 +24,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "expected_deliveries": ("deliveries expected", "{:,.0f}"),
     "deliveries_per_s": ("deliveries /s", "{:,.0f}"),
     "cpu_us_per_delivery": ("server CPU per delivery µs", "{:,.2f}"),
+    "messages_per_s": ("messages /s (publishing)", "{:,.0f}"),
+    "cpu_us_per_message": ("server CPU per message µs (all)", "{:,.1f}"),
+    **{
+        f"cpu_us_per_message_server_{number}": (f"server {number} CPU per message µs", "{:,.1f}")
+        for number in range(1, MAX_KAFKA_SERVERS + 1)
+    },
+    "publishing_us_per_message": ("publishing µs per message (1 - rest)", "{:,.1f}"),
     "latency_p50_ms": ("latency p50 ms", "{:,.2f}"),
     "latency_p90_ms": ("latency p90 ms", "{:,.2f}"),
     "latency_p99_ms": ("latency p99 ms", "{:,.2f}"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import statistics
 import threading
 import time
 from array import array
@@ -18,10 +19,11 @@ import attrs
 from minimess.bench import report
 from minimess.bench.never_reading import NeverReading
 from minimess.bench.progress import Progress
-from minimess.bench.publisher import PublishPlan, PublishReport, publish
+from minimess.bench.publisher import PublishPlan, PublishReport, publish_all
 from minimess.bench.scrape import SLOW_CONSUMER_CLOSES, ScrapeError, scrape
 from minimess.bench.servers import (
     BenchError,
+    Sample,
     Servers,
     metrics_url_of,
     started_baseline,
@@ -127,6 +129,7 @@ def servers_for(key: str, settings: BenchSettings, log_dir: Path) -> Iterator[Se
             log_dir,
             minimess_ports,
             settings.server_workers,
+            kafka_servers=settings.kafka_servers,
         ) as servers:
             yield servers
 
@@ -162,16 +165,16 @@ class _Round:
             after_connect = servers.sample_since()
             fresh = servers.is_fresh(before)
             metrics = connect_metrics(connects, before.rss_bytes, after_connect.rss_bytes, fresh)
-            # What the publishing phase measured: the publisher's report and the servers' CPU time.
-            published: tuple[PublishReport, float] | None = None
+            # What the publishing phase measured: the publishers' report and the servers' CPU time.
+            published: tuple[PublishReport, Sample, Sample] | None = None
             if settings.messages and metrics["connections"]:
                 with _Aside(settings, servers) as aside:
                     # No need to wait here: a rendering of before the start only adds a moment of
                     # idling (the servers' use was just read) to the phase.
-                    cpu_start = servers.read_sample().cpu_seconds
+                    cpu_start = servers.read_sample()
                     publish_report = asyncio.run(self._publish(counters, expected))
                     self._wait_for_deliveries(counters, expected)
-                    published = (publish_report, servers.sample_since().cpu_seconds - cpu_start)
+                    published = (publish_report, cpu_start, servers.sample_since())
                 metrics.update(aside.metrics())
             for control in controls:
                 control.send("finish")
@@ -183,8 +186,11 @@ class _Round:
                     process.kill()
         result = report.RoundResult(metrics)
         if published is not None:
-            publish_report, cpu = published
+            publish_report, start, end = published
+            cpu = end.cpu_seconds - start.cpu_seconds
             result.metrics.update(_delivery_metrics(deliveries, publish_report, expected, cpu))
+            first_publishes = self._settings.target is None
+            result.metrics.update(message_metrics(publish_report, start, end, first_publishes))
             result.stages_us = _stages(deliveries, publish_report)
         return result
 
@@ -232,7 +238,7 @@ class _Round:
             window=settings.window,
             answer_timeout=settings.drain_timeout,
         )
-        task = asyncio.create_task(publish(self._servers.urls[0], plan))
+        task = asyncio.create_task(publish_all(self._servers.urls[0], plan, settings.publishers))
         while not task.done():
             received = sum(counter[RECEIVED] for counter in counters)
             self._progress.update(f"publishing, {received:,}/{expected:,} deliveries")
@@ -366,15 +372,17 @@ def messages_per_topic(messages: int, topics: int) -> list[int]:
 def subscriber_urls(
     servers: Sequence[str], topics: Sequence[str], subscribers: int, workers: int
 ) -> list[list[str]]:
-    """Each worker's subscribe URLs: subscriber i takes topic i mod T and server (i div T) mod S.
+    """Each worker's subscribe URLs: subscriber i takes topic i mod T and server (i mod T + i div T) mod S.
 
-    Dividing by T for the server gives every topic subscribers on every server, so that with
-    two Kafka servers each message reaches subscribers on both sides of the bus.
+    Each run of T subscribers is dealt over the servers in turn, so that the servers' shares differ
+    by one at most (a server with fewer subscribers would look cheaper per message), and each run
+    starts one server further on, so that with S runs every topic has subscribers on every server
+    and each message reaches subscribers on every side of the bus.
     """
     per_worker: list[list[str]] = [[] for _ in range(workers)]
     for i in range(subscribers):
         topic = topics[i % len(topics)]
-        server = servers[(i // len(topics)) % len(servers)]
+        server = servers[(i % len(topics) + i // len(topics)) % len(servers)]
         per_worker[i % workers].append(f"{server}/subscribe/id:b{i}/topic:{topic}")
     return per_worker
 
@@ -416,6 +424,33 @@ def _delivery_metrics(
         "slow_consumer_closes": closes.pop(4000, 0),
         "other_closes": sum(closes.values()),
     }
+
+
+def message_metrics(
+    published: PublishReport, start: Sample, end: Sample, first_publishes: bool = True
+) -> dict[str, float | None]:
+    """What the publishing phase cost per message acked: on each server, on all, and the publishing
+    server's extra over the others' mean, which is its publishing cost when every server consumes
+    and fans out alike (subscribers are spread evenly, subscriber_urls). Without `first_publishes`
+    (a target: the proxy chooses the publishers' server) there is no such extra."""
+    acked = published.acked
+    window = published.finished - published.started
+    metrics: dict[str, float | None] = {
+        "messages_per_s": acked / window if acked and window > 0 else None,
+        "cpu_us_per_message": (end.cpu_seconds - start.cpu_seconds) / acked * 1e6 if acked else None,
+    }
+    per_server = [
+        (after - before) / acked * 1e6 if acked else None
+        for before, after in zip(start.cpu_seconds_by_server, end.cpu_seconds_by_server, strict=True)
+    ]
+    if len(per_server) < 2:
+        return metrics
+    for number, cost in enumerate(per_server, start=1):
+        metrics[f"cpu_us_per_message_server_{number}"] = cost
+    first, *others = per_server
+    if first_publishes and first is not None and all(cost is not None for cost in others):
+        metrics["publishing_us_per_message"] = first - statistics.fmean(c for c in others if c is not None)
+    return metrics
 
 
 def _stages(deliveries: list[DeliveryReport], published: PublishReport) -> dict[str, array[int]]:

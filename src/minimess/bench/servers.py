@@ -46,14 +46,16 @@ class Sample:
     rss_bytes: int
     # WebSocket connections the servers have accepted since they started, where /metrics says.
     connections_opened: int | None = None
+    # Each server's CPU seconds, in the order of `Servers.urls` (or of the /metrics URLs).
+    cpu_seconds_by_server: tuple[float, ...] = ()
 
 
 @attrs.frozen
 class Servers:
     """Where the benchmark's clients connect, and how to read the servers' resource use.
 
-    Subscribers are spread over `urls` round-robin; the publisher uses the first one, so with
-    two Kafka servers every message crosses the bus to reach half of the subscribers.
+    Subscribers are spread over `urls` (run.subscriber_urls); the publishers use the first one, so
+    with Kafka servers every message crosses the bus to reach the subscribers of the others.
     """
 
     name: str
@@ -97,10 +99,11 @@ def started_minimess(
     log_dir: Path,
     ports: Sequence[int] = (),
     workers: int = 1,
+    kafka_servers: int = 2,
 ) -> Iterator[Servers]:
-    """One `minimess serve` on the memory broker, or two on Kafka, on `ports` (default: free ones),
-    each with `workers` worker processes."""
-    count = 2 if broker == "kafka" else 1
+    """One `minimess serve` on the memory broker, or `kafka_servers` on Kafka, on `ports` (default:
+    free ones), each with `workers` worker processes."""
+    count = kafka_servers if broker == "kafka" else 1
     ports = list(ports) or [_free_port() for _ in range(count)]
     commands = []
     for number, port in enumerate(ports, start=1):
@@ -215,15 +218,18 @@ def _serves(port: int, ready_path: str | None) -> bool:
 
 
 def _proc_sample(processes: list[subprocess.Popen[bytes]]) -> Sample:
-    cpu, rss = 0.0, 0
-    # A server with --workers is a supervisor and its workers: all of them count.
-    for pid in (pid for process in processes for pid in (process.pid, *_children(process.pid))):
-        # Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks.
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-        rss += resident_pages * os.sysconf("SC_PAGE_SIZE")
-    return Sample(cpu, rss)
+    cpus, rss = [], 0
+    for process in processes:
+        cpu = 0.0
+        # A server with --workers is a supervisor and its workers: all of them count.
+        for pid in (process.pid, *_children(process.pid)):
+            # Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+            rss += resident_pages * os.sysconf("SC_PAGE_SIZE")
+        cpus.append(cpu)
+    return Sample(sum(cpus), rss, cpu_seconds_by_server=tuple(cpus))
 
 
 def _children(pid: int) -> list[int]:
@@ -243,7 +249,7 @@ def metrics_url_of(url: str) -> str:
 
 def _metrics_sample(metrics_urls: Sequence[str], token: str | None) -> Callable[[], Sample]:
     def sample() -> Sample:
-        cpu, rss, opened = 0.0, 0, 0
+        cpus, rss, opened = [], 0, 0
         counted = True
         for url in metrics_urls:
             # `--stats` is --metrics' old name, and its old URLs name /stats, which is JSON.
@@ -254,11 +260,11 @@ def _metrics_sample(metrics_urls: Sequence[str], token: str | None) -> Callable[
                 raise BenchError(f"{error}{hint}") from None
             if CPU_SECONDS not in figures or RSS_BYTES not in figures:
                 raise BenchError(f"{url} does not report the server's CPU time and RSS{hint}")
-            cpu += figures[CPU_SECONDS]
+            cpus.append(figures[CPU_SECONDS])
             rss += int(figures[RSS_BYTES])
             counted = counted and CONNECTIONS_OPENED in figures
             opened += int(figures.get(CONNECTIONS_OPENED, 0))
-        return Sample(cpu, rss, opened if counted else None)
+        return Sample(sum(cpus), rss, opened if counted else None, tuple(cpus))
 
     return sample
 

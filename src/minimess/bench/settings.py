@@ -10,6 +10,8 @@ from attrs import validators as v
 
 BROKERS = ("memory", "kafka")
 BASELINES = ("broadcast", "queued", "none")
+# The report has a row per server for CPU per message: a bound keeps the table readable.
+MAX_KAFKA_SERVERS = 8
 
 
 def _ports(values: Iterable[str | int]) -> tuple[int, ...]:
@@ -61,13 +63,13 @@ class BenchSettings:
     rounds: int = attrs.field(
         default=3, validator=v.ge(1), metadata={"help": "Rounds per server; the table shows medians."}
     )
-    # Servers: "memory" starts one, "kafka" starts two on --kafka-bootstrap; a target URL
+    # Servers: "memory" starts one, "kafka" starts --kafka-servers on --kafka-bootstrap; a target URL
     # starts nothing and reads CPU and RSS from the servers' /metrics (`metrics_urls`).
     broker: str = attrs.field(
         default="memory",
         validator=v.in_(BROKERS),
         metadata={
-            "help": "memory: start one server; kafka: start two on --kafka-bootstrap.",
+            "help": "memory: start one server; kafka: start --kafka-servers on --kafka-bootstrap.",
             "choices": BROKERS,
         },
     )
@@ -144,7 +146,26 @@ class BenchSettings:
             "flag": "server_port",
             "metavar": "port",
             "help": "A port for a server the bench starts (repeatable, one per server, in order: the"
-            " minimess servers, one on memory or two on kafka, then the bare baseline). Default: free ports.",
+            " minimess servers, one on memory or --kafka-servers on kafka, then the bare baseline)."
+            " Default: free ports.",
+        },
+    )
+    # Publishing connections, all to the first server; the messages are dealt to them in turn.
+    publishers: int = attrs.field(
+        default=1,
+        validator=v.ge(1),
+        metadata={
+            "help": "Publishing connections, all to the first server, each with its own --window;"
+            " message i is sent by publisher i mod PUBLISHERS."
+        },
+    )
+    # Servers started with --broker kafka: the publishers' and the ones that only consume.
+    kafka_servers: int = attrs.field(
+        default=2,
+        validator=[v.ge(2), v.le(MAX_KAFKA_SERVERS)],
+        metadata={
+            "help": f"Servers --broker kafka starts (2-{MAX_KAFKA_SERVERS}): the publishers use the first,"
+            " subscribers are spread over all."
         },
     )
     server_workers: int = attrs.field(
@@ -174,4 +195,4 @@ class BenchSettings:
         """How many `minimess serve` processes a round starts: none against a target."""
         if self.target is not None:
             return 0
-        return 2 if self.broker == "kafka" else 1
+        return self.kafka_servers if self.broker == "kafka" else 1
