@@ -129,9 +129,8 @@ def serve(**values: Any) -> None:
         typer.echo(config_file.render(values["context"], _SERVE_KEYS, _SERVE_SECRETS, values["config"]))
         return
     # Here, once the settings are checked and --print-config answered: neither needs the server.
-    import asyncio
-
     from minimess.adapters.jwt_tokens import SecretFileError
+    from minimess.bootstrap.runtime import LoopUnavailable, run_server
     from minimess.bootstrap.server import build_container
     from minimess.entrypoints.log_setup import configure_logging
 
@@ -143,7 +142,10 @@ def serve(**values: Any) -> None:
         typer.echo(f"minimess serve: invalid --auth-secret-file: {error}", err=True)
         raise typer.Exit(2) from None
     try:
-        asyncio.run(server.run())
+        run_server(server, settings.loop)
+    except LoopUnavailable as error:
+        typer.echo(f"minimess serve: --loop {settings.loop}: {error}", err=True)
+        raise typer.Exit(2) from None
     except OSError as error:
         address = f"{settings.server.host}:{settings.server.port}"
         typer.echo(f"minimess serve: cannot serve on {address}: {error.strerror or error}", err=True)
