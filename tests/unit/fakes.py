@@ -59,7 +59,8 @@ class SteppingClock:
 class FakeTransport:
     """A transport that keeps every write; `broken` makes write raise, like a bug would.
 
-    `buffered` is what it reports as still in its write buffer; it is set by hand.
+    `buffered` is what it reports as still in its write buffer; it is set by hand. `closed`: its
+    socket is gone, and like uvloop's it refuses to change its limits then.
     """
 
     def __init__(self) -> None:
@@ -67,6 +68,10 @@ class FakeTransport:
         self.written = asyncio.Event()
         self.broken = False
         self.buffered = 0
+        self.closed = False
+
+    def is_closing(self) -> bool:
+        return self.closed
 
     def write(self, data: bytes) -> None:
         if self.broken:
@@ -78,7 +83,8 @@ class FakeTransport:
         return self.buffered
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
+        if self.closed:
+            raise RuntimeError("unable to perform operation on a closed transport")
 
 
 class FakeProtocol:
