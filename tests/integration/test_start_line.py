@@ -25,7 +25,7 @@ async def test_the_start_line_is_written_under_quiet_with_the_url_the_bus_and_th
     assert listening["url"] == f"ws://127.0.0.1:{server.port}{PATTERN}"
     assert listening["page"] == f"http://127.0.0.1:{server.port}/"
     assert (listening["broker"], listening["auth"]) == ("memory", "off")
-    # uvloop is installed with minimess here, so --loop auto picks it.
+    # The development environment has uvloop, so --loop auto picks it.
     assert listening["loop"] == "uvloop"
     assert listening["metrics"] == f"http://127.0.0.1:{server.port}/metrics"
     others = [event for event in server.events if event is not listening]

@@ -17,7 +17,8 @@ class LoopUnavailable(Exception):
 def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """What makes the event loop `loop` names (settings.LOOPS); None for asyncio's own.
 
-    `auto` is uvloop where it is installed (a dependency on Linux and macOS), else asyncio's.
+    `auto` is uvloop where it is installed (the `uvloop` extra, and the development environment),
+    else asyncio's.
     """
     if loop == "asyncio" or (loop == "auto" and importlib.util.find_spec("uvloop") is None):
         return None

@@ -47,8 +47,8 @@ class ServeSettings:
         default="auto",
         validator=attrs.validators.in_(LOOPS),
         metadata={
-            "help": "The event loop: uvloop (installed with minimess on Linux and macOS), asyncio's own,"
-            " or auto (uvloop where it is installed).",
+            "help": "The event loop: uvloop (pip install 'minimess[uvloop]'), asyncio's own, or auto"
+            " (uvloop where it is installed).",
             "choices": LOOPS,
         },
     )
