@@ -12,6 +12,8 @@ container (`serve VARIANT` below), not a copy of minimess's code; nagle alone ch
     writer-wakeup          every frame goes through the writer task (no direct write to an idle socket)
     nagle                  TCP_NODELAY off on client sockets (asyncio turns it on for every TCP transport)
     log-per-delivery       one structlog line (JSON, to a file) for every delivery, at info level
+    asyncio-loop           asyncio's own event loop instead of uvloop (--loop asyncio)
+    no-gc-freeze           start-up's objects left to every full collection (no gc.freeze once listening)
 
 Every round starts the unchanged server and each variant in turn, and measures each with
 `minimess bench --target` (same subscribers, same publisher); the table shows medians over the
@@ -21,7 +23,6 @@ rounds and each variant's ratio to the unchanged server.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import statistics
@@ -41,13 +42,22 @@ from minimess.adapters.websocket_server.outbound import Flusher
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.app.hub import Hub
 from minimess.app.settings import MessagingSettings
+from minimess.bootstrap.runtime import run_server
 from minimess.bootstrap.server import Container, build_container
 from minimess.bootstrap.settings import ServeSettings
 from minimess.domain.model import Message
 from minimess.domain.ports import Frame
 from minimess.entrypoints.log_setup import configure_logging
 
-VARIANTS = ("encode-per-subscriber", "no-coalescing", "writer-wakeup", "nagle", "log-per-delivery")
+VARIANTS = (
+    "encode-per-subscriber",
+    "no-coalescing",
+    "writer-wakeup",
+    "nagle",
+    "log-per-delivery",
+    "asyncio-loop",
+    "no-gc-freeze",
+)
 METRICS = (
     ("cpu_us_per_delivery", "CPU/delivery µs"),
     ("deliveries_per_s", "deliveries/s"),
@@ -122,6 +132,8 @@ CHANGES: dict[str, Callable[[Container], None]] = {
     "writer-wakeup": writer_wakeup,
     "nagle": nagle,
     "log-per-delivery": log_per_delivery,
+    "asyncio-loop": lambda container: None,
+    "no-gc-freeze": lambda container: None,
 }
 
 
@@ -130,11 +142,13 @@ def serve(variant: str, port: int) -> None:
     level = "info" if variant == "log-per-delivery" else "warning"
     configure_logging(level, "json")
     settings = ServeSettings(
-        server=WebSocketSettings(port=port, rate_limit=0), messaging=MessagingSettings(tick=0)
+        server=WebSocketSettings(port=port, rate_limit=0),
+        messaging=MessagingSettings(tick=0),
+        loop="asyncio" if variant == "asyncio-loop" else "auto",
     )
     container = build_container(settings)
     CHANGES[variant](container)
-    asyncio.run(container.server().run())
+    run_server(container.server(), settings.loop, freeze=variant != "no-gc-freeze")
 
 
 @contextlib.contextmanager
@@ -167,9 +181,28 @@ def measure(port: int, args: argparse.Namespace) -> dict[str, float]:
     command += ["--baseline", "none", "--rounds", "1", "--json", "-"]
     command += ["--subscribers", str(args.subscribers), "--messages", str(args.messages)]
     command += ["--rate", str(args.rate)]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    median: dict[str, float] = json.loads(output)["servers"]["minimess"]["median"]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"minimess bench failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+    median: dict[str, float] = json.loads(completed.stdout)["servers"]["minimess"]["median"]
     return median
+
+
+def measured(variant: str, log: Path, args: argparse.Namespace, attempts: int = 3) -> dict[str, float]:
+    """One round of `variant` on a fresh server, tried again on a fresh one when the bench fails.
+
+    On a loaded machine the bench may give up on a server (its /metrics read timing out while a
+    thousand clients connect); a failed round measures nothing, so it is run again.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with started(variant, log) as port:
+                return measure(port, args)
+        except RuntimeError as error:
+            if attempt == attempts:
+                raise
+            print(f"{variant}: attempt {attempt} failed, again: {error}", file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
 
 
 def main() -> None:
@@ -191,8 +224,9 @@ def main() -> None:
         for number in range(1, args.rounds + 1):
             for variant in variants:  # alternate, so that drift hits every variant alike
                 print(f"round {number}/{args.rounds}: {variant}", file=sys.stderr, flush=True)
-                with started(variant, Path(folder) / f"{variant}.log") as port:
-                    runs[variant].append(measure(port, args))
+                runs[variant].append(measured(variant, Path(folder) / f"{variant}.log", args))
+                # Each round as it is measured, so that a long run that fails later is not all lost.
+                print(json.dumps({"variant": variant, **runs[variant][-1]}), file=sys.stderr, flush=True)
     load = "flood" if args.rate == 0 else f"{args.rate:g} msg/s"
     print(
         f"\n{args.subscribers} subscribers, {args.messages} messages ({load}), median of {args.rounds} rounds"

@@ -361,24 +361,28 @@ async def test_a_connection_that_sends_nothing_is_dropped_after_the_open_timeout
         writer.close()
 
 
+async def connect_once(port: int) -> None:
+    """Connect and close at once, sending nothing."""
+    with socket.socket() as sock:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+
+
+async def connect_in_bursts(port: int, bursts: int | None = None) -> None:
+    """Bursts of 64 connections at once, `bursts` of them or until cancelled; failures are expected."""
+    for _ in itertools.repeat(None) if bursts is None else range(bursts):
+        await asyncio.gather(*(connect_once(port) for _ in range(64)), return_exceptions=True)
+
+
 async def test_failed_accepts_at_the_file_limit_are_logged_once_a_second_with_a_count(
     start_server: StartServer,
 ) -> None:
     # A file limit below the server's reserve: one wakeup accepts more sockets than it leaves
     # free, before the handshake pool can evict any; so bursts of connections exhaust it.
-    server = start_server("--open-timeout", "60", file_limit=24)
-    loop = asyncio.get_running_loop()
-
-    async def connect_once() -> None:
-        with socket.socket() as sock:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, ("127.0.0.1", server.port))
-
-    async def bursts() -> None:
-        while True:
-            await asyncio.gather(*(connect_once() for _ in range(64)), return_exceptions=True)
-
-    flood = asyncio.create_task(bursts())
+    # On asyncio's loop, whose accept loop reports each failure; uvloop's (libuv) accepts and
+    # closes at once what it has no descriptor for, and reports nothing (the next test).
+    server = start_server("--open-timeout", "60", "--loop", "asyncio", file_limit=24)
+    flood = asyncio.create_task(connect_in_bursts(server.port))
     try:
         events = await logged(server, "accept_failed", count=4, within=15)
     finally:
@@ -391,6 +395,19 @@ async def test_failed_accepts_at_the_file_limit_are_logged_once_a_second_with_a_
     assert all(event["count"] >= 1 and "EMFILE" in event["error"] for event in events), events
     # Nothing of it went out unthrottled through asyncio's own logger.
     assert not [event for event in server.events if "out of system resource" in str(event.get("event"))]
+
+
+async def test_on_uvloop_bursts_past_the_file_limit_leave_the_server_accepting(
+    start_server: StartServer,
+) -> None:
+    """uvloop closes its listener on an accept error it is told of: the server must still accept after."""
+    server = start_server("--open-timeout", "60", "--loop", "uvloop", file_limit=24)
+    (listening,) = server.logged_so_far("server_listening")
+    assert listening["loop"] == "uvloop"
+    await connect_in_bursts(server.port, bursts=50)
+    assert (await http_get(server, "/healthz"))[0] == 200
+    client = await open_client(server, unique("u"))
+    await client.close()
 
 
 # Admin endpoints

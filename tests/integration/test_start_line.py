@@ -25,6 +25,8 @@ async def test_the_start_line_is_written_under_quiet_with_the_url_the_bus_and_th
     assert listening["url"] == f"ws://127.0.0.1:{server.port}{PATTERN}"
     assert listening["page"] == f"http://127.0.0.1:{server.port}/"
     assert (listening["broker"], listening["auth"]) == ("memory", "off")
+    # The development environment has uvloop, so --loop auto picks it.
+    assert listening["loop"] == "uvloop"
     assert listening["metrics"] == f"http://127.0.0.1:{server.port}/metrics"
     others = [event for event in server.events if event is not listening]
     assert {event["level"] for event in others} <= {"warning", "error"}, others
@@ -44,6 +46,12 @@ async def test_a_kafka_server_names_kafka_and_the_admin_port_serves_the_metrics(
     )  # fmt: skip
     assert listening["admin_port"] not in (None, server.port)
     assert listening["metrics"] == f"http://127.0.0.1:{listening['admin_port']}/metrics"
+
+
+async def test_the_start_line_names_the_event_loop_the_server_runs_on(start_server: StartServer) -> None:
+    server = start_server("--loop", "asyncio")
+    (listening,) = server.logged_so_far("server_listening")
+    assert listening["loop"] == "asyncio"
 
 
 async def test_get_slash_says_what_this_is_and_how_to_connect_and_other_paths_stay_404(

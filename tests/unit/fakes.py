@@ -63,7 +63,8 @@ class SteppingClock:
 class FakeTransport:
     """A transport that keeps every write; `broken` makes write raise, like a bug would.
 
-    `buffered` is what it reports as still in its write buffer; it is set by hand.
+    `buffered` is what it reports as still in its write buffer; it is set by hand. `closed`: its
+    socket is gone, and like uvloop's it refuses to change its limits then.
     """
 
     def __init__(self) -> None:
@@ -71,6 +72,10 @@ class FakeTransport:
         self.written = asyncio.Event()
         self.broken = False
         self.buffered = 0
+        self.closed = False
+
+    def is_closing(self) -> bool:
+        return self.closed
 
     def write(self, data: bytes) -> None:
         if self.broken:
@@ -82,7 +87,8 @@ class FakeTransport:
         return self.buffered
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
+        if self.closed:
+            raise RuntimeError("unable to perform operation on a closed transport")
 
 
 class FakeProtocol:

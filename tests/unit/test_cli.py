@@ -5,6 +5,7 @@ The server is a fake put in place through the container's `server` provider: not
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import json
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ class FakeServer:
     def __init__(self) -> None:
         self.built_from: list[ServeSettings] = []
         self.error: OSError | None = None
+        # Never set: like a server that is yet to listen, it leaves the collector as it is.
+        self.listening = asyncio.Event()
 
     def build(self, settings: ServeSettings) -> FakeServer:
         self.built_from.append(settings)

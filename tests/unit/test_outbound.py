@@ -372,6 +372,18 @@ async def test_drain_of_a_closing_connection_returns_at_once() -> None:
     assert connection.transport.writes == []
 
 
+async def test_drain_of_a_connection_whose_socket_is_gone_returns_at_once() -> None:
+    """The client went away before the shutdown drained it: its websockets state may still be open."""
+    connection = FakeConnection()
+    outbound = outbound_for(connection)
+    pause(connection)
+    outbound.push(frames(1)[0])
+    connection.transport.closed = True
+    async with asyncio.timeout(scaled(5)):
+        await outbound.drain()
+    assert connection.transport.writes == []
+
+
 async def test_drain_returns_when_the_outbound_overflows_while_it_waits() -> None:
     connection = FakeConnection()
     overflows = Overflows()

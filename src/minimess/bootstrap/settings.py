@@ -17,6 +17,10 @@ BROKERS: tuple[str, ...] = ("memory", "kafka")
 """The buses a server can run on: the keys of the server container's broker selector."""
 
 
+LOOPS: tuple[str, ...] = ("auto", "asyncio", "uvloop")
+"""The event loops a server can run on; auto is uvloop where it is installed, else asyncio's own."""
+
+
 def _check_broker(kind: str) -> None:
     if kind not in BROKERS:
         raise ValueError(f"unknown broker {kind!r}; expected one of {', '.join(BROKERS)}")
@@ -46,6 +50,15 @@ class ServeSettings:
     server: WebSocketSettings = attrs.field(factory=WebSocketSettings)
     messaging: MessagingSettings = attrs.field(factory=MessagingSettings)
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
+    loop: str = attrs.field(
+        default="auto",
+        validator=attrs.validators.in_(LOOPS),
+        metadata={
+            "help": "The event loop: uvloop (pip install 'minimess[uvloop]'), asyncio's own, or auto"
+            " (uvloop where it is installed).",
+            "choices": LOOPS,
+        },
+    )
     workers: str = attrs.field(
         default="1",
         validator=lambda _settings, _attribute, value: _check_workers(value),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from minimess.bootstrap.runtime import freeze_start_up, loop_factory
 from minimess.bootstrap.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -85,9 +86,10 @@ def follow_supervisor() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_worker(server: WebSocketServer, lost: asyncio.Event | None) -> int:
-    """Run a worker's server (see serve_as_worker); its exit status."""
-    status = asyncio.run(serve_as_worker(server, lost))
+def run_worker(server: WebSocketServer, lost: asyncio.Event | None, loop: str = "auto") -> int:
+    """Run a worker's server (see serve_as_worker) on the event loop `loop` names; its exit status."""
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        status = runner.run(serve_as_worker(server, lost))
     # Drained already: the supervisor's SIGTERM, sent to every worker at once, may still be on its
     # way, and must not turn this exit into a death by signal.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -106,9 +108,12 @@ async def serve_as_worker(server: WebSocketServer, lost: asyncio.Event | None) -
         loop.add_signal_handler(signum, stop.set)
     # Without the channel this worker cannot deliver what others publish: it stops, and is restarted.
     watch = None if lost is None else asyncio.create_task(_set_when(lost, stop))
+    # As a single server's: start-up out of the collector's way (bootstrap/runtime.py).
+    freezing = asyncio.create_task(freeze_start_up(server.listening))
     try:
         await server.run(stop)
     finally:
+        freezing.cancel()
         if watch is not None:
             watch.cancel()
     return EXIT_CHANNEL_LOST if lost is not None and lost.is_set() else 0

@@ -129,12 +129,12 @@ def serve(**values: Any) -> None:
         typer.echo(config_file.render(values["context"], _SERVE_KEYS, _SERVE_SECRETS, values["config"]))
         return
     # Here, once the settings are checked and --print-config answered: neither needs the server.
-    import asyncio
     import os
     import sys
 
     from minimess.adapters.jwt_tokens import SecretFileError
     from minimess.bootstrap import worker
+    from minimess.bootstrap.runtime import LoopUnavailable, run_server
     from minimess.bootstrap.server import build_container
     from minimess.entrypoints.log_setup import configure_logging
 
@@ -160,8 +160,11 @@ def serve(**values: Any) -> None:
     try:
         if role is not None:
             lost = getattr(container.broker(), "lost", None)
-            raise typer.Exit(worker.run_worker(server, lost))
-        asyncio.run(server.run())
+            raise typer.Exit(worker.run_worker(server, lost, settings.loop))
+        run_server(server, settings.loop)
+    except LoopUnavailable as error:
+        typer.echo(f"minimess serve: --loop {settings.loop}: {error}", err=True)
+        raise typer.Exit(2) from None
     except OSError as error:
         address = f"{settings.server.host}:{settings.server.port}"
         typer.echo(f"minimess serve: cannot serve on {address}: {error.strerror or error}", err=True)

@@ -322,6 +322,8 @@ class Outbound:
         stops (overflowed, closing, or its writer ended): nothing it holds will go out then.
         """
         connection = self._connection
+        if connection.transport.is_closing():
+            return  # nothing can go out; uvloop refuses any call on a closed transport
         # From now on the socket pushes back while anything at all is in its buffer, so that
         # waiting for it to take more waits until it has taken everything.
         connection.transport.set_write_buffer_limits(high=0)

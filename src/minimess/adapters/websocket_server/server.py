@@ -169,6 +169,7 @@ class WebSocketServer:
                 host=settings.host,
                 port=port,
                 node=self._node_id,
+                loop=start_line.event_loop(),
                 max_connections=slots.caps.max_connections,
                 max_connections_per_ip=slots.caps.max_connections_per_ip or None,
                 max_handshakes=slots.caps.max_handshakes,

@@ -6,6 +6,7 @@ here lets every level through, with the processors and output configured for the
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
@@ -52,3 +53,8 @@ def authority(host: str, port: int) -> str:
     if address.is_unspecified:
         return f"{socket.gethostname()}:{port}"
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def event_loop() -> str:
+    """`uvloop` or `asyncio`: the package of the event loop this server runs on, as it runs."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
