@@ -86,6 +86,10 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        # asyncio's defaults for a socket transport: (low, high).
+        return (16 * 1024, 64 * 1024)
+
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         if self.closed:
             raise RuntimeError("unable to perform operation on a closed transport")

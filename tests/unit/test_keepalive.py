@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
+from minimess.adapters.websocket_server.connection import ping_would_wait
 from minimess.adapters.websocket_server.keepalive import PINGS_PER_TURN, KeepAlive
 from tests.timeouts import scaled
+from tests.unit.fakes import FakeTransport
 
 INTERVAL = 0.02
 TIMEOUT = 0.05
@@ -114,3 +117,33 @@ async def test_an_interval_of_zero_pings_no_one() -> None:
         for _ in range(10):
             await asyncio.sleep(0)
     assert member.asked == 0
+
+
+class Broken(Member):
+    """A member whose ping meets a bug."""
+
+    async def ping(self) -> asyncio.Future[float] | None:
+        self.asked += 1
+        self.pinged.set()
+        raise RuntimeError("a bug")
+
+
+async def test_a_ping_that_fails_with_a_bug_leaves_the_loop_pinging_the_others() -> None:
+    keep_alive = KeepAlive(INTERVAL, TIMEOUT)
+    broken, answering = Broken(), Member()
+    async with keep_alive.running():
+        keep_alive.add(broken)
+        keep_alive.add(answering)
+        async with asyncio.timeout(scaled(10)):
+            await broken.asked_at_least(2)
+            await answering.asked_at_least(3)
+    assert not answering.timed_out.is_set()
+
+
+def test_a_ping_waits_for_the_socket_only_when_its_frame_would_cross_the_high_water_mark() -> None:
+    transport = FakeTransport()
+    high = transport.get_write_buffer_limits()[1]
+    transport.buffered = high - 6
+    assert not ping_would_wait(cast(asyncio.WriteTransport, transport))
+    transport.buffered = high - 5
+    assert ping_would_wait(cast(asyncio.WriteTransport, transport))

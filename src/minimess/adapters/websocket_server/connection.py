@@ -379,6 +379,8 @@ class AcceptedConnection:
         connection = self._connection
         if connection.protocol.state is not State.OPEN or connection.paused:
             return None
+        if ping_would_wait(connection.transport):
+            return None
         # websockets' pong waiter is a future (typed as an awaitable).
         return cast("asyncio.Future[float]", await connection.ping())
 
@@ -479,6 +481,19 @@ class AcceptedConnection:
         task = asyncio.create_task(job)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+# The bytes of a ping frame from the server: a 2-byte header and websockets' 4-byte payload, unmasked.
+_PING_FRAME_BYTES = 6
+
+
+def ping_would_wait(transport: asyncio.WriteTransport) -> bool:
+    """Whether a ping frame would fill the write buffer past its high-water mark.
+
+    websockets would then wait for the socket to drain before `ping()` returns, and the
+    server-wide keepalive loop, which pings one connection after another, with it.
+    """
+    return transport.get_write_buffer_size() + _PING_FRAME_BYTES > transport.get_write_buffer_limits()[1]
 
 
 # The headers of every connection's request once the handshake is over; never written to.

@@ -9,7 +9,10 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+import structlog
 from websockets.exceptions import ConnectionClosed
+
+log = structlog.get_logger(__name__)
 
 # Pings sent in one turn of the event loop at most: connections that came in a burst are due in a
 # burst, and the loop lets other work run between slices of them.
@@ -102,6 +105,11 @@ class KeepAlive:
             try:
                 pong = await member.ping()
             except ConnectionClosed:
+                continue
+            except Exception:
+                # A bug met one connection's ping: the loop goes on for all the others.
+                log.exception("keepalive_ping_failed")
+                self._schedule_ping(member)
                 continue
             if pong is None:
                 # The socket pushes back, or the connection is closing: as the seed's pinger,
