@@ -188,6 +188,33 @@ async def test_garbage_from_the_sequencer_is_skipped_and_a_broken_stream_stops_t
             assert broker.log(NEWS) == LogState("local-e", last=0, first=0)
 
 
+async def test_a_message_that_cannot_be_read_leaves_a_gap_and_its_topic_is_delivered_on(
+    tmp_path: Path,
+) -> None:
+    """Skipping one frame must not stop the topic: later messages come, from a new first offset."""
+    path = tmp_path / "fake.sock"
+    sent = frames.message_payload(message("m"))
+
+    async def fake_sequencer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(frames.frame(frames.WELCOME, {"epoch": "local-e"}))
+        writer.write(frames.frame(frames.MESSAGE, {**sent, "offset": 0}))
+        writer.write(frames.frame(frames.MESSAGE, {**sent, "offset": 1, "sender": ""}))
+        writer.write(frames.frame(frames.MESSAGE, {**sent, "offset": 2}))
+        writer.write(frames.frame(frames.MESSAGE, {**sent, "offset": 2}))
+        writer.write(frames.frame(frames.MESSAGE, {**sent, "offset": 3}))
+        await writer.drain()
+        await reader.read()
+
+    server = await asyncio.start_unix_server(fake_sequencer, path=str(path))
+    async with server:
+        broker, received = ChannelBroker(path), Received()
+        async with broker.receiving(received):
+            assert [m.offset for m in await received.wait_for(3)] == [0, 2, 3]
+            # Offset 1 was skipped, and offset 2 sent twice is delivered once.
+            assert broker.counters()["channel_frames_skipped"] == 2
+            assert broker.log(NEWS) == LogState("local-e", last=3, first=2)
+
+
 async def test_a_worker_that_joins_late_starts_with_the_retained_messages(sequencer: Sequencer) -> None:
     async with workers(sequencer, 1) as [(publisher, _)]:
         for n in range(3):

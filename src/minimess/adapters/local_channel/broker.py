@@ -97,9 +97,13 @@ class ChannelBroker:
     def _take(self, kind: bytes, payload: dict[str, Any], deliver: Deliver) -> None:
         if kind == frames.MESSAGE:
             message = frames.decode_message(payload, self.epoch)
-            if message.offset != self._last.get(message.topic, -1) + 1 and message.topic in self._last:
-                raise frames.BadFrame(f"offset {message.offset} out of order on {message.topic}")
-            self._first.setdefault(message.topic, message.offset)
+            last = self._last.get(message.topic)
+            if last is not None and message.offset <= last:
+                raise frames.BadFrame(f"offset {message.offset} of {message.topic} received already")
+            if last is None or message.offset != last + 1:
+                # The first of the topic here, or frames before it could not be read and were
+                # skipped: the topic is whole from this message on, and delivery goes on.
+                self._first[message.topic] = message.offset
             self._last[message.topic] = message.offset
             self._received += 1
             self._advance()
