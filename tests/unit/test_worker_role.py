@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 
 from minimess.adapters.kafka.broker import KafkaBroker
 from minimess.adapters.local_channel.broker import ChannelBroker
+from minimess.adapters.local_channel.frames import MAX_FRAME
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.bootstrap.server import build_container
 from minimess.bootstrap.settings import ServeSettings
-from minimess.bootstrap.worker import WorkerRole, checked_admin_port
+from minimess.bootstrap.worker import (
+    CHANNEL_FRAME_OVERHEAD,
+    WorkerRole,
+    checked_admin_port,
+    checked_message_size,
+)
 
 
 def test_workers_auto_is_the_cpus_this_process_may_run_on() -> None:
@@ -47,6 +54,17 @@ def test_admin_ports_past_the_last_port_are_refused() -> None:
     settings = ServeSettings(server=WebSocketSettings(admin_port=65535))
     assert checked_admin_port(settings, 1) is None
     assert checked_admin_port(settings, 2) is not None
+
+
+def test_messages_larger_than_the_local_channel_carries_are_refused_with_workers_on_memory() -> None:
+    fits = ServeSettings(server=WebSocketSettings(max_message_bytes=MAX_FRAME - CHANNEL_FRAME_OVERHEAD))
+    assert checked_message_size(fits, 2) is None
+    larger = ServeSettings(server=WebSocketSettings(max_message_bytes=MAX_FRAME))
+    assert checked_message_size(larger, 1) is None
+    assert checked_message_size(attrs.evolve(larger, broker="kafka"), 2) is None
+    refusal = checked_message_size(larger, 2)
+    assert refusal is not None
+    assert "--max-message-bytes" in refusal
 
 
 def test_a_worker_on_the_memory_bus_is_on_the_local_channel_and_shares_its_port(tmp_path: Path) -> None:

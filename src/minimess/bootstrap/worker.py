@@ -130,3 +130,23 @@ def checked_admin_port(settings: ServeSettings, workers: int) -> str | None:
     if admin_port and admin_port + workers - 1 > 65535:
         return f"--admin-port {admin_port} plus the worker index passes 65535 with {workers} workers"
     return None
+
+
+def checked_message_size(settings: ServeSettings, workers: int) -> str | None:
+    """Why --max-message-bytes is too large for the local channel of `workers` workers, or None.
+
+    A message crosses the channel as one frame, its body escaped as the client's frame had it;
+    one over the channel's frame limit would break the channel, and every worker with it.
+    """
+    from minimess.adapters.local_channel.frames import MAX_FRAME
+
+    limit = MAX_FRAME - CHANNEL_FRAME_OVERHEAD
+    largest = settings.server.max_message_bytes
+    if workers > 1 and settings.broker == "memory" and largest > limit:
+        return f"--max-message-bytes {largest} is more than the workers' local channel carries ({limit})"
+    return None
+
+
+# What a message's frame on the local channel holds besides its body, with room to spare: the
+# other fields of the message, its headers (--trace stamps) and the frame's own.
+CHANNEL_FRAME_OVERHEAD = 64 * 1024

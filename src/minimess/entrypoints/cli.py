@@ -144,9 +144,13 @@ def serve(**values: Any) -> None:
     if role is not None:
         worker.follow_supervisor()
     if role is None and settings.worker_count > 1:
-        if (refusal := worker.checked_admin_port(settings, settings.worker_count)) is not None:
-            typer.echo(f"minimess serve: {refusal}", err=True)
-            raise typer.Exit(2)
+        for refusal in (
+            worker.checked_admin_port(settings, settings.worker_count),
+            worker.checked_message_size(settings, settings.worker_count),
+        ):
+            if refusal is not None:
+                typer.echo(f"minimess serve: {refusal}", err=True)
+                raise typer.Exit(2)
         from minimess.bootstrap.supervisor import serve_workers
 
         # Each worker is this same command line, told its role in its environment.
