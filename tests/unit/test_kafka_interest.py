@@ -184,3 +184,42 @@ async def test_an_existing_subscriber_gets_every_message_once_while_the_assignme
     assert outbox.frames == expected
     assert server.consumer is server.kafka.consumers[0]  # one consumer throughout
     assert TopicPartition(TOPIC, NEWS_PARTITION) in server.consumer.assigned
+
+
+async def test_a_retry_after_recovering_its_original_on_a_server_that_passed_it_over_is_acked_as_it(
+    server: Server,
+) -> None:
+    """The original went by while nobody here needed its topic: read back, it is still the original."""
+    kafka, service = server.kafka, server.service
+    epoch = epoch_of(kafka.incarnation_id, NEWS_PARTITION)
+    kafka.append_message(NEWS_PARTITION, body="m0")
+    kafka.append_message(NEWS_PARTITION, body="hello", message_id="retry-me-00000002")
+    await kafka.probes_pass(2)
+    bob = service.connect(Uid("bob"), RecordingOutbox())
+    subscribed = await within(service.subscribe_since(bob, NEWS, Position(epoch, 0)))
+    assert (subscribed.recovered, list(subscribed.replay)) == (True, [b"hello"])
+    again = await within(service.publish(bob, NEWS, "hello", message_id="retry-me-00000002"))
+    assert again.position == Position(epoch, 1)
+    assert len(kafka.records()) == 2
+
+
+async def test_a_recovery_keeps_an_original_this_server_passed_over_though_it_holds_a_later_copy(
+    server: Server,
+) -> None:
+    """A retry sent here before its original was read back puts a copy on the bus; a recovery still
+    gives the original, once, and never drops both."""
+    kafka, service = server.kafka, server.service
+    epoch = epoch_of(kafka.incarnation_id, NEWS_PARTITION)
+    kafka.append_message(NEWS_PARTITION, body="m0")
+    kafka.append_message(NEWS_PARTITION, body="hello", message_id="retry-me-00000003")
+    await kafka.probes_pass(2)
+    bob = service.connect(Uid("bob"), RecordingOutbox())
+    copy = await within(service.publish(bob, NEWS, "hello", message_id="retry-me-00000003"))
+    assert copy.position == Position(epoch, 2)
+    await kafka.until(lambda: service.counters().history_messages == 1, "the copy read back live")
+    carol_box = RecordingOutbox()
+    carol = service.connect(Uid("carol"), carol_box)
+    subscribed = await within(service.subscribe_since(carol, NEWS, Position(epoch, 0)))
+    assert (subscribed.recovered, list(subscribed.replay)) == (True, [b"hello"])
+    kafka.append_message(NEWS_PARTITION, body="m3")
+    await kafka.until(lambda: carol_box.frames == [b"m3"], "the next one live, once")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -13,6 +13,9 @@ from minimess.domain.model import LogState, Message, Position, Topic
 
 # What a kept message costs beyond its body: the Message, its id, and the index entries.
 _OVERHEAD_BYTES = 400
+# Messages known only by their id (read back from the bus for a recovery) kept at most, oldest
+# forgotten first: a bound in frames, whatever the recoveries read.
+REMEMBERED_IDS = 10_000
 
 
 @attrs.frozen(kw_only=True)
@@ -67,6 +70,9 @@ class History:
         # Set once a topic with nothing left was dropped: from then on, a topic without an entry
         # may have had messages this history no longer knows of.
         self._forgot_topics = False
+        # By id, messages this server did not receive live but read back for a recovery (a topic
+        # it did not need when they passed), with when: a retry of one must find its original.
+        self._remembered: OrderedDict[str, tuple[Message, float]] = OrderedDict()
 
     def add(self, message: Message) -> None:
         """Keep `message` (its position set), evicting what the limits no longer allow."""
@@ -96,8 +102,35 @@ class History:
         self._evict_expired_and_excess(now)
 
     def find(self, message_id: str) -> Message | None:
-        """The kept message with this id, on whatever topic."""
-        return self._by_id.get(message_id)
+        """The kept (or remembered) message with this id, on whatever topic."""
+        kept = self._by_id.get(message_id)
+        if kept is not None or not self._remembered:
+            return kept
+        remembered = self._remembered.get(message_id)
+        if remembered is None:
+            return None
+        message, remembered_at = remembered
+        if remembered_at <= self._monotonic() - self.limits.ttl:
+            del self._remembered[message_id]
+            return None
+        return message
+
+    def remember(self, message: Message) -> None:
+        """Know `message` by its id for `ttl`, without keeping it in its topic's log.
+
+        For messages read back from the bus rather than received live: they came before what the
+        topic's log holds, so they cannot go into it, yet a retry with their id is a repeat.
+        The earliest copy of an id is the original: one with a later offset is not remembered.
+        """
+        known = self.find(message.id)
+        if known is not None and known.position == message.position:
+            return
+        if known is not None and known.topic == message.topic and known.offset < message.offset:
+            return
+        self._remembered[message.id] = (message, self._monotonic())
+        self._remembered.move_to_end(message.id)
+        while len(self._remembered) > REMEMBERED_IDS:
+            self._remembered.popitem(last=False)
 
     def after(self, topic: Topic, since: Position, log: LogState) -> Sequence[Message] | None:
         """The kept messages of `topic` after `since`, up to `log.last`; None unless all are kept.

@@ -347,9 +347,20 @@ class MessagingService:
         )
 
     def _is_repeat(self, message: Message) -> bool:
-        """Whether the history holds another copy of `message` on its topic (at another offset)."""
+        """Whether the history holds an earlier copy of `message` on its topic (a lower offset).
+
+        A later copy does not make this one a repeat: a server that did not need the topic when
+        the original passed may have received a retry's copy live and the original only now.
+        """
         original = self._history.find(message.id)
-        return original is not None and original.topic == message.topic and original.offset != message.offset
+        return (
+            original is not None
+            and _same_publish(original, message.topic, message.sender)
+            and original.position is not None
+            and message.position is not None
+            and original.position.epoch == message.position.epoch
+            and original.offset < message.offset
+        )
 
     def _receive(self, message: Message) -> None:
         """What the bus delivers: keep it, hand it to recoveries under way, fan it out."""
@@ -390,7 +401,12 @@ class MessagingService:
             return None
         # A repeat the live path skipped (its original was received before) is skipped here too.
         replayed = [message for message in replayed if not self._is_repeat(message)]
-        return [*replayed, *(message for message in recovery.live if message.offset > log.last)]
+        for message in replayed:
+            # Read back, not received live: a retry of one of them, or a later copy, is a repeat.
+            self._history.remember(message)
+        ids = {message.id for message in replayed}
+        live = (message for message in recovery.live if message.offset > log.last and message.id not in ids)
+        return [*replayed, *live]
 
     def _fitting(self, replay: Sequence[Message], outbox: Outbox) -> list[Frame] | None:
         """The replay's frames if the outbox takes them all now, with their `subscribed` frame; else None.
