@@ -189,11 +189,19 @@ class HeldBroker:
         # Every message handed over, in order, with its acknowledgement.
         self.held: list[tuple[Message, Acknowledgement]] = []
         self._handed = asyncio.Event()
+        # While set, `hand_over` waits for it to be done before taking the message, as aiokafka's
+        # send waits for room or metadata: its result None lets it go on, an error makes it raise.
+        self.taking: asyncio.Future[None] | None = None
+        # Set once a hand-over waits on `taking`.
+        self.waiting = asyncio.Event()
 
     def receiving(self, deliver: Deliver) -> AbstractAsyncContextManager[None]:
         return self.bus.receiving(deliver)
 
     async def hand_over(self, message: Message) -> Acknowledgement:
+        if self.taking is not None:
+            self.waiting.set()
+            await self.taking
         acknowledgement: Acknowledgement = asyncio.get_running_loop().create_future()
         self.held.append((message, acknowledgement))
         self._handed.set()

@@ -11,7 +11,7 @@ import pytest
 
 from minimess.adapters.memory import MemoryBroker
 from minimess.app.messaging import MessagingCounters, MessagingService
-from minimess.domain.errors import Forbidden, IdReused, PublishTimeout, TooManyTopics
+from minimess.domain.errors import BrokerUnavailable, Forbidden, IdReused, PublishTimeout, TooManyTopics
 from minimess.domain.model import Message, Position, Topic, Uid
 from minimess.domain.permissions import Grant, patterns
 from minimess.domain.ports import BusHealth, Room
@@ -439,6 +439,46 @@ async def test_a_repeat_shares_its_originals_failure_and_a_retry_after_it_is_han
     await broker.release(1)
     assert (await retry.wait()).id == ID
     assert len(broker.held) == 2
+
+
+async def test_a_repeat_read_while_its_original_is_still_being_handed_over_waits_for_it(
+    held: tuple[MessagingService, HeldBroker],
+) -> None:
+    """The bus may take a while to take a message (aiokafka waits for room): a repeat meanwhile,
+    from another connection of the same uid, must not be handed over a second time."""
+    service, broker = held
+    broker.taking = asyncio.get_running_loop().create_future()
+    old, new = (service.connect(Uid("alice"), RecordingOutbox()) for _ in range(2))
+    first = asyncio.create_task(service.hand_over(old, NEWS, "once", message_id=ID))
+    async with asyncio.timeout(scaled(10)):
+        await broker.waiting.wait()
+    second = await service.hand_over(new, NEWS, "once", message_id=ID)
+    broker.taking.set_result(None)
+    original = await first
+    await broker.release(0)
+    assert len(broker.held) == 1
+    assert (await second.wait()).position == (await original.wait()).position
+
+
+async def test_a_repeat_of_a_publish_the_bus_refused_to_take_is_refused_alike_and_a_retry_is_new(
+    held: tuple[MessagingService, HeldBroker],
+) -> None:
+    service, broker = held
+    broker.taking = asyncio.get_running_loop().create_future()
+    alice = service.connect(Uid("alice"), RecordingOutbox())
+    first = asyncio.create_task(service.hand_over(alice, NEWS, "maybe", message_id=ID))
+    async with asyncio.timeout(scaled(10)):
+        await broker.waiting.wait()
+    second = await service.hand_over(alice, NEWS, "maybe", message_id=ID)
+    broker.taking.set_exception(BrokerUnavailable("Kafka is not reachable"))
+    with pytest.raises(BrokerUnavailable):
+        await first
+    with pytest.raises(BrokerUnavailable):
+        await second.wait()
+    broker.taking = None
+    retry = await service.hand_over(alice, NEWS, "maybe", message_id=ID)
+    await broker.release(0)
+    assert (await retry.wait()).id == ID
 
 
 async def test_publishes_handed_over_without_waiting_are_answered_each_with_its_own_position(

@@ -13,7 +13,7 @@ from minimess.app.history import History, HistoryLimits
 from minimess.app.hub import Hub
 from minimess.app.interest import Interest
 from minimess.app.publishing import Publishing
-from minimess.domain.errors import IdReused, TooManyTopics
+from minimess.domain.errors import IdReused, PublishTimeout, TooManyTopics
 from minimess.domain.model import NO_HEADERS, Message, Position, Topic, Uid
 from minimess.domain.permissions import Grant
 from minimess.domain.ports import Acknowledgement, Broker, BusHealth, Clock, Frame, Outbox, Renderer
@@ -292,13 +292,26 @@ class MessagingService:
                 return waiting
         message = Message.create(topic, session.uid, body, self._clock.now(), headers, message_id)
         self._interest.published(topic)
-        acknowledgement = await self._broker.hand_over(message)
-        publishing = Publishing(message, acknowledgement, self._positioned)
-        if message_id is not None and not acknowledgement.done():
-            # Until the bus answers, a repeat of this id waits for this publish instead of making
-            # another (the history holds it only once it comes back from the bus).
-            self._waiting[message_id] = publishing
-            acknowledgement.add_done_callback(lambda _: self._stop_waiting(message_id, publishing))
+        if message_id is None:
+            return Publishing(message, await self._broker.hand_over(message), self._positioned)
+        # Until the bus answers, a repeat of this id waits for this publish instead of making
+        # another (the history holds it only once it comes back from the bus); from before the
+        # bus takes it, which may take a while (aiokafka waits for room in its buffer).
+        answer: Acknowledgement = asyncio.get_running_loop().create_future()
+        publishing = Publishing(message, answer, self._positioned)
+        self._waiting[message_id] = publishing
+        answer.add_done_callback(lambda _: self._stop_waiting(message_id, publishing))
+        try:
+            acknowledgement = await self._broker.hand_over(message)
+        except BaseException as error:
+            # A repeat waiting on it gets the same answer; nobody may read it but that repeat.
+            _settle(answer, error if isinstance(error, Exception) else _abandoned())
+            publishing.abandon()
+            raise
+        if acknowledgement.done():
+            _settle_from(answer, acknowledgement)
+        else:
+            acknowledgement.add_done_callback(lambda done: _settle_from(answer, done))
         return publishing
 
     def _stop_waiting(self, message_id: str, publishing: Publishing) -> None:
@@ -455,6 +468,28 @@ class MessagingService:
         while True:
             await asyncio.sleep(self._tick)
             self._hub.broadcast(self._renderer.time(self._clock.now()))
+
+
+def _settle(answer: Acknowledgement, error: BaseException) -> None:
+    if not answer.done():
+        answer.set_exception(error)
+
+
+def _settle_from(answer: Acknowledgement, acknowledgement: Acknowledgement) -> None:
+    """Give `answer` the bus's answer (taking its error, so that it is not reported as unread)."""
+    if answer.done():
+        return
+    if acknowledgement.cancelled():
+        answer.set_exception(_abandoned())
+    elif (error := acknowledgement.exception()) is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(acknowledgement.result())
+
+
+def _abandoned() -> PublishTimeout:
+    """The answer of a publish given up while the bus was being handed it: it may have taken it."""
+    return PublishTimeout("the publish was given up while the bus was taking it; its outcome is unknown")
 
 
 def _same_publish(original: Message, topic: Topic, sender: Uid) -> bool:
