@@ -11,7 +11,7 @@ import pytest
 from devtools import processes
 from tests.integration.kafka_process import KafkaProcess, fresh_kafka_topic, kafka_serve_args
 from tests.integration.server_process import LogEvent, ServerProcess
-from tests.integration.wire import logged
+from tests.integration.wire import logged, open_client
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +50,10 @@ async def test_kafka_stopped_under_a_running_server_is_a_few_lines_a_second_and_
     kafka = await asyncio.to_thread(start_kafka)
     server = start_server(*kafka_serve_args(kafka, fresh_kafka_topic(), "s1"))
     await logged(server, "kafka_connected", within=READY_WITHIN)
+    # A client holds a topic, so that the server reads a partition, as a server with clients does:
+    # its fetches fail through the outage as well (a server needing no topic reads no partition).
+    reader = await open_client(server, "reader", "news")
+    await logged(server, "kafka_partitions_assigned", within=READY_WITHIN)
 
     stopped = datetime.now(UTC)
     await asyncio.to_thread(kafka.stop)
@@ -87,6 +91,7 @@ async def test_kafka_stopped_under_a_running_server_is_a_few_lines_a_second_and_
     # Without folding, aiokafka alone writes about 44 lines a second here.
     counts = [event["repeated"] for event in events if "repeated" in event]
     assert sum(counts) > 100, counts
+    await reader.close()
 
 
 async def test_kafka_absent_at_start_is_said_once_and_retried_quietly(start_server: StartServer) -> None:
