@@ -1,9 +1,11 @@
-"""The Thrift envelope on Kafka records: it round-trips, reads other writers, and rejects garbage."""
+"""The Thrift envelope on Kafka records: it round-trips in both protocols, reads other writers in
+either, and rejects garbage in either."""
 
 from __future__ import annotations
 
 import re
 import signal
+import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -18,11 +20,14 @@ import pytest
 import thriftpy2
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from thriftpy2.protocol import TCompactProtocolFactory
+from thriftpy2.protocol import TCompactProtocolFactory, TCyBinaryProtocolFactory
+from thriftpy2.protocol.binary import TBinaryProtocolFactory
+from thriftpy2.transport import TMemoryBuffer
 from thriftpy2.utils import deserialize, serialize
 
-from minimess.adapters.kafka import envelope
+from minimess.adapters.kafka import binary_bounds, envelope
 from minimess.adapters.kafka.envelope import SCHEMA_VERSION, Envelope, EnvelopeError, decode, encode
+from minimess.adapters.kafka.settings import ENVELOPE_PROTOCOLS
 from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Message, Topic, Uid
 from tests.timeouts import scaled
 
@@ -48,8 +53,15 @@ IDL_V2 = (
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# The writers' protocol, made here rather than borrowed from the module under test.
-COMPACT = TCompactProtocolFactory()  # type: ignore[no-untyped-call]  # thriftpy2 is untyped
+# The other writers' protocols, made here rather than borrowed from the module under test; the
+# binary one is thriftpy2's pure-Python implementation (thriftpy2.protocol's TBinaryProtocolFactory
+# is the Cython one the server uses, where it is built).
+WRITERS: dict[str, Any] = {
+    "binary": TBinaryProtocolFactory(),  # type: ignore[no-untyped-call]  # thriftpy2 is untyped
+    "compact": TCompactProtocolFactory(),  # type: ignore[no-untyped-call]
+}
+PROTOCOLS = tuple(WRITERS)
+each_protocol = pytest.mark.parametrize("protocol", PROTOCOLS)
 WHEN = datetime(2026, 11, 28, 3, 55, 13, 123000, tzinfo=UTC)
 HEADERS = {"trace-sent-us": "1764316513123456", "ünïcode": "välue"}
 MESSAGE = Message(
@@ -85,13 +97,13 @@ def writer_v2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
         yield schema
 
 
-def _write(schema: ModuleType, **fields: Any) -> bytes:
-    """A record value as `schema`'s writer produces it, in the compact protocol."""
-    return bytes(serialize(schema.Envelope(**fields), COMPACT))
+def _write(schema: ModuleType, protocol: str, **fields: Any) -> bytes:
+    """A record value as `schema`'s writer produces it, in `protocol`."""
+    return bytes(serialize(schema.Envelope(**fields), WRITERS[protocol]))
 
 
-def _read(schema: ModuleType, value: bytes) -> Any:
-    return deserialize(schema.Envelope(), value, COMPACT)
+def _read(schema: ModuleType, protocol: str, value: bytes) -> Any:
+    return deserialize(schema.Envelope(), value, WRITERS[protocol])
 
 
 def _fields(message: Message = MESSAGE, origin_node: str = "eu-1:8080") -> dict[str, Any]:
@@ -157,6 +169,7 @@ messages = st.builds(
 )
 
 
+@each_protocol
 @settings(max_examples=300)
 @given(message=messages, origin_node=st.text())
 @example(message=attrs.evolve(MESSAGE, body="x" * 100_000, headers=HEADERS), origin_node="eu-1:8080")
@@ -164,9 +177,47 @@ messages = st.builds(
     message=attrs.evolve(MESSAGE, timestamp=datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)),
     origin_node="",
 )
-def test_any_message_and_origin_node_round_trip(message: Message, origin_node: str) -> None:
-    """Headers included, and the timestamp to the millisecond however far from 1970."""
-    assert decode(encode(Envelope(message, origin_node))) == Envelope(message, origin_node)
+def test_any_message_and_origin_node_round_trip(protocol: str, message: Message, origin_node: str) -> None:
+    """Headers included, and the timestamp to the millisecond however far from 1970; whichever
+    protocol a server writes, every server reads it."""
+    assert decode(encode(Envelope(message, origin_node), protocol)) == Envelope(message, origin_node)
+
+
+def test_the_protocols_a_server_can_write_are_the_settings_choices_and_binary_by_default() -> None:
+    assert envelope.PROTOCOLS == ENVELOPE_PROTOCOLS == PROTOCOLS
+    assert encode(Envelope(MESSAGE, "n")) == encode(Envelope(MESSAGE, "n"), "binary")
+
+
+@pytest.mark.parametrize(("protocol", "first"), [("binary", 0x08), ("compact", 0x15)])
+def test_a_record_starts_with_its_version_field_whose_first_byte_tells_the_protocol(
+    writer_v1: ModuleType, protocol: str, first: int
+) -> None:
+    """Binary: type i32 (0x08), then the field id 1; compact: delta 1, type i32, in one byte."""
+    value = encode(Envelope(MESSAGE, "n"), protocol)
+    assert value[0] == first
+    assert _read(writer_v1, protocol, value).version == SCHEMA_VERSION
+
+
+@each_protocol
+@pytest.mark.parametrize("first_field", range(1, 11))
+def test_whichever_field_comes_first_the_first_byte_tells_the_protocol(
+    writer_v1: ModuleType, protocol: str, first_field: int
+) -> None:
+    """The fields before `first_field` absent: the record is read in its protocol, and lacks them.
+
+    A compact first field header holds the id's delta, 1 to 15 here, in its high nibble (from
+    0x10); a binary one starts with the field's type (up to 0x0F).
+    """
+    fields = {**_fields(), "trace_sent_us": 1, "trace_received_us": 2, "headers": HEADERS}
+    by_id = [spec[1] for _, spec in sorted(writer_v1.Envelope.thrift_spec.items())]
+    value = _write(writer_v1, protocol, **{name: fields[name] for name in by_id[first_field - 1 :]})
+    assert (value[0] >= 0x10) == (protocol == "compact")
+    if first_field <= 2:
+        assert decode(value) == Envelope(attrs.evolve(MESSAGE, headers=HEADERS), "eu-1:8080")
+    else:
+        # Read, not refused as garbage: it is the envelope that lacks what a message needs.
+        with pytest.raises(EnvelopeError, match="lacks"):
+            decode(value)
 
 
 @pytest.mark.parametrize(
@@ -177,33 +228,44 @@ def test_any_message_and_origin_node_round_trip(message: Message, origin_node: s
         datetime(2038, 1, 19, 3, 14, 8, 1000, tzinfo=UTC),
     ],
 )
+@each_protocol
 def test_the_timestamp_travels_as_milliseconds_since_the_epoch(
-    writer_v1: ModuleType, timestamp: datetime
+    writer_v1: ModuleType, timestamp: datetime, protocol: str
 ) -> None:
-    record = _read(writer_v1, encode(Envelope(attrs.evolve(MESSAGE, timestamp=timestamp), "n")))
+    value = encode(Envelope(attrs.evolve(MESSAGE, timestamp=timestamp), "n"), protocol)
+    record = _read(writer_v1, protocol, value)
     assert record.timestamp_ms == (timestamp - EPOCH) // timedelta(milliseconds=1)
     assert record.version == SCHEMA_VERSION
 
 
-def test_headers_travel_in_field_10_which_is_absent_when_there_are_none(writer_v1: ModuleType) -> None:
+@each_protocol
+def test_headers_travel_in_field_10_which_is_absent_when_there_are_none(
+    writer_v1: ModuleType, protocol: str
+) -> None:
     """The retired stage times of fields 8 and 9 are never written."""
-    headed = _read(writer_v1, encode(Envelope(attrs.evolve(MESSAGE, headers=HEADERS), "n")))
-    plain = _read(writer_v1, encode(Envelope(MESSAGE, "n")))
+    headed = _read(
+        writer_v1, protocol, encode(Envelope(attrs.evolve(MESSAGE, headers=HEADERS), "n"), protocol)
+    )
+    plain = _read(writer_v1, protocol, encode(Envelope(MESSAGE, "n"), protocol))
     assert (headed.headers, plain.headers) == (HEADERS, None)
     for record in (headed, plain):
         assert (record.trace_sent_us, record.trace_received_us) == (None, None)
 
 
-def test_the_retired_stage_times_of_an_older_writer_are_not_read(writer_v1: ModuleType) -> None:
-    value = _write(writer_v1, **_fields(), trace_sent_us=1_764_316_513_123_456, trace_received_us=1)
+@each_protocol
+def test_the_retired_stage_times_of_an_older_writer_are_not_read(
+    writer_v1: ModuleType, protocol: str
+) -> None:
+    value = _write(writer_v1, protocol, **_fields(), trace_sent_us=1_764_316_513_123_456, trace_received_us=1)
     assert decode(value) == Envelope(MESSAGE, "eu-1:8080")
 
 
-def test_a_typical_message_is_small_on_the_bus() -> None:
+@each_protocol
+def test_a_typical_message_is_small_on_the_bus(protocol: str) -> None:
     """The envelope adds little to its text: under twice the length of body, ids and names together."""
     message = Message.create(Topic("news"), Uid("alice"), "see you at the standup in five", WHEN)
     origin = "eu-1.example.net:8080"
-    value = encode(Envelope(message=message, origin_node=origin))
+    value = encode(Envelope(message=message, origin_node=origin), protocol)
     text = [message.id, message.topic.name, message.sender.value, message.body, origin]
     payload = sum(len(part.encode()) for part in text)
     assert payload < len(value) < 2 * payload
@@ -212,6 +274,7 @@ def test_a_typical_message_is_small_on_the_bus() -> None:
 # --- other writers -------------------------------------------------------------------------------
 
 
+@each_protocol
 @settings(max_examples=100)
 @given(
     message=messages,
@@ -225,11 +288,17 @@ def test_a_typical_message_is_small_on_the_bus() -> None:
     blobs=st.none() | st.sets(st.binary(max_size=4), max_size=3),
 )
 def test_a_newer_writers_record_decodes_to_its_message(
-    writer_v2: ModuleType, message: Message, version: int, meta: tuple[str, list[int]] | None, **added: Any
+    writer_v2: ModuleType,
+    protocol: str,
+    message: Message,
+    version: int,
+    meta: tuple[str, list[int]] | None,
+    **added: Any,
 ) -> None:
     """Whatever it puts in fields of every kind added under new ids, and whatever version it claims."""
     value = _write(
         writer_v2,
+        protocol,
         **{**_fields(message), "version": version},
         headers=dict(message.headers) or None,
         meta=None if meta is None else writer_v2.Meta(client=meta[0], hops=meta[1]),
@@ -238,28 +307,33 @@ def test_a_newer_writers_record_decodes_to_its_message(
     assert decode(value).message == message
 
 
+@each_protocol
 @pytest.mark.parametrize("field", REQUIRED)
 def test_a_record_lacking_a_required_field_is_an_envelope_error_naming_it(
-    writer_v1: ModuleType, field: str
+    writer_v1: ModuleType, protocol: str, field: str
 ) -> None:
     with pytest.raises(EnvelopeError, match=field):
-        decode(_write(writer_v1, **{**_fields(), field: None}))
+        decode(_write(writer_v1, protocol, **{**_fields(), field: None}))
 
 
-def test_a_record_without_origin_node_or_version_still_decodes(writer_v1: ModuleType) -> None:
+@each_protocol
+def test_a_record_without_origin_node_or_version_still_decodes(writer_v1: ModuleType, protocol: str) -> None:
     """They are informative: without them the message reads, from origin ''."""
     fields = {**_fields(), "origin_node": None, "version": None}
-    assert decode(_write(writer_v1, **fields)) == Envelope(MESSAGE, "")
+    assert decode(_write(writer_v1, protocol, **fields)) == Envelope(MESSAGE, "")
 
 
+@each_protocol
 @pytest.mark.parametrize("field", REQUIRED)
-def test_a_required_field_of_another_type_is_read_as_lacking(tmp_path: Path, field: str) -> None:
+def test_a_required_field_of_another_type_is_read_as_lacking(
+    tmp_path: Path, protocol: str, field: str
+) -> None:
     other = "double" if field == "timestamp_ms" else "i64"
     idl = re.sub(rf"(\d+): \w+ {field},", rf"\1: {other} {field},", IDL.read_text())
-    with _load(tmp_path, idl, f"writer_retyped_{field}_thrift") as schema:
+    with _load(tmp_path, idl, f"writer_retyped_{field}_{protocol}_thrift") as schema:
         fields = {**_fields(), field: 7 if other == "i64" else 7.5}
         with pytest.raises(EnvelopeError, match=field):
-            decode(_write(schema, **fields))
+            decode(_write(schema, protocol, **fields))
 
 
 @pytest.mark.parametrize(
@@ -282,20 +356,37 @@ def test_a_required_field_of_another_type_is_read_as_lacking(tmp_path: Path, fie
         ("headers", {"x": b"caf\xe9"}),
     ],
 )
+@each_protocol
 def test_a_record_with_an_invalid_value_is_an_envelope_error(
-    writer_v1: ModuleType, field: str, value: object
+    writer_v1: ModuleType, protocol: str, field: str, value: object
 ) -> None:
     """A name breaking the naming rules, a time outside datetime's range, or text that is not UTF-8."""
     with pytest.raises(EnvelopeError):
-        decode(_write(writer_v1, **{**_fields(), field: value}))
+        decode(_write(writer_v1, protocol, **{**_fields(), field: value}))
 
 
 # --- garbage -------------------------------------------------------------------------------------
 
+
+def _i32(n: int) -> bytes:
+    return struct.pack(">i", n)
+
+
 # Field 1 (an i32) arrives as a list, set or map whose element type is STOP and whose size is 2**62:
 # a reader that skips it element by element, reading nothing per element, never finishes.
 _HUGE = bytes([0x80] * 8 + [0x40])  # varint 2**62
-VALID = encode(Envelope(MESSAGE, "eu-1:8080"))
+VALID = encode(Envelope(MESSAGE, "eu-1:8080"), "binary")
+VALID_COMPACT = encode(Envelope(MESSAGE, "eu-1:8080"), "compact")
+_MAX = 2**31 - 1
+# A binary field header: its type, then the i16 id (99: one this schema does not know, so skipped).
+_LIST, _SET, _MAP, _UNKNOWN_FIELD = 0x0F, 0x0E, 0x0D, b"\x00\x63"
+# A list of 4000 lists, each claiming fewer elements than the value has bytes: every size alone is
+# in bounds, their sum is not, and a reader that takes each on its own turns 4000 times that many.
+_COUNT = 4000
+_NESTED_BINARY = bytes([_LIST]) + _UNKNOWN_FIELD + bytes([_LIST]) + _i32(_COUNT)
+_NESTED_BINARY += (b"\x0a" + _i32(10_000)) * _COUNT + b"\x00"  # each of 10,000 i64s
+_NESTED_COMPACT = bytes([0x19, 0xF9]) + bytes([0xA0, 0x1F])  # field 1: a list of 4000 lists
+_NESTED_COMPACT += bytes([0xF0, 0xE0, 0x5D]) * _COUNT + b"\x00"  # each of 12,000 STOPs
 
 
 GARBAGE = {
@@ -303,12 +394,35 @@ GARBAGE = {
     "stop-only": b"\x00",
     "ff": b"\xff" * 16,
     "json": b'{"type":"message"}',
-    "truncated-by-one": VALID[:-1],
-    "truncated": VALID[:10],
-    "structs-nested-2000-deep": bytes([0x1C] * 2000),
-    "list-of-2**62-stops": bytes([0x19, 0xF0]) + _HUGE,
-    "set-of-2**62-stops": bytes([0x1A, 0xF0]) + _HUGE,
-    "map-of-2**62-stops": bytes([0x1B]) + _HUGE + bytes([0x00]),
+    "compact-truncated-by-one": VALID_COMPACT[:-1],
+    "compact-truncated": VALID_COMPACT[:10],
+    "compact-structs-nested-2000-deep": bytes([0x1C] * 2000),
+    "compact-list-of-2**62-stops": bytes([0x19, 0xF0]) + _HUGE,
+    "compact-set-of-2**62-stops": bytes([0x1A, 0xF0]) + _HUGE,
+    "compact-map-of-2**62-stops": bytes([0x1B]) + _HUGE + bytes([0x00]),
+    "compact-lists-of-lists-of-stops": _NESTED_COMPACT,
+    # thriftpy2's Cython reader alone takes these, reading past the end (a STOP, a made-up number).
+    "binary-truncated-by-one": VALID[:-1],
+    "binary-version-cut-off": VALID[:5],
+    "binary-truncated": VALID[:40],
+    "binary-trailing-byte": VALID + b"\x00",
+    # ... would malloc 2 GiB and make a string of what it never read (a crash where malloc fails).
+    "binary-id-of-2**31-1-bytes": b"\x0b\x00\x02" + _i32(_MAX) + b"abc\x00",
+    "binary-id-of-1-MiB-past-the-end": VALID[:10] + _i32(2**20) + VALID[14:],
+    "binary-id-of-negative-length": b"\x0b\x00\x02" + _i32(-1) + b"\x00",
+    # ... would turn 2**31 times, reading nothing (past the end, or a type it reads nothing for).
+    "binary-list-of-2**31-1-i64s": bytes([_LIST]) + _UNKNOWN_FIELD + b"\x0a" + _i32(_MAX) + b"\x00",
+    "binary-list-of-2**31-1-stops": bytes([_LIST]) + _UNKNOWN_FIELD + b"\x00" + _i32(_MAX) + b"\x00",
+    "binary-set-of-2**31-1-voids": bytes([_SET]) + _UNKNOWN_FIELD + b"\x01" + _i32(_MAX) + b"\x00",
+    "binary-map-of-2**31-1-utf16s": bytes([_MAP]) + _UNKNOWN_FIELD + b"\x11\x11" + _i32(_MAX) + b"\x00",
+    "binary-version-as-a-list-of-2**31-1-stops": b"\x0f\x00\x01\x00" + _i32(_MAX) + b"\x00",
+    "binary-headers-of-2**31-1": b"\x0d\x00\x0a\x0b\x0b" + _i32(_MAX) + b"\x00",
+    "binary-list-of-negative-size": bytes([_LIST]) + _UNKNOWN_FIELD + b"\x08" + _i32(-1) + b"\x00",
+    "binary-lists-of-lists-of-stops": _NESTED_BINARY,
+    # ... reads a type no writer writes as nothing, and the rest of the value as fields.
+    "binary-field-of-an-unknown-type": b"\x05" + _UNKNOWN_FIELD + VALID,
+    "binary-structs-nested-2000-deep": (b"\x0c" + _UNKNOWN_FIELD) * 2000,
+    "binary-lists-nested-2000-deep": bytes([_LIST]) + _UNKNOWN_FIELD + (bytes([_LIST]) + _i32(1)) * 2000,
 }
 
 
@@ -316,6 +430,12 @@ GARBAGE = {
 def test_garbage_is_an_envelope_error_at_once(value: bytes) -> None:
     with pytest.raises(EnvelopeError):
         _decode_in_time(value)
+
+
+def test_the_nested_garbage_holds_sizes_each_within_its_length() -> None:
+    """So that it is their sum that the readers bound, not each one."""
+    assert len(_NESTED_BINARY) > 10_000
+    assert len(_NESTED_COMPACT) > 12_000
 
 
 def _mutations(value: bytes) -> st.SearchStrategy[bytes]:
@@ -334,7 +454,45 @@ def _mutations(value: bytes) -> st.SearchStrategy[bytes]:
 
 
 @settings(max_examples=500, deadline=None)
-@given(value=st.binary(max_size=64) | _mutations(VALID))
+@given(value=st.binary(max_size=64) | _mutations(VALID) | _mutations(VALID_COMPACT))
 def test_any_bytes_decode_or_raise_envelope_error_and_nothing_else_at_once(value: bytes) -> None:
     with suppress(EnvelopeError):
         _decode_in_time(value)
+
+
+# Not strict: text that is not UTF-8 comes out as bytes, so that reading goes on to the end.
+_CYTHON_BINARY: Any = TCyBinaryProtocolFactory()  # type: ignore[no-untyped-call]
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data())
+def test_the_cython_reader_reads_exactly_the_bytes_the_bounds_check_walked(
+    writer_v1: ModuleType, writer_v2: ModuleType, data: st.DataObject
+) -> None:
+    """Followed by more bytes, a value the check lets through leaves them all unread: the Cython
+    reader, which reads past the end of what it is given, stayed inside the value.
+
+    Mutations of this version's record and of a newer writer's, with a field of every kind to
+    skip (the check walks those as the reader skips them).
+    """
+    newer = _write(
+        writer_v2,
+        "binary",
+        **_fields(),
+        headers=HEADERS,
+        tags=["a", "b"],
+        counts={"c": 1},
+        meta=writer_v2.Meta(client="x", hops=[1, 2]),
+        pinned=True,
+        score=0.5,
+        blobs={b"\x00"},
+    )
+    for whole in (VALID, newer):
+        binary_bounds.check(whole)
+    value = data.draw(_mutations(VALID) | _mutations(newer) | _mutations(VALID + b"\x00"))
+    with suppress(binary_bounds.MalformedBinary):
+        binary_bounds.check(value)
+        after = b"\x0b\x00\x07\x00\x00\x00\x03end\x00"  # an origin_node field, then STOP
+        transport: Any = TMemoryBuffer(value + after)  # type: ignore[no-untyped-call]
+        writer_v1.Envelope().read(_CYTHON_BINARY.get_protocol(transport))
+        assert transport.getvalue() == after

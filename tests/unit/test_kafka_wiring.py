@@ -7,6 +7,7 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 from dependency_injector import providers
 
@@ -115,3 +116,29 @@ async def test_the_kafka_broker_is_built_from_the_settings_and_named_after_the_s
     (record,) = fake.records()
     assert record.key == b"news"
     assert decode(record.value or b"") == Envelope(message=message, origin_node=name)
+
+
+@pytest.mark.parametrize(("protocol", "first"), [(None, 0x08), ("binary", 0x08), ("compact", 0x15)])
+async def test_the_envelope_protocol_chosen_is_the_one_the_broker_writes(
+    protocol: str | None, first: int
+) -> None:
+    """--kafka-envelope-protocol: binary unless told; compact is what earlier servers read."""
+    fake = FakeKafka(topic="chat.bus", partitions=3)
+    kafka = KafkaSettings(kafka_bootstrap=NOWHERE, kafka_topic="chat.bus", kafka_partitions=3)
+    if protocol is not None:
+        kafka = attrs.evolve(kafka, kafka_envelope_protocol=protocol)
+    settings = ServeSettings(broker="kafka", kafka=kafka)
+    container = _container(settings, fake)
+    broker, service = container.broker(), container.service()
+    async with service.running():
+        await fake.until(service.is_ready, "the service is ready")
+        message = _message()
+        await broker.publish(message)
+    (record,) = fake.records()
+    assert (record.value or b"")[0] == first
+    assert decode(record.value or b"").message == message
+
+
+def test_an_envelope_protocol_other_than_binary_or_compact_is_rejected() -> None:
+    with pytest.raises(ValueError, match="kafka_envelope_protocol"):
+        KafkaSettings(kafka_envelope_protocol="json")

@@ -217,7 +217,9 @@ class KafkaBroker:
             raise BrokerUnavailable("Kafka is not reachable")
         topic_id = reader.topic_id
         settings = self._setup.settings
-        value = envelope.encode(Envelope(message=message, origin_node=self._setup.node_id))
+        value = envelope.encode(
+            Envelope(message=message, origin_node=self._setup.node_id), settings.kafka_envelope_protocol
+        )
         partition = partition_of(message.topic, reader.partition_count)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.publish_timeout

@@ -1,4 +1,5 @@
-"""Message <-> Kafka record value: the Thrift envelope in the compact protocol."""
+"""Message <-> Kafka record value: the Thrift envelope, written in the binary or the compact protocol
+and read in either."""
 
 from __future__ import annotations
 
@@ -10,16 +11,34 @@ from typing import Any, Final
 
 import attrs
 import thriftpy2
+from thriftpy2.protocol import TCyBinaryProtocolFactory
 from thriftpy2.protocol.compact import TCompactProtocol, TCompactProtocolFactory
 from thriftpy2.utils import deserialize, serialize
 
+from minimess.adapters.kafka import binary_bounds
 from minimess.domain.errors import InvalidName
 from minimess.domain.model import NO_HEADERS, Message, Topic, Uid, check_message_id
 
 SCHEMA_VERSION: Final = 1
 
-# strict_decode: a string field that is not UTF-8 is an error, not a bytes value.
-_PROTOCOL = TCompactProtocolFactory(strict_decode=True)
+# strict_decode: a string field that is not UTF-8 is an error, not a bytes value. The binary one is
+# thriftpy2's Cython protocol: several times cheaper than its pure-Python compact one (see "The
+# envelope's protocol" in docs/performance.md), for a third more bytes.
+_WRITERS: Final[dict[str, Any]] = {
+    "binary": TCyBinaryProtocolFactory(strict_decode=True),
+    "compact": TCompactProtocolFactory(strict_decode=True),
+}
+PROTOCOLS: Final = tuple(_WRITERS)
+"""What a server can write, by name (KafkaSettings.kafka_envelope_protocol); it reads both."""
+
+# The first byte of a value tells its protocol. A binary struct starts with a field's type (2 to
+# 15; 0x08 for field 1, the i32 version) or STOP (0), which ends an empty struct. A compact field
+# header packs the field id's delta from the previous one into the high nibble, 1 to 15 for a
+# first field with an id from 1 to 15 (0x15: field 1, type i32), so a compact value from any
+# writer of this schema starts at 0x10 or above. Below: binary (an empty compact struct, 0x00,
+# reads the same in both; a compact one starting with a field above 15, in the long form below
+# 0x10, would lack fields 1 to 15, so it is no message in either); from 0x10: compact.
+_FIRST_COMPACT_BYTE: Final = 0x10
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND: Final = timedelta(milliseconds=1)
 
@@ -76,15 +95,19 @@ def _envelope_type() -> Any:
 
 
 class _BoundedCompactProtocol(TCompactProtocol):
-    """The compact protocol, refusing a list, set or map with more elements than the record has bytes.
+    """The compact protocol, refusing lists, sets and maps with more elements, all together, than
+    the record has bytes.
 
     Every element takes at least one byte, so such a size is garbage; thriftpy2 would otherwise
-    skip that many zero-byte elements, which can keep the event loop busy for ages.
+    skip that many zero-byte elements, which can keep the event loop busy for ages. The bound is
+    on the sum, not on each size: a list of lists, each of as many zero-byte elements as the
+    record has bytes, would otherwise cost the square of its length.
     """
 
     def __init__(self, trans: Any, limit: int) -> None:
         super().__init__(trans, strict_decode=True)
         self._limit = limit
+        self._left = limit
 
     def _read_collection_begin(self) -> tuple[int, int]:
         element_type, size = super()._read_collection_begin()
@@ -97,7 +120,8 @@ class _BoundedCompactProtocol(TCompactProtocol):
         return key_type, value_type, size
 
     def _check(self, size: int) -> None:
-        if size > self._limit:
+        self._left -= size
+        if self._left < 0:
             raise EnvelopeError(f"a collection of {size} elements in a record of {self._limit} bytes")
 
 
@@ -109,7 +133,8 @@ class _BoundedProtocolFactory:
         return _BoundedCompactProtocol(trans, self._limit)
 
 
-def encode(envelope: Envelope) -> bytes:
+def encode(envelope: Envelope, protocol: str = "binary") -> bytes:
+    """The record value of `envelope`, in the protocol named (one of PROTOCOLS)."""
     message = envelope.message
     record = _envelope_type()(
         version=SCHEMA_VERSION,
@@ -121,16 +146,22 @@ def encode(envelope: Envelope) -> bytes:
         origin_node=envelope.origin_node,
         headers=dict(message.headers) if message.headers else None,
     )
-    return bytes(serialize(record, _PROTOCOL))
+    return bytes(serialize(record, _WRITERS[protocol]))
 
 
 def decode(value: bytes, rules: RecordRules | None = None) -> Envelope:
     """Read a record value; raise EnvelopeError, and nothing else, when it is not an envelope.
 
-    With `rules`, an envelope whose message breaks them raises InvalidRecord.
+    The first byte tells the protocol (see _FIRST_COMPACT_BYTE). With `rules`, an envelope whose
+    message breaks them raises InvalidRecord.
     """
     try:
-        record = deserialize(_envelope_type()(), value, _BoundedProtocolFactory(len(value)))
+        if not value or value[0] < _FIRST_COMPACT_BYTE:
+            # Checked first: the Cython reader trusts every size it reads (see binary_bounds).
+            binary_bounds.check(value)
+            record = deserialize(_envelope_type()(), value, _WRITERS["binary"])
+        else:
+            record = deserialize(_envelope_type()(), value, _BoundedProtocolFactory(len(value)))
     except Exception as error:  # thriftpy2 raises many types on garbage; all mean the same here
         raise EnvelopeError(f"not a Thrift envelope: {error!r}") from None
     missing = [

@@ -10,6 +10,9 @@ from attrs import validators as v
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# The Thrift protocols of the envelope (envelope.PROTOCOLS, named here so that reading the settings
+# does not import Thrift): a server reads both, and writes the one chosen.
+ENVELOPE_PROTOCOLS = ("binary", "compact")
 
 
 def _readable_file(_settings: object, attribute: attrs.Attribute[str | None], path: str | None) -> None:
@@ -72,6 +75,15 @@ class KafkaSettings:
     )
     kafka_ssl_keyfile: str | None = attrs.field(
         default=None, validator=_readable_file, metadata={"help": "SSL, SASL_SSL: its private key (PEM)."}
+    )
+    # compact: what servers before the binary protocol read; see "Evolving the envelope" in docs/kafka.md.
+    kafka_envelope_protocol: str = attrs.field(
+        default="binary",
+        validator=v.in_(ENVELOPE_PROTOCOLS),
+        metadata={
+            "help": "--broker kafka: the Thrift protocol of the records this server writes; it reads both.",
+            "choices": ENVELOPE_PROTOCOLS,
+        },
     )
 
     def __attrs_post_init__(self) -> None:
