@@ -1,6 +1,8 @@
-// The value of every record minimess writes to its Kafka topic: one published message.
-// Evolve it by adding optional fields with new ids; never renumber or remove one, so that
-// servers of different versions can read each other's records during a rolling upgrade.
+// The value of every record minimess writes to its Kafka topic: one published message, in
+// Thrift's binary protocol (or the compact one, with --kafka-envelope-protocol compact); servers
+// read both. Evolve it by adding optional fields with new ids; never renumber or remove one, so
+// that servers of different versions can read each other's records during a rolling upgrade.
+// Use no uuid type: the binary reader (thriftpy2's Cython one) does not know it.
 
 struct Envelope {
     1: i32 version,         // schema version of the writer; 1 for these fields
