@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from websockets.asyncio.client import ClientConnection
 
 from minimess.adapters.kafka import envelope
@@ -221,3 +221,42 @@ async def test_a_garbage_record_on_the_kafka_topic_is_logged_skipped_and_disturb
             partition = partition_of(Topic(TOPIC), PARTITIONS)
             assert {dict(labels)["partition"] for labels in lag} == {str(partition)}
             assert all(records >= 0 for records in lag.values())
+
+
+async def test_servers_writing_either_envelope_protocol_share_the_topic_as_halfway_through_an_upgrade(
+    kafka: KafkaProcess, start_server: StartServer
+) -> None:
+    """s1 with --kafka-envelope-protocol compact (what servers before the binary protocol read), s2
+    binary: a message published on either reaches the subscribers on both, and none is skipped."""
+    topic = fresh_kafka_topic()
+    s1 = start_server(
+        *kafka_serve_args(kafka, topic, "s1", PARTITIONS), "--kafka-envelope-protocol", "compact"
+    )
+    s2 = start_server(*kafka_serve_args(kafka, topic, "s2", PARTITIONS))
+    for server in (s1, s2):
+        await answers(server, "/readyz", 200, READY_WITHIN)
+    watchers = [await open_client(server, f"watcher-{n}", TOPIC) for n, server in enumerate((s1, s2))]
+    publishers = [await open_client(server, f"publisher-{n}") for n, server in enumerate((s1, s2))]
+    try:
+        for n, publisher in enumerate(publishers):
+            sent = await publish_id(publisher, f"from s{n + 1}", f"from-{n}")
+            for watcher in watchers:
+                assert (await next_message(watcher))["id"] == sent
+        for server in (s1, s2):
+            assert (await stats(server))["broker"]["undecodable_records"] == 0
+    finally:
+        await asyncio.gather(*(connection.close() for connection in [*watchers, *publishers]))
+    # On the bus: s1's record in the compact protocol (field 1's header 0x15), s2's in binary (0x08).
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, partition_of(Topic(TOPIC), PARTITIONS))
+        consumer.assign([partition])
+        values: list[bytes] = []
+        async with asyncio.timeout(scaled(15)):
+            while len(values) < len(publishers):
+                batch = await consumer.getmany(partition, timeout_ms=1000)
+                values += [record.value or b"" for record in batch.get(partition, [])]
+    finally:
+        await consumer.stop()
+    assert [value[:1] for value in values] == [b"\x15", b"\x08"]
