@@ -35,7 +35,7 @@ def _cases(body: str) -> dict[str, Callable[[], object]]:
     binary, compact = encode(sent, "binary"), encode(sent, "compact")
     assert decode(binary) == decode(compact) == sent
     struct = envelope._envelope_type()  # noqa: SLF001  # the reader alone, without the Message
-    cython = envelope._WRITERS["binary"]  # noqa: SLF001
+    cython = envelope._FACTORIES["binary"]  # noqa: SLF001
     return {
         "encode binary": lambda: encode(sent, "binary"),
         "encode compact": lambda: encode(sent, "compact"),

@@ -21,14 +21,16 @@ from minimess.domain.model import NO_HEADERS, Message, Topic, Uid, check_message
 
 SCHEMA_VERSION: Final = 1
 
-# strict_decode: a string field that is not UTF-8 is an error, not a bytes value. The binary one is
-# thriftpy2's Cython protocol: several times cheaper than its pure-Python compact one (see "The
-# envelope's protocol" in docs/performance.md), for a third more bytes.
-_WRITERS: Final[dict[str, Any]] = {
+# The protocols a server writes with, by name; the binary one also reads (the compact one reads
+# through _BoundedCompactProtocol). strict_decode: a string field that is not UTF-8 is an error,
+# not a bytes value. The binary one is thriftpy2's Cython protocol: several times cheaper than its
+# pure-Python compact one ("The envelope's protocol" in docs/performance.md), for a third more
+# bytes.
+_FACTORIES: Final[dict[str, Any]] = {
     "binary": TCyBinaryProtocolFactory(strict_decode=True),
     "compact": TCompactProtocolFactory(strict_decode=True),
 }
-PROTOCOLS: Final = tuple(_WRITERS)
+PROTOCOLS: Final = tuple(_FACTORIES)
 """What a server can write, by name (KafkaSettings.kafka_envelope_protocol); it reads both."""
 
 # The first byte of a value tells its protocol. A binary struct starts with a field's type (2 to
@@ -146,7 +148,7 @@ def encode(envelope: Envelope, protocol: str = "binary") -> bytes:
         origin_node=envelope.origin_node,
         headers=dict(message.headers) if message.headers else None,
     )
-    return bytes(serialize(record, _WRITERS[protocol]))
+    return bytes(serialize(record, _FACTORIES[protocol]))
 
 
 def decode(value: bytes, rules: RecordRules | None = None) -> Envelope:
@@ -159,7 +161,7 @@ def decode(value: bytes, rules: RecordRules | None = None) -> Envelope:
         if not value or value[0] < _FIRST_COMPACT_BYTE:
             # Checked first: the Cython reader trusts every size it reads (see binary_bounds).
             binary_bounds.check(value)
-            record = deserialize(_envelope_type()(), value, _WRITERS["binary"])
+            record = deserialize(_envelope_type()(), value, _FACTORIES["binary"])
         else:
             record = deserialize(_envelope_type()(), value, _BoundedProtocolFactory(len(value)))
     except Exception as error:  # thriftpy2 raises many types on garbage; all mean the same here
