@@ -23,8 +23,14 @@ only queues the record (it does not block); one thread serves the delivery repor
 settles their futures on the event loop, one hand-over per poll(), not per record.
 confluent_kafka.aio.AIOProducer was not used: it holds records in a Python buffer until
 batch_size of them (default 1,000) or buffer_timeout (1 s) have gathered, which a chat message must
-not wait for (linger 0). The consumer is confluent_kafka.aio.AIOConsumer, whose consume() runs
-Consumer.consume(num_messages, timeout) in a worker thread.
+not wait for (linger 0). The consumer is confluent_kafka.Consumer, called from one worker thread
+(run_in_executor): poll(1 s) for the first record, then consume(999, 0) for what else is there, one
+hand-over per call. Consumer.consume(num_messages, timeout) alone, as confluent_kafka.aio.AIOConsumer
+offers it, waits for num_messages records or the timeout, so at a trickle it would hold records
+for up to the timeout where aiokafka's getmany returns as soon as one is there.
+
+In paced mode the feeder puts its clock in each value, and the consumer reports the delay to it
+(p50, p99): neither client's CPU figure is bought by holding records back.
 
 Rounds alternate the order of the clients; the table gives medians over rounds.
 """
@@ -35,6 +41,7 @@ import argparse
 import asyncio
 import json
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -42,6 +49,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from statistics import median
 from typing import Any
 
@@ -56,6 +64,8 @@ WORKER_TIMEOUT = 600.0
 # How many records one confluent consume() call may return: aiokafka's getmany returns what its
 # fetches brought, unbounded, so this only needs to be large enough not to add hand-overs.
 CONSUME_BATCH = 1000
+# The paced feeder's clock at sending, at the start of each value, for the delay to the consumer.
+SENT_AT = struct.Struct("!d")
 
 
 def key_of(index: int) -> bytes:
@@ -77,10 +87,11 @@ class Measure:
         self.cpu = time.process_time()
         self.wall = time.perf_counter()
 
-    def stop(self, records: int) -> dict[str, float]:
+    def stop(self, records: int, returns: int = 0) -> dict[str, float]:
+        """`returns`: how many of the consumer's calls brought records (how small its fetches were)."""
         cpu = time.process_time() - self.cpu
         wall = time.perf_counter() - self.wall
-        return {"records": records, "cpu_s": cpu, "wall_s": wall}
+        return {"records": records, "cpu_s": cpu, "wall_s": wall, "returns": returns}
 
 
 class Window:
@@ -211,28 +222,27 @@ async def consume_aiokafka(bootstrap: str, topic: str, records: int, paced: bool
         for partition in partitions:
             consumer.seek(partition, 0)
         announce_ready()
-        seen = 0
+        seen = returns = 0
         before = 0  # in paced mode, the records of the first fetch: they came before the clock started
-        size = 0
+        delays = Delays(paced)
         while seen < records:
             batches = await consumer.getmany(timeout_ms=1000)
             for batch in batches.values():
-                for record in batch:
-                    size += len(record.key) + len(record.value)
+                delays.add([record.value for record in batch if record.key])
                 seen += len(batch)
+            returns += bool(batches)
             if paced and before == 0 and seen:
                 measure.start()
-                before = seen
-        return measure.stop(seen - before)
+                before, returns = seen, 0
+        return measure.stop(seen - before, returns) | delays.summary()
     finally:
         await consumer.stop()
 
 
 async def consume_confluent(bootstrap: str, topic: str, records: int, paced: bool) -> dict[str, float]:
     import confluent_kafka  # type: ignore[import-not-found, unused-ignore]  # installed by `uv run --with`
-    from confluent_kafka.aio import AIOConsumer  # type: ignore[import-not-found, unused-ignore]  # installed by `uv run --with`
 
-    consumer = AIOConsumer(
+    consumer = confluent_kafka.Consumer(
         {
             "bootstrap.servers": bootstrap,
             # Required by the constructor; with assign() and no commits no group is ever joined.
@@ -240,30 +250,67 @@ async def consume_confluent(bootstrap: str, topic: str, records: int, paced: boo
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 100,
-        },
-        max_workers=1,
+        }
     )
+
+    def take() -> list[Any]:
+        # consume(n, timeout) waits for n records or the timeout, which would hold a record at a
+        # trickle for up to the timeout: wait for one, then take what is there, as getmany does.
+        first = consumer.poll(1.0)
+        return [] if first is None else [first, *consumer.consume(CONSUME_BATCH - 1, 0)]
+
+    loop = asyncio.get_running_loop()
+    # librdkafka's consumer is not safe to call from two threads at once: one thread makes every call.
+    thread = ThreadPoolExecutor(max_workers=1)
     try:
         measure = Measure()
         measure.start()
-        await consumer.assign([confluent_kafka.TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        consumer.assign([confluent_kafka.TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
         announce_ready()
-        seen = 0
-        before = 0  # in paced mode, the records of the first consume(): they came before the clock started
-        size = 0
+        seen = returns = 0
+        before = 0  # in paced mode, the records of the first call: they came before the clock started
+        delays = Delays(paced)
         while seen < records:
-            batch = await consumer.consume(num_messages=CONSUME_BATCH, timeout=1.0)
+            batch = await loop.run_in_executor(thread, take)
             for message in batch:
                 if message.error() is not None:
                     raise confluent_kafka.KafkaException(message.error())
-                size += len(message.key()) + len(message.value())
+            delays.add([message.value() for message in batch if message.key()])
             seen += len(batch)
+            returns += bool(batch)
             if paced and before == 0 and seen:
                 measure.start()
-                before = seen
-        return measure.stop(seen - before)
+                before, returns = seen, 0
+        return measure.stop(seen - before, returns) | delays.summary()
     finally:
-        await consumer.close()
+        await loop.run_in_executor(thread, consumer.close)
+        thread.shutdown()
+
+
+class Delays:
+    """In paced mode, how long each record took from the feeder's clock to the consumer's hands.
+
+    Both clients are asked for records as soon as there are any; the delays show that neither buys
+    its CPU figure by holding records back.
+    """
+
+    def __init__(self, paced: bool) -> None:
+        self._paced = paced
+        self._delays: list[float] = []
+
+    def add(self, values: list[bytes]) -> None:
+        if self._paced:
+            now = time.time()
+            self._delays.extend(now - SENT_AT.unpack_from(value)[0] for value in values)
+
+    def summary(self) -> dict[str, float]:
+        if not self._delays:
+            return {}
+        ordered = sorted(self._delays)
+        return {
+            "delay_p50_ms": ordered[len(ordered) // 2] * 1000,
+            "delay_p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        }
 
 
 def announce_ready() -> None:
@@ -280,8 +327,9 @@ async def produce_paced(bootstrap: str, topic: str, records: int, value: bytes, 
         acks = []
         for index in range(records):
             await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
+            stamped = SENT_AT.pack(time.time()) + value[SENT_AT.size :]
             acks.append(
-                await producer.send(topic, value=value, key=key_of(index), partition=index % PARTITIONS)
+                await producer.send(topic, value=stamped, key=key_of(index), partition=index % PARTITIONS)
             )
         await asyncio.gather(*acks)
     finally:
@@ -442,8 +490,13 @@ def rate_of(result: dict[str, float]) -> float:
     return result["records"] / result["wall_s"]
 
 
+def per_return(result: dict[str, float]) -> float:
+    return result["records"] / result["returns"] if result["returns"] else 0.0
+
+
 def describe(result: dict[str, float]) -> str:
-    return f"{per_record_us(result):7.1f} µs CPU/record {rate_of(result):9.0f} records/s"
+    batches = f" {per_return(result):7.1f} records per consumer call" if result["returns"] else ""
+    return f"{per_record_us(result):7.1f} µs CPU/record {rate_of(result):9.0f} records/s{batches}"
 
 
 def summarise(rounds: list[dict[str, Any]], scenarios: list[str], clients: list[str]) -> list[dict[str, Any]]:
@@ -457,6 +510,9 @@ def summarise(rounds: list[dict[str, Any]], scenarios: list[str], clients: list[
                     "client": client,
                     "cpu_us_per_record": median(per_record_us(r) for r in mine),
                     "records_per_s": median(rate_of(r) for r in mine),
+                    "records_per_consumer_call": median(per_return(r) for r in mine),
+                    "delay_p50_ms": median(r.get("delay_p50_ms", 0.0) for r in mine),
+                    "delay_p99_ms": median(r.get("delay_p99_ms", 0.0) for r in mine),
                     "cpu_us_per_record_rounds": [round(per_record_us(r), 1) for r in mine],
                 }
             )
@@ -467,13 +523,18 @@ def print_table(meta: dict[str, Any], summary: list[dict[str, Any]]) -> None:
     print(", ".join(f"{name} {version}" for name, version in meta["versions"].items()))
     loads = f"load average before {meta['load_before']}, after {meta['load_after']}"
     print(f"{loads}; medians of {meta['rounds']} rounds")
-    print("| scenario | client | CPU per record (µs) | records/s | rounds (µs) |")
-    print("| --- | --- | ---: | ---: | --- |")
+    print(
+        "| scenario | client | CPU per record (µs) | records/s | records per consumer call "
+        "| delay p50 / p99 (ms) | rounds (µs) |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     for row in summary:
         rounds = ", ".join(f"{v:.1f}" for v in row["cpu_us_per_record_rounds"])
+        per_call = f"{row['records_per_consumer_call']:.1f}" if row["records_per_consumer_call"] else ""
+        delays = f"{row['delay_p50_ms']:.1f} / {row['delay_p99_ms']:.1f}" if row["delay_p99_ms"] else ""
         print(
             f"| {row['scenario']} | {row['client']} | {row['cpu_us_per_record']:.1f} | "
-            f"{row['records_per_s']:,.0f} | {rounds} |"
+            f"{row['records_per_s']:,.0f} | {per_call} | {delays} | {rounds} |"
         )
 
 
