@@ -2,10 +2,12 @@
 
 usage: uv run --with confluent-kafka python benchmarks/kafka_clients_compared.py
            --kafka-bootstrap HOST:PORT [--records 100000] [--value-bytes 150] [--rounds 3]
-           [--window 1000] [--paced-records 10000] [--rate 2000] [--clients aiokafka,confluent] [--json]
+           [--window 1000] [--paced-records 10000] [--rate 2000] [--clients aiokafka,confluent]
+           [--scenarios produce,drain,paced] [--json]
 
 confluent-kafka is not a dependency of minimess: `--with` installs it for this run only (without
-it, `--clients aiokafka` still runs). Start a Kafka with `scripts/kafka start --dir /tmp/kc --port 0`.
+it, `--clients aiokafka` still runs). Start a Kafka with `scripts/kafka start --dir /tmp/kc --port 0`
+(it prints HOST:PORT) and stop it with `scripts/kafka stop --dir /tmp/kc`.
 
 Each client is configured as minimess configures aiokafka (src/minimess/adapters/kafka/clients.py):
 acks=all, idempotence, linger 0, no consumer group, partitions assigned by hand, a fetch that waits
@@ -382,7 +384,12 @@ async def fresh_topic(bootstrap: str) -> str:
 
 
 def result_of(process: subprocess.Popen[str]) -> dict[str, float]:
-    output, _ = process.communicate(timeout=WORKER_TIMEOUT)
+    try:
+        output, _ = process.communicate(timeout=WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
     if process.returncode != 0:
         raise RuntimeError(f"worker {process.args!r} exited with {process.returncode}")
     return dict(json.loads(output.strip().splitlines()[-1]))
