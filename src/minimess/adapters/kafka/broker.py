@@ -212,7 +212,7 @@ class KafkaBroker:
         was handed per partition (aiokafka sends one batch per partition at a time), and a
         minimess topic is one partition.
         """
-        reader = next((r for r in self._readers if r.ready and r.producer and r.topic_id), None)
+        reader = self._publishing_reader()
         if reader is None or reader.producer is None or reader.topic_id is None:
             raise BrokerUnavailable("Kafka is not reachable")
         topic_id = reader.topic_id
@@ -240,6 +240,13 @@ class KafkaBroker:
         answer.expiry = loop.call_at(deadline, answer.expire)
         asyncio.ensure_future(delivery).add_done_callback(answer.settle)
         return answer.acknowledgement
+
+    def _publishing_reader(self) -> _Reader | None:
+        """The first reader that can publish now (a loop: this runs for every publish)."""
+        for reader in self._readers:
+            if reader.ready and reader.producer and reader.topic_id:
+                return reader
+        return None
 
     def log(self, topic: Topic) -> LogState | None:
         reader = self._readers[0] if self._readers else None

@@ -13,9 +13,13 @@ from minimess.adapters.wire.timestamps import format_timestamp, parse_timestamp
 from minimess.domain.model import Message, Position, Topic, Uid
 
 
+# Made once: json.dumps with any option builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def payload(document: dict[str, Any]) -> bytes:
     """A frame's JSON text: compact, and UTF-8 as it is rather than \\u escapes."""
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(document).encode()
 
 
 def text_frame(payload: bytes) -> bytes:
