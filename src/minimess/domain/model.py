@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Final
 
 import attrs
 
@@ -86,6 +87,9 @@ class LogState:
         return Position(self.epoch, self.last)
 
 
+_NO_OFFSET: Final = timedelta(0)
+
+
 @attrs.frozen
 class Message:
     """One published chat message; immutable from publish to every delivery."""
@@ -103,7 +107,7 @@ class Message:
 
     @timestamp.validator
     def _timestamp_is_utc(self, _attribute: attrs.Attribute[datetime], value: datetime) -> None:
-        if value.utcoffset() != timedelta(0):
+        if value.utcoffset() != _NO_OFFSET:
             raise ValueError(f"message timestamp must be UTC, got {value!r}")
 
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -85,7 +86,13 @@ class _Setup:
 
 def partition_of(topic: Topic, partitions: int) -> int:
     """The partition a minimess topic's records go to: Kafka's own default for the key."""
-    return int(murmur2(topic.name.encode()) & 0x7FFFFFFF) % partitions
+    return _partition_of_key(topic.name.encode(), partitions)
+
+
+# Asked for every record read and every publish: murmur2 is pure Python, and topics recur.
+@functools.lru_cache(maxsize=4096)
+def _partition_of_key(key: bytes, partitions: int) -> int:
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def epoch_of(topic_id: str, partition: int) -> str:
@@ -585,7 +592,8 @@ class _Reader:
         """The record's message with its position, or None (skipped, counted, logged)."""
         assert self.topic_id is not None
         try:
-            message = envelope.decode(record.value or b"", self._setup.rules).message
+            position = Position(epoch_of(self.topic_id, partition.partition), record.offset)
+            message = envelope.decode(record.value or b"", self._setup.rules, position).message
         except EnvelopeError as error:
             if isinstance(error, envelope.InvalidRecord):
                 self._broker.invalid_records += 1
@@ -606,8 +614,7 @@ class _Reader:
                 reason=f"topic {message.topic} keyed {record.key!r} in partition {record.partition}",
             )
             return None
-        position = Position(epoch_of(self.topic_id, partition.partition), record.offset)
-        return attrs.evolve(message, position=position)
+        return message
 
     def log(self, topic: Topic) -> LogState | None:
         """How far this reader has delivered the partition of `topic`; None before it knows."""

@@ -17,7 +17,7 @@ from thriftpy2.utils import deserialize, serialize
 
 from minimess.adapters.kafka import binary_bounds
 from minimess.domain.errors import InvalidName
-from minimess.domain.model import NO_HEADERS, Message, Topic, Uid, check_message_id
+from minimess.domain.model import NO_HEADERS, Message, Position, Topic, Uid, check_message_id
 
 SCHEMA_VERSION: Final = 1
 
@@ -151,11 +151,12 @@ def encode(envelope: Envelope, protocol: str = "binary") -> bytes:
     return bytes(serialize(record, _FACTORIES[protocol]))
 
 
-def decode(value: bytes, rules: RecordRules | None = None) -> Envelope:
+def decode(value: bytes, rules: RecordRules | None = None, position: Position | None = None) -> Envelope:
     """Read a record value; raise EnvelopeError, and nothing else, when it is not an envelope.
 
     The first byte tells the protocol (see _FIRST_COMPACT_BYTE). With `rules`, an envelope whose
-    message breaks them raises InvalidRecord.
+    message breaks them raises InvalidRecord. The message has `position`, where the record lies
+    (given here because a message made again to add it would be checked again).
     """
     try:
         if not value or value[0] < _FIRST_COMPACT_BYTE:
@@ -179,6 +180,7 @@ def decode(value: bytes, rules: RecordRules | None = None) -> Envelope:
             body=record.body,
             timestamp=EPOCH + record.timestamp_ms * MILLISECOND,
             headers=record.headers or NO_HEADERS,
+            position=position,
         )
     except (InvalidName, ValueError, TypeError, OverflowError, OSError) as error:
         raise EnvelopeError(f"invalid envelope: {error}") from None

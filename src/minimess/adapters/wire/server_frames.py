@@ -12,7 +12,6 @@ from websockets.frames import Opcode
 from minimess.adapters.wire.timestamps import format_timestamp, parse_timestamp
 from minimess.domain.model import Message, Position, Topic, Uid
 
-
 # Made once: json.dumps with any option builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
