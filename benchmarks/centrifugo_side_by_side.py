@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -83,6 +84,7 @@ METRICS = (
     ("kib_per_connection", "RSS per connection, KiB", "{:,.1f}"),
     ("deliveries", "deliveries", "{:,.0f}"),
     ("expected", "expected", "{:,.0f}"),
+    ("closed", "subscribers closed by the server", "{:,.0f}"),
 )
 
 
@@ -238,6 +240,11 @@ def run_round(server: Server, mode: str, args: argparse.Namespace) -> dict[str, 
             process.join(timeout=10)
             if process.is_alive():
                 process.kill()
+    # Connections closed before the round ended were closed by the server (a slow consumer: minimess
+    # 4000, Centrifugo 3008); the workers close theirs only after reporting.
+    closes: Counter[int] = Counter()
+    for d in delivered:
+        closes.update(d.close_codes)
     received = sum(d.received for d in delivered)
     frames = sum(d.frames for d in delivered)
     elapsed = max(d.last_received for d in delivered) - published.started
@@ -252,6 +259,8 @@ def run_round(server: Server, mode: str, args: argparse.Namespace) -> dict[str, 
         "messages_per_frame": received / frames if frames else None,
         "rss_mib": cpu_end.rss_bytes / 2**20,
         "kib_per_connection": (after_connect.rss_bytes - before.rss_bytes) / 1024 / connected,
+        "closed": closes.total(),
+        **{f"closed_{code}": count for code, count in sorted(closes.items())},
     }
 
 
@@ -286,9 +295,14 @@ def _wait_for_deliveries(counters: list[Any], expected: int) -> None:
 
 
 def versions(binary: Path) -> dict[str, str]:
-    completed = subprocess.run([str(binary), "version"], capture_output=True, text=True, timeout=30)
+    # A binary from `go install` says v0.0.0 of itself; the module version is in its build info.
+    completed = subprocess.run(
+        ["go", "version", "-m", str(binary)], capture_output=True, text=True, timeout=30
+    )
+    module = [line.split()[1:3] for line in completed.stdout.splitlines() if line.strip().startswith("mod\t")]
+    go = completed.stdout.partition("\n")[0].rpartition(" ")[2]
     return {
-        "centrifugo": completed.stdout.strip() or completed.stderr.strip(),
+        "centrifugo": f"Centrifugo {module[0][1]} ({go})" if module else "Centrifugo (version unknown)",
         "python": platform.python_version(),
         "websockets": importlib.metadata.version("websockets"),
     }
@@ -331,10 +345,12 @@ def _cell(value: float | None, style: str) -> str:
 
 
 def median_of(rounds: list[dict[str, float | None]]) -> dict[str, float | None]:
-    keys = rounds[0].keys() if rounds else ()
+    keys = dict.fromkeys(key for r in rounds for key in r)
     result: dict[str, float | None] = {}
     for key in keys:
-        values = [value for r in rounds if (value := r[key]) is not None]
+        # A close code missing from a round closed no connection in it.
+        default = 0 if key.startswith("closed") else None
+        values = [value for r in rounds if (value := r.get(key, default)) is not None]
         result[key] = statistics.median(values) if values else None
     return result
 
@@ -355,12 +371,21 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second when paced")
     parser.add_argument("--window", type=int, default=100, help="publishes in flight at most")
     parser.add_argument("--body-bytes", type=int, default=64)
+    parser.add_argument(
+        "--minimess-queue-size",
+        type=int,
+        help="minimess serve --queue-size (frames a connection may have waiting; default: the server's)",
+    )
     parser.add_argument("--json", action="store_true", help="print every round and the medians as JSON")
     args = parser.parse_args()
     if args.subscribers < 1 or args.workers < 1 or args.rounds < 1 or args.rate <= 0 or args.body_bytes < 17:
         parser.error(
             "--subscribers, --workers and --rounds must be at least 1, --rate above 0, --body-bytes ≥ 17"
         )
+    if args.minimess_queue_size is not None:
+        # Read by `minimess serve` as --queue-size (entrypoints/options.py); only minimess reads it.
+        os.environ["MINIMESS_QUEUE_SIZE"] = str(args.minimess_queue_size)
+    load_before = os.getloadavg()
     try:
         binary = centrifugo_binary(args.centrifugo)
         modes = args.mode or list(MODES)
@@ -386,7 +411,7 @@ def main() -> None:
         document = {
             "settings": vars(args),
             "versions": found,
-            "load": os.getloadavg(),
+            "load_average": {"start": load_before, "end": os.getloadavg()},
             "runs": runs,
             "medians": {
                 mode: {s: median_of(r) for s, r in by_server.items()} for mode, by_server in runs.items()
@@ -395,7 +420,14 @@ def main() -> None:
         print(json.dumps(document, indent=2))
         return
     print(f"{found['centrifugo']} (GOMAXPROCS=1); Python {found['python']}, websockets {found['websockets']}")
+    print(
+        f"load average (1, 5, 15 min): {_load(load_before)} at the start, {_load(os.getloadavg())} at the end"
+    )
     print(render(runs, args))
+
+
+def _load(figures: tuple[float, float, float]) -> str:
+    return ", ".join(f"{figure:.2f}" for figure in figures)
 
 
 if __name__ == "__main__":
