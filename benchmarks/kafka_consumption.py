@@ -141,10 +141,14 @@ def main() -> None:
     parser.add_argument("--topics", type=int, default=10)
     parser.add_argument("--other-topics", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--round-timeout", type=float, default=300.0, help="seconds a round may take before the run fails"
+    )
     args = parser.parse_args()
     results = []
     for number in range(args.rounds):
-        rate, cpu = asyncio.run(one_round(args))
+        # Bounded: a server that never reaches Kafka would otherwise leave the warm-up waiting for ever.
+        rate, cpu = asyncio.run(asyncio.wait_for(one_round(args), args.round_timeout))
         results.append((rate, cpu))
         print(f"round {number + 1}: {rate:,.0f} msg/s delivered, consuming server {cpu:.1f} µs per message")
     rates, cpus = [rate for rate, _ in results], [cpu for _, cpu in results]
