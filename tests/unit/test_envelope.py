@@ -401,6 +401,8 @@ GARBAGE = {
     "compact-set-of-2**62-stops": bytes([0x1A, 0xF0]) + _HUGE,
     "compact-map-of-2**62-stops": bytes([0x1B]) + _HUGE + bytes([0x00]),
     "compact-lists-of-lists-of-stops": _NESTED_COMPACT,
+    # ... whose transport would malloc 2 GiB for a string it cannot read (a crash where that fails).
+    "compact-id-of-2**31-1-bytes": bytes([0x28]) + b"\xff\xff\xff\xff\x07" + b"abc\x00",
     # thriftpy2's Cython reader alone takes these, reading past the end (a STOP, a made-up number).
     "binary-truncated-by-one": VALID[:-1],
     "binary-version-cut-off": VALID[:5],
@@ -430,6 +432,12 @@ GARBAGE = {
 def test_garbage_is_an_envelope_error_at_once(value: bytes) -> None:
     with pytest.raises(EnvelopeError):
         _decode_in_time(value)
+
+
+def test_a_compact_string_longer_than_its_record_is_refused_before_it_is_read() -> None:
+    """Not by the transport, which would first allocate the 2 GiB the size claims."""
+    with pytest.raises(EnvelopeError, match="a size of 2147483647 in a record of 10 bytes"):
+        decode(GARBAGE["compact-id-of-2**31-1-bytes"])
 
 
 def test_the_nested_garbage_holds_sizes_each_within_its_length() -> None:

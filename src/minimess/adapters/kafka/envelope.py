@@ -97,8 +97,8 @@ def _envelope_type() -> Any:
 
 
 class _BoundedCompactProtocol(TCompactProtocol):
-    """The compact protocol, refusing lists, sets and maps with more elements, all together, than
-    the record has bytes.
+    """The compact protocol, refusing any size larger than the record, and lists, sets and maps
+    with more elements, all together, than the record has bytes.
 
     Every element takes at least one byte, so such a size is garbage; thriftpy2 would otherwise
     skip that many zero-byte elements, which can keep the event loop busy for ages. The bound is
@@ -110,6 +110,14 @@ class _BoundedCompactProtocol(TCompactProtocol):
         super().__init__(trans, strict_decode=True)
         self._limit = limit
         self._left = limit
+
+    def _read_size(self) -> int:
+        # A string or binary longer than the record is garbage too, and the transport would
+        # allocate that much before finding out (a crash where the allocation fails).
+        size: int = super()._read_size()
+        if size > self._limit:
+            raise EnvelopeError(f"a size of {size} in a record of {self._limit} bytes")
+        return size
 
     def _read_collection_begin(self) -> tuple[int, int]:
         element_type, size = super()._read_collection_begin()
