@@ -1,14 +1,32 @@
-"""Fixtures shared by tests/integration and tests/contracts: the session's real Kafka."""
+"""Fixtures shared by tests/integration and tests/contracts: the session's real Kafka; failures kept."""
 
 from __future__ import annotations
 
+import datetime
+import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from tests.integration.kafka_process import KafkaProcess
+
+# Every failed test's report is appended here as well as printed: a run in a clone that is deleted
+# afterwards (CI) still leaves what failed on the machine.
+FAILURES = Path(
+    os.environ.get("MINIMESS_TEST_FAILURES", Path(tempfile.gettempdir()) / "minimess-test-failures.log")
+)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Under pytest-xdist the controller sees every worker's reports: only it writes.
+    if report.failed and "PYTEST_XDIST_WORKER" not in os.environ:
+        when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        with FAILURES.open("a", encoding="utf-8") as failures:
+            failures.write(f"==== {when} {report.nodeid} ({report.when})\n{report.longreprtext}\n")
 
 
 @pytest.fixture(scope="session")
