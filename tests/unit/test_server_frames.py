@@ -8,18 +8,31 @@ import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from websockets.frames import Frame, Opcode
 
 from minimess.adapters.wire.server_frames import (
     ack_frame,
     error_frame,
+    message_document,
     message_frame,
     message_from_document,
+    payload,
     subscribed_frame,
     success_frame,
+    text_frame,
     time_frame,
     unsubscribed_frame,
 )
-from minimess.domain.model import TOPIC_PATTERN, UID_PATTERN, Message, Position, Topic, Uid
+from minimess.domain.model import (
+    EPOCH_PATTERN,
+    MAX_OFFSET,
+    TOPIC_PATTERN,
+    UID_PATTERN,
+    Message,
+    Position,
+    Topic,
+    Uid,
+)
 from tests.unit.wire import decode_server_frame
 
 NEWS = Topic("news")
@@ -138,3 +151,32 @@ def test_a_client_reads_a_message_frame_back_into_the_message_at_millisecond_pre
     read_back = message_from_document(decode_server_frame(message_frame(message)))
     at_ms = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     assert read_back == Message(id=message_id, topic=topic, sender=sender, body=body, timestamp=at_ms)
+
+
+@given(st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 70_000]).map(lambda size: b"x" * size))
+def test_a_text_frame_is_the_frame_websockets_would_write(data: bytes) -> None:
+    assert text_frame(data) == Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
+
+
+positions = st.none() | st.builds(
+    Position, st.from_regex(EPOCH_PATTERN, fullmatch=True), st.integers(min_value=-1, max_value=MAX_OFFSET)
+)
+
+
+# Any text where the message has one, ids included, so that every string's escaping is compared.
+@given(
+    st.text(),
+    st.from_regex(TOPIC_PATTERN, fullmatch=True).map(Topic),
+    st.from_regex(UID_PATTERN, fullmatch=True).map(Uid),
+    st.text(),
+    timestamps,
+    positions,
+)
+@example('"quoted\\', NEWS, Uid("alice"), 'a "b" \\ \n\t\x00\x1f\u2028 é 🚀', NOW, AT)
+def test_a_message_frame_is_its_document_encoded(
+    message_id: str, topic: Topic, sender: Uid, body: str, moment: datetime, position: Position | None
+) -> None:
+    message = Message(
+        id=message_id, topic=topic, sender=sender, body=body, timestamp=moment, position=position
+    )
+    assert message_frame(message) == text_frame(payload(message_document(message)))

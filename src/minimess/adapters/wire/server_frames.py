@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any
-
-from websockets.frames import Frame as WireFrame
-from websockets.frames import Opcode
 
 from minimess.adapters.wire.timestamps import format_timestamp, parse_timestamp
 from minimess.domain.model import Message, Position, Topic, Uid
@@ -22,8 +20,19 @@ def payload(document: dict[str, Any]) -> bytes:
 
 
 def text_frame(payload: bytes) -> bytes:
-    """A whole unmasked WebSocket text frame: what a server writes, the same for every client."""
-    return WireFrame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+    """A whole unmasked WebSocket text frame: what a server writes, the same for every client.
+
+    RFC 6455 5.2: FIN and the text opcode, then the length in 7, 16 or 64 bits. Written here
+    rather than by websockets' Frame.serialize, which costs ten times as much for the same bytes
+    (tests/unit/test_server_frames.py compares the two): a Kafka server encodes a frame for
+    nearly every record it reads.
+    """
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
 
 
 def success_frame(uid: Uid, node: str, topics: tuple[Topic, ...], max_message_bytes: int) -> bytes:
@@ -64,7 +73,23 @@ def _position_fields(position: Position | None) -> dict[str, Any]:
 
 
 def message_frame(message: Message) -> bytes:
-    return text_frame(payload(message_document(message)))
+    """The bytes of `payload(message_document(message))` in its frame, put together directly.
+
+    Made once per message a server receives, so assembled from its strings rather than through a
+    dict and the encoder; encode_basestring is the encoder's own C escaping of a string (UTF-8
+    kept, as with ensure_ascii=False). tests/unit/test_server_frames.py holds the two equal.
+    """
+    position = message.position
+    if position is None:
+        where = '"offset":null,"epoch":null'
+    else:
+        where = f'"offset":{position.offset:d},"epoch":{encode_basestring(position.epoch)}'
+    text = (
+        f'{{"type":"message","id":{encode_basestring(message.id)},'
+        f'"topic":{encode_basestring(message.topic.name)},"from":{encode_basestring(message.sender.value)},'
+        f'"body":{encode_basestring(message.body)},"ts":"{format_timestamp(message.timestamp)}",{where}}}'
+    )
+    return text_frame(text.encode())
 
 
 def subscribed_frame(topic: Topic, position: Position | None, recovered: bool | None = None) -> bytes:
