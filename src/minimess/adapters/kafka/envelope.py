@@ -89,6 +89,18 @@ class Envelope:
     origin_node: str
 
 
+# Topics and senders repeat from record to record: a name already checked is not checked again.
+# Bounded, as the names come from the bus; frozen values, so one instance serves every message.
+@functools.lru_cache(maxsize=4096)
+def _topic(name: str) -> Topic:
+    return Topic(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _uid(name: str) -> Uid:
+    return Uid(name)
+
+
 @functools.cache
 def _envelope_type() -> Any:
     """The Envelope struct, parsed from the IDL when first needed rather than at import."""
@@ -183,8 +195,8 @@ def decode(value: bytes, rules: RecordRules | None = None, position: Position | 
     try:
         message = Message(
             id=record.id,
-            topic=Topic(record.topic),
-            sender=Uid(record.sender),
+            topic=_topic(record.topic),
+            sender=_uid(record.sender),
             body=record.body,
             timestamp=EPOCH + record.timestamp_ms * MILLISECOND,
             headers=record.headers or NO_HEADERS,
