@@ -5,12 +5,13 @@ from __future__ import annotations
 import string
 from datetime import UTC, datetime, timedelta, timezone
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from minimess.domain.errors import InvalidName
-from minimess.domain.model import Message, Topic, Uid
+from minimess.domain.model import Message, Position, Topic, Uid
 
 UID_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_.-")
 TOPIC_CHARACTERS = UID_CHARACTERS | {":"}
@@ -83,3 +84,15 @@ def test_a_message_timestamp_must_be_utc_even_for_the_same_instant(moment: datet
     else:
         with pytest.raises(ValueError, match="UTC"):
             Message.create(Topic("news"), Uid("alice"), "hi", moment)
+
+
+def test_a_message_at_a_position_is_the_same_message_with_that_position_and_nothing_else_changed() -> None:
+    message = Message.create(
+        Topic("news"), Uid("alice"), "hi", datetime(2026, 1, 2, tzinfo=UTC), headers={"k": "v"}
+    )
+    placed = message.at(Position("epoch-1", 7))
+    # Every field, position included (evolve copies them all, whatever fields Message gains).
+    assert attrs.asdict(placed, recurse=False) == attrs.asdict(
+        attrs.evolve(message, position=Position("epoch-1", 7)), recurse=False
+    )
+    assert placed.position == Position("epoch-1", 7)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
 from minimess.adapters.wire.server_frames import (
+    ack_document,
     ack_frame,
     error_frame,
     message_document,
@@ -180,3 +181,12 @@ def test_a_message_frame_is_its_document_encoded(
         id=message_id, topic=topic, sender=sender, body=body, timestamp=moment, position=position
     )
     assert message_frame(message) == text_frame(payload(message_document(message)))
+
+
+@given(st.none() | st.text(), st.text(), positions)
+@example('a "ref" \\ \n é', "m-1", AT)
+def test_an_ack_frame_is_its_document_encoded(
+    ref: str | None, message_id: str, position: Position | None
+) -> None:
+    message = attrs.evolve(MESSAGE, id=message_id, position=position)
+    assert ack_frame(ref, message) == text_frame(payload(ack_document(ref, message)))

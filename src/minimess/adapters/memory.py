@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
-import attrs
 import structlog
 
 from minimess.domain.model import LogState, Message, Position, Topic
@@ -54,7 +53,7 @@ class MemoryBroker:
     def _put(self, message: Message) -> Position:
         offset = self._last[message.topic] = self._last.get(message.topic, -1) + 1
         position = Position(self.epoch, offset)
-        positioned = attrs.evolve(message, position=position)
+        positioned = message.at(position)
         for deliver in tuple(self._receivers):
             try:
                 deliver(positioned)

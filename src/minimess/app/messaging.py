@@ -330,7 +330,7 @@ class MessagingService:
             and original.position is not None
         ):
             position = original.position
-        return attrs.evolve(message, position=position)
+        return message.at(position)
 
     def disconnect(self, session: Session) -> None:
         """Forget the connection and all its subscriptions."""

@@ -12,8 +12,6 @@ import struct
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
-
 from minimess.domain.errors import InvalidName
 from minimess.domain.model import Message, Position, Topic, Uid, check_message_id
 
@@ -99,7 +97,7 @@ def decode_message(payload: dict[str, Any], epoch: str) -> Message:
             timestamp=datetime.fromtimestamp(ms / 1000, UTC),
             headers=headers,
         )
-        return attrs.evolve(message, position=Position(epoch, offset)) if offset >= 0 else message
+        return message.at(Position(epoch, offset)) if offset >= 0 else message
     except BadFrame:
         raise
     except (KeyError, InvalidName, ValueError, OverflowError, OSError) as error:
