@@ -16,7 +16,12 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber, UnknownTopicOrPartitionError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.structs import OffsetAndTimestamp
 
 from minimess.adapters.kafka.broker import partition_of
@@ -89,7 +94,9 @@ class FakeKafka:
         self.start_attempts: list[tuple[str, float, bool]] = []
         self.readiness: Callable[[], bool] = lambda: False
         self.metadata = "ok"  # what the metadata probe does: "ok", "error" or "hang"
-        # What becomes of a send: acknowledged "ok", "error", "hang", or "sequence" (state lost).
+        # What becomes of a send: acknowledged "ok", "error", "hang", or "sequence" (state lost);
+        # or the record is not taken: "full" (the send waits for room in the producer's buffer,
+        # as aiokafka's does while Kafka takes nothing) or "refuse" (the send raises at once).
         self.acks = "ok"
         self.probes = 0
         # Called once, right after the next end_offsets or offsets_for_times answer.
@@ -295,6 +302,10 @@ class FakeProducer:
         kafka = self.client
         kafka.entered(f"{self.name}.send")
         assert topic == kafka.topic
+        if kafka.acks == "full":
+            await asyncio.get_running_loop().create_future()  # only the caller's deadline ends this
+        if kafka.acks == "refuse":
+            raise MessageSizeTooLargeError("the record is larger than the producer takes")
         delivery: asyncio.Future[FakeRecord] = asyncio.get_running_loop().create_future()
         if kafka.acks == "ok":
             delivery.set_result(kafka.append(partition, value, key=key))

@@ -479,6 +479,26 @@ async def test_a_publish_handed_to_the_producer_but_not_acknowledged_has_an_unkn
     assert (len(kafka.producers), len(kafka.consumers)) == (1, 1)
 
 
+@pytest.mark.parametrize(
+    ("acks", "reason"),
+    [("full", r"did not take the message within 0\.05 s"), ("refuse", "refused the message: .*larger")],
+)
+async def test_a_record_the_producer_did_not_take_is_refused_as_unavailable_by_the_deadline(
+    kafka: FakeKafka, acks: str, reason: str
+) -> None:
+    """Before the producer took the record nothing of it can reach Kafka: BrokerUnavailable, not
+    PublishTimeout, and no later than the publish deadline when the producer has no room."""
+    broker = _broker(kafka, publish_timeout=0.05)
+    async with broker.receiving(Inbox().append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        kafka.acks = acks
+        async with asyncio.timeout(scaled(2)):
+            with pytest.raises(BrokerUnavailable, match=reason):
+                await broker.hand_over(_message())
+        assert broker.is_ready(), "a refused publish is no outage"
+    assert all(not records for records in kafka.logs.values())
+
+
 async def test_a_producer_whose_state_kafka_lost_is_replaced_and_publishing_resumes(kafka: FakeKafka) -> None:
     """OutOfOrderSequenceNumber fails every later send of that producer: a new one is made."""
     broker = _broker(kafka, publish_timeout=0.25)
