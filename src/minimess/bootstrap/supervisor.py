@@ -164,7 +164,11 @@ class Supervisor:
 
 
 async def _relay(stream: asyncio.StreamReader, fd: int) -> None:
-    """Copy a worker's output to `fd` a whole line per write, until it ends."""
+    """Copy a worker's output to `fd` a whole line per write, until it ends.
+
+    Each write runs in a thread: when whoever reads `fd` falls behind, only this relay waits,
+    not the event loop, which also runs the local channel between the workers.
+    """
     while True:
         try:
             line = await stream.readline()
@@ -173,9 +177,13 @@ async def _relay(stream: asyncio.StreamReader, fd: int) -> None:
             line = await stream.read(RELAYED_LINE_BYTES)
         if not line:
             return
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
+        await asyncio.to_thread(_write_all, fd, line)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 @contextlib.contextmanager
