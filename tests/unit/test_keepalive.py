@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import cast
 
 from minimess.adapters.websocket_server.connection import ping_would_wait
@@ -147,3 +149,20 @@ def test_a_ping_waits_for_the_socket_only_when_its_frame_would_cross_the_high_wa
     assert not ping_would_wait(cast(asyncio.WriteTransport, transport))
     transport.buffered = high - 5
     assert ping_would_wait(cast(asyncio.WriteTransport, transport))
+
+
+async def test_a_member_that_left_is_not_kept_alive_by_its_place_in_the_schedules() -> None:
+    """A closed connection's memory goes when it does, not when its next ping or pong is due."""
+    keep_alive = KeepAlive(INTERVAL, timeout=3600)
+    waiting_for_pong, waiting_for_ping = Member(answers=False), Member(answers=False)
+    async with keep_alive.running():
+        keep_alive.add(waiting_for_pong)
+        async with asyncio.timeout(scaled(10)):
+            await waiting_for_pong.asked_at_least(1)  # its pong is awaited for an hour
+        keep_alive.add(waiting_for_ping)  # its ping is due an interval from now
+        gone = [weakref.ref(waiting_for_pong), weakref.ref(waiting_for_ping)]
+        for member in (waiting_for_pong, waiting_for_ping):
+            keep_alive.discard(member)
+        del member, waiting_for_pong, waiting_for_ping
+        gc.collect()
+        assert [held() for held in gone] == [None, None]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -43,7 +45,9 @@ class KeepAlive:
 
     Both schedules are deques in time order: every entry is put at the end with the same delay
     from now, so the earliest is always first and nothing is ever sorted. A connection that
-    leaves stays in them until its entry comes up, and is then skipped.
+    leaves stays in them until its entry comes up, and is then skipped; the entries hold it
+    weakly, so that its memory is not kept until then (after a storm of reconnects, up to an
+    interval's worth of closed connections).
     """
 
     def __init__(self, interval: float, timeout: float) -> None:
@@ -52,9 +56,9 @@ class KeepAlive:
         # The connections looked after now.
         self._members: set[KeptAlive] = set()
         # (when, connection): the next ping of each connection, earliest first.
-        self._pings: deque[tuple[float, KeptAlive]] = deque()
+        self._pings: deque[tuple[float, weakref.ref[KeptAlive]]] = deque()
         # (deadline, connection, pong): pings sent whose pong is awaited, earliest deadline first.
-        self._pongs: deque[tuple[float, KeptAlive, asyncio.Future[float]]] = deque()
+        self._pongs: deque[tuple[float, weakref.ref[KeptAlive], asyncio.Future[float]]] = deque()
         # When the loop wakes next (inf: when woken), and what wakes it earlier.
         self._wake_at = math.inf
         self._woken = asyncio.Event()
@@ -99,8 +103,9 @@ class KeepAlive:
         pings, members = self._pings, self._members
         sent = 0
         while pings and pings[0][0] <= now:
-            _, member = pings.popleft()
-            if member not in members:
+            _, held = pings.popleft()
+            member = held()
+            if member is None or member not in members:
                 continue
             try:
                 pong = await member.ping()
@@ -116,7 +121,7 @@ class KeepAlive:
                 # which waited for the socket, no pong is asked for from a client that does not read.
                 self._schedule_ping(member)
                 continue
-            self._await_pong(member, pong)
+            self._await_pong(held, pong)
             sent += 1
             if sent % PINGS_PER_TURN == 0:
                 await asyncio.sleep(0)
@@ -125,25 +130,29 @@ class KeepAlive:
     def _close_timed_out(self, now: float) -> None:
         pongs, members = self._pongs, self._members
         while pongs and pongs[0][0] <= now:
-            _, member, pong = pongs.popleft()
-            if member in members and not pong.done():
+            _, held, pong = pongs.popleft()
+            member = held()
+            if member is not None and member in members and not pong.done():
                 members.discard(member)
                 member.ping_timed_out()
 
-    def _await_pong(self, member: KeptAlive, pong: asyncio.Future[float]) -> None:
+    def _await_pong(self, held: weakref.ref[KeptAlive], pong: asyncio.Future[float]) -> None:
         deadline = asyncio.get_running_loop().time() + self.timeout
-        self._pongs.append((deadline, member, pong))
+        self._pongs.append((deadline, held, pong))
         self._wake_by(deadline)
-        pong.add_done_callback(lambda done: self._ponged(member, done))
+        pong.add_done_callback(functools.partial(self._ponged, held))
 
-    def _ponged(self, member: KeptAlive, pong: asyncio.Future[float]) -> None:
+    def _ponged(self, held: weakref.ref[KeptAlive], pong: asyncio.Future[float]) -> None:
         # A ping the connection's close ended (with ConnectionClosed) asks for no next one.
-        if not pong.cancelled() and pong.exception() is None and member in self._members:
+        member = held()
+        if member is None or pong.cancelled() or pong.exception() is not None:
+            return
+        if member in self._members:
             self._schedule_ping(member)
 
     def _schedule_ping(self, member: KeptAlive) -> None:
         due = asyncio.get_running_loop().time() + self.interval
-        self._pings.append((due, member))
+        self._pings.append((due, weakref.ref(member)))
         self._wake_by(due)
 
     def _wake_by(self, when: float) -> None:
