@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import tempfile
@@ -25,7 +26,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # Under pytest-xdist the controller sees every worker's reports: only it writes.
     if report.failed and "PYTEST_XDIST_WORKER" not in os.environ:
         when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        with FAILURES.open("a", encoding="utf-8") as failures:
+        # Kept only where it can be: a file that cannot be written must not end the run.
+        with contextlib.suppress(OSError), FAILURES.open("a", encoding="utf-8") as failures:
             failures.write(f"==== {when} {report.nodeid} ({report.when})\n{report.longreprtext}\n")
 
 

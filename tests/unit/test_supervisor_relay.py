@@ -69,3 +69,38 @@ async def test_a_full_output_stalls_the_relay_and_not_the_event_loop() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+async def test_long_lines_of_several_relays_into_one_output_arrive_whole() -> None:
+    """Lines longer than a pipe takes in one write are not cut by another relay's."""
+    read_end, write_end = os.pipe()
+    line_bytes = 100_000  # more than a pipe holds: every line takes several writes
+    letters = b"abcd"
+    try:
+        streams = []
+        for letter in letters:
+            stream = asyncio.StreamReader(limit=2 * line_bytes)
+            for _ in range(5):
+                stream.feed_data(bytes([letter]) * line_bytes + b"\n")
+            stream.feed_eof()
+            streams.append(stream)
+        received: list[bytes] = []
+        draining = threading.Thread(target=lambda: received.append(_drain_lines(read_end, 5 * len(letters))))
+        draining.start()
+        async with asyncio.timeout(scaled(30)):
+            await asyncio.gather(*(_relay(stream, write_end) for stream in streams))
+        draining.join()
+        lines = received[0].splitlines()
+        assert len(lines) == 5 * len(letters)
+        assert all(len(set(line)) == 1 and len(line) == line_bytes for line in lines)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _drain_lines(fd: int, count: int) -> bytes:
+    """Read `fd` in small pieces until `count` lines have come."""
+    read = b""
+    while read.count(b"\n") < count:
+        read += os.read(fd, 4096)
+    return read

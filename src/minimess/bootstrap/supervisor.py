@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -180,10 +181,16 @@ async def _relay(stream: asyncio.StreamReader, fd: int) -> None:
         await asyncio.to_thread(_write_all, fd, line)
 
 
+# One line at a time from every relay: a line over PIPE_BUF may take several writes, which another
+# relay's (the other workers', or stderr's into the same file) must not come between.
+_WRITING = threading.Lock()
+
+
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    with _WRITING:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 @contextlib.contextmanager
