@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import attrs
@@ -14,7 +15,7 @@ from minimess.app.history import History, HistoryLimits
 from minimess.app.interest import Interest
 from minimess.app.messaging import MessagingService
 from minimess.domain.model import Position, Topic, Uid
-from tests.unit.kafka_fakes import PARTITIONS, TOPIC, FakeConsumer, FakeKafka
+from tests.unit.kafka_fakes import PARTITIONS, TOPIC, Behaviour, FakeConsumer, FakeKafka
 from tests.unit.test_messaging import FixedClock, RecordingOutbox, RecordingRenderer
 from tests.unit.test_recovery import within
 
@@ -58,6 +59,13 @@ def kafka() -> Iterator[FakeKafka]:
 
 @pytest.fixture
 async def server(kafka: FakeKafka) -> AsyncIterator[Server]:
+    async with serving(kafka) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def serving(kafka: FakeKafka) -> AsyncIterator[Server]:
+    """A server on `kafka`, its broker ready."""
     interest = Interest(after_publish=LIMITS.ttl)
     settings = KafkaSettings(kafka_topic=TOPIC, kafka_partitions=PARTITIONS)
     broker = KafkaBroker(
@@ -223,3 +231,25 @@ async def test_a_recovery_keeps_an_original_this_server_passed_over_though_it_ho
     assert (subscribed.recovered, list(subscribed.replay)) == (True, [b"hello"])
     kafka.append_message(NEWS_PARTITION, body="m3")
     await kafka.until(lambda: carol_box.frames == [b"m3"], "the next one live, once")
+
+
+async def test_a_retry_that_kafka_acked_before_its_original_was_read_here_is_acked_as_the_original(
+    kafka: FakeKafka,
+) -> None:
+    """Its original reached the bus first (through another server) but was not read here yet when
+    Kafka acknowledged the retry's copy: the ack waits until the copy is read back, by when the
+    history holds the original, and carries the position subscribers see."""
+    kafka.behaviours = [Behaviour(one_per_probe=True)]  # a consumer that reads behind the acks
+    async with serving(kafka) as server:
+        service = server.service
+        epoch = epoch_of(kafka.incarnation_id, NEWS_PARTITION)
+        outbox = RecordingOutbox()
+        bob = service.connect(Uid("bob"), outbox)
+        service.subscribe(bob, NEWS)
+        kafka.append_message(NEWS_PARTITION, body="hello", message_id="retry-me-00000004")
+        again = await within(service.publish(bob, NEWS, "hello", message_id="retry-me-00000004"))
+        assert again.position == Position(epoch, 0)
+        assert len(kafka.records()) == 2, "the copy reached the bus"
+        assert outbox.frames == [b"hello"], "delivered once, before the ack"
+        kafka.append_message(NEWS_PARTITION, body="next")
+        await kafka.until(lambda: outbox.frames == [b"hello", b"next"], "the next one, the copy skipped")

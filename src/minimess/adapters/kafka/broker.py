@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
@@ -101,14 +102,28 @@ def epoch_of(topic_id: str, partition: int) -> str:
 
 
 class _Answer:
-    """Turns Kafka's delivery of one record into the acknowledgement the Broker port promises."""
+    """Turns Kafka's delivery of one record into the acknowledgement the Broker port promises.
 
-    def __init__(self, acknowledgement: Acknowledgement, reader: _Reader, epoch: str, timeout: float) -> None:
+    A record Kafka acknowledged is acknowledged here once this server has read it back: its
+    history then holds every record of the partition before it, so a copy of the same message
+    that came first (a retry racing its original) is known, and the publish is answered with the
+    original's position, which is the one subscribers see.
+    """
+
+    def __init__(
+        self,
+        acknowledgement: Acknowledgement,
+        reader: _Reader,
+        partition: TopicPartition,
+        epoch: str,
+        timeout: float,
+    ) -> None:
         self.acknowledgement = acknowledgement
         self._reader = reader
+        self._partition = partition
         self._epoch = epoch
         self._timeout = timeout
-        # The publish deadline's timer, cancelled when Kafka answers first.
+        # The publish deadline's timer, cancelled when the acknowledgement settles first.
         self.expiry: asyncio.TimerHandle | None = None
 
     def expire(self) -> None:
@@ -121,28 +136,43 @@ class _Answer:
             )
 
     def settle(self, delivery: asyncio.Future[Sent]) -> None:
-        if self.expiry is not None:
-            self.expiry.cancel()
         # Retrieved even after the deadline, so that a late failure is not reported as unhandled.
         error = None if delivery.cancelled() else delivery.exception()
         if self.acknowledgement.done():
+            self._stop_expiry()
             return
         if delivery.cancelled():
-            self.acknowledgement.set_exception(
+            self._fail(
                 PublishTimeout("the Kafka producer stopped; publishing again with the same id is safe")
             )
         elif isinstance(error, KafkaError):
             if isinstance(error, _PRODUCER_STATE_ERRORS):
                 self._reader.producer_state_lost(error)
-            self.acknowledgement.set_exception(
+            self._fail(
                 PublishTimeout(
                     f"Kafka did not acknowledge ({error}); publishing again with the same id is safe"
                 )
             )
         elif error is not None:
-            self.acknowledgement.set_exception(error)
+            self._fail(error)
         else:
-            self.acknowledgement.set_result(Position(self._epoch, delivery.result().offset))
+            # Answered once read back; a record not read back by the deadline (a consumer far
+            # behind) expires as PublishTimeout: written, but answered as of unknown outcome.
+            self._reader.when_read_back(self._partition, delivery.result().offset, self)
+
+    def read_back(self, offset: int) -> None:
+        """This server has read the record at `offset` back (or will not read its partition)."""
+        self._stop_expiry()
+        if not self.acknowledgement.done():
+            self.acknowledgement.set_result(Position(self._epoch, offset))
+
+    def _fail(self, error: BaseException) -> None:
+        self._stop_expiry()
+        self.acknowledgement.set_exception(error)
+
+    def _stop_expiry(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
 
 
 class KafkaBroker:
@@ -242,7 +272,11 @@ class KafkaBroker:
         except KafkaError as error:
             raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
         answer = _Answer(
-            loop.create_future(), reader, epoch_of(topic_id, partition), settings.publish_timeout
+            loop.create_future(),
+            reader,
+            TopicPartition(settings.kafka_topic, partition),
+            epoch_of(topic_id, partition),
+            settings.publish_timeout,
         )
         answer.expiry = loop.call_at(deadline, answer.expire)
         asyncio.ensure_future(delivery).add_done_callback(answer.settle)
@@ -355,6 +389,9 @@ class _Reader:
         self._topic_first: dict[bytes, int] = {}
         # Whether the consumer has its assignment and may be assigned anew at once.
         self._reading = False
+        # Per partition, the answers to this server's publishes that Kafka acknowledged and that
+        # wait to be read back, as (offset, answer), in the order Kafka acknowledged them.
+        self._read_back: dict[TopicPartition, deque[tuple[int, _Answer]]] = {}
 
     async def supervise(self) -> None:
         # Every round after the first makes new clients because the ones before failed.
@@ -704,9 +741,25 @@ class _Reader:
     def _partition(self, topic: Topic) -> TopicPartition:
         return TopicPartition(self._settings.kafka_topic, partition_of(topic, self.partition_count))
 
+    def when_read_back(self, partition: TopicPartition, offset: int, answer: _Answer) -> None:
+        """Call `answer.read_back(offset)` once the record at `offset` has been delivered here;
+        at once if it has been, or if the partition is not read here (no wait would help)."""
+        if partition in self._assigned and self._positions.get(partition, 0) <= offset:
+            self._read_back.setdefault(partition, deque()).append((offset, answer))
+        else:
+            answer.read_back(offset)
+
     def _announce_moved(self) -> None:
         self._moved.set()
         self._moved = asyncio.Event()
+        for partition, waiting in self._read_back.items():
+            if not waiting:
+                continue
+            read = partition in self._assigned
+            position = self._positions.get(partition, 0)
+            while waiting and (not read or waiting[0][0] < position):
+                offset, answer = waiting.popleft()
+                answer.read_back(offset)
 
     async def _stop_clients(self) -> None:
         producer, consumer = self.producer, self._consumer
