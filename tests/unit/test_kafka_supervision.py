@@ -12,7 +12,7 @@ import pytest
 from aiokafka import TopicPartition
 from structlog.testing import capture_logs
 
-from minimess.adapters.kafka.broker import KafkaBroker
+from minimess.adapters.kafka.broker import KafkaBroker, epoch_of, partition_of
 from minimess.adapters.kafka.envelope import RecordRules
 from minimess.adapters.kafka.settings import KafkaSettings
 from minimess.domain.errors import BrokerUnavailable, PublishTimeout
@@ -531,3 +531,48 @@ async def test_hand_over_returns_once_the_producer_took_the_record_and_the_answe
         async with asyncio.timeout(scaled(2)):
             with pytest.raises(PublishTimeout, match=r"did not acknowledge within 0\.05 s"):
                 await acknowledgement
+
+
+async def test_a_record_kafka_acknowledged_but_not_read_back_by_the_deadline_is_a_publish_timeout(
+    kafka: FakeKafka,
+) -> None:
+    """Written, but this server has not read it back (its consumer far behind): the outcome it
+    can vouch for is unknown, and the error says which step was missing."""
+    kafka.behaviours = [Behaviour(stall_after=0)]  # a consumer that returns nothing
+    settings = KafkaSettings(kafka_topic=TOPIC, kafka_partitions=PARTITIONS, publish_timeout=0.05)
+    # Probes far apart: the stalled consumer is not replaced within the test.
+    broker = KafkaBroker(settings, "eu-1", kafka, probe_interval=scaled(60), retry_interval=RETRY)
+    kafka.readiness = broker.is_ready
+    async with broker.receiving(Inbox().append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        async with asyncio.timeout(scaled(2)):
+            with pytest.raises(PublishTimeout, match=r"acknowledged .* did not read it back within 0\.05 s"):
+                await broker.publish(_message())
+    assert len(kafka.records()) == 1
+
+
+async def test_publishes_waiting_to_be_read_back_when_the_topic_is_recreated_do_not_hold_up_later_ones(
+    kafka: FakeKafka,
+) -> None:
+    """Their records went with the old incarnation: they are answered of unknown outcome at once,
+    and a publish to the new one is acknowledged as usual, not queued behind their old offsets."""
+    kafka.behaviours = [Behaviour(one_per_probe=True)]  # the first consumer reads behind the acks
+    broker = _broker(kafka, publish_timeout=scaled(10))
+    partition = partition_of(Topic("news"), PARTITIONS)
+    async with broker.receiving(Inbox().append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        for _ in range(5):
+            kafka.append_message(partition)
+        waiting = await broker.hand_over(_message())
+        assert not waiting.done(), "read back already"
+        old_id = kafka.incarnation_id
+        kafka.delete_topic()
+        await kafka.until(lambda: not broker.is_ready(), "the broker sees the topic gone")
+        await kafka.create_topic(KafkaSettings(kafka_topic=TOPIC, kafka_partitions=PARTITIONS), "elsewhere")
+        async with asyncio.timeout(scaled(5)):
+            with pytest.raises(PublishTimeout, match="topic was recreated"):
+                await waiting
+            await kafka.until(broker.is_ready, "ready on the new incarnation")
+            position = await broker.publish(_message())
+    assert position == Position(epoch_of(kafka.incarnation_id, partition), 0)
+    assert kafka.incarnation_id != old_id

@@ -125,15 +125,25 @@ class _Answer:
         self._timeout = timeout
         # The publish deadline's timer, cancelled when the acknowledgement settles first.
         self.expiry: asyncio.TimerHandle | None = None
+        # Kafka acknowledged the record; it waits to be read back.
+        self.written = False
 
     def expire(self) -> None:
-        if not self.acknowledgement.done():
-            self.acknowledgement.set_exception(
-                PublishTimeout(
-                    f"Kafka did not acknowledge within {self._timeout:g} s;"
-                    " publishing again with the same id is safe"
-                )
+        if self.written:
+            self.give_up(
+                f"Kafka acknowledged the message, but this server did not read it back within"
+                f" {self._timeout:g} s; publishing again with the same id is safe"
             )
+        else:
+            self.give_up(
+                f"Kafka did not acknowledge within {self._timeout:g} s;"
+                " publishing again with the same id is safe"
+            )
+
+    def give_up(self, reason: str) -> None:
+        """Settle as of unknown outcome, unless settled already."""
+        if not self.acknowledgement.done():
+            self._fail(PublishTimeout(reason))
 
     def settle(self, delivery: asyncio.Future[Sent]) -> None:
         # Retrieved even after the deadline, so that a late failure is not reported as unhandled.
@@ -158,6 +168,7 @@ class _Answer:
         else:
             # Answered once read back; a record not read back by the deadline (a consumer far
             # behind) expires as PublishTimeout: written, but answered as of unknown outcome.
+            self.written = True
             self._reader.when_read_back(self._partition, delivery.result().offset, self)
 
     def read_back(self, offset: int) -> None:
@@ -428,6 +439,14 @@ class _Reader:
             self._positions.clear()
             self._first.clear()
             self._topic_first.clear()
+            # Their records went with the old incarnation, and its offsets mean nothing now.
+            for waiting in self._read_back.values():
+                for _, answer in waiting:
+                    answer.give_up(
+                        "the Kafka topic was recreated before this server read the message back;"
+                        " publishing again with the same id is safe"
+                    )
+            self._read_back.clear()
         await self._assign_all_partitions(self._consumer, self.producer)
         self.topic_id = topic_id
         self.ready = True
@@ -464,6 +483,7 @@ class _Reader:
                 self._wanted[partition] = self._wanted.get(partition, 0) + 1
         self._assign(consumer, {partition for partition in partitions if self._wanted.get(partition)})
         self._reading = True
+        self._announce_moved()  # publishes waiting on a partition no longer read are answered
 
     def _assign(self, consumer: Consumer, partitions: set[TopicPartition]) -> None:
         """Make `partitions` the consumer's assignment, each read on from this reader's position."""
@@ -757,7 +777,8 @@ class _Reader:
                 continue
             read = partition in self._assigned
             position = self._positions.get(partition, 0)
-            while waiting and (not read or waiting[0][0] < position):
+            # Those past their deadline already (answered PublishTimeout) go as well.
+            while waiting and (not read or waiting[0][0] < position or waiting[0][1].acknowledgement.done()):
                 offset, answer = waiting.popleft()
                 answer.read_back(offset)
 
