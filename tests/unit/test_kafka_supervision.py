@@ -457,13 +457,20 @@ async def test_publish_before_receiving_is_refused_at_once(kafka: FakeKafka) -> 
 
 
 @pytest.mark.parametrize(
-    ("acks", "reason"),
-    [("error", "did not acknowledge .*broker went away"), ("hang", r"did not acknowledge within 0\.05 s")],
+    ("acks", "error", "reason"),
+    [
+        ("error", PublishTimeout, "did not acknowledge .*broker went away"),
+        ("hang", PublishTimeout, r"did not acknowledge within 0\.05 s"),
+        ("full", BrokerUnavailable, r"did not take the message within 0\.05 s"),
+        ("refuse", BrokerUnavailable, "refused the message: .*larger"),
+    ],
 )
-async def test_a_publish_handed_to_the_producer_but_not_acknowledged_has_an_unknown_outcome(
-    kafka: FakeKafka, acks: str, reason: str
+async def test_a_publish_kafka_did_not_acknowledge_is_of_unknown_outcome_one_not_taken_is_refused(
+    kafka: FakeKafka, acks: str, error: type[Exception], reason: str
 ) -> None:
-    """Once the producer took the record it may still write it: a failed or missing ack is PublishTimeout."""
+    """Once the producer took the record it may still write it: a failed or missing ack is
+    PublishTimeout. Before it took it nothing can reach Kafka: BrokerUnavailable (with no room in
+    the producer, at the deadline)."""
     broker = _broker(kafka, publish_timeout=0.05)
     async with broker.receiving(Inbox().append):
         await kafka.until(broker.is_ready, "the broker is ready")
@@ -471,35 +478,12 @@ async def test_a_publish_handed_to_the_producer_but_not_acknowledged_has_an_unkn
         loop = asyncio.get_running_loop()
         started = loop.time()
         async with asyncio.timeout(scaled(2)):
-            with pytest.raises(PublishTimeout, match=reason):
+            with pytest.raises(error, match=reason):
                 await broker.publish(_message())
-        if acks == "hang":
+        if acks in ("hang", "full"):
             assert loop.time() - started >= 0.05
         assert broker.is_ready(), "a refused publish is no outage"
     assert (len(kafka.producers), len(kafka.consumers)) == (1, 1)
-
-
-@pytest.mark.parametrize(
-    ("acks", "reason"),
-    [("full", r"did not take the message within 0\.05 s"), ("refuse", "refused the message: .*larger")],
-)
-async def test_a_record_the_producer_did_not_take_is_refused_as_unavailable(
-    kafka: FakeKafka, acks: str, reason: str
-) -> None:
-    """Before the producer took the record nothing of it can reach Kafka: BrokerUnavailable, not
-    PublishTimeout (whose outcome is unknown); when the producer has no room, at the deadline."""
-    broker = _broker(kafka, publish_timeout=0.05)
-    async with broker.receiving(Inbox().append):
-        await kafka.until(broker.is_ready, "the broker is ready")
-        kafka.acks = acks
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        async with asyncio.timeout(scaled(2)):
-            with pytest.raises(BrokerUnavailable, match=reason):
-                await broker.hand_over(_message())
-        if acks == "full":
-            assert loop.time() - started >= 0.05
-        assert broker.is_ready(), "a refused publish is no outage"
 
 
 async def test_a_producer_whose_state_kafka_lost_is_replaced_and_publishing_resumes(kafka: FakeKafka) -> None:
