@@ -126,7 +126,7 @@ class Message:
         """
         stamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
         return cls(
-            # 128 random bits, as hex: a uuid4's worth of them without the cost of making a UUID.
+            # 128 random bits, as hex (a uuid4 has 122), without the cost of making a UUID object.
             id=secrets.token_hex(16) if message_id is None else message_id,
             topic=topic,
             sender=sender,

@@ -46,8 +46,8 @@ class KeepAlive:
     Both schedules are deques in time order: every entry is put at the end with the same delay
     from now, so the earliest is always first and nothing is ever sorted. A connection that
     leaves stays in them until its entry comes up, and is then skipped; the entries hold it
-    weakly, so that its memory is not kept until then (after a storm of reconnects, up to an
-    interval's worth of closed connections).
+    weakly, so that they do not keep it until then (after a storm of reconnects, up to an
+    interval's worth of closed connections): it goes when the collector finds its cycles.
     """
 
     def __init__(self, interval: float, timeout: float) -> None:
