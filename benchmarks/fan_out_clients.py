@@ -175,17 +175,9 @@ async def publish_http(host: str, port: int, api_key: str, channel: str, plan: P
     answers = asyncio.create_task(_read_http_answers(reader, len(numbers), slots, report))
     head = f"POST /api/publish HTTP/1.1\r\nHost: {host}:{port}\r\nX-API-Key: {api_key}\r\n"
     head += "Content-Type: application/json\r\n"
-    padding = "x" * max(0, plan.body_bytes - 17)
-    start = time.monotonic()
-    report.started = time.time()
+    padding = plan.padding
     try:
-        for number in numbers:
-            if plan.rate:
-                # Each send has its own slot on the clock, so one late send does not delay the rest.
-                delay = start + number / plan.rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await slots.acquire()
+        async for _ in plan.paced(slots, report):
             body = json.dumps(
                 {"channel": channel, "data": f"{time.time_ns() // 1000} {padding}"}, separators=(",", ":")
             ).encode()

@@ -7,7 +7,7 @@ import json
 import time
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import attrs
 from websockets.asyncio.client import ClientConnection, connect
@@ -57,6 +57,25 @@ class PublishPlan:
         """This plan's share for publisher `share` of `shares`."""
         return attrs.evolve(self, share=share, shares=shares)
 
+    @property
+    def padding(self) -> str:
+        """What follows a body's send time (µs, 16 digits, and a space) to make `body_bytes`."""
+        return "x" * max(0, self.body_bytes - 17)
+
+    async def paced(self, slots: asyncio.Semaphore, report: PublishReport) -> AsyncIterator[int]:
+        """This publisher's message numbers, each once its slot on the round's clock has come and
+        one of `slots` (the window) is taken; the report's start is when the first could go."""
+        start = time.monotonic()
+        report.started = time.time()
+        for number in self.numbers:
+            if self.rate:
+                # Each send has its own slot on the clock, so one late send does not delay the rest.
+                delay = start + number / self.rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await slots.acquire()
+            yield number
+
 
 def publisher_uid(share: int) -> str:
     """The uid publisher `share` connects as: the first keeps the single publisher's name."""
@@ -97,16 +116,8 @@ async def publish(url: str, plan: PublishPlan) -> PublishReport:
         if not numbers:
             all_answered.set()
         # The body starts with the send time (µs) so that subscribers can time it without --trace.
-        padding = "x" * max(0, plan.body_bytes - 17)
-        start = time.monotonic()
-        report.started = time.time()
-        for number in numbers:
-            if plan.rate:
-                # Each send has its own slot on the clock, so one late send does not delay the rest.
-                delay = start + number / plan.rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await slots.acquire()
+        padding = plan.padding
+        async for number in plan.paced(slots, report):
             sent_us = time.time_ns() // 1000
             frame = {
                 "type": "pub",
