@@ -145,6 +145,45 @@ def test_two_kafka_servers(tmp_path: Path, kafka: KafkaProcess) -> None:
     assert [row["stage"] for row in document["stages"]] == STAGES
 
 
+def test_two_kafka_servers_against_two_bare_kafka_servers(tmp_path: Path, kafka: KafkaProcess) -> None:
+    """--baseline kafka runs as many bare websockets-and-aiokafka servers, on a Kafka topic of their
+    own: every subscriber of either gets every message, and each server's CPU per message is there
+    for both, with the ratios."""
+    topic = fresh_kafka_topic()
+    document, table = bench(
+        tmp_path,
+        *TICKING,
+        *("--broker", "kafka", "--kafka-bootstrap", kafka.bootstrap, "--kafka-topic", topic),
+        *("--baseline", "kafka"),
+    )
+    servers = document["servers"]
+    assert (servers["baseline"]["name"], servers["minimess"]["name"]) == ("bare kafka", "minimess (kafka)")
+    for server in servers.values():
+        median = server["median"]
+        assert median["messages_acked"] == 1000
+        assert_sane_delivery_figures(median, TICKING_DELIVERIES)
+        assert median["cpu_us_per_message_server_1"] > 0
+        assert median["cpu_us_per_message_server_2"] is not None
+        assert median["cpu_us_per_message_server_3"] is None
+    assert document["ratio"]["deliveries"] == 1.0
+    assert "publishing µs per message (1 - rest)" in table
+
+
+def test_publishers_alone_with_no_subscriber(tmp_path: Path) -> None:
+    """--subscribers 0 measures the publishers alone: every publish acked, and nothing delivered."""
+    document, _ = bench(
+        tmp_path, "--subscribers", "0", "--messages", "1000", "--rounds", "1", "--publishers", "2"
+    )
+    for server in document["servers"].values():
+        median = server["median"]
+        assert median["connections"] == 0
+        assert median["messages_acked"] == 1000
+        assert median["publish_errors"] == 0
+        assert median["deliveries"] == median["expected_deliveries"] == 0
+        assert median["messages_per_s"] > 0
+        assert median["cpu_us_per_message"] is not None
+
+
 def test_through_a_proxy_in_front_of_two_servers(
     tmp_path: Path, kafka: KafkaProcess, start_server: Callable[..., ServerProcess], proxy_kind: str
 ) -> None:

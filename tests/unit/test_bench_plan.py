@@ -48,6 +48,21 @@ def test_more_topics_than_subscribers_is_refused() -> None:
         BenchSettings(subscribers=2, topics=3)
 
 
+def test_the_kafka_baseline_needs_the_kafka_broker() -> None:
+    with pytest.raises(ValueError, match="'baseline' kafka needs --broker kafka"):
+        BenchSettings(baseline="kafka")
+
+
+def test_with_no_subscriber_nothing_connected_over_no_time() -> None:
+    """--subscribers 0 starts no worker: connecting measured nothing, and says so without failing."""
+    assert run.connect_metrics([], 0, 0, fresh=True) == {
+        "connections": 0,
+        "connect_failures": 0,
+        "connections_per_s": None,
+        "rss_kib_per_connection": None,
+    }
+
+
 def test_unknown_broker_is_refused() -> None:
     """Only memory and kafka can be started."""
     with pytest.raises(ValueError, match="broker"):
@@ -88,6 +103,11 @@ def test_an_incomplete_trace_adds_nothing(trace: object) -> None:
         ({"server_ports": ("9001", "70000")}, "must be ports 1-65535"),
         ({"server_ports": ("9001",), "broker": "kafka", "baseline": "none"}, "must give 2 port"),
         ({"server_ports": ("9001", "9002"), "broker": "kafka", "kafka_servers": 3}, "must give 4 port"),
+        # As many bare Kafka servers as minimess servers.
+        (
+            {"server_ports": ("9001", "9002", "9003"), "broker": "kafka", "baseline": "kafka"},
+            "must give 4 port",
+        ),
     ],
 )
 def test_server_ports_must_be_one_valid_port_per_started_server(given: dict[str, Any], reason: str) -> None:
@@ -110,6 +130,12 @@ def test_server_ports_must_be_one_valid_port_per_started_server(given: dict[str,
             [(9001, 9002, 9003)],
             [],
         ),
+        (
+            {"server_ports": ("9001", "9002", "9003", "9004"), "broker": "kafka", "baseline": "kafka"},
+            [(9001, 9002)],
+            [(9003, 9004)],
+        ),
+        ({"broker": "kafka", "baseline": "kafka", "kafka_servers": 3}, [()], [()]),
         ({"server_ports": ("9001",), "baseline": "none"}, [(9001,)], []),
         ({"server_ports": ("9009",), "target": "ws://127.0.0.1:1"}, [], [9009]),
         ({}, [()], [None]),
@@ -120,9 +146,9 @@ def test_the_started_servers_take_the_server_ports_in_order(
     tmp_path: Path,
     given: dict[str, Any],
     minimess_ports: list[tuple[int, ...]],
-    baseline_ports: list[int | None],
+    baseline_ports: list[int | tuple[int, ...] | None],
 ) -> None:
-    """The minimess servers first (one on memory, two on kafka), then the bare baseline."""
+    """The minimess servers first (one on memory, two on kafka), then the bare baseline (kafka's: as many)."""
     started: dict[str, list[Any]] = {"minimess": [], "baseline": []}
 
     @contextlib.contextmanager
@@ -136,8 +162,17 @@ def test_the_started_servers_take_the_server_ports_in_order(
         started["baseline"].append(port)
         yield
 
+    @contextlib.contextmanager
+    def kafka_baseline(
+        _bootstrap: str, _topic: str, _log_dir: Path, ports: Any, servers: int
+    ) -> Iterator[None]:
+        started["baseline"].append(tuple(ports))
+        assert servers == settings.kafka_servers
+        yield
+
     monkeypatch.setattr(run, "started_minimess", minimess)
     monkeypatch.setattr(run, "started_baseline", baseline)
+    monkeypatch.setattr(run, "started_kafka_baseline", kafka_baseline)
     settings = BenchSettings(**given)
     # A target is not started (and not faked here): only the baseline then.
     keys = ["minimess"] if settings.target is None else []

@@ -57,7 +57,7 @@ def test_serve_and_bench_show_their_choices_and_trace_flag_alike() -> None:
     for screen in (serve, bench):
         assert re.search(r"--broker\s+<memory\|kafka>", screen)
         assert re.search(r"--trace / --no-trace\s", screen)
-    assert re.search(r"--baseline\s+<broadcast\|queued\|none>", bench)
+    assert re.search(r"--baseline\s+<broadcast\|queued\|kafka\|none>", bench)
 
 
 def test_every_bench_option_has_a_minimess_bench_variable_shown_in_its_help() -> None:

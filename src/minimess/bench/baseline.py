@@ -35,7 +35,7 @@ subscribers: dict[str, set[ServerConnection]] = {}
 queues: dict[ServerConnection, asyncio.Queue[str]] = {}
 
 
-def _topics(path: str) -> list[str]:
+def topics_of(path: str) -> list[str]:
     return [segment.removeprefix("topic:") for segment in path.split("/") if segment.startswith("topic:")]
 
 
@@ -57,7 +57,7 @@ async def write_queued(connection: ServerConnection, frames: asyncio.Queue[str])
 def handler(fan_out: Callable[[str, dict[str, Any]], None], queued: bool) -> Any:
     async def handle(connection: ServerConnection) -> None:
         assert connection.request is not None  # set by the handshake
-        topics = _topics(connection.request.path)
+        topics = topics_of(connection.request.path)
         writer = None
         if queued:
             queues[connection] = asyncio.Queue(QUEUE_SIZE)

@@ -27,6 +27,7 @@ from minimess.bench.servers import (
     Servers,
     metrics_url_of,
     started_baseline,
+    started_kafka_baseline,
     started_minimess,
     targeted,
 )
@@ -115,9 +116,14 @@ def run_bench(settings: BenchSettings, progress: Progress, log_dir: Path) -> Ben
 def servers_for(key: str, settings: BenchSettings, log_dir: Path) -> Iterator[Servers]:
     # --server-port: the minimess servers' ports first, then the baseline's.
     minimess_ports = settings.server_ports[: settings.minimess_servers]
-    baseline_port = settings.server_ports[settings.minimess_servers :][:1]
-    if key == "baseline":
-        with started_baseline(settings.baseline, log_dir, *baseline_port) as servers:
+    baseline_ports = settings.server_ports[settings.minimess_servers :]
+    if key == "baseline" and settings.baseline == "kafka":
+        with started_kafka_baseline(
+            settings.kafka_bootstrap, settings.kafka_topic, log_dir, baseline_ports, settings.kafka_servers
+        ) as servers:
+            yield servers
+    elif key == "baseline":
+        with started_baseline(settings.baseline, log_dir, *baseline_ports) as servers:
             yield servers
     elif settings.target is not None:
         with targeted(settings.target, settings.metrics_urls, settings.metrics_token) as servers:
@@ -169,7 +175,9 @@ class _Round:
             metrics = connect_metrics(connects, before.rss_bytes, after_connect.rss_bytes, fresh)
             # What the publishing phase measured: the publishers' report and the servers' CPU time.
             published: tuple[PublishReport, Sample, Sample] | None = None
-            if settings.messages and metrics["connections"]:
+            # With no subscriber (--subscribers 0) the publishers alone are measured; with some,
+            # there is nothing to measure if none of them could connect.
+            if settings.messages and (metrics["connections"] or not settings.subscribers):
                 with _Aside(settings, servers) as aside:
                     # No need to wait here: a rendering of before the start only adds a moment of
                     # idling (the servers' use was just read) to the phase.
@@ -394,7 +402,8 @@ def connect_metrics(
 ) -> dict[str, float | None]:
     """What connecting measured; RSS per connection only on servers started for the round (Servers.fresh)."""
     connected = sum(c.connected for c in connects)
-    window = max(c.finished for c in connects) - min(c.started for c in connects)
+    # No subscriber, no worker: nothing connected, over no time.
+    window = max(c.finished for c in connects) - min(c.started for c in connects) if connects else 0.0
     return {
         "connections": connected,
         "connect_failures": sum(c.failed for c in connects),

@@ -91,6 +91,24 @@ def started_baseline(design: str, log_dir: Path, port: int | None = None) -> Ite
 
 
 @contextlib.contextmanager
+def started_kafka_baseline(
+    kafka_bootstrap: str, kafka_topic: str, log_dir: Path, ports: Sequence[int] = (), servers: int = 2
+) -> Iterator[Servers]:
+    """`servers` bare Kafka servers (minimess.bench.kafka_baseline) on `ports` (default: free ones),
+    on a Kafka topic of their own next to minimess's."""
+    ports = list(ports) or [_free_port() for _ in range(servers)]
+    topic = f"{kafka_topic}.bare"
+    commands = [
+        [sys.executable, "-m", "minimess.bench.kafka_baseline", str(port), kafka_bootstrap, topic]
+        for port in ports
+    ]
+    # Each listens once it is reading Kafka, so an open port is a ready server.
+    with _running(commands, ports, log_dir / "baseline", ready_path=None) as processes:
+        urls = tuple(f"ws://{HOST}:{port}" for port in ports)
+        yield Servers("bare kafka", urls, lambda: _proc_sample(processes))
+
+
+@contextlib.contextmanager
 def started_minimess(
     broker: str,
     trace: bool,

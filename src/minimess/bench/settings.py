@@ -9,7 +9,7 @@ import attrs
 from attrs import validators as v
 
 BROKERS = ("memory", "kafka")
-BASELINES = ("broadcast", "queued", "none")
+BASELINES = ("broadcast", "queued", "kafka", "none")
 # The report has a row per server for CPU per message: a bound keeps the table readable.
 MAX_KAFKA_SERVERS = 8
 
@@ -100,7 +100,8 @@ class BenchSettings:
         validator=v.in_(BASELINES),
         metadata={
             "help": "The bare websockets server run in the same rounds, for ratios: broadcast, queued"
-            " (a writer task per connection, woken for each message) or none.",
+            " (a writer task per connection, woken for each message), kafka (with --broker kafka: as many"
+            " bare servers publishing and reading through aiokafka) or none.",
             "choices": BASELINES,
         },
     )
@@ -181,14 +182,23 @@ class BenchSettings:
         # Across fields, so here: a field's validator sees its own value alone (entrypoints/options.py).
         if self.subscribers and self.topics > self.subscribers:
             raise ValueError(f"--topics {self.topics} is more than --subscribers {self.subscribers}")
+        if self.baseline == "kafka" and self.broker != "kafka":
+            raise ValueError("'baseline' kafka needs --broker kafka")
         ports = self.server_ports
-        started = self.minimess_servers + (self.baseline != "none")
+        started = self.minimess_servers + self.baseline_servers
         if ports and len(ports) != started:
             raise ValueError(
                 f"'server_ports' must give {started} port(s), one per server it starts, got {len(ports)}"
             )
         if len(set(ports)) != len(ports):
             raise ValueError(f"'server_ports' must be different ports, got {', '.join(map(str, ports))}")
+
+    @property
+    def baseline_servers(self) -> int:
+        """How many yardstick processes a baseline round starts: one, or (kafka) as many as minimess's."""
+        if self.baseline == "none":
+            return 0
+        return self.kafka_servers if self.baseline == "kafka" else 1
 
     @property
     def minimess_servers(self) -> int:

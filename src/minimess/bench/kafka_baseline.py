@@ -1,0 +1,132 @@
+"""The Kafka yardstick: a bare websockets server that publishes through aiokafka and fans out what it reads.
+
+    python -m minimess.bench.kafka_baseline PORT BOOTSTRAP TOPIC
+
+Several of them on one Kafka topic act as one service, as `minimess serve --broker kafka` servers
+do, and do the least that takes, with the same Kafka clients configured as minimess configures
+them (acks=all, idempotence, linger 0; no consumer group, every partition assigned by hand, a
+fetch that waits at most 100 ms):
+
+- a `pub` becomes a record whose key is the topic and whose value is the `message` frame itself,
+  and its `ack` goes out when Kafka acknowledges it;
+- every record read is sent as it is to the topic's subscribers here (`websockets.broadcast`).
+
+Nothing is checked, decoded, positioned, kept for recovery or bounded: it is the floor that
+websockets and aiokafka set on this machine, under minimess's Kafka path. Its figures say how much
+of minimess's CPU per message the libraries take, and how much is minimess's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+from minimess.bench.baseline import topics_of
+
+# As many as a topic minimess creates has (`--kafka-partitions`' default).
+PARTITIONS = 12
+
+# Topic -> the connections subscribed to it here.
+subscribers: dict[str, set[ServerConnection]] = {}
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+    except TopicAlreadyExistsError:
+        pass  # the other servers of the run race to create it: one wins
+    finally:
+        await admin.close()
+
+
+async def read_and_fan_out(consumer: AIOKafkaConsumer) -> None:
+    while True:
+        batches = await consumer.getmany(timeout_ms=1000)
+        for records in batches.values():
+            for record in records:
+                # Both set by handle() below: the key the topic, the value the frame.
+                assert record.key is not None
+                assert record.value is not None
+                broadcast(subscribers.get(record.key.decode(), ()), record.value.decode())
+
+
+def handler(producer: AIOKafkaProducer, kafka_topic: str) -> Any:
+    async def handle(connection: ServerConnection) -> None:
+        assert connection.request is not None  # set by the handshake
+        topics = topics_of(connection.request.path)
+        for topic in topics:
+            subscribers.setdefault(topic, set()).add(connection)
+        await connection.send(
+            json.dumps({"type": "success", "uid": "x", "node": "baseline", "topics": topics})
+        )
+        try:
+            async for data in connection:
+                frame = json.loads(data)
+                message_id = uuid.uuid4().hex
+                message = {
+                    "type": "message",
+                    "id": message_id,
+                    "topic": frame["topic"],
+                    "from": "publisher",
+                    "body": frame["body"],
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                }
+                delivery = await producer.send(
+                    kafka_topic, json.dumps(message).encode(), key=frame["topic"].encode()
+                )
+                # Pipelined: the next frame is read at once, and the ack goes out when Kafka answers.
+                ack = json.dumps({"type": "ack", "ref": frame.get("ref"), "id": message_id})
+                delivery.add_done_callback(lambda _, ack=ack: broadcast((connection,), ack))
+        finally:
+            for topic in topics:
+                subscribers[topic].discard(connection)
+
+    return handle
+
+
+async def main(port: int, bootstrap: str, kafka_topic: str) -> None:
+    await create_topic(bootstrap, kafka_topic)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    await producer.start()
+    await consumer.start()
+    partitions = [TopicPartition(kafka_topic, number) for number in range(PARTITIONS)]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    # Listen only once every position is known: a message published after this is read.
+    for partition in partitions:
+        await consumer.position(partition)
+    reader = asyncio.create_task(read_and_fan_out(consumer))
+    try:
+        async with serve(handler(producer, kafka_topic), "127.0.0.1", port, compression=None, max_queue=None):
+            await reader
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit("usage: python -m minimess.bench.kafka_baseline PORT BOOTSTRAP TOPIC")
+    # The event loop minimess runs on by default (`--loop auto`): uvloop where it is installed.
+    loop_factory = None
+    if importlib.util.find_spec("uvloop") is not None:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
