@@ -54,9 +54,11 @@ def _as_isoformat_writes_it(moment: datetime) -> str:
             ),
             # ...among any others, of any zone, that must not be given a kept second's text.
             st.datetimes(
-                min_value=datetime(1, 1, 1, 12),
+                min_value=datetime(1, 1, 1, 14),
                 max_value=datetime(9999, 12, 30),
-                timezones=st.sampled_from([UTC, timezone(timedelta(hours=-3)), timezone(timedelta(hours=14))]),
+                timezones=st.sampled_from(
+                    [UTC, timezone(timedelta(hours=-3)), timezone(timedelta(hours=14))]
+                ),
             ),
         ),
         min_size=1,
@@ -67,6 +69,9 @@ def _as_isoformat_writes_it(moment: datetime) -> str:
 @example([datetime(2026, 1, 1, 9, tzinfo=UTC), datetime(2026, 1, 2, 9, tzinfo=UTC)])
 @example([datetime(2026, 1, 1, 9, tzinfo=UTC), datetime(2026, 2, 1, 9, tzinfo=UTC)])
 @example([datetime(2026, 1, 1, 9, tzinfo=UTC), datetime(2027, 1, 1, 9, tzinfo=UTC)])
+# The same second of the minute in another minute or hour.
+@example([datetime(2026, 1, 1, 9, 1, 7, tzinfo=UTC), datetime(2026, 1, 1, 9, 2, 7, tzinfo=UTC)])
+@example([datetime(2026, 1, 1, 9, 1, 7, tzinfo=UTC), datetime(2026, 1, 1, 10, 1, 7, tzinfo=UTC)])
 def test_the_kept_second_is_used_only_for_moments_in_that_second(moments: list[datetime]) -> None:
     """Formatted one after another, each moment reads as isoformat writes it, whatever came before."""
     assert [format_timestamp(moment) for moment in moments] == [_as_isoformat_writes_it(m) for m in moments]

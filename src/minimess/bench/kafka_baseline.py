@@ -8,8 +8,13 @@ them (acks=all, idempotence, linger 0; no consumer group, every partition assign
 fetch that waits at most 100 ms):
 
 - a `pub` becomes a record whose key is the topic and whose value is the `message` frame itself,
-  and its `ack` goes out when Kafka acknowledges it;
+  and its `ack` goes out when Kafka acknowledges it (an `error` if Kafka refused it), in the order
+  Kafka answers;
 - every record read is sent as it is to the topic's subscribers here (`websockets.broadcast`).
+
+The Kafka topic is created with 12 partitions (as many as minimess's default) unless it exists,
+and every partition it has is read; the bench names it after minimess's, `<--kafka-topic>.bare`,
+and leaves it in place, as it leaves minimess's.
 
 Nothing is checked, decoded, positioned, kept for recovery or bounded: it is the floor that
 websockets and aiokafka set on this machine, under minimess's Kafka path. Its figures say how much
@@ -23,18 +28,20 @@ import importlib.util
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from minimess.bench.baseline import topics_of
 
 # As many as a topic minimess creates has (`--kafka-partitions`' default).
 PARTITIONS = 12
+# Kafka's answer to creating a topic that exists: the other servers of the run race to create it.
+TOPIC_ALREADY_EXISTS = 36
 
 # Topic -> the connections subscribed to it here.
 subscribers: dict[str, set[ServerConnection]] = {}
@@ -44,11 +51,15 @@ async def create_topic(bootstrap: str, topic: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
-    except TopicAlreadyExistsError:
-        pass  # the other servers of the run race to create it: one wins
+        response = await admin.create_topics(
+            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
+        )
     finally:
         await admin.close()
+    # Kafka answers a refusal in the response; aiokafka raises nothing for it.
+    for _name, code, *_ in response.topic_errors:
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            sys.exit(f"cannot create the Kafka topic {topic}: error code {code}")
 
 
 async def read_and_fan_out(consumer: AIOKafkaConsumer) -> None:
@@ -59,7 +70,23 @@ async def read_and_fan_out(consumer: AIOKafkaConsumer) -> None:
                 # Both set by handle() below: the key the topic, the value the frame.
                 assert record.key is not None
                 assert record.value is not None
-                broadcast(subscribers.get(record.key.decode(), ()), record.value.decode())
+                # The value's bytes, as they are, in a text frame.
+                broadcast(subscribers.get(record.key.decode(), ()), record.value, text=True)
+
+
+def answer(
+    connection: ServerConnection, ref: object, message_id: str
+) -> Callable[[asyncio.Future[Any]], None]:
+    """What tells the client how its publish went: an ack, or an error the bench counts."""
+
+    def send(delivery: asyncio.Future[Any]) -> None:
+        if delivery.cancelled() or delivery.exception() is not None:
+            document = {"type": "error", "ref": ref, "code": "broker_unavailable"}
+        else:
+            document = {"type": "ack", "ref": ref, "id": message_id}
+        broadcast((connection,), json.dumps(document))
+
+    return send
 
 
 def handler(producer: AIOKafkaProducer, kafka_topic: str) -> Any:
@@ -86,9 +113,8 @@ def handler(producer: AIOKafkaProducer, kafka_topic: str) -> Any:
                 delivery = await producer.send(
                     kafka_topic, json.dumps(message).encode(), key=frame["topic"].encode()
                 )
-                # Pipelined: the next frame is read at once, and the ack goes out when Kafka answers.
-                ack = json.dumps({"type": "ack", "ref": frame.get("ref"), "id": message_id})
-                delivery.add_done_callback(lambda _, ack=ack: broadcast((connection,), ack))
+                # Pipelined: the next frame is read at once, and the answer goes out when Kafka's does.
+                delivery.add_done_callback(answer(connection, frame.get("ref"), message_id))
         finally:
             for topic in topics:
                 subscribers[topic].discard(connection)
@@ -104,7 +130,9 @@ async def main(port: int, bootstrap: str, kafka_topic: str) -> None:
     )
     await producer.start()
     await consumer.start()
-    partitions = [TopicPartition(kafka_topic, number) for number in range(PARTITIONS)]
+    # Every partition the topic has, however many that is (it may have been made before).
+    numbers = await producer.partitions_for(kafka_topic)
+    partitions = [TopicPartition(kafka_topic, number) for number in sorted(numbers)]
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)
     # Listen only once every position is known: a message published after this is read.

@@ -94,14 +94,16 @@ class BenchSettings:
     kafka_topic: str = attrs.field(
         default="minimess.bench", metadata={"help": "Kafka topic for --broker kafka."}
     )
-    # The yardstick server run in the same rounds (minimess.bench.baseline), or "none".
+    # The yardstick server run in the same rounds (minimess.bench.baseline; kafka:
+    # minimess.bench.kafka_baseline), or "none".
     baseline: str = attrs.field(
         default="broadcast",
         validator=v.in_(BASELINES),
         metadata={
             "help": "The bare websockets server run in the same rounds, for ratios: broadcast, queued"
             " (a writer task per connection, woken for each message), kafka (with --broker kafka: as many"
-            " bare servers publishing and reading through aiokafka) or none.",
+            " bare servers publishing and reading through aiokafka, on the Kafka topic --kafka-topic"
+            " with .bare added) or none.",
             "choices": BASELINES,
         },
     )
@@ -147,7 +149,8 @@ class BenchSettings:
             "flag": "server_port",
             "metavar": "port",
             "help": "A port for a server the bench starts (repeatable, one per server, in order: the"
-            " minimess servers, one on memory or --kafka-servers on kafka, then the bare baseline)."
+            " minimess servers, one on memory or --kafka-servers on kafka, then the bare baseline: one, or"
+            " --kafka-servers with --baseline kafka)."
             " Default: free ports.",
         },
     )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 # A `message` frame is made for every message read from the bus, and the frames of one second
 # share their text up to the milliseconds: it is formatted once per second and kept (one tuple,
-# replaced whole), and the milliseconds' text is looked up. A quarter of the cost of isoformat.
+# replaced whole), and the milliseconds' text is looked up. A third of the cost of isoformat.
 _last_second: tuple[tuple[int, ...], str] = ((), "")
 _MILLISECONDS = tuple(f".{millisecond:03d}Z" for millisecond in range(1000))
 
