@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from array import array
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from minimess.bench import report, run
 from minimess.bench.progress import Progress
 from minimess.bench.report import RoundResult
+from minimess.bench.run import BenchResult
+from minimess.bench.settings import BenchSettings
 from minimess.bench.workers import ConnectReport
 
 
@@ -141,3 +144,12 @@ def test_rss_per_connection_is_measured_only_on_servers_started_for_the_round() 
     ran_before = run.connect_metrics(connects, rss_before=1_000_000, rss_after=1_102_400, fresh=False)
     assert ran_before["rss_kib_per_connection"] is None
     assert ran_before["connections"] == 100
+
+
+def test_the_json_document_leaves_the_admin_token_out() -> None:
+    """--json files are kept and shared: the token sent to /metrics is not in them."""
+    settings = BenchSettings(metrics_token="s3cret-token", baseline="none")
+    document = BenchResult(settings, {"minimess": "minimess (memory)"}, {"minimess": []}).document()
+    assert "metrics_token" not in document["settings"]
+    assert document["settings"]["subscribers"] == settings.subscribers
+    assert "s3cret-token" not in json.dumps(document)

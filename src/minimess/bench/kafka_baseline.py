@@ -34,6 +34,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from minimess.bench.baseline import topics_of
@@ -157,4 +158,8 @@ if __name__ == "__main__":
 
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
+        try:
+            runner.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
+        except KafkaError as error:
+            # One line, which the bench shows as the reason this server ended.
+            sys.exit(f"bare Kafka server: cannot use Kafka at {sys.argv[2]}: {error}")

@@ -82,7 +82,8 @@ class BenchResult:
     def document(self) -> dict[str, Any]:
         """Everything, as JSON-ready data for comparisons between runs."""
         return {
-            "settings": attrs.asdict(self.settings),
+            # A secret (a field kept out of the settings' repr: the admin token) is not written.
+            "settings": attrs.asdict(self.settings, filter=lambda field, _value: field.repr is not False),
             "servers": {
                 key: {
                     "name": self.names[key],
