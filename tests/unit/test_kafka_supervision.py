@@ -482,8 +482,30 @@ async def test_a_publish_kafka_did_not_acknowledge_is_of_unknown_outcome_one_not
                 await broker.publish(_message())
         if acks in ("hang", "full"):
             assert loop.time() - started >= 0.05
+        # The deadline's cancellation is taken back: the task is not left being cancelled.
+        task = asyncio.current_task()
+        assert task is not None
+        assert task.cancelling() == 0
         assert broker.is_ready(), "a refused publish is no outage"
     assert (len(kafka.producers), len(kafka.consumers)) == (1, 1)
+
+
+async def test_a_publish_waiting_for_room_whose_task_is_cancelled_is_cancelled_not_refused(
+    kafka: FakeKafka,
+) -> None:
+    """A connection closing cancels its publish while the producer has no room: the cancellation
+    goes through as such, not as the deadline's BrokerUnavailable."""
+    # A deadline far off: the cancellation is the task's own, whatever the machine's pace.
+    broker = _broker(kafka, publish_timeout=scaled(30))
+    async with broker.receiving(Inbox().append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        kafka.acks = "full"
+        publishing = asyncio.create_task(broker.hand_over(_message()))
+        await kafka.until(lambda: any(call.endswith(".send") for call in kafka.calls), "the send is waiting")
+        publishing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await publishing
+        assert publishing.cancelled()
 
 
 async def test_a_producer_whose_state_kafka_lost_is_replaced_and_publishing_resumes(kafka: FakeKafka) -> None:

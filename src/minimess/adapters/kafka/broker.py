@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import attrs
 import structlog
@@ -127,8 +128,18 @@ class _Answer:
         self.expiry: asyncio.TimerHandle | None = None
         # Kafka acknowledged the record; it waits to be read back.
         self.written = False
+        # The task handing the record to the producer, while it does so: the deadline cuts it
+        # short (one timer for the whole publish, where a timeout around the hand-over and a
+        # timer after it cost twice as much on every publish).
+        self.sending: asyncio.Task[Any] | None = None
+        self.cut_short = False
 
     def expire(self) -> None:
+        if self.sending is not None:
+            # Still waiting for the producer to take it: cancelled there, nothing reached it.
+            self.cut_short = True
+            self.sending.cancel()
+            return
         if self.written:
             self.give_up(
                 f"Kafka acknowledged the message, but this server did not read it back within"
@@ -270,18 +281,6 @@ class KafkaBroker:
         )
         partition = partition_of(message.topic, reader.partition_count)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + settings.publish_timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                delivery = await reader.producer.send(
-                    settings.kafka_topic, value=value, key=message.topic.name.encode(), partition=partition
-                )
-        except TimeoutError:
-            raise BrokerUnavailable(
-                f"Kafka did not take the message within {settings.publish_timeout:g} s"
-            ) from None
-        except KafkaError as error:
-            raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
         answer = _Answer(
             loop.create_future(),
             reader,
@@ -289,7 +288,31 @@ class KafkaBroker:
             epoch_of(topic_id, partition),
             settings.publish_timeout,
         )
-        answer.expiry = loop.call_at(deadline, answer.expire)
+        expiry = answer.expiry = loop.call_at(loop.time() + settings.publish_timeout, answer.expire)
+        # As asyncio.timeout does it: a cancellation that is the deadline's is told from one of
+        # the task's own (the connection closing) by the count of cancellations asked.
+        task = answer.sending = asyncio.current_task()
+        assert task is not None  # hand_over is awaited from a task
+        cancelling = task.cancelling()
+        try:
+            delivery = await reader.producer.send(
+                settings.kafka_topic, value=value, key=message.topic.name.encode(), partition=partition
+            )
+        except asyncio.CancelledError:
+            expiry.cancel()
+            if answer.cut_short and task.uncancel() <= cancelling:
+                raise BrokerUnavailable(
+                    f"Kafka did not take the message within {settings.publish_timeout:g} s"
+                ) from None
+            raise
+        except KafkaError as error:
+            expiry.cancel()
+            raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
+        except BaseException:
+            expiry.cancel()
+            raise
+        finally:
+            answer.sending = None
         asyncio.ensure_future(delivery).add_done_callback(answer.settle)
         return answer.acknowledgement
 
