@@ -61,6 +61,13 @@ def test_message_create_keeps_its_fields_and_stamps_now_to_the_millisecond() -> 
     )
 
 
+@given(st.datetimes(min_value=datetime(1, 1, 2), timezones=st.just(UTC)))
+def test_a_message_is_stamped_with_now_down_to_its_millisecond(now: datetime) -> None:
+    message = Message.create(Topic("news"), Uid("alice"), "hi", now)
+    assert message.timestamp == now.replace(microsecond=now.microsecond // 1000 * 1000)
+    assert message.timestamp.tzinfo is UTC
+
+
 def test_message_create_gives_each_message_a_unique_id() -> None:
     ids = {Message.create(Topic("news"), Uid("alice"), "hi", NOW).id for _ in range(1000)}
     assert len(ids) == 1000

@@ -88,6 +88,9 @@ class LogState:
 
 
 _NO_OFFSET: Final = timedelta(0)
+# Each count of microseconds under a millisecond, to take a time down to its millisecond by one
+# subtraction: datetime.replace parses its keywords on every call, ten times the cost.
+_UNDER_A_MILLISECOND: Final = tuple(timedelta(microseconds=micros) for micros in range(1000))
 
 
 @attrs.frozen
@@ -124,7 +127,7 @@ class Message:
 
         Milliseconds are what the wire and the bus carry, so every copy of a message agrees.
         """
-        stamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        stamp = now - _UNDER_A_MILLISECOND[now.microsecond % 1000]
         return cls(
             # 128 random bits, as hex (a uuid4 has 122), without the cost of making a UUID object.
             id=secrets.token_hex(16) if message_id is None else message_id,
