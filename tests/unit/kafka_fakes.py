@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -96,7 +97,8 @@ class FakeKafka:
         self.metadata = "ok"  # what the metadata probe does: "ok", "error" or "hang"
         # What becomes of a send: acknowledged "ok", "error", "hang", or "sequence" (state lost);
         # or the record is not taken: "full" (the send waits for room in the producer's buffer,
-        # as aiokafka's does while Kafka takes nothing) or "refuse" (the send raises at once).
+        # as aiokafka's does while Kafka takes nothing) or "refuse" (the send raises at once); or
+        # "stubborn" (see FakeProducer.send).
         self.acks = "ok"
         self.probes = 0
         # Called once, right after the next end_offsets or offsets_for_times answer.
@@ -304,6 +306,12 @@ class FakeProducer:
         assert topic == kafka.topic
         if kafka.acks == "full":
             await asyncio.get_running_loop().create_future()  # only the caller's deadline ends this
+        if kafka.acks == "stubborn":
+            # Waits for room, keeps the caller's cancellation to itself, and takes the record,
+            # which Kafka then never answers. aiokafka does not; the broker must not rely on it.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.get_running_loop().create_future()
+            return asyncio.get_running_loop().create_future()
         if kafka.acks == "refuse":
             raise MessageSizeTooLargeError("the record is larger than the producer takes")
         delivery: asyncio.Future[FakeRecord] = asyncio.get_running_loop().create_future()

@@ -504,3 +504,25 @@ def test_the_cython_reader_reads_exactly_the_bytes_the_bounds_check_walked(
         transport: Any = TMemoryBuffer(value + after)  # type: ignore[no-untyped-call]
         writer_v1.Envelope().read(_CYTHON_BINARY.get_protocol(transport))
         assert transport.getvalue() == after
+
+
+@pytest.mark.parametrize(
+    ("milliseconds_from_a_bound", "plausible"),
+    [(0, True), (1, False)],
+)
+def test_a_record_is_plausible_from_the_earliest_time_to_max_ahead_of_now_inclusive(
+    monkeypatch: pytest.MonkeyPatch, milliseconds_from_a_bound: int, plausible: bool
+) -> None:
+    """Both bounds to the millisecond: at `earliest` and at now + max_ahead a record is kept, one
+    millisecond outside either it is not."""
+    now_ns = 1_800_000_000_123_456_789
+    monkeypatch.setattr(envelope.time, "time_ns", lambda: now_ns)
+    rules = envelope.RecordRules()
+    earliest_ms = (rules.earliest - envelope.EPOCH) // timedelta(milliseconds=1)
+    latest_ms = (now_ns // 1000 + rules.max_ahead // timedelta(microseconds=1)) // 1000
+    for timestamp_ms in (earliest_ms - milliseconds_from_a_bound, latest_ms + milliseconds_from_a_bound):
+        if plausible:
+            rules.check(MESSAGE, timestamp_ms)
+        else:
+            with pytest.raises(envelope.InvalidRecord, match="is not plausible"):
+                rules.check(MESSAGE, timestamp_ms)

@@ -490,6 +490,24 @@ async def test_a_publish_kafka_did_not_acknowledge_is_of_unknown_outcome_one_not
     assert (len(kafka.producers), len(kafka.consumers)) == (1, 1)
 
 
+async def test_a_send_that_keeps_the_deadlines_cancellation_to_itself_still_ends_at_the_deadline(
+    kafka: FakeKafka,
+) -> None:
+    """Should a producer take the record after swallowing the deadline's cancellation, the task is
+    not left being cancelled, and the publish, past its deadline, is of unknown outcome at once."""
+    broker = _broker(kafka, publish_timeout=0.05)
+    async with broker.receiving(Inbox().append):
+        await kafka.until(broker.is_ready, "the broker is ready")
+        kafka.acks = "stubborn"
+        async with asyncio.timeout(scaled(2)):
+            acknowledgement = await broker.hand_over(_message())
+            with pytest.raises(PublishTimeout, match=r"did not acknowledge within 0\.05 s"):
+                await acknowledgement
+        task = asyncio.current_task()
+        assert task is not None
+        assert task.cancelling() == 0
+
+
 async def test_a_publish_waiting_for_room_whose_task_is_cancelled_is_cancelled_not_refused(
     kafka: FakeKafka,
 ) -> None:

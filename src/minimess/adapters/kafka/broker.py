@@ -125,7 +125,7 @@ class _Answer:
         self._epoch = epoch
         self._timeout = timeout
         # The publish deadline's timer, cancelled when the acknowledgement settles first.
-        self.expiry: asyncio.TimerHandle | None = None
+        self.expiry: asyncio.Handle | None = None
         # Kafka acknowledged the record; it waits to be read back.
         self.written = False
         # The task handing the record to the producer, while it does so: the deadline cuts it
@@ -298,21 +298,27 @@ class KafkaBroker:
             delivery = await reader.producer.send(
                 settings.kafka_topic, value=value, key=message.topic.name.encode(), partition=partition
             )
-        except asyncio.CancelledError:
+        except BaseException as error:
             expiry.cancel()
-            if answer.cut_short and task.uncancel() <= cancelling:
+            # The deadline's cancellation is taken back however the send ended (uncancel, first).
+            if (
+                answer.cut_short
+                and task.uncancel() <= cancelling
+                and isinstance(error, asyncio.CancelledError)
+            ):
                 raise BrokerUnavailable(
                     f"Kafka did not take the message within {settings.publish_timeout:g} s"
                 ) from None
-            raise
-        except KafkaError as error:
-            expiry.cancel()
-            raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
-        except BaseException:
-            expiry.cancel()
+            if isinstance(error, KafkaError):
+                raise BrokerUnavailable(f"Kafka refused the message: {error}") from None
             raise
         finally:
             answer.sending = None
+        if answer.cut_short:
+            # The producer kept the deadline's cancellation to itself and took the record all
+            # the same: the cancellation is taken back, and the answer, past its deadline, expires.
+            task.uncancel()
+            answer.expiry = loop.call_soon(answer.expire)
         asyncio.ensure_future(delivery).add_done_callback(answer.settle)
         return answer.acknowledgement
 

@@ -68,8 +68,8 @@ class RecordRules:
     max_ahead: timedelta = timedelta(days=1)
     # The time bounds in microseconds since 1970: every record is held to them, and integers
     # compare at a fraction of the cost of making a datetime for now and comparing datetimes.
-    _earliest_us: int = attrs.field(init=False)
-    _ahead_us: int = attrs.field(init=False)
+    _earliest_us: int = attrs.field(init=False, repr=False, eq=False)
+    _ahead_us: int = attrs.field(init=False, repr=False, eq=False)
 
     @_earliest_us.default
     def _earliest_in_microseconds(self) -> int:
