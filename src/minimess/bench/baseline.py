@@ -39,6 +39,23 @@ def topics_of(path: str) -> list[str]:
     return [segment.removeprefix("topic:") for segment in path.split("/") if segment.startswith("topic:")]
 
 
+def success_frame(topics: list[str]) -> str:
+    """The greeting: the least of minimess's `success` a client reads."""
+    return json.dumps({"type": "success", "uid": "x", "node": "baseline", "topics": topics})
+
+
+def message_for(pub: dict[str, Any]) -> dict[str, Any]:
+    """The `message` a `pub` makes, with an id of its own and the time."""
+    return {
+        "type": "message",
+        "id": uuid.uuid4().hex,
+        "topic": pub["topic"],
+        "from": "publisher",
+        "body": pub["body"],
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
 def fan_out_broadcast(topic: str, message: dict[str, Any]) -> None:
     broadcast(subscribers.get(topic, ()), json.dumps(message))
 
@@ -64,23 +81,15 @@ def handler(fan_out: Callable[[str, dict[str, Any]], None], queued: bool) -> Any
             writer = asyncio.create_task(write_queued(connection, queues[connection]))
         for topic in topics:
             subscribers.setdefault(topic, set()).add(connection)
-        await connection.send(
-            json.dumps({"type": "success", "uid": "x", "node": "baseline", "topics": topics})
-        )
+        await connection.send(success_frame(topics))
         try:
             async for data in connection:
                 frame = json.loads(data)
-                message_id = uuid.uuid4().hex
-                message = {
-                    "type": "message",
-                    "id": message_id,
-                    "topic": frame["topic"],
-                    "from": "publisher",
-                    "body": frame["body"],
-                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                }
+                message = message_for(frame)
                 fan_out(frame["topic"], message)
-                await connection.send(json.dumps({"type": "ack", "ref": frame.get("ref"), "id": message_id}))
+                await connection.send(
+                    json.dumps({"type": "ack", "ref": frame.get("ref"), "id": message["id"]})
+                )
         finally:
             for topic in topics:
                 subscribers[topic].discard(connection)

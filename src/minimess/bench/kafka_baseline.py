@@ -27,9 +27,7 @@ import asyncio
 import importlib.util
 import json
 import sys
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -37,7 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from minimess.bench.baseline import topics_of
+from minimess.bench.baseline import message_for, success_frame, topics_of
 
 # As many as a topic minimess creates has (`--kafka-partitions`' default).
 PARTITIONS = 12
@@ -96,26 +94,16 @@ def handler(producer: AIOKafkaProducer, kafka_topic: str) -> Any:
         topics = topics_of(connection.request.path)
         for topic in topics:
             subscribers.setdefault(topic, set()).add(connection)
-        await connection.send(
-            json.dumps({"type": "success", "uid": "x", "node": "baseline", "topics": topics})
-        )
+        await connection.send(success_frame(topics))
         try:
             async for data in connection:
                 frame = json.loads(data)
-                message_id = uuid.uuid4().hex
-                message = {
-                    "type": "message",
-                    "id": message_id,
-                    "topic": frame["topic"],
-                    "from": "publisher",
-                    "body": frame["body"],
-                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                }
+                message = message_for(frame)
                 delivery = await producer.send(
                     kafka_topic, json.dumps(message).encode(), key=frame["topic"].encode()
                 )
                 # Pipelined: the next frame is read at once, and the answer goes out when Kafka's does.
-                delivery.add_done_callback(answer(connection, frame.get("ref"), message_id))
+                delivery.add_done_callback(answer(connection, frame.get("ref"), message["id"]))
         finally:
             for topic in topics:
                 subscribers[topic].discard(connection)
