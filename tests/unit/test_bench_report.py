@@ -153,3 +153,13 @@ def test_the_json_document_leaves_the_admin_token_out() -> None:
     assert "metrics_token" not in document["settings"]
     assert document["settings"]["subscribers"] == settings.subscribers
     assert "s3cret-token" not in json.dumps(document)
+
+
+@pytest.mark.parametrize(("subscribers", "noted"), [(10, True), (20, False)])
+def test_the_table_notes_when_the_publishing_servers_extra_is_not_its_publishing_alone(
+    subscribers: int, noted: bool
+) -> None:
+    """With fewer subscribers than servers x topics, some server lacks some topic: said under the table."""
+    settings = BenchSettings(broker="kafka", baseline="none", subscribers=subscribers, topics=10)
+    table = BenchResult(settings, {"minimess": "minimess (kafka)"}, {"minimess": []}).table()
+    assert ("subscribers >= servers x topics (2 x 10 = 20); this run has 10" in table) is noted

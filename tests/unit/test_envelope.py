@@ -516,7 +516,7 @@ def test_a_record_is_plausible_from_the_earliest_time_to_max_ahead_of_now_inclus
     """Both bounds to the millisecond: at `earliest` and at now + max_ahead a record is kept, one
     millisecond outside either it is not."""
     now_ns = 1_800_000_000_123_456_789
-    monkeypatch.setattr(envelope.time, "time_ns", lambda: now_ns)
+    monkeypatch.setattr(time, "time_ns", lambda: now_ns)  # the clock the rules read
     rules = envelope.RecordRules()
     earliest_ms = (rules.earliest - envelope.EPOCH) // timedelta(milliseconds=1)
     latest_ms = (now_ns // 1000 + rules.max_ahead // timedelta(microseconds=1)) // 1000

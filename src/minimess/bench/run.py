@@ -75,6 +75,15 @@ class BenchResult:
         # A server that had connections before cannot say what new ones take (Servers.fresh).
         unmeasurable = {"rss_kib_per_connection"} if settings.target is not None else set()
         text = report.render_table(title, columns, self.ratio, unmeasurable)
+        servers = settings.minimess_servers
+        if servers > 1 and settings.subscribers < servers * settings.topics:
+            # The servers then hold different topics, so the others' mean is not what the
+            # publishing server pays to consume, and the difference is not its publishing alone.
+            text += (
+                f"\nnote: publishing (1 - rest) takes every server to consume alike, which needs"
+                f" subscribers >= servers x topics ({servers} x {settings.topics} ="
+                f" {servers * settings.topics}); this run has {settings.subscribers}"
+            )
         if self.stages:
             text += "\n\n" + report.render_stages(self.stages)
         return text
