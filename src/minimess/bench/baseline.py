@@ -19,7 +19,7 @@ import contextlib
 import json
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,21 @@ queues: dict[ServerConnection, asyncio.Queue[str]] = {}
 
 def topics_of(path: str) -> list[str]:
     return [segment.removeprefix("topic:") for segment in path.split("/") if segment.startswith("topic:")]
+
+
+@contextlib.asynccontextmanager
+async def subscribed(connection: ServerConnection) -> AsyncIterator[None]:
+    """The connection subscribed to the topics of its URL and greeted, for as long as it stays."""
+    assert connection.request is not None  # set by the handshake
+    topics = topics_of(connection.request.path)
+    for topic in topics:
+        subscribers.setdefault(topic, set()).add(connection)
+    try:
+        await connection.send(success_frame(topics))
+        yield
+    finally:
+        for topic in topics:
+            subscribers[topic].discard(connection)
 
 
 def success_frame(topics: list[str]) -> str:
@@ -73,26 +88,20 @@ async def write_queued(connection: ServerConnection, frames: asyncio.Queue[str])
 
 def handler(fan_out: Callable[[str, dict[str, Any]], None], queued: bool) -> Any:
     async def handle(connection: ServerConnection) -> None:
-        assert connection.request is not None  # set by the handshake
-        topics = topics_of(connection.request.path)
         writer = None
         if queued:
             queues[connection] = asyncio.Queue(QUEUE_SIZE)
             writer = asyncio.create_task(write_queued(connection, queues[connection]))
-        for topic in topics:
-            subscribers.setdefault(topic, set()).add(connection)
-        await connection.send(success_frame(topics))
         try:
-            async for data in connection:
-                frame = json.loads(data)
-                message = message_for(frame)
-                fan_out(frame["topic"], message)
-                await connection.send(
-                    json.dumps({"type": "ack", "ref": frame.get("ref"), "id": message["id"]})
-                )
+            async with subscribed(connection):
+                async for data in connection:
+                    frame = json.loads(data)
+                    message = message_for(frame)
+                    fan_out(frame["topic"], message)
+                    await connection.send(
+                        json.dumps({"type": "ack", "ref": frame.get("ref"), "id": message["id"]})
+                    )
         finally:
-            for topic in topics:
-                subscribers[topic].discard(connection)
             if writer is not None:
                 writer.cancel()
                 del queues[connection]

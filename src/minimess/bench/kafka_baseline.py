@@ -35,15 +35,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from minimess.bench.baseline import message_for, success_frame, topics_of
+from minimess.bench.baseline import message_for, subscribed, subscribers
 
 # As many as a topic minimess creates has (`--kafka-partitions`' default).
 PARTITIONS = 12
 # Kafka's answer to creating a topic that exists: the other servers of the run race to create it.
 TOPIC_ALREADY_EXISTS = 36
-
-# Topic -> the connections subscribed to it here.
-subscribers: dict[str, set[ServerConnection]] = {}
 
 
 async def create_topic(bootstrap: str, topic: str) -> None:
@@ -90,12 +87,7 @@ def answer(
 
 def handler(producer: AIOKafkaProducer, kafka_topic: str) -> Any:
     async def handle(connection: ServerConnection) -> None:
-        assert connection.request is not None  # set by the handshake
-        topics = topics_of(connection.request.path)
-        for topic in topics:
-            subscribers.setdefault(topic, set()).add(connection)
-        await connection.send(success_frame(topics))
-        try:
+        async with subscribed(connection):
             async for data in connection:
                 frame = json.loads(data)
                 message = message_for(frame)
@@ -104,9 +96,6 @@ def handler(producer: AIOKafkaProducer, kafka_topic: str) -> Any:
                 )
                 # Pipelined: the next frame is read at once, and the answer goes out when Kafka's does.
                 delivery.add_done_callback(answer(connection, frame.get("ref"), message["id"]))
-        finally:
-            for topic in topics:
-                subscribers[topic].discard(connection)
 
     return handle
 
