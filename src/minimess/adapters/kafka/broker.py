@@ -300,7 +300,8 @@ class KafkaBroker:
             )
         except BaseException as error:
             expiry.cancel()
-            # The deadline's cancellation is taken back however the send ended (uncancel, first).
+            # If the deadline cancelled the send, that cancellation is taken back (uncancel) whatever
+            # the send raised; it is the deadline's, and refused as such, only if no other came.
             if (
                 answer.cut_short
                 and task.uncancel() <= cancelling
