@@ -24,7 +24,8 @@ def decode_server_frame(data: bytes) -> dict[str, Any]:
         raise AssertionError(f"incomplete WebSocket frame: {data!r}")
     assert frame.fin, "server frames are never fragmented"
     assert frame.opcode is Opcode.TEXT, frame.opcode
-    assert reader.at_eof(), f"bytes left over after one frame in {data!r}"
+    # Not reader.at_eof(): a generator-based coroutine, which is always true as a value.
+    assert not reader.buffer, f"bytes left over after one frame in {data!r}"
     document = json.loads(bytes(frame.data).decode())
     assert isinstance(document, dict), document
     return document
