@@ -75,6 +75,8 @@ def assert_sane_delivery_figures(median: dict[str, Any], deliveries: int) -> Non
     assert median["other_closes"] == 0
     assert median["deliveries_per_s"] > 0
     assert median["cpu_us_per_delivery"] >= 0
+    assert median["subscriber_cpu_us_per_delivery"] > 0
+    assert median["messages_per_frame"] >= 1
     latencies = [median[name] for name in LATENCIES]
     assert 0 <= latencies[0] <= latencies[1] <= latencies[2] <= latencies[3]
 
@@ -182,6 +184,15 @@ def test_publishers_alone_with_no_subscriber(tmp_path: Path) -> None:
         assert median["deliveries"] == median["expected_deliveries"] == 0
         assert median["messages_per_s"] > 0
         assert median["cpu_us_per_message"] is not None
+
+
+def test_batched_frames_are_counted_a_document_a_line(tmp_path: Path) -> None:
+    """--batch: clients offer minimess.batch and still count every ack and every delivery, one a
+    line (tests/integration/test_batched_frames.py shows the server batching)."""
+    document, _ = bench(tmp_path, *TICKING, "--batch", "--baseline", "none")
+    median = document["servers"]["minimess"]["median"]
+    assert median["messages_acked"] == 1000
+    assert_sane_delivery_figures(median, TICKING_DELIVERIES)
 
 
 def test_through_a_proxy_in_front_of_two_servers(

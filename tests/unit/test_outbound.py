@@ -10,6 +10,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from minimess.adapters.websocket_server.outbound import Flusher, Outbound
+from minimess.adapters.wire.batched_frames import batched
 from minimess.adapters.wire.server_frames import text_frame
 from tests.timeouts import scaled
 from tests.unit.fakes import FakeConnection, RecordingMetrics
@@ -52,6 +53,7 @@ def outbound_for(
     overflows: Overflows | None = None,
     stamps: MarkingStamps | None = None,
     queue_bytes: int = 2**20,
+    batch: bool = False,
 ) -> Outbound:
     return Outbound(
         cast(ServerConnection, connection),
@@ -60,6 +62,7 @@ def outbound_for(
         flusher or Flusher(),
         stamps,
         queue_bytes=queue_bytes,
+        batch=batch,
     )
 
 
@@ -204,6 +207,30 @@ async def test_a_paused_socket_hands_the_frames_to_the_writer_which_writes_them_
     assert connection.transport.writes == []
     await drain_with_writer(connection, outbound)
     assert connection.transport.writes == [b"".join(pushed)]
+
+
+async def test_with_batch_the_rest_of_a_turn_goes_as_one_frame_of_lines() -> None:
+    """A client of minimess.batch: the first frame of a turn as it is, the rest batched."""
+    connection = FakeConnection()
+    outbound = outbound_for(connection, batch=True)
+    first, *rest = frames(4)
+    for frame in (first, *rest):
+        outbound.push(frame)
+    await next_turn()
+    assert connection.transport.writes == [first, batched(rest)]
+    assert connection.transport.writes[1] == text_frame(b"frame 1\nframe 2\nframe 3")
+
+
+async def test_with_batch_the_writer_writes_what_waited_as_one_frame_of_lines() -> None:
+    connection = FakeConnection()
+    outbound = outbound_for(connection, batch=True)
+    pause(connection)
+    pushed = frames(3)
+    for frame in pushed:
+        outbound.push(frame)
+    await next_turn()
+    await drain_with_writer(connection, outbound)
+    assert connection.transport.writes == [text_frame(b"frame 0\nframe 1\nframe 2")]
 
 
 async def test_without_direct_writes_every_frame_waits_for_the_writer() -> None:

@@ -13,6 +13,8 @@ import attrs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from minimess.bench import frames
+
 PUBLISHER_UID = "bench-publisher"
 
 
@@ -47,6 +49,8 @@ class PublishPlan:
     answer_timeout: float
     share: int = 0
     shares: int = 1
+    # Offer the minimess.batch subprotocol.
+    batch: bool = False
 
     @property
     def numbers(self) -> range:
@@ -108,7 +112,9 @@ async def publish(url: str, plan: PublishPlan) -> PublishReport:
     report = PublishReport()
     numbers = plan.numbers
     uid = publisher_uid(plan.share)
-    async with connect(f"{url}/subscribe/id:{uid}", compression=None, max_queue=None) as connection:
+    async with connect(
+        f"{url}/subscribe/id:{uid}", compression=None, max_queue=None, subprotocols=frames.offered(plan.batch)
+    ) as connection:
         await connection.recv()  # `success`
         slots = asyncio.Semaphore(plan.window)
         all_answered = asyncio.Event()
@@ -147,21 +153,21 @@ async def _read_answers(
     answered = 0
     try:
         async for data in connection:
-            document = json.loads(data)
-            kind = document.get("type")
-            if kind == "ack":
-                report.acked += 1
-                trace = document.get("trace")
-                if isinstance(trace, dict):
-                    report.accept_us.append(int(trace["accepted"]) - int(trace["received"]))
-            elif kind == "error":
-                report.errors[str(document.get("code"))] += 1
-            else:
-                continue
-            answered += 1
-            report.finished = time.time()
-            slots.release()
-            if answered == expected:
-                all_answered.set()
+            for document in frames.documents(data):
+                kind = document.get("type")
+                if kind == "ack":
+                    report.acked += 1
+                    trace = document.get("trace")
+                    if isinstance(trace, dict):
+                        report.accept_us.append(int(trace["accepted"]) - int(trace["received"]))
+                elif kind == "error":
+                    report.errors[str(document.get("code"))] += 1
+                else:
+                    continue
+                answered += 1
+                report.finished = time.time()
+                slots.release()
+                if answered == expected:
+                    all_answered.set()
     except ConnectionClosed:
         all_answered.set()

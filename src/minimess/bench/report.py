@@ -24,6 +24,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "expected_deliveries": ("deliveries expected", "{:,.0f}"),
     "deliveries_per_s": ("deliveries /s", "{:,.0f}"),
     "cpu_us_per_delivery": ("server CPU per delivery µs", "{:,.2f}"),
+    "subscriber_cpu_us_per_delivery": ("subscribers' CPU per delivery µs", "{:,.2f}"),
+    "messages_per_frame": ("messages per frame (subscribers)", "{:,.2f}"),
     "messages_per_s": ("messages /s (publishing)", "{:,.0f}"),
     "cpu_us_per_message": ("server CPU per message µs (all)", "{:,.1f}"),
     **{

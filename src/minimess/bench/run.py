@@ -219,7 +219,7 @@ class _Round:
         topics = topic_names(settings.topics)
         per_worker = subscriber_urls(self._servers.urls, topics, settings.subscribers, settings.workers)
         plans = [
-            WorkerPlan(tuple(urls), settings.connect_concurrency, settings.trace)
+            WorkerPlan(tuple(urls), settings.connect_concurrency, settings.trace, settings.batch)
             for urls in per_worker
             if urls
         ]
@@ -257,6 +257,7 @@ class _Round:
             body_bytes=settings.body_bytes,
             window=settings.window,
             answer_timeout=settings.drain_timeout,
+            batch=settings.batch,
         )
         task = asyncio.create_task(publish_all(self._servers.urls[0], plan, settings.publishers))
         while not task.done():
@@ -428,6 +429,7 @@ def _delivery_metrics(
     deliveries: list[DeliveryReport], published: PublishReport, expected: int, cpu_seconds: float
 ) -> dict[str, float | None]:
     received = sum(d.received for d in deliveries)
+    message_frames = sum(d.message_frames for d in deliveries)
     closes: dict[int, int] = {}
     for d in deliveries:
         for code, count in d.close_codes.items():
@@ -441,6 +443,10 @@ def _delivery_metrics(
         "expected_deliveries": expected,
         "deliveries_per_s": received / elapsed if received and elapsed > 0 else None,
         "cpu_us_per_delivery": cpu_seconds / received * 1e6 if received else None,
+        "subscriber_cpu_us_per_delivery": sum(d.cpu_seconds for d in deliveries) / received * 1e6
+        if received
+        else None,
+        "messages_per_frame": received / message_frames if message_frames else None,
         **report.latency_metrics(latency for d in deliveries for latency in d.latencies_us),
         "slow_consumer_closes": closes.pop(4000, 0),
         "other_closes": sum(closes.values()),

@@ -111,6 +111,14 @@ class BenchSettings:
         default=False,
         metadata={"help": "Start servers with --trace and report where the time goes, stage by stage."},
     )
+    batch: bool = attrs.field(
+        default=False,
+        metadata={
+            "help": "Subscribers and publishers offer the minimess.batch subprotocol: what a server"
+            " writes together comes in one frame, a document a line (a bare baseline answers with"
+            " none: one document a frame)."
+        },
+    )
     # Seconds to wait for the last deliveries after the last ack.
     drain_timeout: float = attrs.field(
         default=30.0,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import resource
 import time
 from array import array
@@ -14,6 +13,8 @@ from typing import Any
 import attrs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from minimess.bench import frames
 
 # The stamps a traced `message` frame carries (minimess serve --trace), in the order taken.
 STAMPS = ("sent", "received", "delivered", "queued", "written")
@@ -33,6 +34,8 @@ class WorkerPlan:
     urls: tuple[str, ...]
     connect_concurrency: int
     trace: bool
+    # Offer the minimess.batch subprotocol (frames.documents reads either way).
+    batch: bool = False
 
 
 @attrs.define
@@ -55,6 +58,10 @@ class DeliveryReport:
     latencies_us: array[int]
     stages_us: dict[str, array[int]]
     close_codes: dict[int, int]
+    # The worker's CPU time (every thread) from its connections' opening to the end of the round.
+    cpu_seconds: float
+    # Frames that held at least one `message` (more than one with --batch, when batched).
+    message_frames: int
 
 
 def run_worker(plan: WorkerPlan, control: Connection, progress: Any) -> None:
@@ -76,6 +83,7 @@ class _Worker:
         self._stages: dict[str, array[int]] = {stage: array("q") for stage in STAGES}
         self._close_codes: Counter[int] = Counter()
         self._received = 0
+        self._message_frames = 0
         self._last_received = 0.0
 
     async def run(self) -> None:
@@ -92,9 +100,11 @@ class _Worker:
                 ),
             )
         )
+        cpu_start = time.process_time()
         readers = [asyncio.create_task(self._consume(connection)) for connection in connections]
         # The parent decides when the round is over (every delivery seen, or its drain timeout).
         await asyncio.to_thread(self._control.recv)
+        cpu_seconds = time.process_time() - cpu_start
         self._control.send(
             (
                 "delivered",
@@ -104,6 +114,8 @@ class _Worker:
                     self._latencies,
                     self._stages if self._plan.trace else {},
                     dict(self._close_codes),
+                    cpu_seconds,
+                    self._message_frames,
                 ),
             )
         )
@@ -118,7 +130,12 @@ class _Worker:
                 # max_queue=None: read every frame off the socket at once, so that a busy worker
                 # shows up as latency here and never as a slow consumer on the server.
                 connection = await connect(
-                    url, compression=None, max_queue=None, ping_interval=None, open_timeout=CONNECT_TIMEOUT
+                    url,
+                    compression=None,
+                    max_queue=None,
+                    ping_interval=None,
+                    open_timeout=CONNECT_TIMEOUT,
+                    subprotocols=frames.offered(self._plan.batch),
                 )
                 await connection.recv()  # `success`
             except (OSError, TimeoutError, WebSocketException) as error:
@@ -131,17 +148,20 @@ class _Worker:
         progress = self._progress
         try:
             async for data in connection:
-                document = json.loads(data)
-                if document.get("type") != "message":
-                    continue
-                now_us = time.time_ns() // 1000
-                # The publisher puts its send time, in microseconds, first in every body.
-                latencies.append(now_us - int(document["body"].partition(" ")[0]))
-                if trace:
-                    _add_stages(stages, document.get("trace"), now_us)
-                self._received += 1
-                progress[RECEIVED] = self._received
-                self._last_received = now_us / 1e6
+                received = self._received
+                for document in frames.documents(data):
+                    if document.get("type") != "message":
+                        continue
+                    now_us = time.time_ns() // 1000
+                    # The publisher puts its send time, in microseconds, first in every body.
+                    latencies.append(now_us - int(document["body"].partition(" ")[0]))
+                    if trace:
+                        _add_stages(stages, document.get("trace"), now_us)
+                    self._received += 1
+                    progress[RECEIVED] = self._received
+                    self._last_received = now_us / 1e6
+                if self._received > received:
+                    self._message_frames += 1
         except ConnectionClosed:
             pass
         self._close_codes[connection.close_code or 1006] += 1

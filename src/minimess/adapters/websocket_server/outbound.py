@@ -13,6 +13,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from minimess.adapters.websocket_server.log_context import connection_id
+from minimess.adapters.wire import batched_frames
 from minimess.domain.metrics import Metrics
 from minimess.domain.ports import Frame, Room
 
@@ -111,6 +112,11 @@ class Outbound:
     purpose: server frames are not masked and compression is off, so the bytes encoded once
     per message are exactly what the protocol object would produce for every connection.
 
+    With `batch` (the client's subprotocol is minimess.batch), the frames of one write go out as
+    one frame, their texts a line each, or as few as hold 64 KiB of text each
+    (adapters/wire/batched_frames.py): a client under a flood then reads a frame for many messages
+    rather than one for each.
+
     With `stamps` (--trace), each frame is stamped when pushed and when handed to the socket.
     When the server shuts down, `drain` hands everything held to the socket before the close.
     """
@@ -125,8 +131,12 @@ class Outbound:
         *,
         queue_bytes: int,
         on_error: Callable[[Exception], None] | None = None,
+        batch: bool = False,
     ) -> None:
         self._connection = connection
+        # The client asked for batched frames (subprotocol minimess.batch): frames written
+        # together go out as one frame, their texts a line each (as few frames as the bound allows).
+        self._batch = batch
         self._queue_size = queue_size
         self._queue_bytes = queue_bytes
         # Frames pushed in this turn of the event loop after a direct write, written at its end.
@@ -242,7 +252,10 @@ class Outbound:
             return
         if self._stamps is not None:
             frames = self._stamps.written(frames)
-        connection.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        if len(frames) == 1:
+            connection.transport.write(frames[0])
+        else:
+            connection.transport.write(batched_frames.batched(frames) if self._batch else b"".join(frames))
 
     async def _write_queued(self) -> None:
         """Drain queued frames to the socket, several at a time, as it takes them; end when none wait."""
@@ -269,7 +282,9 @@ class Outbound:
                     queue.clear()
                     if self._stamps is not None:
                         frames = self._stamps.written(frames)
-                    connection.transport.write(b"".join(frames))
+                    connection.transport.write(
+                        batched_frames.batched(frames) if self._batch else b"".join(frames)
+                    )
                     # No await since the queue was emptied: every queued byte is the socket's now.
                     self._queued_bytes = 0
                 finally:

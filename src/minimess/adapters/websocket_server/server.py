@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import resource
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from minimess.adapters.websocket_server import connection_caps, start_line
 from minimess.adapters.websocket_server.accept_errors import AcceptErrorLog
@@ -33,6 +34,7 @@ from minimess.adapters.websocket_server.rate_limited_log import RateLimitedLog
 from minimess.adapters.websocket_server.rejections import RejectionLog
 from minimess.adapters.websocket_server.settings import WebSocketSettings
 from minimess.adapters.websocket_server.stats import SERVER_COUNTERS, ServedMetrics, stats_document
+from minimess.adapters.wire import batched_frames
 from minimess.adapters.wire.paths import PathError, parse_subscribe_path
 from minimess.app.messaging import MessagingService
 from minimess.domain.metrics import QueuedBytes
@@ -139,6 +141,8 @@ class WebSocketServer:
                 process_response=head_without_body,
                 # Compression is off so that a message's frame is the same bytes for everyone.
                 compression=None,
+                # minimess.batch if the client offers it; any other offer is left unanswered.
+                select_subprotocol=batch_if_offered,
                 max_size=settings.max_message_bytes,
                 # Incoming frames not yet read; when full, reading from the socket pauses and TCP
                 # pushes back on the client, so a flooding client slows down only itself.
@@ -339,6 +343,12 @@ class WebSocketServer:
 
 async def _never_upgraded(_connection: ServerConnection) -> None:
     """The admin listener's connection handler: never called, since every request gets an answer."""
+
+
+def batch_if_offered(_connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """The subprotocol of a handshake: minimess.batch if the client offers it, else none (whatever
+    else it offers: a server that names no subprotocol has always accepted such clients)."""
+    return Subprotocol(batched_frames.SUBPROTOCOL) if batched_frames.SUBPROTOCOL in offered else None
 
 
 def _raise_file_limit() -> None:
