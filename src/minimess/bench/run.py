@@ -67,9 +67,11 @@ class BenchResult:
     def table(self) -> str:
         settings = self.settings
         load = "flood" if settings.rate == 0 else f"{settings.rate:g} msg/s"
+        # --batch: minimess's clients read batched frames, a bare baseline's one document a frame.
+        clients = ", clients of minimess.batch" if settings.batch else ""
         title = (
             f"{settings.subscribers:,} subscribers on {settings.topics:,} topic(s),"
-            f" {settings.messages:,} messages ({load}), median of {settings.rounds} round(s)"
+            f" {settings.messages:,} messages ({load}){clients}, median of {settings.rounds} round(s)"
         )
         columns = {self.names[key]: summary for key, summary in self.medians.items()}
         # A server that had connections before cannot say what new ones take (Servers.fresh).
