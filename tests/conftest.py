@@ -1,4 +1,4 @@
-"""Fixtures shared by tests/integration and tests/contracts: the session's real Kafka; failures kept."""
+"""What every test run shares: hypothesis's settings, the session's real Kafka, failures kept."""
 
 from __future__ import annotations
 
@@ -11,9 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
     from tests.integration.kafka_process import KafkaProcess
+
+# Property tests check what the code does, never how fast: hypothesis's default deadline (200 ms an
+# example) and its check of slow data generation fail them on a loaded machine, which is timing
+# luck. Loaded here, before any test module's @settings is read, so every test inherits it.
+settings.register_profile("minimess", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("minimess")
 
 # Every failed test's report is appended here as well as printed: a run in a clone that is deleted
 # afterwards (CI) still leaves what failed on the machine.
